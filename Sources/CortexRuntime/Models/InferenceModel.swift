@@ -1,0 +1,12 @@
+public import CortexCore
+
+/// A loaded model that turns validated input tensors into output tensors.
+///
+/// Implementations are immutable after loading and safe to call concurrently.
+public protocol InferenceModel: Sendable {
+    /// The model's identity and signature.
+    var metadata: ModelMetadata { get }
+
+    /// Runs the model on inputs already validated against ``metadata``, in signature order.
+    func infer(_ inputs: [Tensor]) throws -> [Tensor]
+}

@@ -1,0 +1,27 @@
+/// Where a model comes from: a name to serve it under and a path on disk.
+public struct ModelSource: Sendable, Hashable {
+    /// The name clients use in URLs.
+    public var name: String
+    /// The version to report; `nil` takes the manifest's, else `1`.
+    public var version: String?
+    /// A model file (`.json` for XGBoost) or a directory holding `model.yaml` or `model.json`.
+    public var path: String
+
+    /// Creates a source.
+    public init(name: String, version: String? = nil, path: String) {
+        self.name = name
+        self.version = version
+        self.path = path
+    }
+
+    /// A source named after its file or directory: `models/lead-scoring/` serves as `lead-scoring`.
+    public init(path: String) {
+        var trimmed = Substring(path)
+        while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        var last = trimmed.split(separator: "/").last.map(String.init) ?? "model"
+        for suffix in [".json", ".onnx"] where last.hasSuffix(suffix) && last.count > suffix.count {
+            last.removeLast(suffix.count)
+        }
+        self.init(name: last, path: path)
+    }
+}
