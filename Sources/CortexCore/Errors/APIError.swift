@@ -81,11 +81,6 @@ extension APIError {
         )
     }
 
-    /// 415: the request did not declare JSON.
-    public static func unsupportedMediaType(_ got: String) -> APIError {
-        APIError(status: 415, code: "unsupported_media_type", message: "expected application/json, got \(got)")
-    }
-
     /// 500: something failed inside Cortex; the message must not leak internals.
     public static func inferenceFailed(model: String) -> APIError {
         APIError(status: 500, code: "inference_failed", message: "inference failed for model '\(model)'")

@@ -1,0 +1,87 @@
+import CortexRuntime
+public import Hummingbird
+public import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// Builds the router: middleware in request order, then every controller.
+public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequestContext> {
+    let configuration = dependencies.configuration
+    let router = Router(context: CortexRequestContext.self)
+    router.add(middleware: RequestIDMiddleware())
+    router.add(middleware: AccessLogMiddleware(metrics: dependencies.metrics, quietRoutes: ProbeController<CortexRequestContext>.quietRoutes))
+    router.add(middleware: ErrorResponseMiddleware())
+
+    let runner = InferenceRunner(registry: dependencies.registry, metrics: dependencies.metrics)
+    ProbeController(checks: dependencies.readiness, registry: dependencies.registry).addRoutes(to: router)
+    MetricsController(registry: dependencies.prometheus).addRoutes(to: router)
+    InferenceProtocolController(
+        runner: runner,
+        registry: dependencies.registry,
+        maxBodyBytes: configuration.server.maxBodyBytes,
+        serverVersion: CortexVersion.current
+    ).addRoutes(to: router)
+    ScoringController(
+        runner: runner,
+        registry: dependencies.registry,
+        modelName: configuration.scoringModel,
+        maxBodyBytes: configuration.server.maxBodyBytes
+    ).addRoutes(to: router)
+    return router
+}
+
+/// Builds the HTTP application on the configured address.
+public func buildApplication(_ dependencies: ServerDependencies, logger: Logger) -> some ApplicationProtocol {
+    let server = dependencies.configuration.server
+    return Application(
+        router: buildRouter(dependencies),
+        configuration: .init(address: .hostname(server.host, port: server.port), serverName: "cortex"),
+        onServerRunning: { channel in
+            let address = channel.localAddress
+            logger.notice(
+                "SERVER_STARTED",
+                metadata: [
+                    "host": "\(server.host)",
+                    "port": .stringConvertible(address?.port ?? server.port),
+                    "url": "http://\(server.host):\(address?.port ?? server.port)",
+                ]
+            )
+        },
+        logger: logger
+    )
+}
+
+/// Runs `cortex serve` until SIGTERM or SIGINT: the HTTP server, the readiness monitor and the drain.
+///
+/// On a signal `/ready` turns 503 at once, the listener stays open for `DRAIN_DELAY_S`, then closes;
+/// in-flight requests get `DRAIN_TIMEOUT_S` to finish before the remaining work is cancelled.
+public func runServer(_ dependencies: ServerDependencies, logger: Logger) async throws {
+    let configuration = dependencies.configuration
+    let application = buildApplication(dependencies, logger: logger)
+    let monitor = ReadinessMonitor(
+        checks: dependencies.readiness,
+        interval: .milliseconds(Int(configuration.readiness.monitorIntervalSeconds * 1000))
+    )
+    let drain = DrainService(
+        state: dependencies.drain,
+        delay: .milliseconds(Int(configuration.server.drainDelaySeconds * 1000)),
+        logger: logger
+    )
+    var groupConfiguration = ServiceGroupConfiguration(
+        services: [.init(service: application), .init(service: monitor), .init(service: drain)],
+        gracefulShutdownSignals: [.sigterm, .sigint],
+        logger: logger
+    )
+    groupConfiguration.maximumGracefulShutdownDuration = .milliseconds(
+        Int((configuration.server.drainDelaySeconds + configuration.server.drainTimeoutSeconds) * 1000)
+    )
+    groupConfiguration.maximumCancellationDuration = .seconds(5)
+    let group = ServiceGroup(configuration: groupConfiguration)
+    do {
+        try await group.run()
+    } catch {
+        logger.warning("DRAIN_TIMEOUT", metadata: ["error": "\(error)"])
+    }
+    await dependencies.store.close()
+    logger.notice("SERVER_STOPPED")
+}

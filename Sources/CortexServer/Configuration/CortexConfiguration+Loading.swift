@@ -1,0 +1,223 @@
+public import CortexRuntime
+import Foundation
+import Logging
+import Yams
+
+extension CortexConfiguration {
+    /// One scalar setting: its YAML path, its environment variable and how to apply a value.
+    struct Setting: Sendable {
+        var yamlPath: String
+        var environment: String
+        var accepted: String
+        var apply: @Sendable (inout CortexConfiguration, String) -> Bool
+    }
+
+    /// Every scalar setting. `docs/configuration.md` lists the same table for operators.
+    static let settings: [Setting] = [
+        Setting(yamlPath: "server.host", environment: "HOST", accepted: "a host name or IP address") { config, value in
+            guard !value.isEmpty, !value.contains(where: \.isWhitespace) else { return false }
+            config.server.host = value
+            return true
+        },
+        Setting(yamlPath: "server.port", environment: "PORT", accepted: "an integer from 0 to 65535") { config, value in
+            parse(value, into: &config.server.port, in: 0...65535)
+        },
+        Setting(yamlPath: "server.max_body_bytes", environment: "MAX_BODY_BYTES", accepted: "an integer from 1 to 1073741824") {
+            config,
+            value in
+            parse(value, into: &config.server.maxBodyBytes, in: 1...1 << 30)
+        },
+        Setting(yamlPath: "server.drain_timeout_s", environment: "DRAIN_TIMEOUT_S", accepted: "seconds from 0 to 3600") {
+            config,
+            value in
+            parse(value, into: &config.server.drainTimeoutSeconds, in: 0...3600)
+        },
+        Setting(yamlPath: "server.drain_delay_s", environment: "DRAIN_DELAY_S", accepted: "seconds from 0 to 600") { config, value in
+            parse(value, into: &config.server.drainDelaySeconds, in: 0...600)
+        },
+        Setting(
+            yamlPath: "log.level",
+            environment: "LOG_LEVEL",
+            accepted: "one of trace, debug, info, notice, warning, error, critical"
+        ) { config, value in
+            let name = value.lowercased() == "warn" ? "warning" : value.lowercased()
+            guard let level = Logger.Level(rawValue: name) else { return false }
+            config.log.level = level
+            return true
+        },
+        Setting(yamlPath: "log.format", environment: "LOG_FORMAT", accepted: "one of json, text") { config, value in
+            guard let format = Log.Format(rawValue: value.lowercased()) else { return false }
+            config.log.format = format
+            return true
+        },
+        Setting(
+            yamlPath: "database.url",
+            environment: "DATABASE_URL",
+            accepted: "sqlite:PATH, sqlite:///ABSOLUTE/PATH or a file path (PostgreSQL support is not in this build yet)"
+        ) { config, value in
+            guard let database = Database(url: value) else { return false }
+            config.database = database
+            return true
+        },
+        Setting(yamlPath: "readiness.min_free_disk_mb", environment: "MIN_FREE_DISK_MB", accepted: "an integer from 0 to 10000000") {
+            config,
+            value in
+            parse(value, into: &config.readiness.minFreeDiskMB, in: 0...10_000_000)
+        },
+        Setting(yamlPath: "readiness.interval_s", environment: "READINESS_INTERVAL_S", accepted: "seconds from 0.1 to 3600") {
+            config,
+            value in
+            parse(value, into: &config.readiness.monitorIntervalSeconds, in: 0.1...3600)
+        },
+        Setting(yamlPath: "scoring.model", environment: "SCORING_MODEL", accepted: "a model name") { config, value in
+            guard !value.isEmpty else { return false }
+            config.scoringModel = value
+            return true
+        },
+    ]
+
+    /// Reads the YAML file (if any), then the environment, then checks the result.
+    ///
+    /// - Parameters:
+    ///   - file: Path of a YAML configuration file (`--config` or `CORTEX_CONFIG`).
+    ///   - environment: Variables that override the file.
+    /// - Throws: ``ConfigurationError`` naming the first bad key.
+    public static func load(file: String?, environment: [String: String]) throws -> CortexConfiguration {
+        var config = CortexConfiguration()
+        if let file {
+            guard let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8) else {
+                throw ConfigurationError(key: "--config", value: file, expected: "a readable YAML file")
+            }
+            try config.apply(yaml: text)
+        }
+        try config.apply(environment: environment)
+        return config
+    }
+
+    /// Applies a YAML document; unknown keys are errors so that typos do not pass silently.
+    mutating func apply(yaml text: String) throws {
+        let document: Any?
+        do {
+            document = try Yams.load(yaml: text)
+        } catch {
+            throw ConfigurationError(key: "--config", value: nil, expected: "valid YAML (\(error))")
+        }
+        guard let document else { return }
+        guard let root = document as? [String: Any] else {
+            throw ConfigurationError(key: "--config", value: nil, expected: "a YAML mapping at the top level")
+        }
+        let sections = Set(Self.settings.map { String($0.yamlPath.split(separator: ".")[0]) }).union(["models"])
+        for (sectionName, sectionValue) in root {
+            guard sections.contains(sectionName) else {
+                throw ConfigurationError(key: sectionName, value: nil, expected: "one of \(sections.sorted().joined(separator: ", "))")
+            }
+            if sectionName == "models" {
+                models = try Self.models(fromYAML: sectionValue)
+                continue
+            }
+            guard let section = sectionValue as? [String: Any] else {
+                throw ConfigurationError(key: sectionName, value: nil, expected: "a mapping")
+            }
+            for (key, value) in section {
+                let path = "\(sectionName).\(key)"
+                guard let setting = Self.settings.first(where: { $0.yamlPath == path }) else {
+                    let known = Self.settings.filter { $0.yamlPath.hasPrefix(sectionName + ".") }.map { $0.yamlPath }
+                    throw ConfigurationError(key: path, value: nil, expected: "one of \(known.joined(separator: ", "))")
+                }
+                try apply(setting, value: "\(value)", key: path)
+            }
+        }
+    }
+
+    /// Applies environment variables that name a setting.
+    mutating func apply(environment: [String: String]) throws {
+        for setting in Self.settings {
+            if let value = environment[setting.environment] {
+                try apply(setting, value: value, key: setting.environment)
+            }
+        }
+        if let paths = environment["MODEL_PATH"] {
+            let list = paths.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            guard !list.isEmpty else {
+                throw ConfigurationError(key: "MODEL_PATH", value: paths, expected: "one or more comma-separated model paths")
+            }
+            models = list.map { ModelSource(path: $0) }
+        }
+        if let version = environment["MODEL_VERSION"] {
+            guard !version.isEmpty else {
+                throw ConfigurationError(key: "MODEL_VERSION", value: version, expected: "a non-empty version string")
+            }
+            for index in models.indices { models[index].version = version }
+        }
+    }
+
+    private mutating func apply(_ setting: Setting, value: String, key: String) throws {
+        guard setting.apply(&self, value.trimmingCharacters(in: .whitespaces)) else {
+            throw ConfigurationError(key: key, value: value, expected: setting.accepted)
+        }
+    }
+
+    private static func models(fromYAML value: Any) throws -> [ModelSource] {
+        guard let list = value as? [Any] else {
+            throw ConfigurationError(key: "models", value: nil, expected: "a list of {name, path, version}")
+        }
+        var sources: [ModelSource] = []
+        for (index, item) in list.enumerated() {
+            guard let entry = item as? [String: Any] else {
+                throw ConfigurationError(key: "models[\(index)]", value: nil, expected: "a mapping with path, and optionally name and version")
+            }
+            if let unknown = entry.keys.first(where: { !["name", "path", "version"].contains($0) }) {
+                throw ConfigurationError(key: "models[\(index)].\(unknown)", value: nil, expected: "one of name, path, version")
+            }
+            guard let path = entry["path"].map({ "\($0)" }), !path.isEmpty else {
+                throw ConfigurationError(key: "models[\(index)].path", value: nil, expected: "the path of a model file or directory")
+            }
+            var source = ModelSource(path: path)
+            if let name = entry["name"].map({ "\($0)" }) {
+                guard isValidModelName(name) else {
+                    throw ConfigurationError(key: "models[\(index)].name", value: name, expected: "letters, digits, '-', '_' and '.'")
+                }
+                source.name = name
+            }
+            source.version = entry["version"].map { "\($0)" }
+            guard !sources.contains(where: { $0.name == source.name }) else {
+                throw ConfigurationError(key: "models[\(index)].name", value: source.name, expected: "a name not used by another model")
+            }
+            sources.append(source)
+        }
+        return sources
+    }
+
+    static func isValidModelName(_ name: String) -> Bool {
+        !name.isEmpty && name.count <= 128
+            && name.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) || "-_.".unicodeScalars.contains($0) }
+    }
+
+    private static func parse(_ text: String, into value: inout Int, in range: ClosedRange<Int>) -> Bool {
+        guard let parsed = Int(text), range.contains(parsed) else { return false }
+        value = parsed
+        return true
+    }
+
+    private static func parse(_ text: String, into value: inout Double, in range: ClosedRange<Double>) -> Bool {
+        guard let parsed = Double(text), parsed.isFinite, range.contains(parsed) else { return false }
+        value = parsed
+        return true
+    }
+}
+
+extension CortexConfiguration.Database {
+    /// Parses `DATABASE_URL`: `sqlite:PATH`, `sqlite://PATH`, `sqlite:///ABSOLUTE`, or a plain path.
+    init?(url: String) {
+        let value = url.trimmingCharacters(in: .whitespaces)
+        guard !value.isEmpty else { return nil }
+        if value.hasPrefix("postgres://") || value.hasPrefix("postgresql://") { return nil }
+        var path = value
+        for prefix in ["sqlite://", "sqlite:"] where path.hasPrefix(prefix) {
+            path.removeFirst(prefix.count)
+            break
+        }
+        if path.contains("://") || path.isEmpty { return nil }
+        self = .sqlite(path: CortexConfiguration.absolutePath(path))
+    }
+}

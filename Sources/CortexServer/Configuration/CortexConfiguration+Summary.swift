@@ -1,0 +1,23 @@
+extension CortexConfiguration {
+    /// A human-readable listing of the effective settings (no secrets are part of the configuration).
+    public var summary: String {
+        var lines: [String] = []
+        lines.append("server.host: \(server.host)")
+        lines.append("server.port: \(server.port)")
+        lines.append("server.max_body_bytes: \(server.maxBodyBytes)")
+        lines.append("server.drain_timeout_s: \(server.drainTimeoutSeconds)")
+        lines.append("server.drain_delay_s: \(server.drainDelaySeconds)")
+        lines.append("log.level: \(log.level.rawValue)")
+        lines.append("log.format: \(log.format.rawValue)")
+        switch database {
+        case .sqlite(let path): lines.append("database.url: sqlite://\(path)")
+        }
+        lines.append("readiness.min_free_disk_mb: \(readiness.minFreeDiskMB)")
+        lines.append("readiness.interval_s: \(readiness.monitorIntervalSeconds)")
+        lines.append("scoring.model: \(scoringModel ?? "(first tabular model)")")
+        for model in models {
+            lines.append("models: \(model.name) at \(model.path)" + (model.version.map { " version \($0)" } ?? ""))
+        }
+        return lines.joined(separator: "\n")
+    }
+}

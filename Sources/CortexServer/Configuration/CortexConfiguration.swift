@@ -1,0 +1,67 @@
+public import CortexRuntime
+import Foundation
+public import Logging
+
+/// Everything `cortex serve` needs, with the defaults of the embedded setup.
+///
+/// Built by ``CortexConfiguration/load(file:environment:)`` from an optional YAML file,
+/// overridden by environment variables named as the seed operator guides name them.
+public struct CortexConfiguration: Sendable, Equatable {
+    /// Where to listen and how to treat requests.
+    public struct Server: Sendable, Equatable {
+        /// Interface to bind (`HOST`). Loopback by default; set `0.0.0.0` in containers.
+        public var host = "127.0.0.1"
+        /// TCP port (`PORT`); 0 picks a free port.
+        public var port = 8000
+        /// Largest accepted request body in bytes (`MAX_BODY_BYTES`); larger bodies get 413.
+        public var maxBodyBytes = 1_048_576
+        /// Seconds in-flight requests get to finish after SIGTERM (`DRAIN_TIMEOUT_S`).
+        public var drainTimeoutSeconds = 30.0
+        /// Seconds `/ready` reports 503 while the listener still accepts, before it closes (`DRAIN_DELAY_S`).
+        public var drainDelaySeconds = 0.0
+    }
+
+    /// How logs are written.
+    public struct Log: Sendable, Equatable {
+        /// One JSON object per line (default) or plain text for a terminal.
+        public enum Format: String, Sendable, CaseIterable {
+            case json, text
+        }
+        /// Lowest level written (`LOG_LEVEL`).
+        public var level: Logger.Level = .info
+        /// Line format (`LOG_FORMAT`).
+        public var format: Format = .json
+    }
+
+    /// Where state is kept.
+    public enum Database: Sendable, Equatable {
+        /// An SQLite file; the path is absolute.
+        case sqlite(path: String)
+    }
+
+    /// What `/ready` requires.
+    public struct Readiness: Sendable, Equatable {
+        /// Least free disk, in MiB, on the database's filesystem (`MIN_FREE_DISK_MB`).
+        public var minFreeDiskMB = 100
+        /// Seconds between background readiness evaluations that keep `status_ready` fresh.
+        public var monitorIntervalSeconds = 5.0
+    }
+
+    public var server = Server()
+    public var log = Log()
+    /// `DATABASE_URL`: `sqlite:PATH`, `sqlite:///ABSOLUTE`, or a plain file path.
+    public var database = Database.sqlite(path: Self.absolutePath("data/cortex.db"))
+    public var readiness = Readiness()
+    /// Models to serve (`models:` in YAML, or `MODEL_PATH`, comma-separated).
+    public var models: [ModelSource] = [ModelSource(path: "models/lead-scoring")]
+    /// The model behind `/api/v1/score` (`SCORING_MODEL`); `nil` picks the first tabular model.
+    public var scoringModel: String?
+
+    /// The embedded defaults.
+    public init() {}
+
+    /// Resolves a path against the working directory.
+    public static func absolutePath(_ path: String) -> String {
+        URL(fileURLWithPath: path).standardizedFileURL.path
+    }
+}

@@ -1,0 +1,18 @@
+public import Hummingbird
+
+/// A request context that carries the request id middleware assigned.
+public protocol RequestIDContext: RequestContext {
+    /// The request's id: the client's sane `X-Request-ID`, or a generated one.
+    var requestID: String { get set }
+}
+
+/// Cortex's request context: what middleware learns about a request on its way in.
+public struct CortexRequestContext: RequestIDContext {
+    public var coreContext: CoreRequestContextStorage
+    public var requestID: String
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.requestID = ""
+    }
+}

@@ -1,0 +1,255 @@
+import CortexCore
+public import CortexRuntime
+public import Hummingbird
+
+/// The Open Inference Protocol (KServe V2) over REST, JSON form.
+///
+/// `GET /v2`, `GET /v2/models/{model}[/versions/{version}]`, `.../ready`, and
+/// `POST .../infer`, which validates every input against the model's signature before inference.
+public struct InferenceProtocolController<Context: RequestIDContext>: Sendable {
+    /// The body of `POST /v2/models/{model}/infer`.
+    struct InferRequest: Decodable {
+        struct Input: Decodable {
+            var name: String
+            var shape: [Int]
+            var datatype: String
+            var data: FlattenedJSONArray
+        }
+        struct RequestedOutput: Decodable {
+            var name: String
+        }
+        var id: String?
+        var inputs: [Input]
+        var outputs: [RequestedOutput]?
+    }
+
+    let runner: InferenceRunner
+    let registry: ModelRegistry
+    let maxBodyBytes: Int
+    let serverVersion: String
+
+    /// Creates the controller.
+    public init(runner: InferenceRunner, registry: ModelRegistry, maxBodyBytes: Int, serverVersion: String) {
+        self.runner = runner
+        self.registry = registry
+        self.maxBodyBytes = maxBodyBytes
+        self.serverVersion = serverVersion
+    }
+
+    /// Adds the protocol's routes.
+    public func addRoutes(to router: Router<Context>) {
+        router.get("/v2") { _, _ in
+            var json = JSONWriter()
+            json.beginObject()
+            json.key("name")
+            json.string("cortex")
+            json.key("version")
+            json.string(serverVersion)
+            json.key("extensions")
+            json.beginArray()
+            json.endArray()
+            json.endObject()
+            return ProbeController<Context>.json(.ok, json.text)
+        }
+        for prefix in ["/v2/models/{model}", "/v2/models/{model}/versions/{version}"] {
+            router.get(RouterPath(prefix)) { _, context in try self.metadata(context) }
+            router.get(RouterPath(prefix + "/ready")) { _, context in try self.ready(context) }
+            router.post(RouterPath(prefix + "/infer")) { request, context in try await self.infer(request, context) }
+        }
+    }
+
+    private func names(_ context: Context) throws -> (model: String, version: String?) {
+        let model = try context.parameters.require("model")
+        return (model, context.parameters.get("version"))
+    }
+
+    func metadata(_ context: Context) throws -> Response {
+        let (name, version) = try names(context)
+        let model = try registry.model(named: name, version: version)
+        let metadata = model.metadata
+        var json = JSONWriter(capacity: 512)
+        json.beginObject()
+        json.key("name")
+        json.string(metadata.name)
+        json.key("versions")
+        json.beginArray()
+        json.string(metadata.version)
+        json.endArray()
+        json.key("platform")
+        json.string(metadata.platform)
+        for (key, specs) in [("inputs", metadata.inputs), ("outputs", metadata.outputs)] {
+            json.key(key)
+            json.beginArray()
+            for spec in specs {
+                json.beginObject()
+                json.key("name")
+                json.string(spec.name)
+                json.key("datatype")
+                json.string(spec.datatype.rawValue)
+                json.key("shape")
+                json.beginArray()
+                for dimension in spec.shape.dimensions { json.number(dimension) }
+                json.endArray()
+                json.endObject()
+            }
+            json.endArray()
+        }
+        if !metadata.featureNames.isEmpty {
+            json.key("parameters")
+            json.beginObject()
+            json.key("feature_names")
+            json.beginArray()
+            for feature in metadata.featureNames { json.string(feature) }
+            json.endArray()
+            for key in metadata.properties.keys.sorted() {
+                json.key(key)
+                json.string(metadata.properties[key] ?? "")
+            }
+            json.endObject()
+        }
+        json.endObject()
+        return ProbeController<Context>.json(.ok, json.text)
+    }
+
+    func ready(_ context: Context) throws -> Response {
+        let (name, version) = try names(context)
+        let isReady: Bool
+        switch Result(catching: { () throws(APIError) in try registry.model(named: name, version: version) }) {
+        case .success: isReady = true
+        case .failure(let error) where error.status == 503: isReady = false
+        case .failure(let error): throw error
+        }
+        var json = JSONWriter()
+        json.beginObject()
+        json.key("name")
+        json.string(name)
+        json.key("ready")
+        json.bool(isReady)
+        json.endObject()
+        return ProbeController<Context>.json(isReady ? .ok : .serviceUnavailable, json.text)
+    }
+
+    func infer(_ request: Request, _ context: Context) async throws -> Response {
+        let (name, version) = try names(context)
+        let model = try runner.model(named: name, version: version, logger: context.logger)
+        let body = try await request.decodeJSON(InferRequest.self, limit: maxBodyBytes)
+        var tensors: [Tensor] = []
+        tensors.reserveCapacity(body.inputs.count)
+        for input in body.inputs {
+            tensors.append(try Self.tensor(from: input))
+        }
+        let requested = body.outputs?.map(\.name)
+        if let requested {
+            let known = Set(model.metadata.outputs.map(\.name))
+            if let unknown = requested.first(where: { !known.contains($0) }) {
+                throw APIError.invalidTensor(
+                    "unknown output '\(unknown)'; model '\(name)' has \(known.sorted().map { "'\($0)'" }.joined(separator: ", "))"
+                )
+            }
+        }
+        let outputs = try runner.infer(model, inputs: tensors, logger: context.logger)
+        var json = JSONWriter(capacity: 256)
+        json.beginObject()
+        json.key("model_name")
+        json.string(model.metadata.name)
+        json.key("model_version")
+        json.string(model.metadata.version)
+        if let id = body.id {
+            json.key("id")
+            json.string(id)
+        }
+        json.key("outputs")
+        json.beginArray()
+        for output in outputs where requested?.contains(output.name) ?? true {
+            Self.write(output, to: &json)
+        }
+        json.endArray()
+        json.endObject()
+        return ProbeController<Context>.json(.ok, json.text)
+    }
+
+    /// Converts a JSON input into a typed tensor, rejecting values that do not fit its datatype.
+    static func tensor(from input: InferRequest.Input) throws(APIError) -> Tensor {
+        guard let datatype = TensorDataType(rawValue: input.datatype) else {
+            throw .invalidTensor(
+                "input '\(input.name)' has unknown datatype '\(input.datatype)'; expected one of "
+                    + TensorDataType.allCases.map(\.rawValue).joined(separator: ", ")
+            )
+        }
+        let values = input.data.values
+        let data: TensorData
+        switch datatype {
+        case .bool:
+            var bools: [Bool] = []
+            bools.reserveCapacity(values.count)
+            for value in values {
+                guard case .bool(let flag) = value else { throw Self.mismatch(input.name, datatype, value) }
+                bools.append(flag)
+            }
+            data = .bool(bools)
+        case .bytes:
+            var strings: [String] = []
+            strings.reserveCapacity(values.count)
+            for value in values {
+                guard case .string(let text) = value else { throw Self.mismatch(input.name, datatype, value) }
+                strings.append(text)
+            }
+            data = .bytes(strings)
+        case .fp16, .fp32, .fp64:
+            var numbers: [Double] = []
+            numbers.reserveCapacity(values.count)
+            for value in values {
+                switch value {
+                case .number(let number): numbers.append(number)
+                // `null` marks a missing value; the signature decides whether that is allowed.
+                case .null: numbers.append(.nan)
+                default: throw Self.mismatch(input.name, datatype, value)
+                }
+            }
+            data = .float(numbers)
+        default:
+            var integers: [Int64] = []
+            integers.reserveCapacity(values.count)
+            for value in values {
+                guard case .number(let number) = value else { throw Self.mismatch(input.name, datatype, value) }
+                guard number == number.rounded(), let integer = Int64(exactly: number) else {
+                    throw .invalidTensor("input '\(input.name)' is \(datatype.rawValue) but holds \(number), which is not an integer")
+                }
+                integers.append(integer)
+            }
+            data = .int(integers)
+        }
+        return Tensor(name: input.name, datatype: datatype, shape: TensorShape(input.shape), data: data)
+    }
+
+    private static func mismatch(_ name: String, _ datatype: TensorDataType, _ value: JSONScalar) -> APIError {
+        .invalidTensor("input '\(name)' is \(datatype.rawValue) but its data holds a \(value.kind)")
+    }
+
+    static func write(_ tensor: Tensor, to json: inout JSONWriter) {
+        json.beginObject()
+        json.key("name")
+        json.string(tensor.name)
+        json.key("datatype")
+        json.string(tensor.datatype.rawValue)
+        json.key("shape")
+        json.beginArray()
+        for dimension in tensor.shape.dimensions { json.number(dimension) }
+        json.endArray()
+        json.key("data")
+        json.beginArray()
+        switch tensor.data {
+        case .bool(let values): for value in values { json.bool(value) }
+        case .int(let values): for value in values { json.raw(String(value)) }
+        case .float(let values):
+            if tensor.datatype == .fp32 {
+                for value in values { json.number(Float(value)) }
+            } else {
+                for value in values { json.number(value) }
+            }
+        case .bytes(let values): for value in values { json.string(value) }
+        }
+        json.endArray()
+        json.endObject()
+    }
+}

@@ -1,0 +1,26 @@
+public import Hummingbird
+public import Prometheus
+
+/// `GET /metrics`: the Prometheus text exposition of every metric Cortex records.
+public struct MetricsController<Context: RequestIDContext>: Sendable {
+    let registry: PrometheusCollectorRegistry
+
+    /// Creates the controller over the registry the metrics factory writes to.
+    public init(registry: PrometheusCollectorRegistry) {
+        self.registry = registry
+    }
+
+    /// Adds `GET /metrics`.
+    public func addRoutes(to router: Router<Context>) {
+        router.get("/metrics") { _, _ in
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(16_384)
+            registry.emit(into: &bytes)
+            return Response(
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes))
+            )
+        }
+    }
+}

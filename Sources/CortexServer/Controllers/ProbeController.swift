@@ -1,0 +1,74 @@
+public import CortexRuntime
+public import Hummingbird
+
+/// Liveness and readiness: `/health` never lies about the process, `/ready` fails before inference would.
+public struct ProbeController<Context: RequestIDContext>: Sendable {
+    let checks: ReadinessChecks
+    let registry: ModelRegistry
+
+    /// Routes whose requests are logged at debug level.
+    static var quietRoutes: Set<String> {
+        ["/health", "/healthz", "/ready", "/readyz", "/health/ready", "/api/ready", "/v2/health/live", "/v2/health/ready", "/metrics"]
+    }
+
+    /// Creates the controller.
+    public init(checks: ReadinessChecks, registry: ModelRegistry) {
+        self.checks = checks
+        self.registry = registry
+    }
+
+    /// Adds the probe routes.
+    public func addRoutes(to router: Router<Context>) {
+        router.get("/health") { _, _ in Self.live }
+        router.get("/healthz") { _, _ in Self.live }
+        router.get("/v2/health/live") { _, _ in Self.json(.ok, #"{"live":true}"#) }
+        for path in ["/ready", "/readyz", "/health/ready", "/api/ready"] {
+            router.get(RouterPath(path)) { _, _ in await self.ready() }
+        }
+        router.get("/v2/health/ready") { _, _ in
+            let report = await checks.evaluate()
+            return Self.json(report.isReady ? .ok : .serviceUnavailable, report.isReady ? #"{"ready":true}"# : #"{"ready":false}"#)
+        }
+    }
+
+    /// `{"status":"ok","ok":true}`: seed 002's `/health` and seed 001's `/healthz` shapes in one body.
+    static var live: Response { json(.ok, #"{"status":"ok","ok":true}"#) }
+
+    func ready() async -> Response {
+        let report = await checks.evaluate()
+        var json = JSONWriter(capacity: 512)
+        json.beginObject()
+        json.key("ready")
+        json.bool(report.isReady)
+        json.key("status")
+        json.string(report.isReady ? "ready" : "not_ready")
+        json.key("models_loaded")
+        json.bool(report.checks.first { $0.name == "models" }?.ok ?? false)
+        json.key("failing")
+        json.beginArray()
+        for name in report.failing { json.string(name) }
+        json.endArray()
+        json.key("checks")
+        json.beginObject()
+        for check in report.checks {
+            json.key(check.name)
+            json.beginObject()
+            json.key("ok")
+            json.bool(check.ok)
+            json.key("detail")
+            json.string(check.detail)
+            json.endObject()
+        }
+        json.endObject()
+        json.endObject()
+        return Self.json(report.isReady ? .ok : .serviceUnavailable, json.text)
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ text: String) -> Response {
+        Response(
+            status: status,
+            headers: [.contentType: "application/json"],
+            body: ResponseBody(byteBuffer: ByteBuffer(string: text))
+        )
+    }
+}

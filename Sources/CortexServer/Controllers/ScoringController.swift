@@ -1,0 +1,179 @@
+import CortexCore
+public import CortexRuntime
+public import Hummingbird
+
+/// Seed 002's lead-scoring API: named features in, scores out, for one lead or a batch.
+///
+/// `POST /api/v1/score` takes `{"lead_id": "L-1", "features": {"pages_viewed": 12, ...}}` or
+/// `{"leads": [{...}, ...]}`; a feature left out or `null` is missing, which the trees handle.
+/// `GET /api/v1/model/info` describes the scoring model.
+public struct ScoringController<Context: RequestIDContext>: Sendable {
+    /// Most leads one batch may carry.
+    public static var maximumBatch: Int { 1000 }
+
+    struct Lead: Decodable {
+        var lead_id: String?
+        var features: [String: JSONScalar]
+    }
+
+    struct ScoreRequest: Decodable {
+        var lead_id: String?
+        var features: [String: JSONScalar]?
+        var leads: [Lead]?
+    }
+
+    let runner: InferenceRunner
+    let registry: ModelRegistry
+    let modelName: String?
+    let maxBodyBytes: Int
+
+    /// Creates the controller.
+    ///
+    /// - Parameter modelName: The model to score with; `nil` takes the first ready model with named features.
+    public init(runner: InferenceRunner, registry: ModelRegistry, modelName: String?, maxBodyBytes: Int) {
+        self.runner = runner
+        self.registry = registry
+        self.modelName = modelName
+        self.maxBodyBytes = maxBodyBytes
+    }
+
+    /// Adds the routes.
+    public func addRoutes(to router: Router<Context>) {
+        router.post("/api/v1/score") { request, context in try await self.score(request, context) }
+        router.get("/api/v1/model/info") { _, context in try self.info(context) }
+    }
+
+    private func scoringModel(_ context: Context) throws(APIError) -> any InferenceModel {
+        if let modelName {
+            return try runner.model(named: modelName, logger: context.logger)
+        }
+        for entry in registry.entries {
+            if case .ready(let model) = entry.state, model is TreeEnsembleModel {
+                return model
+            }
+        }
+        throw APIError(status: 503, code: "model_not_ready", message: "no tabular scoring model is ready")
+    }
+
+    func score(_ request: Request, _ context: Context) async throws -> Response {
+        let model = try scoringModel(context)
+        let body = try await request.decodeJSON(ScoreRequest.self, limit: maxBodyBytes)
+        let leads: [Lead]
+        let isBatch: Bool
+        switch (body.features, body.leads) {
+        case (let features?, nil):
+            leads = [Lead(lead_id: body.lead_id, features: features)]
+            isBatch = false
+        case (nil, let batch?):
+            guard !batch.isEmpty, batch.count <= Self.maximumBatch else {
+                throw APIError.invalidInput("'leads' must hold 1 to \(Self.maximumBatch) leads; got \(batch.count)")
+            }
+            leads = batch
+            isBatch = true
+        default:
+            throw APIError.invalidInput("send either 'features' for one lead or 'leads' for a batch")
+        }
+
+        let metadata = model.metadata
+        let columns = Dictionary(uniqueKeysWithValues: metadata.featureNames.enumerated().map { ($1, $0) })
+        var matrix = [Double](repeating: .nan, count: leads.count * columns.count)
+        for (row, lead) in leads.enumerated() {
+            let which = isBatch ? "leads[\(row)]." : ""
+            let unknown = lead.features.keys.filter { columns[$0] == nil }.sorted()
+            guard unknown.isEmpty else {
+                throw APIError.invalidInput(
+                    "\(which)features has unknown names: \(unknown.joined(separator: ", "))",
+                    fields: [("expected_features", .strings(metadata.featureNames))]
+                )
+            }
+            for (name, value) in lead.features {
+                guard let column = columns[name] else { continue }
+                switch value {
+                case .number(let number): matrix[row * columns.count + column] = number
+                case .null: continue
+                default:
+                    throw APIError.invalidInput("\(which)features.\(name) must be a number or null; got a \(value.kind)")
+                }
+            }
+        }
+        let input = Tensor(
+            name: TreeEnsembleModel.inputName,
+            datatype: .fp32,
+            shape: TensorShape([leads.count, columns.count]),
+            data: .float(matrix)
+        )
+        let outputs = try runner.infer(model, inputs: [input], logger: context.logger)
+        guard let output = outputs.first, case .float(let values) = output.data else {
+            throw APIError.inferenceFailed(model: metadata.name)
+        }
+        let width = max(values.count / max(leads.count, 1), 1)
+
+        var json = JSONWriter(capacity: 128 + leads.count * 48)
+        func writeScore(_ row: Int) {
+            if width == 1 {
+                json.key("score")
+                json.number(Float(values[row]))
+            } else {
+                json.key("probabilities")
+                json.beginArray()
+                for value in values[(row * width)..<((row + 1) * width)] { json.number(Float(value)) }
+                json.endArray()
+            }
+        }
+        json.beginObject()
+        if isBatch {
+            json.key("scores")
+            json.beginArray()
+            for (row, lead) in leads.enumerated() {
+                json.beginObject()
+                if let id = lead.lead_id {
+                    json.key("lead_id")
+                    json.string(id)
+                }
+                writeScore(row)
+                json.endObject()
+            }
+            json.endArray()
+            json.key("count")
+            json.number(leads.count)
+        } else {
+            if let id = leads[0].lead_id {
+                json.key("lead_id")
+                json.string(id)
+            }
+            writeScore(0)
+        }
+        json.key("model")
+        json.string(metadata.name)
+        json.key("model_version")
+        json.string(metadata.version)
+        json.key("request_id")
+        json.string(context.requestID)
+        json.endObject()
+        return ProbeController<Context>.json(.ok, json.text)
+    }
+
+    func info(_ context: Context) throws -> Response {
+        let metadata = try scoringModel(context).metadata
+        var json = JSONWriter(capacity: 512)
+        json.beginObject()
+        json.key("name")
+        json.string(metadata.name)
+        json.key("version")
+        json.string(metadata.version)
+        json.key("platform")
+        json.string(metadata.platform)
+        json.key("status")
+        json.string("ready")
+        for key in metadata.properties.keys.sorted() {
+            json.key(key)
+            json.string(metadata.properties[key] ?? "")
+        }
+        json.key("features")
+        json.beginArray()
+        for name in metadata.featureNames { json.string(name) }
+        json.endArray()
+        json.endObject()
+        return ProbeController<Context>.json(.ok, json.text)
+    }
+}

@@ -1,0 +1,37 @@
+public import Logging
+public import ServiceLifecycle
+
+/// Turns `/ready` to 503 the moment graceful shutdown starts, then holds the listener open for
+/// `DRAIN_DELAY_S` so load balancers see the 503 before connections are refused.
+///
+/// Placed last in the service group, it is the first service told to shut down; the HTTP
+/// server, placed before it, stops accepting and finishes in-flight requests only after.
+public struct DrainService: Service {
+    let state: DrainState
+    let delay: Duration
+    let logger: Logger
+
+    /// Creates the service.
+    public init(state: DrainState, delay: Duration, logger: Logger) {
+        self.state = state
+        self.delay = delay
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        // Sleeps until graceful shutdown begins; a cancelled sleep ends the wait as well.
+        await withGracefulShutdownHandler {
+            while !Task.isCancelled && !state.isDraining {
+                try? await Task.sleep(for: .seconds(3600))
+            }
+        } onGracefulShutdown: {
+            if state.begin() {
+                logger.notice("DRAIN_START", metadata: ["delay_s": .stringConvertible(Double(delay.components.seconds))])
+            }
+        }
+        if delay > .zero {
+            try? await Task.sleep(for: delay)
+        }
+        logger.notice("DRAIN_LISTENER_CLOSING")
+    }
+}

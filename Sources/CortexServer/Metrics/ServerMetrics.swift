@@ -1,0 +1,108 @@
+import CoreMetrics
+import Dispatch
+public import Metrics
+import Synchronization
+
+/// The metrics Cortex records, under the seed guides' names, with handles cached per label set.
+///
+/// Label sets are fixed per metric name (Prometheus requires it): routes are templates such
+/// as `/v2/models/{model}/infer`, never raw paths, so their number stays bounded.
+public final class ServerMetrics: Sendable {
+    /// How an inference request ended, as `inference_outcome_total{outcome}` counts it.
+    public enum Outcome: String, Sendable, CaseIterable {
+        case success
+        case invalidInput = "invalid_input"
+        case modelNotReady = "model_not_ready"
+        case error
+    }
+
+    /// Per-model handles.
+    struct ModelMetrics: Sendable {
+        let latency: Timer
+        let predictionLatency: Timer
+        let predictionErrors: Counter
+        let batchSize: Recorder
+        let outcomes: [Outcome: Counter]
+        let ready: Gauge
+    }
+
+    struct HTTPKey: Hashable {
+        var route: String
+        var method: String
+        var status: Int
+    }
+
+    struct HTTPHandles: Sendable {
+        let requests: Counter
+        let duration: Timer
+    }
+
+    private let factory: any MetricsFactory
+    private let httpHandles = Mutex<[HTTPKey: HTTPHandles]>([:])
+    private let modelHandles = Mutex<[String: ModelMetrics]>([:])
+    /// `status_ready{service="backend"}`: 1 while `/ready` would answer 200.
+    let statusReady: Gauge
+
+    /// Creates the metrics on a factory and records `cortex_build_info`.
+    public init(factory: any MetricsFactory, version: String) {
+        self.factory = factory
+        self.statusReady = Gauge(label: "status_ready", dimensions: [("service", "backend")], factory: factory)
+        Gauge(label: "cortex_build_info", dimensions: [("version", version)], factory: factory).record(1)
+    }
+
+    /// Records one finished HTTP request.
+    func recordRequest(route: String, method: String, status: Int, nanoseconds: UInt64) {
+        let key = HTTPKey(route: route, method: method, status: status)
+        let handles = httpHandles.withLock { cache in
+            if let handles = cache[key] { return handles }
+            let handles = HTTPHandles(
+                requests: Counter(
+                    label: "http_requests_total",
+                    dimensions: [("method", method), ("route", route), ("status", String(status))],
+                    factory: factory
+                ),
+                duration: Timer(
+                    label: "http_request_duration_seconds",
+                    dimensions: [("method", method), ("route", route), ("status", String(status))],
+                    factory: factory
+                )
+            )
+            cache[key] = handles
+            return handles
+        }
+        handles.requests.increment()
+        handles.duration.recordNanoseconds(Int64(clamping: nanoseconds))
+    }
+
+    /// The handles of one model, created on first use.
+    func model(_ name: String) -> ModelMetrics {
+        modelHandles.withLock { cache in
+            if let metrics = cache[name] { return metrics }
+            let dimensions = [("model", name)]
+            var outcomes: [Outcome: Counter] = [:]
+            for outcome in Outcome.allCases {
+                outcomes[outcome] = Counter(
+                    label: "inference_outcome_total",
+                    dimensions: [("model", name), ("outcome", outcome.rawValue)],
+                    factory: factory
+                )
+            }
+            let metrics = ModelMetrics(
+                latency: Timer(label: "inference_latency_seconds", dimensions: dimensions, factory: factory),
+                predictionLatency: Timer(label: "model_prediction_latency", dimensions: dimensions, factory: factory),
+                predictionErrors: Counter(label: "model_prediction_errors", dimensions: dimensions, factory: factory),
+                batchSize: Recorder(label: "model_batch_size", dimensions: dimensions, aggregate: true, factory: factory),
+                outcomes: outcomes,
+                ready: Gauge(label: "model_ready", dimensions: dimensions, factory: factory)
+            )
+            cache[name] = metrics
+            return metrics
+        }
+    }
+}
+
+extension ServerMetrics.ModelMetrics {
+    func record(_ outcome: ServerMetrics.Outcome) {
+        outcomes[outcome]?.increment()
+    }
+}

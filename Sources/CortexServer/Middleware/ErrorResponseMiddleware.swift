@@ -1,0 +1,77 @@
+import CortexCore
+public import Hummingbird
+import Logging
+
+/// Turns every error thrown below it into the one JSON error shape, with the request id.
+///
+/// ``APIError`` keeps its status and code; Hummingbird's own errors (404 for an unknown
+/// route, 405, 413) are mapped to codes; anything else is a 500 whose details stay in the log.
+public struct ErrorResponseMiddleware<Context: RequestIDContext>: RouterMiddleware {
+    /// Creates the middleware.
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            return error.response(requestID: context.requestID)
+        } catch let error as HTTPError {
+            return Self.apiError(for: error, path: request.uri.path).response(requestID: context.requestID)
+        } catch {
+            context.logger.error("UNHANDLED_ERROR", metadata: ["error_type": "\(type(of: error))", "error": "\(error)"])
+            let apiError = APIError(status: 500, code: "internal_error", message: "internal error; see the server log for this request id")
+            return apiError.response(requestID: context.requestID)
+        }
+    }
+
+    static func apiError(for error: HTTPError, path: String) -> APIError {
+        switch error.status {
+        case .notFound:
+            return .routeNotFound(path)
+        case .methodNotAllowed:
+            return APIError(status: 405, code: "method_not_allowed", message: "method not allowed on \(path)")
+        case .contentTooLarge:
+            return APIError(status: 413, code: "payload_too_large", message: "request body too large")
+        default:
+            let code = error.status.reasonPhrase.lowercased().replacingOccurrences(of: " ", with: "_")
+            return APIError(status: error.status.code, code: code, message: error.body ?? error.status.reasonPhrase)
+        }
+    }
+}
+
+extension APIError {
+    /// The JSON error response: `{"error": ..., "code": ..., "request_id": ..., ...fields}`.
+    func response(requestID: String) -> Response {
+        var body = JSONWriter()
+        body.beginObject()
+        body.key("error")
+        body.string(message)
+        body.key("code")
+        body.string(code)
+        body.key("request_id")
+        body.string(requestID)
+        for field in fields {
+            body.key(field.name)
+            switch field.value {
+            case .string(let text): body.string(text)
+            case .int(let number): body.raw(String(number))
+            case .double(let number): body.number(number)
+            case .strings(let list):
+                body.beginArray()
+                for item in list { body.string(item) }
+                body.endArray()
+            }
+        }
+        body.endObject()
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        if let retry = fields.first(where: { $0.name == "retry_after_s" }), case .double(let seconds) = retry.value {
+            headers[.retryAfter] = String(Int(seconds.rounded(.up)))
+        }
+        return Response(
+            status: HTTPResponse.Status(code: status),
+            headers: headers,
+            body: ResponseBody(byteBuffer: ByteBuffer(string: body.text))
+        )
+    }
+}

@@ -1,0 +1,105 @@
+public import CortexRuntime
+public import CortexStore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+public import Logging
+import Synchronization
+
+/// Decides whether this replica should receive traffic: the database accepts a real write,
+/// at least one model is ready, free disk is above the minimum, and the server is not draining.
+public final class ReadinessChecks: Sendable {
+    let store: SQLiteStore
+    let registry: ModelRegistry
+    let drain: DrainState
+    let minFreeDiskBytes: UInt64
+    let metrics: ServerMetrics
+    let logger: Logger
+    /// -1 unknown, 0 not ready, 1 ready: to log transitions once.
+    private let lastState = Atomic<Int>(-1)
+
+    /// Creates the checks.
+    public init(
+        store: SQLiteStore,
+        registry: ModelRegistry,
+        drain: DrainState,
+        minFreeDiskMB: Int,
+        metrics: ServerMetrics,
+        logger: Logger
+    ) {
+        self.store = store
+        self.registry = registry
+        self.drain = drain
+        self.minFreeDiskBytes = UInt64(minFreeDiskMB) * 1_048_576
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// Runs every check, updates `status_ready` and `model_ready`, and logs `READY_CHANGED` on a transition.
+    public func evaluate() async -> ReadinessReport {
+        var checks: [ReadinessReport.Check] = []
+
+        do {
+            try await store.probeWrite()
+            checks.append(.init(name: "database", ok: true, detail: "write ok (\(store.path))"))
+        } catch {
+            checks.append(.init(name: "database", ok: false, detail: "write failed: \(error)"))
+        }
+
+        let entries = registry.entries
+        let ready = entries.filter { $0.state.name == "ready" }.map(\.source.name)
+        for entry in entries {
+            metrics.model(entry.source.name).ready.record(entry.state.name == "ready" ? 1 : 0)
+        }
+        if ready.isEmpty {
+            let reasons = entries.map { entry -> String in
+                if case .failed(let reason) = entry.state { return "\(entry.source.name): \(reason)" }
+                return "\(entry.source.name): \(entry.state.name)"
+            }
+            let detail = entries.isEmpty ? "no models configured" : "no model ready (" + reasons.joined(separator: "; ") + ")"
+            checks.append(.init(name: "models", ok: false, detail: detail))
+        } else {
+            let notReady = entries.count - ready.count
+            checks.append(
+                .init(
+                    name: "models",
+                    ok: true,
+                    detail: "\(ready.count) ready (\(ready.joined(separator: ", ")))" + (notReady > 0 ? ", \(notReady) not ready" : "")
+                )
+            )
+        }
+
+        if let free = Self.freeDiskBytes(at: store.path) {
+            let ok = free >= minFreeDiskBytes
+            checks.append(
+                .init(name: "disk", ok: ok, detail: "\(free / 1_048_576) MiB free, minimum \(minFreeDiskBytes / 1_048_576) MiB")
+            )
+        } else {
+            checks.append(.init(name: "disk", ok: false, detail: "cannot read free space of the database filesystem"))
+        }
+
+        let draining = drain.isDraining
+        checks.append(.init(name: "draining", ok: !draining, detail: draining ? "shutting down" : "serving"))
+
+        let report = ReadinessReport(checks: checks)
+        let state = report.isReady ? 1 : 0
+        metrics.statusReady.record(state)
+        if lastState.exchange(state, ordering: .relaxed) != state {
+            logger.notice(
+                "READY_CHANGED",
+                metadata: ["ready": .stringConvertible(report.isReady), "failing": .array(report.failing.map { .string($0) })]
+            )
+        }
+        return report
+    }
+
+    /// Bytes available to this process on the filesystem holding `path`.
+    static func freeDiskBytes(at path: String) -> UInt64? {
+        var stats = statvfs()
+        let directory = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        guard statvfs(directory.isEmpty ? "/" : directory, &stats) == 0 else { return nil }
+        return UInt64(stats.f_bavail) * UInt64(stats.f_frsize)
+    }
+}

@@ -1,0 +1,60 @@
+import ArgumentParser
+import CortexRuntime
+import CortexServer
+import Foundation
+import Logging
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Start the server on the configured models (default: the bundled lead-scoring model)."
+    )
+
+    @OptionGroup var options: ConfigurationOptions
+
+    @Option(name: .long, help: "Serve this model file or directory instead of the configured ones; repeatable.")
+    var model: [String] = []
+
+    @Option(name: .long, help: "Port to listen on (overrides PORT).")
+    var port: Int?
+
+    @Option(name: .long, help: "Interface to listen on (overrides HOST).")
+    var host: String?
+
+    func run() async throws {
+        var configuration = try options.load()
+        if !model.isEmpty {
+            configuration.models = model.map { ModelSource(path: $0) }
+        }
+        if let port {
+            guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
+            configuration.server.port = port
+        }
+        if let host { configuration.server.host = host }
+
+        let level = configuration.log.level
+        switch configuration.log.format {
+        case .json: LoggingSystem.bootstrap { JSONLogHandler(label: $0, level: level) }
+        case .text:
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardOutput(label: label)
+                handler.logLevel = level
+                return handler
+            }
+        }
+        let logger = Logger(label: "cortex")
+
+        guard case .sqlite(let path) = configuration.database else { return }
+        // Seed 000's operators look for this exact line.
+        FileHandle.standardOutput.write(Data("USING DB FILE: \(path)\n".utf8))
+
+        let dependencies: ServerDependencies
+        do {
+            dependencies = try await ServerDependencies.open(configuration: configuration, logger: logger)
+        } catch {
+            logger.critical("STARTUP_FAIL", metadata: ["error": "\(error)"])
+            throw ExitCode(1)
+        }
+        try await runServer(dependencies, logger: logger)
+    }
+}
