@@ -103,6 +103,7 @@ let package = Package(
             dependencies: [
                 "CortexServer",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -66,9 +66,9 @@ extension APIError {
         APIError(status: 503, code: "model_not_ready", message: "model '\(name)' is not ready: \(reason)")
     }
 
-    /// 404: no route matches.
-    public static func routeNotFound(_ path: String) -> APIError {
-        APIError(status: 404, code: "not_found", message: "no route for \(path)")
+    /// 404: no route matches the method and path.
+    public static func routeNotFound(method: String, path: String) -> APIError {
+        APIError(status: 404, code: "not_found", message: "no route for \(method) \(path)")
     }
 
     /// 413: the body is larger than the configured limit.

@@ -9,7 +9,8 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
     let configuration = dependencies.configuration
     let router = Router(context: CortexRequestContext.self)
     router.add(middleware: RequestIDMiddleware())
-    router.add(middleware: AccessLogMiddleware(metrics: dependencies.metrics, quietRoutes: ProbeController<CortexRequestContext>.quietRoutes))
+    router.add(
+        middleware: AccessLogMiddleware(metrics: dependencies.metrics, quietRoutes: ProbeController<CortexRequestContext>.quietRoutes))
     router.add(middleware: ErrorResponseMiddleware())
 
     let runner = InferenceRunner(registry: dependencies.registry, metrics: dependencies.metrics)

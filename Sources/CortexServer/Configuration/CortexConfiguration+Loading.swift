@@ -164,7 +164,8 @@ extension CortexConfiguration {
         var sources: [ModelSource] = []
         for (index, item) in list.enumerated() {
             guard let entry = item as? [String: Any] else {
-                throw ConfigurationError(key: "models[\(index)]", value: nil, expected: "a mapping with path, and optionally name and version")
+                throw ConfigurationError(
+                    key: "models[\(index)]", value: nil, expected: "a mapping with path, and optionally name and version")
             }
             if let unknown = entry.keys.first(where: { !["name", "path", "version"].contains($0) }) {
                 throw ConfigurationError(key: "models[\(index)].\(unknown)", value: nil, expected: "one of name, path, version")

@@ -16,7 +16,7 @@ public struct ErrorResponseMiddleware<Context: RequestIDContext>: RouterMiddlewa
         } catch let error as APIError {
             return error.response(requestID: context.requestID)
         } catch let error as HTTPError {
-            return Self.apiError(for: error, path: request.uri.path).response(requestID: context.requestID)
+            return Self.apiError(for: error, request: request).response(requestID: context.requestID)
         } catch {
             context.logger.error("UNHANDLED_ERROR", metadata: ["error_type": "\(type(of: error))", "error": "\(error)"])
             let apiError = APIError(status: 500, code: "internal_error", message: "internal error; see the server log for this request id")
@@ -24,10 +24,11 @@ public struct ErrorResponseMiddleware<Context: RequestIDContext>: RouterMiddlewa
         }
     }
 
-    static func apiError(for error: HTTPError, path: String) -> APIError {
+    static func apiError(for error: HTTPError, request: Request) -> APIError {
+        let path = request.uri.path
         switch error.status {
         case .notFound:
-            return .routeNotFound(path)
+            return .routeNotFound(method: request.method.rawValue, path: path)
         case .methodNotAllowed:
             return APIError(status: 405, code: "method_not_allowed", message: "method not allowed on \(path)")
         case .contentTooLarge:

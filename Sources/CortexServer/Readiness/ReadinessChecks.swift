@@ -1,12 +1,13 @@
 public import CortexRuntime
 public import CortexStore
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 public import Logging
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Decides whether this replica should receive traffic: the database accepts a real write,
 /// at least one model is ready, free disk is above the minimum, and the server is not draining.

@@ -36,7 +36,9 @@ public final class SQLiteStore: Sendable {
         )
         let connection = try await SQLiteConnection.open(storage: .file(path: absolute), logger: logger)
         do {
-            for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON", "PRAGMA busy_timeout = 5000"] {
+            for pragma in [
+                "PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON", "PRAGMA busy_timeout = 5000",
+            ] {
                 _ = try await connection.query(pragma)
             }
             try await SQLiteMigrator(connection: connection, logger: logger).migrate(SQLiteMigrations.all)

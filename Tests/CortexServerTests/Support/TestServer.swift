@@ -1,0 +1,151 @@
+import CortexRuntime
+import CortexServer
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import Synchronization
+
+/// Paths in the repository, found from this file.
+enum Repository {
+    static let root = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    static func path(_ relative: String) -> String {
+        root.appendingPathComponent(relative).path
+    }
+
+    static var leadScoring: String { path("models/lead-scoring") }
+}
+
+/// A fresh temporary directory, removed by `remove()`.
+struct TemporaryDirectory: Sendable {
+    let path: String
+
+    init() throws {
+        path = NSTemporaryDirectory() + "cortex-test-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    func file(_ name: String) -> String { path + "/" + name }
+
+    @discardableResult
+    func write(_ name: String, _ text: String) throws -> String {
+        let target = file(name)
+        try FileManager.default.createDirectory(
+            atPath: (target as NSString).deletingLastPathComponent,
+            withIntermediateDirectories: true
+        )
+        try text.write(toFile: target, atomically: true, encoding: .utf8)
+        return target
+    }
+
+    func remove() {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+}
+
+/// Records every log event so tests can assert on events, fields and what must never be logged.
+final class LogRecorder: Sendable {
+    struct Event: Sendable {
+        var level: Logger.Level
+        var name: String
+        var metadata: [String: String]
+    }
+
+    private let storage = Mutex<[Event]>([])
+
+    var events: [Event] { storage.withLock { $0 } }
+
+    func events(named name: String) -> [Event] { events.filter { $0.name == name } }
+
+    func append(_ event: Event) { storage.withLock { $0.append(event) } }
+
+    func logger() -> Logger {
+        Logger(label: "test") { _ in RecordingHandler(recorder: self) }
+    }
+
+    /// Everything logged, as one text, for "never appears" assertions.
+    var allText: String {
+        events.map { "\($0.name) \($0.metadata)" }.joined(separator: "\n")
+    }
+
+    struct RecordingHandler: LogHandler {
+        let recorder: LogRecorder
+        var logLevel: Logger.Level = .trace
+        var metadata: Logger.Metadata = [:]
+        var metadataProvider: Logger.MetadataProvider?
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            var merged = metadata
+            merged.merge(event.metadata ?? [:]) { _, new in new }
+            recorder.append(
+                Event(level: event.level, name: event.message.description, metadata: merged.mapValues { "\($0)" })
+            )
+        }
+    }
+}
+
+/// A Cortex application on a temporary database, with the bundled model unless told otherwise.
+struct TestServer: Sendable {
+    let directory: TemporaryDirectory
+    let dependencies: ServerDependencies
+    let logs: LogRecorder
+
+    static func make(
+        models: [ModelSource] = [ModelSource(path: Repository.leadScoring)],
+        configure: (inout CortexConfiguration) -> Void = { _ in }
+    ) async throws -> TestServer {
+        let directory = try TemporaryDirectory()
+        var configuration = CortexConfiguration()
+        configuration.database = .sqlite(path: directory.file("cortex.db"))
+        configuration.models = models
+        configuration.readiness.minFreeDiskMB = 1
+        configure(&configuration)
+        let logs = LogRecorder()
+        let dependencies = try await ServerDependencies.open(configuration: configuration, logger: logs.logger())
+        return TestServer(directory: directory, dependencies: dependencies, logs: logs)
+    }
+
+    /// Runs `body` against the router in process, then closes the database and removes the directory.
+    func test<Value: Sendable>(_ body: @escaping @Sendable (any TestClientProtocol) async throws -> Value) async throws -> Value {
+        let application = buildApplication(dependencies, logger: logs.logger())
+        do {
+            let value = try await application.test(.router, body)
+            await dependencies.store.close()
+            directory.remove()
+            return value
+        } catch {
+            await dependencies.store.close()
+            directory.remove()
+            throw error
+        }
+    }
+}
+
+extension ByteBuffer {
+    /// The buffer parsed as a JSON object.
+    var jsonObject: [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(readableBytesView))) as? [String: Any] ?? [:]
+    }
+
+    var text: String { String(buffer: self) }
+}
+
+extension TestClientProtocol {
+    /// POSTs a JSON text.
+    func post(_ uri: String, json: String, headers: HTTPFields = [:]) async throws -> TestResponse {
+        var headers = headers
+        headers[.contentType] = "application/json"
+        return try await execute(uri: uri, method: .post, headers: headers, body: ByteBuffer(string: json)) { $0 }
+    }
+
+    func get(_ uri: String, headers: HTTPFields = [:]) async throws -> TestResponse {
+        try await execute(uri: uri, method: .get, headers: headers) { $0 }
+    }
+}
