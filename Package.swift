@@ -95,7 +95,10 @@ let package = Package(
         ),
         .testTarget(
             name: "CortexStoreTests",
-            dependencies: ["CortexStore"],
+            dependencies: [
+                "CortexStore",
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,0 +1,115 @@
+import CortexRuntime
+import Foundation
+import Logging
+import Testing
+
+@testable import CortexServer
+
+@Suite("Configuration: YAML file, environment overrides, errors that name the key")
+struct ConfigurationTests {
+    @Test("embedded defaults")
+    func defaults() throws {
+        let config = try CortexConfiguration.load(file: nil, environment: [:])
+        #expect(config.server.port == 8000)
+        #expect(config.server.host == "127.0.0.1")
+        #expect(config.log.level == .info)
+        #expect(config.log.format == .json)
+        #expect(config.database == .sqlite(path: CortexConfiguration.absolutePath("data/cortex.db")))
+        #expect(config.models.map(\.name) == ["lead-scoring"])
+    }
+
+    @Test("the file sets values and the environment overrides them")
+    func fileThenEnvironment() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let file = try directory.write(
+            "cortex.yaml",
+            """
+            server:
+              port: 9001
+              host: 0.0.0.0
+              max_body_bytes: 2048
+            log:
+              level: debug
+            database:
+              url: sqlite:///var/lib/cortex/state.db
+            models:
+              - name: scorer
+                path: models/lead-scoring
+                version: "2.1"
+            """
+        )
+        let config = try CortexConfiguration.load(file: file, environment: ["PORT": "9002", "LOG_LEVEL": "WARNING"])
+        #expect(config.server.port == 9002)
+        #expect(config.server.host == "0.0.0.0")
+        #expect(config.server.maxBodyBytes == 2048)
+        #expect(config.log.level == .warning)
+        #expect(config.database == .sqlite(path: "/var/lib/cortex/state.db"))
+        #expect(config.models == [ModelSource(name: "scorer", version: "2.1", path: "models/lead-scoring")])
+    }
+
+    @Test("MODEL_PATH and MODEL_VERSION replace the configured models")
+    func modelPath() throws {
+        let config = try CortexConfiguration.load(
+            file: nil,
+            environment: ["MODEL_PATH": "models/a.json, models/b/", "MODEL_VERSION": "3.0"]
+        )
+        #expect(config.models.map(\.name) == ["a", "b"])
+        #expect(config.models.allSatisfy { $0.version == "3.0" })
+    }
+
+    @Test(
+        "a bad environment value names the variable and what is accepted",
+        arguments: [
+            ("PORT", "abc", "integer from 0 to 65535"),
+            ("PORT", "70000", "integer from 0 to 65535"),
+            ("LOG_LEVEL", "loud", "one of trace, debug"),
+            ("LOG_FORMAT", "xml", "json, text"),
+            ("MAX_BODY_BYTES", "0", "from 1"),
+            ("DRAIN_TIMEOUT_S", "-1", "seconds"),
+            ("MIN_FREE_DISK_MB", "lots", "integer"),
+            ("DATABASE_URL", "mysql://db/x", "sqlite:PATH"),
+            ("MODEL_PATH", " , ", "model paths"),
+        ]
+    )
+    func badEnvironment(key: String, value: String, expected: String) {
+        #expect {
+            try CortexConfiguration.load(file: nil, environment: [key: value])
+        } throws: { error in
+            guard let error = error as? ConfigurationError else { return false }
+            return error.key == key && error.value == value && error.description.contains(key) && error.expected.contains(expected)
+        }
+    }
+
+    @Test(
+        "a bad file names the YAML key",
+        arguments: [
+            ("server:\n  prot: 1\n", "server.prot"),
+            ("sever:\n  port: 1\n", "sever"),
+            ("server:\n  port: eighty\n", "server.port"),
+            ("models:\n  - name: x\n", "models[0].path"),
+            ("models:\n  - path: a\n    weight: 2\n", "models[0].weight"),
+            ("models:\n  - path: a\n  - path: b/a\n", "models[1].name"),
+            ("models:\n  - path: a\n    name: 'bad name'\n", "models[0].name"),
+            ("[1, 2]\n", "--config"),
+            ("server: [\n", "--config"),
+        ]
+    )
+    func badFile(yaml: String, key: String) throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let file = try directory.write("bad.yaml", yaml)
+        #expect {
+            try CortexConfiguration.load(file: file, environment: [:])
+        } throws: { error in
+            (error as? ConfigurationError)?.key == key
+        }
+    }
+
+    @Test("a missing file is an error naming --config")
+    func missingFile() {
+        #expect(throws: ConfigurationError.self) {
+            try CortexConfiguration.load(file: "/nonexistent/cortex.yaml", environment: [:])
+        }
+    }
+}

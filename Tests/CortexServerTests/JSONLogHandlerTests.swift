@@ -1,0 +1,34 @@
+import Foundation
+import Logging
+import Testing
+
+@testable import CortexServer
+
+@Suite("JSON log lines")
+struct JSONLogHandlerTests {
+    @Test("each event is one parseable JSON object with typed fields")
+    func oneObjectPerLine() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]) }
+        let handler = JSONLogHandler(label: "t", level: .info, fileDescriptor: fds[1])
+        var logger = Logger(label: "t") { _ in handler }
+        logger[metadataKey: "request_id"] = "r-1"
+        logger.info("REQ_END", metadata: ["status": .stringConvertible(200), "path": "/a\"b\n", "ok": .stringConvertible(true)])
+        logger.debug("HIDDEN")
+        close(fds[1])
+        var bytes = [UInt8](repeating: 0, count: 4096)
+        let count = read(fds[0], &bytes, bytes.count)
+        let text = String(decoding: bytes[0..<max(count, 0)], as: UTF8.self)
+        let lines = text.split(separator: "\n")
+        #expect(lines.count == 1)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
+        #expect(object["event"] as? String == "REQ_END")
+        #expect(object["level"] as? String == "info")
+        #expect(object["request_id"] as? String == "r-1")
+        #expect(object["status"] as? Int == 200)
+        #expect(object["ok"] as? Bool == true)
+        #expect(object["path"] as? String == "/a\"b\n")
+        #expect((object["ts"] as? String)?.hasSuffix("Z") == true)
+    }
+}

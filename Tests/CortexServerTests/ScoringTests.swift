@@ -1,0 +1,81 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+@Suite("Seed 002 lead-scoring API")
+struct ScoringTests {
+    /// The fixture's row as a named-feature object, with missing values left out.
+    static func features(_ fixture: LeadScoringFixture, row: Int) -> String {
+        let pairs = zip(fixture.feature_names, fixture.rows[row]).compactMap { name, value in
+            value.map { "\"\(name)\":\($0)" }
+        }
+        return "{" + pairs.joined(separator: ",") + "}"
+    }
+
+    @Test("one lead scores as xgboost scores it, missing features included")
+    func single() async throws {
+        let fixture = try LeadScoringFixture.load()
+        let row = try #require(fixture.rows.firstIndex { $0.contains { $0 == nil } })
+        let server = try await TestServer.make()
+        try await server.test { client in
+            let response = try await client.post(
+                "/api/v1/score",
+                json: #"{"lead_id":"L-1","features":"# + Self.features(fixture, row: row) + "}"
+            )
+            #expect(response.status == .ok)
+            let body = response.body.jsonObject
+            #expect(body["lead_id"] as? String == "L-1")
+            #expect(body["model"] as? String == "lead-scoring")
+            #expect(body["model_version"] as? String == "1.0.0")
+            #expect(body["request_id"] as? String == response.headers[.init("X-Request-ID")!])
+            let score = try #require(body["score"] as? Double)
+            #expect(abs(Float(score) - fixture.predictions[row]) <= 1e-6)
+        }
+    }
+
+    @Test("a batch returns one score per lead, in order")
+    func batch() async throws {
+        let fixture = try LeadScoringFixture.load()
+        let server = try await TestServer.make()
+        try await server.test { client in
+            let leads = (0..<40).map { #"{"lead_id":"L-\#($0)","features":"# + Self.features(fixture, row: $0) + "}" }
+            let response = try await client.post("/api/v1/score", json: #"{"leads":["# + leads.joined(separator: ",") + "]}")
+            #expect(response.status == .ok)
+            let body = response.body.jsonObject
+            #expect(body["count"] as? Int == 40)
+            let scores = body["scores"] as? [[String: Any]] ?? []
+            #expect(scores.count == 40)
+            for (index, entry) in scores.enumerated() {
+                #expect(entry["lead_id"] as? String == "L-\(index)")
+                #expect(abs(Float(entry["score"] as? Double ?? -1) - fixture.predictions[index]) <= 1e-6)
+            }
+        }
+    }
+
+    @Test(
+        "the sample bodies in docs/examples score",
+        arguments: ["sample_request_1.json", "sample_request_2.json", "sample_request_batch.json"])
+    func documentedSamples(file: String) async throws {
+        let text = try String(contentsOfFile: Repository.path("docs/examples/\(file)"), encoding: .utf8)
+        let server = try await TestServer.make()
+        try await server.test { client in
+            let response = try await client.post("/api/v1/score", json: text)
+            #expect(response.status == .ok, "\(response.body.text)")
+        }
+    }
+
+    @Test("model info names the model, its version and its features")
+    func info() async throws {
+        let server = try await TestServer.make()
+        try await server.test { client in
+            let response = try await client.get("/api/v1/model/info")
+            #expect(response.status == .ok)
+            let body = response.body.jsonObject
+            #expect(body["name"] as? String == "lead-scoring")
+            #expect(body["version"] as? String == "1.0.0")
+            #expect(body["objective"] as? String == "binary:logistic")
+            #expect((body["features"] as? [String])?.count == 10)
+        }
+    }
+}

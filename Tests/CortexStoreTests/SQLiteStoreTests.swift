@@ -1,0 +1,64 @@
+import Foundation
+import Logging
+import SQLiteNIO
+import Testing
+
+@testable import CortexStore
+
+@Suite("Embedded SQLite store")
+struct SQLiteStoreTests {
+    static func temporaryPath() -> String {
+        NSTemporaryDirectory() + "cortex-store-" + UUID().uuidString + "/nested/cortex.db"
+    }
+
+    @Test("opening creates folders, turns on WAL and migrates once; reopening is a no-op")
+    func migrations() async throws {
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        let store = try await SQLiteStore.open(path: path, logger: Logger(label: "test"))
+        #expect(try await store.schemaVersion() == SQLiteMigrations.all.last?.version)
+        try await store.probeWrite()
+        await store.close()
+
+        let again = try await SQLiteStore.open(path: path, logger: Logger(label: "test"))
+        #expect(try await again.schemaVersion() == SQLiteMigrations.all.last?.version)
+        await again.close()
+
+        let raw = try await SQLiteConnection.open(storage: .file(path: path))
+        let mode = try await raw.query("PRAGMA journal_mode").first?.column("journal_mode")?.string
+        #expect(mode == "wal")
+        let applied = try await raw.query("SELECT COUNT(*) AS n FROM schema_migrations").first?.column("n")?.integer
+        #expect(applied == SQLiteMigrations.all.count)
+        try await raw.close()
+    }
+
+    @Test("a database from a newer Cortex is refused instead of being damaged")
+    func newerSchema() async throws {
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        let store = try await SQLiteStore.open(path: path, logger: Logger(label: "test"))
+        await store.close()
+        let raw = try await SQLiteConnection.open(storage: .file(path: path))
+        _ = try await raw.query("INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', 'now')")
+        try await raw.close()
+        await #expect(throws: SQLiteMigrator.NewerSchemaError.self) {
+            _ = try await SQLiteStore.open(path: path, logger: Logger(label: "test"))
+        }
+    }
+
+    @Test("the write probe fails while another connection holds the write lock")
+    func probeFailsWhenLocked() async throws {
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        let store = try await SQLiteStore.open(path: path, probeTimeoutMilliseconds: 50, logger: Logger(label: "test"))
+        let other = try await SQLiteConnection.open(storage: .file(path: path))
+        _ = try await other.query("BEGIN EXCLUSIVE")
+        await #expect(throws: (any Error).self) {
+            try await store.probeWrite()
+        }
+        _ = try await other.query("ROLLBACK")
+        try await store.probeWrite()
+        try await other.close()
+        await store.close()
+    }
+}
