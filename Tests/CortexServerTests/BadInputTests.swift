@@ -141,7 +141,7 @@ struct BadInputTests {
             for word in bad.mentions {
                 #expect(message.contains(word), "'\(message)' should mention \(word)")
             }
-            #expect(body["request_id"] as? String == response.headers[.init("X-Request-ID")!])
+            #expect(body["request_id"] as? String == response.headers[.xRequestID])
             // Nothing was inferred: no success recorded, no prediction timed.
             let metrics = try await client.get("/metrics").body.text
             #expect(!metrics.contains(#"inference_outcome_total{model="lead-scoring",outcome="success"} 1"#))

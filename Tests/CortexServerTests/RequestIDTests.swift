@@ -1,3 +1,4 @@
+import CortexServer
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -12,11 +13,11 @@ struct RequestIDTests {
             let response = try await client.post(
                 "/v2/models/lead-scoring/infer",
                 json: #"{"inputs":[{"name":"features","shape":[1,10],"datatype":"FP32","data":[1,2,3,4,5,6,7,8,9,0]}]}"#,
-                headers: [.init("X-Request-ID")!: "client-42.abc"]
+                headers: [.xRequestID: "client-42.abc"]
             )
             #expect(response.status == .ok)
-            #expect(response.headers[.init("Trace-Id")!] == "client-42.abc")
-            #expect(response.headers[.init("X-Request-ID")!] == "client-42.abc")
+            #expect(response.headers[.traceID] == "client-42.abc")
+            #expect(response.headers[.xRequestID] == "client-42.abc")
         }
         for name in ["REQ_START", "INFERENCE_SUCCESS", "REQ_END"] {
             let event = server.logs.events(named: name).first
@@ -36,12 +37,12 @@ struct RequestIDTests {
     func replaced(candidate: String) async throws {
         let server = try await TestServer.make()
         try await server.test { client in
-            let response = try await client.get("/health", headers: [.init("X-Request-ID")!: candidate])
-            let id = response.headers[.init("Trace-Id")!] ?? ""
+            let response = try await client.get("/health", headers: [.xRequestID: candidate])
+            let id = response.headers[.traceID] ?? ""
             #expect(id != candidate)
             #expect(id.count == 32)
             #expect(id.allSatisfy { $0.isHexDigit })
-            #expect(response.headers[.init("X-Request-ID")!] == id)
+            #expect(response.headers[.xRequestID] == id)
         }
     }
 
@@ -51,8 +52,8 @@ struct RequestIDTests {
         try await server.test { client in
             let first = try await client.get("/health")
             let second = try await client.get("/no-such-route")
-            let a = first.headers[.init("Trace-Id")!]
-            let b = second.headers[.init("Trace-Id")!]
+            let a = first.headers[.traceID]
+            let b = second.headers[.traceID]
             #expect(a != nil && b != nil && a != b)
             #expect(second.status == .notFound)
             #expect(second.body.jsonObject["request_id"] as? String == b)

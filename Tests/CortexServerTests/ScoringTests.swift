@@ -1,3 +1,4 @@
+import CortexServer
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -28,7 +29,7 @@ struct ScoringTests {
             #expect(body["lead_id"] as? String == "L-1")
             #expect(body["model"] as? String == "lead-scoring")
             #expect(body["model_version"] as? String == "1.0.0")
-            #expect(body["request_id"] as? String == response.headers[.init("X-Request-ID")!])
+            #expect(body["request_id"] as? String == response.headers[.xRequestID])
             let score = try #require(body["score"] as? Double)
             #expect(abs(Float(score) - fixture.predictions[row]) <= 1e-6)
         }

@@ -69,7 +69,12 @@ public func runServer(_ dependencies: ServerDependencies, logger: Logger) async 
         logger: logger
     )
     var groupConfiguration = ServiceGroupConfiguration(
-        services: [.init(service: application), .init(service: monitor), .init(service: drain)],
+        services: [
+            .init(
+                service: DrainTimeoutReporter(application: application, timeout: configuration.server.drainTimeoutSeconds, logger: logger)),
+            .init(service: monitor),
+            .init(service: drain),
+        ],
         gracefulShutdownSignals: [.sigterm, .sigint],
         logger: logger
     )
@@ -78,11 +83,30 @@ public func runServer(_ dependencies: ServerDependencies, logger: Logger) async 
     )
     groupConfiguration.maximumCancellationDuration = .seconds(5)
     let group = ServiceGroup(configuration: groupConfiguration)
-    do {
-        try await group.run()
-    } catch {
-        logger.warning("DRAIN_TIMEOUT", metadata: ["error": "\(error)"])
-    }
+    try await group.run()
     await dependencies.store.close()
     logger.notice("SERVER_STOPPED")
+}
+
+/// Runs the HTTP application and says so in the log when graceful shutdown ran out of time
+/// and requests still in flight were cut off.
+struct DrainTimeoutReporter<Wrapped: Service>: Service {
+    let application: Wrapped
+    let timeout: Double
+    let logger: Logger
+
+    init(application: Wrapped, timeout: Double, logger: Logger) {
+        self.application = application
+        self.timeout = timeout
+        self.logger = logger
+    }
+
+    func run() async throws {
+        do {
+            try await application.run()
+        } catch is CancellationError {}
+        if Task.isCancelled {
+            logger.warning("DRAIN_TIMEOUT", metadata: ["drain_timeout_s": .stringConvertible(timeout)])
+        }
+    }
 }

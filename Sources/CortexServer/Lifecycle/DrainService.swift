@@ -19,15 +19,10 @@ public struct DrainService: Service {
     }
 
     public func run() async throws {
-        // Sleeps until graceful shutdown begins; a cancelled sleep ends the wait as well.
-        await withGracefulShutdownHandler {
-            while !Task.isCancelled && !state.isDraining {
-                try? await Task.sleep(for: .seconds(3600))
-            }
-        } onGracefulShutdown: {
-            if state.begin() {
-                logger.notice("DRAIN_START", metadata: ["delay_s": .stringConvertible(Double(delay.components.seconds))])
-            }
+        // Returns when graceful shutdown begins, or throws when the group is cancelled instead.
+        try await gracefulShutdown()
+        if state.begin() {
+            logger.notice("DRAIN_START", metadata: ["delay_s": .stringConvertible(Double(delay.components.seconds))])
         }
         if delay > .zero {
             try? await Task.sleep(for: delay)

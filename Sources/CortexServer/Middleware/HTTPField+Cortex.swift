@@ -2,7 +2,11 @@ public import HTTPTypes
 
 extension HTTPField.Name {
     /// The client's request id, echoed back.
+    // swift-format-ignore: NeverForceUnwrap
+    // A literal, valid field name: the initialiser only fails on invalid tokens.
     public static let xRequestID = Self("X-Request-ID")!
     /// The request id under the name seed 001's clients read.
+    // swift-format-ignore: NeverForceUnwrap
+    // A literal, valid field name.
     public static let traceID = Self("Trace-Id")!
 }

@@ -1,0 +1,37 @@
+# Cortex: the two commands are `make run` and `make test`; see README.md.
+SWIFT ?= swift
+
+.PHONY: run build release test lint format bench models clean
+
+## Build in release mode and serve the bundled lead-scoring model on http://127.0.0.1:8000.
+run: release
+	.build/release/cortex serve $(ARGS)
+
+build:
+	$(SWIFT) build
+
+release:
+	$(SWIFT) build -c release --product cortex
+
+## Set up whatever the tests need, check formatting, build and run every test.
+test:
+	scripts/test.sh
+
+## Fail on code that `swift format` would change.
+lint:
+	$(SWIFT) format lint --strict --recursive Sources Tests bench Package.swift
+
+## Format the code in place.
+format:
+	$(SWIFT) format --in-place --recursive Sources Tests bench Package.swift
+
+## Load benchmarks against bare Hummingbird (prints figures and ratios).
+bench:
+	bench/run.sh
+
+## Re-train the bundled models and their fixtures (needs xgboost from PyPI).
+models:
+	python3 scripts/train_models.py
+
+clean:
+	rm -rf .build data

@@ -1,0 +1,183 @@
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A real `cortex` process on a loopback port, for behaviour only a process shows:
+/// signals, exit codes, start-up output.
+final class CortexProcess: Sendable {
+    enum Failure: Error, CustomStringConvertible {
+        case binaryMissing(String)
+        case didNotStart(String)
+        var description: String {
+            switch self {
+            case .binaryMissing(let path): "no cortex binary at \(path); run `swift build` first (or set CORTEX_BINARY)"
+            case .didNotStart(let output): "cortex did not start; output:\n\(output)"
+            }
+        }
+    }
+
+    /// The built executable: `$CORTEX_BINARY` or `.build/debug/cortex`.
+    static var binary: String {
+        ProcessInfo.processInfo.environment["CORTEX_BINARY"] ?? Repository.path(".build/debug/cortex")
+    }
+
+    /// Text a pipe has delivered so far.
+    final class Collected: Sendable {
+        private let text = Mutex("")
+        var value: String { text.withLock { $0 } }
+        func append(_ data: Data) { text.withLock { $0 += String(decoding: data, as: UTF8.self) } }
+    }
+
+    let process: Process
+    private let output = Collected()
+    private let errors = Collected()
+
+    /// Standard output so far.
+    var stdout: String { output.value }
+    /// Standard error so far.
+    var stderr: String { errors.value }
+
+    /// Starts `cortex` with arguments and extra environment; does not wait for it to listen.
+    init(arguments: [String], environment: [String: String]) throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.binary) else { throw Failure.binaryMissing(Self.binary) }
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = arguments
+        process.currentDirectoryURL = Repository.root
+        var env = ProcessInfo.processInfo.environment
+        env.merge(environment) { _, new in new }
+        process.environment = env
+        let outPipe = Pipe()
+        let errPipe = Pipe()
+        process.standardOutput = outPipe
+        process.standardError = errPipe
+        outPipe.fileHandleForReading.readabilityHandler = { [output] handle in output.append(handle.availableData) }
+        errPipe.fileHandleForReading.readabilityHandler = { [errors] handle in errors.append(handle.availableData) }
+        try process.run()
+    }
+
+    /// Starts `cortex serve` on a free loopback port and waits until it listens.
+    static func serve(environment: [String: String], directory: TemporaryDirectory) async throws -> (CortexProcess, port: Int) {
+        var env = [
+            "HOST": "127.0.0.1",
+            "PORT": "0",
+            "DATABASE_URL": "sqlite:" + directory.file("cortex.db"),
+            "MIN_FREE_DISK_MB": "1",
+            "LOG_LEVEL": "debug",
+        ]
+        env.merge(environment) { _, new in new }
+        let cortex = try CortexProcess(arguments: ["serve"], environment: env)
+        for _ in 0..<600 {
+            if let port = cortex.listeningPort { return (cortex, port) }
+            if !cortex.process.isRunning { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        cortex.terminate()
+        throw Failure.didNotStart(cortex.stdout + cortex.stderr)
+    }
+
+    /// The port from the `SERVER_STARTED` log line, once it is printed.
+    var listeningPort: Int? {
+        for line in stdout.split(separator: "\n") where line.contains("\"SERVER_STARTED\"") {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
+            return object["port"] as? Int
+        }
+        return nil
+    }
+
+    /// JSON log lines parsed, skipping anything that is not JSON.
+    var logEvents: [[String: Any]] {
+        stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    }
+
+    func signal(_ number: Int32) {
+        kill(process.processIdentifier, number)
+    }
+
+    /// Waits for exit (up to `timeout`) and returns the exit status, or `nil` if it is still running.
+    func waitForExit(timeout: Duration = .seconds(30)) async throws -> Int32? {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return process.isRunning ? nil : process.terminationStatus
+    }
+
+    /// Kills the process if it still runs.
+    func terminate() {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+}
+
+/// A minimal blocking HTTP/1.1 client over a POSIX socket, so a test can hold a request half-sent.
+struct RawHTTPConnection {
+    let socket: Int32
+
+    init(port: Int) throws {
+        socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var timeout = timeval(tv_sec: 20, tv_usec: 0)
+        setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard result == 0 else {
+            _ = Glibc.close(socket)
+            throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .ECONNREFUSED)
+        }
+    }
+
+    func send(_ text: String) {
+        let bytes = Array(text.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { Glibc.send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if written <= 0 { return }
+            offset += written
+        }
+    }
+
+    /// Reads one response with a Content-Length body; returns the status and body.
+    func readResponse() -> (status: Int, body: String)? {
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let text = String(decoding: received, as: UTF8.self)
+            if let headerEnd = text.range(of: "\r\n\r\n") {
+                let head = text[..<headerEnd.lowerBound]
+                let length =
+                    head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
+                    .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
+                let body = String(text[headerEnd.upperBound...])
+                if body.utf8.count >= length {
+                    let status = Int(head.split(separator: " ")[1]) ?? 0
+                    return (status, body)
+                }
+            }
+            let count = recv(socket, &buffer, buffer.count, 0)
+            if count <= 0 { return nil }
+            received += buffer[0..<count]
+        }
+    }
+
+    func close() {
+        _ = Glibc.close(socket)
+    }
+
+    /// One request on a fresh connection.
+    static func request(port: Int, method: String = "GET", path: String, body: String = "") throws -> (status: Int, body: String)? {
+        let connection = try RawHTTPConnection(port: port)
+        defer { connection.close() }
+        connection.send(
+            "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
+        )
+        return connection.readResponse()
+    }
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every test on a fresh machine: checks the toolchain, formatting, builds, then `swift test`.
+# Services later capabilities need (PostgreSQL, Redis, ONNX Runtime) are installed and started here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export PATH="/opt/swift/usr/bin:$PATH"
+command -v swift >/dev/null || { echo "swift not found: Cortex needs Swift 6 (expected at /opt/swift)" >&2; exit 1; }
+
+echo "== swift format lint"
+swift format lint --strict --recursive Sources Tests bench Package.swift
+
+echo "== build"
+swift build --build-tests
+
+echo "== test"
+# The process tests start the built binary; point them at it explicitly.
+export CORTEX_BINARY="$(swift build --show-bin-path)/cortex"
+swift test --skip-build
