@@ -90,7 +90,7 @@ let package = Package(
         .testTarget(
             name: "CortexRuntimeTests",
             dependencies: ["CortexRuntime"],
-            resources: [],
+            exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

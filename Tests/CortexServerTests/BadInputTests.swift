@@ -79,15 +79,24 @@ let badRequests: [BadRequest] = [
     BadRequest(
         label: "object in data",
         body: #"{"inputs":[{"name":"features","shape":[1,10],"datatype":"FP32","data":[{"a":1},2,3,4,5,6,7,8,9,0]}]}"#, status: 400,
-        code: "invalid_json"),
+        code: "invalid_tensor", mentions: ["object"]),
     BadRequest(
         label: "value outside FP32",
         body: #"{"inputs":[{"name":"features","shape":[1,10],"datatype":"FP32","data":[1e300,2,3,4,5,6,7,8,9,0]}]}"#, status: 400,
         code: "invalid_tensor", mentions: ["FP32"]),
     BadRequest(
-        label: "arrays nested too deeply",
+        label: "data nested deeper than the shape",
         body: #"{"inputs":[{"name":"features","shape":[1,10],"datatype":"FP32","data":"# + String(repeating: "[", count: 40) + "1"
-            + String(repeating: "]", count: 40) + "}]}", status: 400, code: "invalid_json"),
+            + String(repeating: "]", count: 40) + "}]}", status: 400, code: "invalid_tensor", mentions: ["nests"]),
+    BadRequest(
+        label: "JSON nested past the parser's limit",
+        body: #"{"inputs":[{"name":"features","shape":[1,10],"datatype":"FP32","data":"# + String(repeating: "[", count: 70) + "1"
+            + String(repeating: "]", count: 70) + "}]}", status: 400, code: "invalid_json", mentions: ["nesting"]),
+    BadRequest(
+        label: "trailing garbage", body: #"{"inputs":[]} x"#, status: 400, code: "invalid_json"),
+    BadRequest(
+        label: "invalid UTF-8", body: "{\"inputs\":[{\"name\":\"\u{FFFD}\"}]}".replacingOccurrences(of: "\u{FFFD}", with: "\\ud800"),
+        status: 400, code: "invalid_json", mentions: ["surrogate"]),
     BadRequest(
         label: "unknown model", path: "/v2/models/nope/infer", body: #"{"inputs":[]}"#, status: 404, code: "model_not_found",
         mentions: ["nope"]),

@@ -49,6 +49,31 @@ struct ProcessTests {
         #expect(try await cortex.waitForExit() == 0)
     }
 
+    @Test(
+        "a database made read-only turns /ready 503 naming the database, and back to 200 when writable",
+        .enabled(if: getuid() == 0, "needs root to run the server as an unprivileged user, for whom file modes apply")
+    )
+    func readOnlyDatabase() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        // The server runs as `nobody` and owns its directory; the test, as root, flips the file's mode.
+        chown(directory.path, 65534, 65534)
+        let (cortex, port) = try await CortexProcess.serve(environment: [:], directory: directory, user: 65534)
+        defer { cortex.terminate() }
+        let database = directory.file("cortex.db")
+        #expect(try RawHTTPConnection.request(port: port, path: "/ready")?.status == 200)
+        chmod(database, 0o444)
+        let readOnly = try RawHTTPConnection.request(port: port, path: "/ready")
+        #expect(readOnly?.status == 503)
+        #expect(readOnly?.body.contains(#""failing":["database"]"#) == true)
+        #expect(readOnly?.body.contains("not writable") == true)
+        #expect(try RawHTTPConnection.request(port: port, path: "/health")?.status == 200)
+        chmod(database, 0o644)
+        #expect(try RawHTTPConnection.request(port: port, path: "/ready")?.status == 200)
+        cortex.signal(SIGTERM)
+        #expect(try await cortex.waitForExit() == 0)
+    }
+
     @Test("SIGINT drains the same way")
     func interrupt() async throws {
         let directory = try TemporaryDirectory()

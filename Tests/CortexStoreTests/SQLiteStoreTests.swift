@@ -61,4 +61,17 @@ struct SQLiteStoreTests {
         try await other.close()
         await store.close()
     }
+
+    @Test("a database file removed under the running server fails the probe")
+    func probeFailsWhenFileRemoved() async throws {
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        let store = try await SQLiteStore.open(path: path, logger: Logger(label: "test"))
+        try await store.probeWrite()
+        try FileManager.default.removeItem(atPath: path)
+        await #expect(throws: SQLiteStore.ProbeError.self) {
+            try await store.probeWrite()
+        }
+        await store.close()
+    }
 }

@@ -8,19 +8,41 @@ public import Hummingbird
 /// `POST .../infer`, which validates every input against the model's signature before inference.
 public struct InferenceProtocolController<Context: RequestIDContext>: Sendable {
     /// The body of `POST /v2/models/{model}/infer`.
-    struct InferRequest: Decodable {
-        struct Input: Decodable {
+    struct InferRequest {
+        struct Input {
             var name: String
             var shape: [Int]
             var datatype: String
-            var data: FlattenedJSONArray
-        }
-        struct RequestedOutput: Decodable {
-            var name: String
+            var data: JSONValue
         }
         var id: String?
         var inputs: [Input]
-        var outputs: [RequestedOutput]?
+        var outputs: [String]?
+
+        init(json: JSONValue) throws(APIError) {
+            _ = try json.object(at: "")
+            id = try json["id"].map { value throws(APIError) in try value.string(at: "id") }
+            inputs = []
+            for (index, input) in try json.required("inputs", in: "").array(at: "inputs").enumerated() {
+                let path = "inputs[\(index)]"
+                _ = try input.object(at: path)
+                inputs.append(
+                    Input(
+                        name: try input.required("name", in: path).string(at: path + ".name"),
+                        shape: try input.required("shape", in: path).integers(at: path + ".shape"),
+                        datatype: try input.required("datatype", in: path).string(at: path + ".datatype"),
+                        data: try input.required("data", in: path)
+                    )
+                )
+            }
+            if let requested = json["outputs"] {
+                var names: [String] = []
+                for (index, output) in try requested.array(at: "outputs").enumerated() {
+                    names.append(try output.required("name", in: "outputs[\(index)]").string(at: "outputs[\(index)].name"))
+                }
+                outputs = names
+            }
+        }
     }
 
     let runner: InferenceRunner
@@ -132,13 +154,13 @@ public struct InferenceProtocolController<Context: RequestIDContext>: Sendable {
     func infer(_ request: Request, _ context: Context) async throws -> Response {
         let (name, version) = try names(context)
         let model = try runner.model(named: name, version: version, logger: context.logger)
-        let body = try await request.decodeJSON(InferRequest.self, limit: maxBodyBytes)
+        let body = try InferRequest(json: try await request.parseJSON(limit: maxBodyBytes))
         var tensors: [Tensor] = []
         tensors.reserveCapacity(body.inputs.count)
         for input in body.inputs {
             tensors.append(try Self.tensor(from: input))
         }
-        let requested = body.outputs?.map(\.name)
+        let requested = body.outputs
         if let requested {
             let known = Set(model.metadata.outputs.map(\.name))
             if let unknown = requested.first(where: { !known.contains($0) }) {
@@ -169,6 +191,8 @@ public struct InferenceProtocolController<Context: RequestIDContext>: Sendable {
     }
 
     /// Converts a JSON input into a typed tensor, rejecting values that do not fit its datatype.
+    ///
+    /// `data` may be flat or nested as deep as the shape has dimensions, row-major either way.
     static func tensor(from input: InferRequest.Input) throws(APIError) -> Tensor {
         guard let datatype = TensorDataType(rawValue: input.datatype) else {
             throw .invalidTensor(
@@ -176,7 +200,17 @@ public struct InferenceProtocolController<Context: RequestIDContext>: Sendable {
                     + TensorDataType.allCases.map(\.rawValue).joined(separator: ", ")
             )
         }
-        let values = input.data.values
+        guard case .array = input.data else {
+            throw JSONValue.wrongType("data of input '\(input.name)'", expected: "an array", got: input.data)
+        }
+        var values: [JSONValue] = []
+        if let count = TensorShape(input.shape).elementCount { values.reserveCapacity(min(count, 1 << 20)) }
+        let depth = flatten(input.data, into: &values)
+        guard depth == 1 || depth == input.shape.count else {
+            throw .invalidTensor(
+                "input '\(input.name)' nests its data \(depth) deep; shape \(TensorShape(input.shape)) allows flat data or \(input.shape.count) levels"
+            )
+        }
         let data: TensorData
         switch datatype {
         case .bool:
@@ -212,7 +246,7 @@ public struct InferenceProtocolController<Context: RequestIDContext>: Sendable {
             integers.reserveCapacity(values.count)
             for value in values {
                 guard case .number(let number) = value else { throw Self.mismatch(input.name, datatype, value) }
-                guard number == number.rounded(), let integer = Int64(exactly: number) else {
+                guard let integer = Int64(exactly: number) else {
                     throw .invalidTensor("input '\(input.name)' is \(datatype.rawValue) but holds \(number), which is not an integer")
                 }
                 integers.append(integer)
@@ -222,8 +256,21 @@ public struct InferenceProtocolController<Context: RequestIDContext>: Sendable {
         return Tensor(name: input.name, datatype: datatype, shape: TensorShape(input.shape), data: data)
     }
 
-    private static func mismatch(_ name: String, _ datatype: TensorDataType, _ value: JSONScalar) -> APIError {
-        .invalidTensor("input '\(name)' is \(datatype.rawValue) but its data holds a \(value.kind)")
+    /// Appends the leaves of nested arrays in order; returns the deepest nesting seen.
+    private static func flatten(_ value: JSONValue, into values: inout [JSONValue]) -> Int {
+        guard case .array(let elements) = value else {
+            values.append(value)
+            return 0
+        }
+        var depth = 0
+        for element in elements {
+            depth = max(depth, flatten(element, into: &values))
+        }
+        return depth + 1
+    }
+
+    private static func mismatch(_ name: String, _ datatype: TensorDataType, _ value: JSONValue) -> APIError {
+        .invalidTensor("input '\(name)' is \(datatype.rawValue) but its data holds \(value.kind)")
     }
 
     static func write(_ tensor: Tensor, to json: inout JSONWriter) {

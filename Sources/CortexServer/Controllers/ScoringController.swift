@@ -11,15 +11,15 @@ public struct ScoringController<Context: RequestIDContext>: Sendable {
     /// Most leads one batch may carry.
     public static var maximumBatch: Int { 1000 }
 
-    struct Lead: Decodable {
-        var lead_id: String?
-        var features: [String: JSONScalar]
-    }
+    struct Lead {
+        var leadID: String?
+        var features: [(key: String, value: JSONValue)]
 
-    struct ScoreRequest: Decodable {
-        var lead_id: String?
-        var features: [String: JSONScalar]?
-        var leads: [Lead]?
+        init(json: JSONValue, path: String) throws(APIError) {
+            _ = try json.object(at: path)
+            leadID = try json["lead_id"].map { value throws(APIError) in try value.string(at: path + "lead_id") }
+            features = try json.required("features", in: path).object(at: path + "features")
+        }
     }
 
     let runner: InferenceRunner
@@ -57,18 +57,25 @@ public struct ScoringController<Context: RequestIDContext>: Sendable {
 
     func score(_ request: Request, _ context: Context) async throws -> Response {
         let model = try scoringModel(context)
-        let body = try await request.decodeJSON(ScoreRequest.self, limit: maxBodyBytes)
+        let body = try await request.parseJSON(limit: maxBodyBytes)
+        _ = try body.object(at: "")
         let leads: [Lead]
         let isBatch: Bool
-        switch (body.features, body.leads) {
-        case (let features?, nil):
-            leads = [Lead(lead_id: body.lead_id, features: features)]
+        switch (body["features"], body["leads"]) {
+        case (.some, nil):
+            leads = [try Lead(json: body, path: "")]
             isBatch = false
         case (nil, let batch?):
-            guard !batch.isEmpty, batch.count <= Self.maximumBatch else {
-                throw APIError.invalidInput("'leads' must hold 1 to \(Self.maximumBatch) leads; got \(batch.count)")
+            let elements = try batch.array(at: "leads")
+            guard !elements.isEmpty, elements.count <= Self.maximumBatch else {
+                throw APIError.invalidInput("'leads' must hold 1 to \(Self.maximumBatch) leads; got \(elements.count)")
             }
-            leads = batch
+            var parsed: [Lead] = []
+            parsed.reserveCapacity(elements.count)
+            for (index, element) in elements.enumerated() {
+                parsed.append(try Lead(json: element, path: "leads[\(index)]."))
+            }
+            leads = parsed
             isBatch = true
         default:
             throw APIError.invalidInput("send either 'features' for one lead or 'leads' for a batch")
@@ -79,7 +86,7 @@ public struct ScoringController<Context: RequestIDContext>: Sendable {
         var matrix = [Double](repeating: .nan, count: leads.count * columns.count)
         for (row, lead) in leads.enumerated() {
             let which = isBatch ? "leads[\(row)]." : ""
-            let unknown = lead.features.keys.filter { columns[$0] == nil }.sorted()
+            let unknown = lead.features.map(\.key).filter { columns[$0] == nil }.sorted()
             guard unknown.isEmpty else {
                 throw APIError.invalidInput(
                     "\(which)features has unknown names: \(unknown.joined(separator: ", "))",
@@ -92,7 +99,7 @@ public struct ScoringController<Context: RequestIDContext>: Sendable {
                 case .number(let number): matrix[row * columns.count + column] = number
                 case .null: continue
                 default:
-                    throw APIError.invalidInput("\(which)features.\(name) must be a number or null; got a \(value.kind)")
+                    throw APIError.invalidInput("\(which)features.\(name) must be a number or null; got \(value.kind)")
                 }
             }
         }
@@ -126,7 +133,7 @@ public struct ScoringController<Context: RequestIDContext>: Sendable {
             json.beginArray()
             for (row, lead) in leads.enumerated() {
                 json.beginObject()
-                if let id = lead.lead_id {
+                if let id = lead.leadID {
                     json.key("lead_id")
                     json.string(id)
                 }
@@ -137,7 +144,7 @@ public struct ScoringController<Context: RequestIDContext>: Sendable {
             json.key("count")
             json.number(leads.count)
         } else {
-            if let id = leads[0].lead_id {
+            if let id = leads[0].leadID {
                 json.key("lead_id")
                 json.string(id)
             }

@@ -40,15 +40,22 @@ struct JSONWriter {
     /// Writes an object key; the next call writes its value.
     mutating func key(_ name: String) {
         separate()
-        JSONLogHandler.appendQuoted(name, to: &text)
+        appendQuoted(name)
         text += ":"
         needsComma = false
     }
 
     mutating func string(_ value: String) {
         separate()
-        JSONLogHandler.appendQuoted(value, to: &text)
+        appendQuoted(value)
         needsComma = true
+    }
+
+    private mutating func appendQuoted(_ value: String) {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(value.utf8.count + 2)
+        JSONLogHandler.appendQuoted(value, to: &bytes)
+        text += String(decoding: bytes, as: UTF8.self)
     }
 
     mutating func bool(_ value: Bool) {

@@ -10,8 +10,9 @@ import Synchronization
 /// Writes one JSON object per line: `{"ts":..., "level":..., "event":..., "logger":..., ...metadata}`.
 ///
 /// The message is the event name (`REQ_START`, `INFERENCE_SUCCESS`, ...); metadata keys become
-/// top-level fields. Lines are written with one `write(2)` each, so lines from concurrent
-/// requests never interleave.
+/// top-level fields, sorted. Numbers and booleans logged with `.stringConvertible` stay JSON
+/// numbers and booleans. Each line is built as bytes and written with one `write(2)`, so lines
+/// from concurrent requests never interleave.
 public struct JSONLogHandler: LogHandler {
     /// Serialises writes so each line is written whole.
     private static let outputLock = Mutex(())
@@ -35,15 +36,17 @@ public struct JSONLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var line = "{\"ts\":\""
-        line.reserveCapacity(256)
+        var line: [UInt8] = []
+        line.reserveCapacity(320)
+        line.append(contentsOf: #"{"ts":""#.utf8)
         Self.appendTimestamp(to: &line)
-        line += "\",\"level\":\""
-        line += event.level.rawValue
-        line += "\",\"event\":"
+        line.append(contentsOf: #"","level":""#.utf8)
+        line.append(contentsOf: event.level.rawValue.utf8)
+        line.append(contentsOf: #"","event":"#.utf8)
         Self.appendQuoted(event.message.description, to: &line)
-        line += ",\"logger\":"
+        line.append(contentsOf: #","logger":"#.utf8)
         Self.appendQuoted(label, to: &line)
+
         var merged = metadata
         if let provided = metadataProvider?.get() {
             merged.merge(provided) { _, new in new }
@@ -56,17 +59,16 @@ public struct JSONLogHandler: LogHandler {
         if let error = event.error, merged["error"] == nil {
             merged["error"] = "\(error)"
         }
-        for key in merged.keys.sorted() {
-            guard let value = merged[key] else { continue }
-            line += ","
+        for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
+            line.append(UInt8(ascii: ","))
             Self.appendQuoted(key, to: &line)
-            line += ":"
+            line.append(UInt8(ascii: ":"))
             Self.append(value, to: &line)
         }
-        line += "}\n"
-        let bytes = Array(line.utf8)
+        line.append(contentsOf: "}\n".utf8)
+
         Self.outputLock.withLock { _ in
-            bytes.withUnsafeBytes { buffer in
+            line.withUnsafeBytes { buffer in
                 guard let base = buffer.baseAddress else { return }
                 var offset = 0
                 while offset < buffer.count {
@@ -79,7 +81,7 @@ public struct JSONLogHandler: LogHandler {
         }
     }
 
-    private static func append(_ value: Logger.Metadata.Value, to line: inout String) {
+    private static func append(_ value: Logger.Metadata.Value, to line: inout [UInt8]) {
         switch value {
         case .string(let text):
             appendQuoted(text, to: &line)
@@ -87,65 +89,88 @@ public struct JSONLogHandler: LogHandler {
             // Numbers and booleans logged as values stay JSON numbers and booleans for log queries.
             switch convertible {
             case let flag as Bool:
-                line += flag ? "true" : "false"
+                line.append(contentsOf: (flag ? "true" : "false").utf8)
             case is any BinaryInteger:
-                line += convertible.description
+                line.append(contentsOf: convertible.description.utf8)
             case let number as Double where number.isFinite:
-                line += convertible.description
+                line.append(contentsOf: convertible.description.utf8)
             default:
                 appendQuoted(convertible.description, to: &line)
             }
         case .array(let values):
-            line += "["
+            line.append(UInt8(ascii: "["))
             for (index, element) in values.enumerated() {
-                if index > 0 { line += "," }
+                if index > 0 { line.append(UInt8(ascii: ",")) }
                 append(element, to: &line)
             }
-            line += "]"
+            line.append(UInt8(ascii: "]"))
         case .dictionary(let dictionary):
-            line += "{"
+            line.append(UInt8(ascii: "{"))
             for (index, key) in dictionary.keys.sorted().enumerated() {
-                if index > 0 { line += "," }
+                if index > 0 { line.append(UInt8(ascii: ",")) }
                 appendQuoted(key, to: &line)
-                line += ":"
+                line.append(UInt8(ascii: ":"))
                 if let element = dictionary[key] { append(element, to: &line) }
             }
-            line += "}"
+            line.append(UInt8(ascii: "}"))
         }
     }
 
-    static func appendQuoted(_ text: String, to line: inout String) {
-        line += "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": line += "\\\""
-            case "\\": line += "\\\\"
-            case "\n": line += "\\n"
-            case "\r": line += "\\r"
-            case "\t": line += "\\t"
-            case let control where control.value < 0x20:
-                let hex = String(control.value, radix: 16)
-                line += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default:
-                line.unicodeScalars.append(scalar)
+    /// Appends `text` as a JSON string literal, escaping quotes, backslashes and control characters.
+    static func appendQuoted(_ text: String, to line: inout [UInt8]) {
+        line.append(UInt8(ascii: "\""))
+        var text = text
+        text.withUTF8 { bytes in
+            for byte in bytes {
+                switch byte {
+                case UInt8(ascii: "\""): line.append(contentsOf: #"\""#.utf8)
+                case UInt8(ascii: "\\"): line.append(contentsOf: #"\\"#.utf8)
+                case UInt8(ascii: "\n"): line.append(contentsOf: #"\n"#.utf8)
+                case UInt8(ascii: "\r"): line.append(contentsOf: #"\r"#.utf8)
+                case UInt8(ascii: "\t"): line.append(contentsOf: #"\t"#.utf8)
+                case 0..<0x20:
+                    let hex = Array("0123456789abcdef".utf8)
+                    line.append(contentsOf: #"\u00"#.utf8)
+                    line.append(hex[Int(byte >> 4)])
+                    line.append(hex[Int(byte & 0xF)])
+                default:
+                    line.append(byte)
+                }
             }
         }
-        line += "\""
+        line.append(UInt8(ascii: "\""))
     }
 
     /// Appends the current UTC time as `2026-11-23T10:48:23.123Z`.
-    private static func appendTimestamp(to line: inout String) {
+    private static func appendTimestamp(to line: inout [UInt8]) {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         var seconds = now.tv_sec
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        func pad(_ value: Int, _ width: Int) -> String {
-            let text = String(value)
-            return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
+        func digits(_ value: Int, _ width: Int) {
+            var divisor = 1
+            for _ in 1..<width { divisor *= 10 }
+            var remaining = value
+            while divisor > 0 {
+                line.append(UInt8(ascii: "0") + UInt8(remaining / divisor % 10))
+                remaining %= divisor
+                divisor /= 10
+            }
         }
-        line += pad(Int(parts.tm_year) + 1900, 4) + "-" + pad(Int(parts.tm_mon) + 1, 2) + "-" + pad(Int(parts.tm_mday), 2)
-        line += "T" + pad(Int(parts.tm_hour), 2) + ":" + pad(Int(parts.tm_min), 2) + ":" + pad(Int(parts.tm_sec), 2)
-        line += "." + pad(Int(now.tv_nsec) / 1_000_000, 3) + "Z"
+        digits(Int(parts.tm_year) + 1900, 4)
+        line.append(UInt8(ascii: "-"))
+        digits(Int(parts.tm_mon) + 1, 2)
+        line.append(UInt8(ascii: "-"))
+        digits(Int(parts.tm_mday), 2)
+        line.append(UInt8(ascii: "T"))
+        digits(Int(parts.tm_hour), 2)
+        line.append(UInt8(ascii: ":"))
+        digits(Int(parts.tm_min), 2)
+        line.append(UInt8(ascii: ":"))
+        digits(Int(parts.tm_sec), 2)
+        line.append(UInt8(ascii: "."))
+        digits(Int(now.tv_nsec) / 1_000_000, 3)
+        line.append(UInt8(ascii: "Z"))
     }
 }

@@ -3,22 +3,26 @@ public import Logging
 import NIOPosix
 import SQLiteNIO
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The embedded SQLite database: one file in WAL mode with versioned migrations.
 ///
-/// Writes go through one connection; the readiness probe uses its own connection with a
-/// short busy timeout, so a locked or read-only database fails the probe quickly
-/// instead of hanging it.
+/// Writes go through one connection. The readiness probe opens a fresh connection each time
+/// with a short busy timeout, so a database that became locked, read-only, moved or
+/// unreachable fails the probe quickly instead of hanging it or passing on a stale handle.
 public final class SQLiteStore: Sendable {
     /// The absolute path of the database file.
     public let path: String
     private let connection: SQLiteConnection
-    private let probeConnection: SQLiteConnection
+    private let probeTimeoutMilliseconds: Int
     private let logger: Logger
 
-    private init(path: String, connection: SQLiteConnection, probeConnection: SQLiteConnection, logger: Logger) {
+    private init(path: String, connection: SQLiteConnection, probeTimeoutMilliseconds: Int, logger: Logger) {
         self.path = path
         self.connection = connection
-        self.probeConnection = probeConnection
+        self.probeTimeoutMilliseconds = max(probeTimeoutMilliseconds, 1)
         self.logger = logger
     }
 
@@ -42,9 +46,7 @@ public final class SQLiteStore: Sendable {
                 _ = try await connection.query(pragma)
             }
             try await SQLiteMigrator(connection: connection, logger: logger).migrate(SQLiteMigrations.all)
-            let probeConnection = try await SQLiteConnection.open(storage: .file(path: absolute), logger: logger)
-            _ = try await probeConnection.query("PRAGMA busy_timeout = \(max(probeTimeoutMilliseconds, 1))")
-            return SQLiteStore(path: absolute, connection: connection, probeConnection: probeConnection, logger: logger)
+            return SQLiteStore(path: absolute, connection: connection, probeTimeoutMilliseconds: probeTimeoutMilliseconds, logger: logger)
         } catch {
             try? await connection.close()
             throw error
@@ -53,10 +55,32 @@ public final class SQLiteStore: Sendable {
 
     /// Performs a real write (an upsert into `readiness_probe`) to prove the database accepts writes.
     public func probeWrite() async throws {
-        _ = try await probeConnection.query(
-            "INSERT INTO readiness_probe (id, checked_at) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET checked_at = excluded.checked_at",
-            [.text(Date().ISO8601Format())]
-        )
+        // SQLite may hand a new connection a recycled read-write descriptor, so a file whose
+        // permissions changed under a running server is checked directly as well.
+        for file in [path, path + "-wal"] where FileManager.default.fileExists(atPath: file) || file == path {
+            guard access(file, W_OK) == 0 else {
+                throw ProbeError(reason: "\(file) is not writable (\(String(cString: strerror(errno))))")
+            }
+        }
+        let probe = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        do {
+            _ = try await probe.query("PRAGMA busy_timeout = \(probeTimeoutMilliseconds)")
+            _ = try await probe.query(
+                "INSERT INTO readiness_probe (id, checked_at) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET checked_at = excluded.checked_at",
+                [.text(Date().ISO8601Format())]
+            )
+            try await probe.close()
+        } catch {
+            try? await probe.close()
+            throw error
+        }
+    }
+
+    /// Why the readiness probe failed before it could write.
+    public struct ProbeError: Error, CustomStringConvertible {
+        /// What was found.
+        public var reason: String
+        public var description: String { reason }
     }
 
     /// The highest applied schema version.
@@ -64,9 +88,8 @@ public final class SQLiteStore: Sendable {
         try await SQLiteMigrator(connection: connection, logger: logger).currentVersion()
     }
 
-    /// Closes both connections.
+    /// Closes the connection.
     public func close() async {
-        try? await probeConnection.close()
         try? await connection.close()
     }
 }

@@ -41,11 +41,18 @@ final class CortexProcess: Sendable {
     var stderr: String { errors.value }
 
     /// Starts `cortex` with arguments and extra environment; does not wait for it to listen.
-    init(arguments: [String], environment: [String: String]) throws {
+    ///
+    /// - Parameter user: Run as this user id (through `setpriv`) instead of the test's own.
+    init(arguments: [String], environment: [String: String], user: UInt32? = nil) throws {
         guard FileManager.default.isExecutableFile(atPath: Self.binary) else { throw Failure.binaryMissing(Self.binary) }
         process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = arguments
+        if let user {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            process.arguments = ["--reuid=\(user)", "--regid=\(user)", "--clear-groups", Self.binary] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: Self.binary)
+            process.arguments = arguments
+        }
         process.currentDirectoryURL = Repository.root
         var env = ProcessInfo.processInfo.environment
         env.merge(environment) { _, new in new }
@@ -60,7 +67,11 @@ final class CortexProcess: Sendable {
     }
 
     /// Starts `cortex serve` on a free loopback port and waits until it listens.
-    static func serve(environment: [String: String], directory: TemporaryDirectory) async throws -> (CortexProcess, port: Int) {
+    static func serve(
+        environment: [String: String],
+        directory: TemporaryDirectory,
+        user: UInt32? = nil
+    ) async throws -> (CortexProcess, port: Int) {
         var env = [
             "HOST": "127.0.0.1",
             "PORT": "0",
@@ -69,7 +80,7 @@ final class CortexProcess: Sendable {
             "LOG_LEVEL": "debug",
         ]
         env.merge(environment) { _, new in new }
-        let cortex = try CortexProcess(arguments: ["serve"], environment: env)
+        let cortex = try CortexProcess(arguments: ["serve"], environment: env, user: user)
         for _ in 0..<600 {
             if let port = cortex.listeningPort { return (cortex, port) }
             if !cortex.process.isRunning { break }

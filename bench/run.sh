@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Foundation benchmark: Cortex against bare Hummingbird (bench/BareHummingbird) in the same run.
+#
+# Prints, for GET /health and POST /v2/models/lead-scoring/infer (one row):
+#   requests/s and p99 of each server at CONNECTIONS connections, and Cortex's ratio to the baseline;
+# then time to ready, idle RSS, and RSS after 10,000 and after REQUESTS requests.
+#
+# Environment: DURATION (s per wrk run, default 10), CONNECTIONS (default 32), REQUESTS (default 1000000),
+# SKIP_RSS=1 to skip the long RSS soak.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/opt/swift/usr/bin:$PATH"
+
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-32}
+REQUESTS=${REQUESTS:-1000000}
+CORTEX_PORT=${CORTEX_PORT:-18080}
+BARE_PORT=${BARE_PORT:-18081}
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+if ! command -v wrk >/dev/null; then
+  echo "installing wrk (Debian package)"
+  (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
+fi
+
+echo "== building release binaries"
+swift build -c release --product cortex >/dev/null
+swift build -c release --product BareHummingbird >/dev/null
+BIN=$(swift build -c release --show-bin-path)
+
+wait_for() { # url
+  for _ in $(seq 1 400); do
+    if curl -fs "$1" >/dev/null 2>&1; then return 0; fi
+    sleep 0.025
+  done
+  echo "timed out waiting for $1" >&2
+  return 1
+}
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+
+# wrk prints "Requests/sec: N" and, with --latency, "99% Nms"; normalise p99 to milliseconds.
+run_wrk() { # name url [lua]
+  local out
+  if [ -n "${3:-}" ]; then
+    out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$3" "$2")
+  else
+    out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$2")
+  fi
+  local rps p99
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p99=$(echo "$out" | awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}')
+  local errors
+  errors=$(echo "$out" | awk '/Non-2xx/ {print $4}')
+  printf '%-34s %10.0f req/s   p99 %7.3f ms%s\n' "$1" "$rps" "$p99" "${errors:+   NON-2xx: $errors}"
+  echo "$rps $p99" > "$WORK/$1.result"
+}
+
+echo "== starting servers (127.0.0.1:$CORTEX_PORT cortex, :$BARE_PORT bare Hummingbird)"
+start_ns=$(date +%s%N)
+HOST=127.0.0.1 PORT=$CORTEX_PORT DATABASE_URL="sqlite:$WORK/cortex.db" "$BIN/cortex" serve >"$WORK/cortex.log" 2>&1 &
+CORTEX_PID=$!
+until curl -fs "http://127.0.0.1:$CORTEX_PORT/ready" >/dev/null 2>&1; do sleep 0.005; done
+ready_ms=$(( ($(date +%s%N) - start_ns) / 1000000 ))
+sleep 1
+idle_rss=$(rss_kb $CORTEX_PID)
+PORT=$BARE_PORT "$BIN/BareHummingbird" >"$WORK/bare.log" 2>&1 &
+BARE_PID=$!
+wait_for "http://127.0.0.1:$BARE_PORT/health"
+
+echo "== GET /health, $CONNECTIONS connections, ${DURATION}s each"
+run_wrk bare-health "http://127.0.0.1:$BARE_PORT/health"
+run_wrk cortex-health "http://127.0.0.1:$CORTEX_PORT/health"
+echo "== POST /v2/models/lead-scoring/infer (one row); baseline echoes the body"
+run_wrk bare-infer "http://127.0.0.1:$BARE_PORT/v2/models/lead-scoring/infer" bench/infer.lua
+run_wrk cortex-infer "http://127.0.0.1:$CORTEX_PORT/v2/models/lead-scoring/infer" bench/infer.lua
+
+ratio() { awk -v a="$(cut -d' ' -f1 "$WORK/$1.result")" -v b="$(cut -d' ' -f1 "$WORK/$2.result")" 'BEGIN {printf "%.1f%%", 100*a/b}'; }
+echo
+echo "== figures"
+echo "health: cortex/bare requests/s            $(ratio cortex-health bare-health)   (target >= 85%)"
+echo "infer:  cortex/bare-echo requests/s       $(ratio cortex-infer bare-infer)   (target >= 60%)"
+echo "infer:  cortex p99                        $(cut -d' ' -f2 "$WORK/cortex-infer.result") ms   (target <= 5 ms)"
+echo "ready after start                         ${ready_ms} ms   (target <= 1000 ms)"
+echo "idle RSS                                  $((idle_rss / 1024)) MiB   (target <= 60 MiB)"
+
+kill $BARE_PID 2>/dev/null || true
+
+if [ "${SKIP_RSS:-0}" = 1 ]; then exit 0; fi
+count() {
+  curl -fs "http://127.0.0.1:$CORTEX_PORT/metrics" \
+    | awk '/^http_requests_total\{.*route="\/v2\/models\/\{model\}\/infer"/ {s+=$2} END {printf "%d", s}'
+}
+echo
+echo "== RSS soak: POST infer until $REQUESTS requests (restarting cortex for a clean count)"
+kill $CORTEX_PID; wait $CORTEX_PID 2>/dev/null || true
+HOST=127.0.0.1 PORT=$CORTEX_PORT DATABASE_URL="sqlite:$WORK/cortex.db" "$BIN/cortex" serve >/dev/null 2>&1 &
+CORTEX_PID=$!
+wait_for "http://127.0.0.1:$CORTEX_PORT/ready"
+wrk -t1 -c4 -d1s -s bench/infer.lua "http://127.0.0.1:$CORTEX_PORT/v2/models/lead-scoring/infer" >/dev/null
+while [ "$(count)" -lt 10000 ]; do
+  wrk -t1 -c4 -d1s -s bench/infer.lua "http://127.0.0.1:$CORTEX_PORT/v2/models/lead-scoring/infer" >/dev/null
+done
+rss_10k=$(rss_kb $CORTEX_PID)
+n10k=$(count)
+deadline=$(( $(date +%s) + 600 ))
+while [ "$(count)" -lt "$REQUESTS" ] && [ "$(date +%s)" -lt $deadline ]; do
+  wrk -t2 -c"$CONNECTIONS" -d5s -s bench/infer.lua "http://127.0.0.1:$CORTEX_PORT/v2/models/lead-scoring/infer" >/dev/null
+done
+rss_end=$(rss_kb $CORTEX_PID)
+nend=$(count)
+echo "RSS after $n10k requests                  $((rss_10k / 1024)) MiB"
+echo "RSS after $nend requests                  $((rss_end / 1024)) MiB"
+awk -v a="$rss_10k" -v b="$rss_end" 'BEGIN {printf "RSS growth                                %.1f%%   (target within 10%%)\n", 100*(b-a)/a}'
