@@ -5,13 +5,17 @@
 #   requests/s and p99 of each server at CONNECTIONS connections, and Cortex's ratio to the baseline;
 # then time to ready, idle RSS, and RSS after 10,000 and after REQUESTS requests.
 #
-# Environment: DURATION (s per wrk run, default 10), CONNECTIONS (default 32), REQUESTS (default 1000000),
-# SKIP_RSS=1 to skip the long RSS soak.
+# These machines are noisy, so each pair is measured ROUNDS times, alternating which server goes
+# first, and the medians are compared.
+#
+# Environment: DURATION (s per wrk run, default 5), ROUNDS (default 3), CONNECTIONS (default 32),
+# REQUESTS (default 1000000), SKIP_RSS=1 to skip the long RSS soak.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 
-DURATION=${DURATION:-10}
+DURATION=${DURATION:-5}
+ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-32}
 REQUESTS=${REQUESTS:-1000000}
 CORTEX_PORT=${CORTEX_PORT:-18080}
@@ -40,6 +44,7 @@ wait_for() { # url
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
 # wrk prints "Requests/sec: N" and, with --latency, "99% Nms"; normalise p99 to milliseconds.
+# Appends "rps p99" to $WORK/NAME.results.
 run_wrk() { # name url [lua]
   local out
   if [ -n "${3:-}" ]; then
@@ -47,13 +52,27 @@ run_wrk() { # name url [lua]
   else
     out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$2")
   fi
-  local rps p99
+  local rps p99 errors
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   p99=$(echo "$out" | awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}')
-  local errors
   errors=$(echo "$out" | awk '/Non-2xx/ {print $4}')
-  printf '%-34s %10.0f req/s   p99 %7.3f ms%s\n' "$1" "$rps" "$p99" "${errors:+   NON-2xx: $errors}"
-  echo "$rps $p99" > "$WORK/$1.result"
+  printf '  %-16s %10.0f req/s   p99 %7.3f ms%s\n' "$1" "$rps" "$p99" "${errors:+   NON-2xx: $errors}"
+  echo "$rps $p99" >> "$WORK/$1.results"
+}
+median() { # name column
+  sort -n -k"$2" "$WORK/$1.results" | awk -v c="$2" '{v[NR]=$c} END {print v[int((NR+1)/2)]}'
+}
+compare() { # label baseline-name cortex-name url [lua]
+  echo "== $1: $ROUNDS rounds of ${DURATION}s at $CONNECTIONS connections"
+  for round in $(seq 1 "$ROUNDS"); do
+    if [ $((round % 2)) = 1 ]; then
+      run_wrk "$2" "http://127.0.0.1:$BARE_PORT$4" ${5:-}
+      run_wrk "$3" "http://127.0.0.1:$CORTEX_PORT$4" ${5:-}
+    else
+      run_wrk "$3" "http://127.0.0.1:$CORTEX_PORT$4" ${5:-}
+      run_wrk "$2" "http://127.0.0.1:$BARE_PORT$4" ${5:-}
+    fi
+  done
 }
 
 echo "== starting servers (127.0.0.1:$CORTEX_PORT cortex, :$BARE_PORT bare Hummingbird)"
@@ -68,21 +87,18 @@ PORT=$BARE_PORT "$BIN/BareHummingbird" >"$WORK/bare.log" 2>&1 &
 BARE_PID=$!
 wait_for "http://127.0.0.1:$BARE_PORT/health"
 
-echo "== GET /health, $CONNECTIONS connections, ${DURATION}s each"
-run_wrk bare-health "http://127.0.0.1:$BARE_PORT/health"
-run_wrk cortex-health "http://127.0.0.1:$CORTEX_PORT/health"
-echo "== POST /v2/models/lead-scoring/infer (one row); baseline echoes the body"
-run_wrk bare-infer "http://127.0.0.1:$BARE_PORT/v2/models/lead-scoring/infer" bench/infer.lua
-run_wrk cortex-infer "http://127.0.0.1:$CORTEX_PORT/v2/models/lead-scoring/infer" bench/infer.lua
+compare "GET /health" bare-health cortex-health /health
+compare "POST /v2/models/lead-scoring/infer, one row (baseline echoes the body)" bare-infer cortex-infer \
+  /v2/models/lead-scoring/infer bench/infer.lua
 
-ratio() { awk -v a="$(cut -d' ' -f1 "$WORK/$1.result")" -v b="$(cut -d' ' -f1 "$WORK/$2.result")" 'BEGIN {printf "%.1f%%", 100*a/b}'; }
+ratio() { awk -v a="$(median "$1" 1)" -v b="$(median "$2" 1)" 'BEGIN {printf "%.1f%% (%.0f / %.0f req/s)", 100*a/b, a, b}'; }
 echo
-echo "== figures"
-echo "health: cortex/bare requests/s            $(ratio cortex-health bare-health)   (target >= 85%)"
-echo "infer:  cortex/bare-echo requests/s       $(ratio cortex-infer bare-infer)   (target >= 60%)"
-echo "infer:  cortex p99                        $(cut -d' ' -f2 "$WORK/cortex-infer.result") ms   (target <= 5 ms)"
-echo "ready after start                         ${ready_ms} ms   (target <= 1000 ms)"
-echo "idle RSS                                  $((idle_rss / 1024)) MiB   (target <= 60 MiB)"
+echo "== figures (medians)"
+echo "health: cortex/bare requests/s      $(ratio cortex-health bare-health)   target >= 85%"
+echo "infer:  cortex/bare-echo requests/s $(ratio cortex-infer bare-infer)   target >= 60%"
+echo "infer:  p99 cortex / bare-echo      $(median cortex-infer 2) ms / $(median bare-infer 2) ms   target <= 5 ms"
+echo "ready after start                   ${ready_ms} ms   target <= 1000 ms"
+echo "idle RSS                            $((idle_rss / 1024)) MiB   target <= 60 MiB"
 
 kill $BARE_PID 2>/dev/null || true
 

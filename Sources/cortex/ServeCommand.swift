@@ -33,8 +33,10 @@ struct ServeCommand: AsyncParsableCommand {
         if let host { configuration.server.host = host }
 
         let level = configuration.log.level
+        let output = LogOutput()
+        defer { output.flush() }
         switch configuration.log.format {
-        case .json: LoggingSystem.bootstrap { JSONLogHandler(label: $0, level: level) }
+        case .json: LoggingSystem.bootstrap { JSONLogHandler(label: $0, level: level, output: output) }
         case .text:
             LoggingSystem.bootstrap { label in
                 var handler = StreamLogHandler.standardOutput(label: label)
@@ -53,6 +55,7 @@ struct ServeCommand: AsyncParsableCommand {
             dependencies = try await ServerDependencies.open(configuration: configuration, logger: logger)
         } catch {
             logger.critical("STARTUP_FAIL", metadata: ["error": "\(error)"])
+            output.flush()
             throw ExitCode(1)
         }
         try await runServer(dependencies, logger: logger)

@@ -11,11 +11,13 @@ struct JSONLogHandlerTests {
         var fds: [Int32] = [0, 0]
         #expect(pipe(&fds) == 0)
         defer { close(fds[0]) }
-        let handler = JSONLogHandler(label: "t", level: .info, fileDescriptor: fds[1])
+        let output = LogOutput(fileDescriptor: fds[1])
+        let handler = JSONLogHandler(label: "t", level: .info, output: output)
         var logger = Logger(label: "t") { _ in handler }
         logger[metadataKey: "request_id"] = "r-1"
         logger.info("REQ_END", metadata: ["status": .stringConvertible(200), "path": "/a\"b\n", "ok": .stringConvertible(true)])
         logger.debug("HIDDEN")
+        output.flush()
         close(fds[1])
         var bytes = [UInt8](repeating: 0, count: 4096)
         let count = read(fds[0], &bytes, bytes.count)

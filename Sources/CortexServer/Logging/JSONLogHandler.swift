@@ -1,5 +1,4 @@
 public import Logging
-import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -11,23 +10,20 @@ import Synchronization
 ///
 /// The message is the event name (`REQ_START`, `INFERENCE_SUCCESS`, ...); metadata keys become
 /// top-level fields, sorted. Numbers and booleans logged with `.stringConvertible` stay JSON
-/// numbers and booleans. Each line is built as bytes and written with one `write(2)`, so lines
-/// from concurrent requests never interleave.
+/// numbers and booleans. Each line is built whole and handed to a ``LogOutput``, so lines from
+/// concurrent requests never interleave.
 public struct JSONLogHandler: LogHandler {
-    /// Serialises writes so each line is written whole.
-    private static let outputLock = Mutex(())
-
     public var logLevel: Logger.Level
     public var metadata: Logger.Metadata = [:]
     public var metadataProvider: Logger.MetadataProvider?
     private let label: String
-    private let fileDescriptor: Int32
+    private let output: LogOutput
 
-    /// Creates a handler writing to a file descriptor (standard output by default).
-    public init(label: String, level: Logger.Level, fileDescriptor: Int32 = 1) {
+    /// Creates a handler writing to an output shared by every handler of the process.
+    public init(label: String, level: Logger.Level, output: LogOutput) {
         self.label = label
         self.logLevel = level
-        self.fileDescriptor = fileDescriptor
+        self.output = output
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -67,18 +63,7 @@ public struct JSONLogHandler: LogHandler {
         }
         line.append(contentsOf: "}\n".utf8)
 
-        Self.outputLock.withLock { _ in
-            line.withUnsafeBytes { buffer in
-                guard let base = buffer.baseAddress else { return }
-                var offset = 0
-                while offset < buffer.count {
-                    let written = write(fileDescriptor, base + offset, buffer.count - offset)
-                    if written < 0 && errno == EINTR { continue }
-                    if written <= 0 { return }
-                    offset += written
-                }
-            }
-        }
+        output.append(line, urgent: event.level >= .error)
     }
 
     private static func append(_ value: Logger.Metadata.Value, to line: inout [UInt8]) {
