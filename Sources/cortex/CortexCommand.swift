@@ -1,7 +1,10 @@
 import ArgumentParser
 import CortexServer
+import Foundation
+import NIOCore
+import NIOPosix
 
-@main
+/// Serves machine-learning models behind a production API.
 struct CortexCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cortex",
@@ -10,4 +13,19 @@ struct CortexCommand: AsyncParsableCommand {
         subcommands: [ServeCommand.self, ConfigCommand.self, ModelsCommand.self],
         defaultSubcommand: ServeCommand.self
     )
+}
+
+@main
+enum Main {
+    static func main() {
+        // Swift concurrency runs on NIO's event loops, so a request's handler and its socket I/O
+        // share threads instead of hopping between Dispatch's pool and NIO's on every await.
+        // This must happen before any task starts, hence the synchronous entry point.
+        NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        Task {
+            await CortexCommand.main()
+            exit(0)
+        }
+        dispatchMain()
+    }
 }

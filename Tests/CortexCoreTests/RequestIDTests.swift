@@ -23,7 +23,20 @@ struct RequestIDRuleTests {
     func generated() {
         var generator = FixedGenerator(values: [0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210])
         #expect(RequestID.generate(using: &generator) == "0123456789abcdeffedcba9876543210")
-        #expect(RequestID.generate() != RequestID.generate())
+    }
+
+    @Test("the generator never repeats within a process and keeps the W3C form")
+    func generatorIsUnique() {
+        let generator = RequestIDGenerator()
+        var seen = Set<String>()
+        for _ in 0..<100_000 {
+            let id = generator.next()
+            #expect(id.count == 32)
+            seen.insert(id)
+        }
+        #expect(seen.count == 100_000)
+        #expect(Set(seen.map { $0.prefix(16) }).count == 1, "one random prefix per generator")
+        #expect(RequestIDGenerator().next().prefix(16) != RequestIDGenerator().next().prefix(16))
     }
 
     struct FixedGenerator: RandomNumberGenerator {

@@ -1,6 +1,11 @@
-// The baseline of Cortex's benchmarks: bare Hummingbird answering the same routes with no logic.
+// The baseline of Cortex's benchmarks: bare Hummingbird answering the same routes with no logic,
+// on the same executor setting as `cortex` (Swift concurrency on NIO's event loops).
 import Foundation
 import Hummingbird
+import NIOCore
+import NIOPosix
+
+NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
 
 let port = Int(ProcessInfo.processInfo.environment["PORT"] ?? "") ?? 8100
 let router = Router()

@@ -9,7 +9,7 @@ public import Logging
 /// Writes one JSON object per line: `{"ts":..., "level":..., "event":..., "logger":..., ...metadata}`.
 ///
 /// The message is the event name (`REQ_START`, `INFERENCE_SUCCESS`, ...); metadata keys become
-/// top-level fields, sorted. Numbers and booleans logged with `.stringConvertible` stay JSON
+/// top-level fields (the logger's first, then the event's, sorted). Numbers and booleans logged with `.stringConvertible` stay JSON
 /// numbers and booleans. Each line is built whole and handed to a ``LogOutput``, so lines from
 /// concurrent requests never interleave.
 public struct JSONLogHandler: LogHandler {
@@ -43,27 +43,35 @@ public struct JSONLogHandler: LogHandler {
         line.append(contentsOf: #","logger":"#.utf8)
         Self.appendQuoted(label, to: &line)
 
-        var merged = metadata
-        if let provided = metadataProvider?.get() {
-            merged.merge(provided) { _, new in new }
+        // The handler's metadata (request_id, ...) first, then the event's fields sorted by key;
+        // an event field overrides a handler field of the same name.
+        let fields = event.metadata ?? [:]
+        let provided = metadataProvider?.get() ?? [:]
+        for (key, value) in metadata where fields[key] == nil && provided[key] == nil && key != Self.hummingbirdRequestID {
+            appendField(key, value, to: &line)
         }
-        if let extra = event.metadata {
-            merged.merge(extra) { _, new in new }
+        for (key, value) in provided where fields[key] == nil {
+            appendField(key, value, to: &line)
         }
-        // Hummingbird's own per-request id duplicates `request_id`.
-        merged["hb.request.id"] = nil
-        if let error = event.error, merged["error"] == nil {
-            merged["error"] = "\(error)"
+        for key in fields.keys.sorted() {
+            if let value = fields[key] { appendField(key, value, to: &line) }
         }
-        for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
-            line.append(UInt8(ascii: ","))
-            Self.appendQuoted(key, to: &line)
-            line.append(UInt8(ascii: ":"))
-            Self.append(value, to: &line)
+        if let error = event.error, fields["error"] == nil {
+            appendField("error", .string("\(error)"), to: &line)
         }
         line.append(contentsOf: "}\n".utf8)
 
         output.append(line, urgent: event.level >= .error)
+    }
+
+    /// Hummingbird's own per-request id, which duplicates `request_id`.
+    private static let hummingbirdRequestID = "hb.request.id"
+
+    private func appendField(_ key: String, _ value: Logger.Metadata.Value, to line: inout [UInt8]) {
+        line.append(UInt8(ascii: ","))
+        Self.appendQuoted(key, to: &line)
+        line.append(UInt8(ascii: ":"))
+        Self.append(value, to: &line)
     }
 
     private static func append(_ value: Logger.Metadata.Value, to line: inout [UInt8]) {
@@ -71,16 +79,13 @@ public struct JSONLogHandler: LogHandler {
         case .string(let text):
             appendQuoted(text, to: &line)
         case .stringConvertible(let convertible):
-            // Numbers and booleans logged as values stay JSON numbers and booleans for log queries.
-            switch convertible {
-            case let flag as Bool:
-                line.append(contentsOf: (flag ? "true" : "false").utf8)
-            case is any BinaryInteger:
-                line.append(contentsOf: convertible.description.utf8)
-            case let number as Double where number.isFinite:
-                line.append(contentsOf: convertible.description.utf8)
-            default:
-                appendQuoted(convertible.description, to: &line)
+            // Numbers and booleans logged as values (`.stringConvertible(200)`) stay JSON numbers
+            // and booleans for log queries. Judged by their text: a dynamic cast per field costs more.
+            let text = convertible.description
+            if text == "true" || text == "false" || isJSONNumber(text) {
+                line.append(contentsOf: text.utf8)
+            } else {
+                appendQuoted(text, to: &line)
             }
         case .array(let values):
             line.append(UInt8(ascii: "["))
@@ -99,6 +104,32 @@ public struct JSONLogHandler: LogHandler {
             }
             line.append(UInt8(ascii: "}"))
         }
+    }
+
+    /// Whether `text` is a JSON number: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+    static func isJSONNumber(_ text: String) -> Bool {
+        var utf8 = text.utf8[...]
+        func digits() -> Int {
+            let count = utf8.prefix { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }.count
+            utf8 = utf8.dropFirst(count)
+            return count
+        }
+        if utf8.first == UInt8(ascii: "-") { utf8 = utf8.dropFirst() }
+        if utf8.first == UInt8(ascii: "0") {
+            utf8 = utf8.dropFirst()
+        } else if digits() == 0 {
+            return false
+        }
+        if utf8.first == UInt8(ascii: ".") {
+            utf8 = utf8.dropFirst()
+            if digits() == 0 { return false }
+        }
+        if utf8.first == UInt8(ascii: "e") || utf8.first == UInt8(ascii: "E") {
+            utf8 = utf8.dropFirst()
+            if utf8.first == UInt8(ascii: "+") || utf8.first == UInt8(ascii: "-") { utf8 = utf8.dropFirst() }
+            if digits() == 0 { return false }
+        }
+        return utf8.isEmpty
     }
 
     /// Appends `text` as a JSON string literal, escaping quotes, backslashes and control characters.

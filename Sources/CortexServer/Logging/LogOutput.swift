@@ -9,23 +9,20 @@ import Synchronization
 
 /// Where JSON log lines go: a buffer that a dedicated thread writes to a file descriptor.
 ///
-/// Requests append their lines and return; the writer thread drains whatever has
-/// accumulated with one `write(2)`, so under load many lines share one system call and no
-/// request waits on the terminal or the log collector. Lines at `error` and above are written
-/// before ``append(_:urgent:)`` returns, and ``flush()`` (called at exit) writes the rest.
+/// Requests append their lines and return; the writer thread wakes every ``flushInterval`` and
+/// drains whatever has accumulated with one `write(2)`. Under load hundreds of lines share one
+/// system call, no request waits on the terminal or the log collector, and no request pays for
+/// waking another thread (which, per line, cost more than the write itself). Lines at `error`
+/// and above are written before ``append(_:urgent:)`` returns, and ``flush()`` (called at exit)
+/// writes the rest.
 public final class LogOutput: Sendable {
-    private struct State {
-        var pending: [UInt8] = []
-        var writerWaiting = false
-    }
-
-    /// Most bytes held before appending blocks on the writer, so a stuck collector cannot grow memory.
-    static let maximumPending = 4 << 20
+    /// How often the writer thread drains the buffer: the most a line waits before it is written.
+    static let flushInterval = Duration.milliseconds(20)
+    /// Bytes past which the appending request writes the buffer itself, so memory stays bounded.
+    static let maximumPending = 1 << 20
 
     private let fileDescriptor: Int32
-    private let state = Mutex(State())
-    // Foundation's condition variable; it is documented thread-safe.
-    private nonisolated(unsafe) let condition = NSCondition()
+    private let pending = Mutex<[UInt8]>([])
     /// Serialises the actual writes, so lines stay in order across the writer thread and urgent writes.
     private let writeLock = Mutex(())
 
@@ -43,22 +40,12 @@ public final class LogOutput: Sendable {
             flush(adding: line)
             return
         }
-        var wake = false
-        var full = false
-        state.withLock { state in
-            state.pending.append(contentsOf: line)
-            full = state.pending.count >= Self.maximumPending
-            if state.writerWaiting {
-                state.writerWaiting = false
-                wake = true
-            }
+        let full = pending.withLock { pending in
+            pending.append(contentsOf: line)
+            return pending.count >= Self.maximumPending
         }
         if full {
             flush(adding: [])
-        } else if wake {
-            condition.lock()
-            condition.signal()
-            condition.unlock()
         }
     }
 
@@ -69,9 +56,9 @@ public final class LogOutput: Sendable {
 
     private func flush(adding line: [UInt8]) {
         writeLock.withLock { _ in
-            var bytes = state.withLock { state in
-                let taken = state.pending
-                state.pending = []
+            var bytes = pending.withLock { pending in
+                let taken = pending
+                pending.removeAll(keepingCapacity: true)
                 return taken
             }
             bytes.append(contentsOf: line)
@@ -80,20 +67,9 @@ public final class LogOutput: Sendable {
     }
 
     private func runWriter() {
+        let interval = Double(Self.flushInterval.components.attoseconds) / 1e18
         while true {
-            condition.lock()
-            let hasWork = state.withLock { state in
-                if state.pending.isEmpty {
-                    state.writerWaiting = true
-                    return false
-                }
-                return true
-            }
-            if !hasWork {
-                // A timed wait also covers a signal that raced with the check above.
-                _ = condition.wait(until: Date(timeIntervalSinceNow: 0.05))
-            }
-            condition.unlock()
+            Thread.sleep(forTimeInterval: interval)
             flush(adding: [])
         }
     }
