@@ -24,19 +24,23 @@ public enum RequestID {
 
     /// A new random id: 32 lowercase hex characters (128 bits), the W3C trace-id form.
     public static func generate<G: RandomNumberGenerator>(using generator: inout G) -> String {
-        let high = generator.next() as UInt64
-        let low = generator.next() as UInt64
-        return hex(high) + hex(low)
+        format(high: generator.next(), low: generator.next())
     }
 
-    private static func hex(_ value: UInt64) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var bytes = [UInt8](repeating: 0, count: 16)
-        var remaining = value
-        for index in stride(from: 15, through: 0, by: -1) {
-            bytes[index] = digits[Int(remaining & 0xF)]
-            remaining >>= 4
+    /// Formats 128 bits as 32 lowercase hex characters, in one allocation.
+    static func format(high: UInt64, low: UInt64) -> String {
+        String(unsafeUninitializedCapacity: 32) { buffer in
+            let digits: StaticString = "0123456789abcdef"
+            digits.withUTF8Buffer { digits in
+                for (half, word) in [high, low].enumerated() {
+                    var remaining = word
+                    for index in stride(from: 15, through: 0, by: -1) {
+                        buffer[half * 16 + index] = digits[Int(remaining & 0xF)]
+                        remaining >>= 4
+                    }
+                }
+            }
+            return 32
         }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }

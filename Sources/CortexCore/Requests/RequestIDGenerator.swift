@@ -26,8 +26,7 @@ public final class RequestIDGenerator: Sendable {
     /// The next id: 32 lowercase hex characters.
     public func next() -> String {
         let count = counter.wrappingAdd(1, ordering: .relaxed).newValue
-        var state = FixedSeed(values: [prefix, Self.mix(count &+ offset)])
-        return RequestID.generate(using: &state)
+        return RequestID.format(high: prefix, low: Self.mix(count &+ offset))
     }
 
     /// SplitMix64's output function: a bijection on 64-bit values that scatters consecutive inputs.
@@ -36,15 +35,5 @@ public final class RequestIDGenerator: Sendable {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
-    }
-
-    /// Hands out two fixed words, so `RequestID.generate(using:)` formats them.
-    private struct FixedSeed: RandomNumberGenerator {
-        var values: [UInt64]
-        var index = 0
-        mutating func next() -> UInt64 {
-            defer { index += 1 }
-            return values[index % values.count]
-        }
     }
 }
