@@ -57,8 +57,18 @@ struct ProcessTests {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         // The server runs as `nobody` and owns its directory; the test, as root, flips the file's mode.
+        // Binary and model are copied in, since the checkout may sit under a directory `nobody` cannot enter.
         chown(directory.path, 65534, 65534)
-        let (cortex, port) = try await CortexProcess.serve(environment: [:], directory: directory, user: 65534)
+        let binary = directory.file("cortex")
+        try FileManager.default.copyItem(atPath: CortexProcess.binary, toPath: binary)
+        try FileManager.default.copyItem(atPath: Repository.leadScoring, toPath: directory.file("lead-scoring"))
+        let (cortex, port) = try await CortexProcess.serve(
+            environment: ["MODEL_PATH": directory.file("lead-scoring")],
+            directory: directory,
+            user: 65534,
+            binary: binary,
+            workingDirectory: directory.path
+        )
         defer { cortex.terminate() }
         let database = directory.file("cortex.db")
         #expect(try RawHTTPConnection.request(port: port, path: "/ready")?.status == 200)

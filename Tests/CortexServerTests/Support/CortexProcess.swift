@@ -42,18 +42,27 @@ final class CortexProcess: Sendable {
 
     /// Starts `cortex` with arguments and extra environment; does not wait for it to listen.
     ///
-    /// - Parameter user: Run as this user id (through `setpriv`) instead of the test's own.
-    init(arguments: [String], environment: [String: String], user: UInt32? = nil) throws {
-        guard FileManager.default.isExecutableFile(atPath: Self.binary) else { throw Failure.binaryMissing(Self.binary) }
+    /// - Parameters:
+    ///   - user: Run as this user id (through `setpriv`) instead of the test's own.
+    ///   - binary: The executable to run; `Self.binary` unless a test made a copy.
+    ///   - workingDirectory: Where relative paths resolve; the repository by default.
+    init(
+        arguments: [String],
+        environment: [String: String],
+        user: UInt32? = nil,
+        binary: String = CortexProcess.binary,
+        workingDirectory: String = Repository.root.path
+    ) throws {
+        guard FileManager.default.isExecutableFile(atPath: binary) else { throw Failure.binaryMissing(binary) }
         process = Process()
         if let user {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-            process.arguments = ["--reuid=\(user)", "--regid=\(user)", "--clear-groups", Self.binary] + arguments
+            process.arguments = ["--reuid=\(user)", "--regid=\(user)", "--clear-groups", binary] + arguments
         } else {
-            process.executableURL = URL(fileURLWithPath: Self.binary)
+            process.executableURL = URL(fileURLWithPath: binary)
             process.arguments = arguments
         }
-        process.currentDirectoryURL = Repository.root
+        process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory)
         var env = ProcessInfo.processInfo.environment
         env.merge(environment) { _, new in new }
         process.environment = env
@@ -70,7 +79,9 @@ final class CortexProcess: Sendable {
     static func serve(
         environment: [String: String],
         directory: TemporaryDirectory,
-        user: UInt32? = nil
+        user: UInt32? = nil,
+        binary: String = CortexProcess.binary,
+        workingDirectory: String = Repository.root.path
     ) async throws -> (CortexProcess, port: Int) {
         var env = [
             "HOST": "127.0.0.1",
@@ -80,7 +91,13 @@ final class CortexProcess: Sendable {
             "LOG_LEVEL": "debug",
         ]
         env.merge(environment) { _, new in new }
-        let cortex = try CortexProcess(arguments: ["serve"], environment: env, user: user)
+        let cortex = try CortexProcess(
+            arguments: ["serve"],
+            environment: env,
+            user: user,
+            binary: binary,
+            workingDirectory: workingDirectory
+        )
         for _ in 0..<600 {
             if let port = cortex.listeningPort { return (cortex, port) }
             if !cortex.process.isRunning { break }
