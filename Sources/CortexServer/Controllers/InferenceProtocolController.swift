@@ -63,10 +63,8 @@ public struct InferenceProtocolController<Context: RequestIDContext>: Sendable {
         router.get("/v2") { _, _ in
             var json = JSONWriter()
             json.beginObject()
-            json.key("name")
-            json.string("cortex")
-            json.key("version")
-            json.string(serverVersion)
+            json.member("name", "cortex")
+            json.member("version", serverVersion)
             json.key("extensions")
             json.beginArray()
             json.endArray()
@@ -91,27 +89,18 @@ public struct InferenceProtocolController<Context: RequestIDContext>: Sendable {
         let metadata = model.metadata
         var json = JSONWriter(capacity: 512)
         json.beginObject()
-        json.key("name")
-        json.string(metadata.name)
+        json.member("name", metadata.name)
         json.key("versions")
         json.beginArray()
         json.string(metadata.version)
         json.endArray()
-        json.key("platform")
-        json.string(metadata.platform)
+        json.member("platform", metadata.platform)
         for (key, specs) in [("inputs", metadata.inputs), ("outputs", metadata.outputs)] {
             json.key(key)
             json.beginArray()
             for spec in specs {
                 json.beginObject()
-                json.key("name")
-                json.string(spec.name)
-                json.key("datatype")
-                json.string(spec.datatype.rawValue)
-                json.key("shape")
-                json.beginArray()
-                for dimension in spec.shape.dimensions { json.number(dimension) }
-                json.endArray()
+                Self.writeHead(name: spec.name, datatype: spec.datatype, shape: spec.shape, to: &json)
                 json.endObject()
             }
             json.endArray()
@@ -124,8 +113,7 @@ public struct InferenceProtocolController<Context: RequestIDContext>: Sendable {
             for feature in metadata.featureNames { json.string(feature) }
             json.endArray()
             for key in metadata.properties.keys.sorted() {
-                json.key(key)
-                json.string(metadata.properties[key] ?? "")
+                json.member(key, metadata.properties[key] ?? "")
             }
             json.endObject()
         }
@@ -143,10 +131,8 @@ public struct InferenceProtocolController<Context: RequestIDContext>: Sendable {
         }
         var json = JSONWriter()
         json.beginObject()
-        json.key("name")
-        json.string(name)
-        json.key("ready")
-        json.bool(isReady)
+        json.member("name", name)
+        json.member("ready", isReady)
         json.endObject()
         return ProbeController<Context>.json(isReady ? .ok : .serviceUnavailable, json.text)
     }
@@ -172,13 +158,10 @@ public struct InferenceProtocolController<Context: RequestIDContext>: Sendable {
         let outputs = try runner.infer(model, inputs: tensors, logger: context.logger)
         var json = JSONWriter(capacity: 256)
         json.beginObject()
-        json.key("model_name")
-        json.string(model.metadata.name)
-        json.key("model_version")
-        json.string(model.metadata.version)
+        json.member("model_name", model.metadata.name)
+        json.member("model_version", model.metadata.version)
         if let id = body.id {
-            json.key("id")
-            json.string(id)
+            json.member("id", id)
         }
         json.key("outputs")
         json.beginArray()
@@ -273,16 +256,19 @@ public struct InferenceProtocolController<Context: RequestIDContext>: Sendable {
         .invalidTensor("input '\(name)' is \(datatype.rawValue) but its data holds \(value.kind)")
     }
 
-    static func write(_ tensor: Tensor, to json: inout JSONWriter) {
-        json.beginObject()
-        json.key("name")
-        json.string(tensor.name)
-        json.key("datatype")
-        json.string(tensor.datatype.rawValue)
+    /// The `name`, `datatype` and `shape` members shared by tensor metadata and tensors.
+    static func writeHead(name: String, datatype: TensorDataType, shape: TensorShape, to json: inout JSONWriter) {
+        json.member("name", name)
+        json.member("datatype", datatype.rawValue)
         json.key("shape")
         json.beginArray()
-        for dimension in tensor.shape.dimensions { json.number(dimension) }
+        for dimension in shape.dimensions { json.number(dimension) }
         json.endArray()
+    }
+
+    static func write(_ tensor: Tensor, to json: inout JSONWriter) {
+        json.beginObject()
+        writeHead(name: tensor.name, datatype: tensor.datatype, shape: tensor.shape, to: &json)
         json.key("data")
         json.beginArray()
         switch tensor.data {

@@ -40,12 +40,9 @@ public struct ProbeController<Context: RequestIDContext>: Sendable {
         let report = await checks.evaluate()
         var json = JSONWriter(capacity: 512)
         json.beginObject()
-        json.key("ready")
-        json.bool(report.isReady)
-        json.key("status")
-        json.string(report.isReady ? "ready" : "not_ready")
-        json.key("models_loaded")
-        json.bool(report.checks.first { $0.name == "models" }?.ok ?? false)
+        json.member("ready", report.isReady)
+        json.member("status", report.isReady ? "ready" : "not_ready")
+        json.member("models_loaded", report.checks.first { $0.name == "models" }?.ok ?? false)
         json.key("failing")
         json.beginArray()
         for name in report.failing { json.string(name) }
@@ -55,10 +52,8 @@ public struct ProbeController<Context: RequestIDContext>: Sendable {
         for check in report.checks {
             json.key(check.name)
             json.beginObject()
-            json.key("ok")
-            json.bool(check.ok)
-            json.key("detail")
-            json.string(check.detail)
+            json.member("ok", check.ok)
+            json.member("detail", check.detail)
             json.endObject()
         }
         json.endObject()

@@ -134,28 +134,22 @@ public struct ScoringController<Context: RequestIDContext>: Sendable {
             for (row, lead) in leads.enumerated() {
                 json.beginObject()
                 if let id = lead.leadID {
-                    json.key("lead_id")
-                    json.string(id)
+                    json.member("lead_id", id)
                 }
                 writeScore(row)
                 json.endObject()
             }
             json.endArray()
-            json.key("count")
-            json.number(leads.count)
+            json.member("count", leads.count)
         } else {
             if let id = leads[0].leadID {
-                json.key("lead_id")
-                json.string(id)
+                json.member("lead_id", id)
             }
             writeScore(0)
         }
-        json.key("model")
-        json.string(metadata.name)
-        json.key("model_version")
-        json.string(metadata.version)
-        json.key("request_id")
-        json.string(context.requestID)
+        json.member("model", metadata.name)
+        json.member("model_version", metadata.version)
+        json.member("request_id", context.requestID)
         json.endObject()
         return ProbeController<Context>.json(.ok, json.text)
     }
@@ -164,17 +158,12 @@ public struct ScoringController<Context: RequestIDContext>: Sendable {
         let metadata = try scoringModel(context).metadata
         var json = JSONWriter(capacity: 512)
         json.beginObject()
-        json.key("name")
-        json.string(metadata.name)
-        json.key("version")
-        json.string(metadata.version)
-        json.key("platform")
-        json.string(metadata.platform)
-        json.key("status")
-        json.string("ready")
+        json.member("name", metadata.name)
+        json.member("version", metadata.version)
+        json.member("platform", metadata.platform)
+        json.member("status", "ready")
         for key in metadata.properties.keys.sorted() {
-            json.key(key)
-            json.string(metadata.properties[key] ?? "")
+            json.member(key, metadata.properties[key] ?? "")
         }
         json.key("features")
         json.beginArray()

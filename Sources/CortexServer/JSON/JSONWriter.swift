@@ -45,6 +45,24 @@ struct JSONWriter {
         needsComma = false
     }
 
+    /// Writes `"key":"value"`.
+    mutating func member(_ key: String, _ value: String) {
+        self.key(key)
+        string(value)
+    }
+
+    /// Writes `"key":true` or `"key":false`.
+    mutating func member(_ key: String, _ value: Bool) {
+        self.key(key)
+        bool(value)
+    }
+
+    /// Writes `"key":123`.
+    mutating func member(_ key: String, _ value: Int) {
+        self.key(key)
+        number(value)
+    }
+
     mutating func string(_ value: String) {
         separate()
         appendQuoted(value)
