@@ -77,6 +77,8 @@ struct ScoringTests {
             #expect(body["version"] as? String == "1.0.0")
             #expect(body["objective"] as? String == "binary:logistic")
             #expect((body["features"] as? [String])?.count == 10)
+            #expect(body["num_trees"] as? String == "80")
+            #expect(body["num_features"] as? String == "10")
         }
     }
 }

@@ -34,8 +34,8 @@ public struct TreeEnsembleModel: InferenceModel {
             featureNames: ensemble.featureNames,
             properties: [
                 "objective": ensemble.objectiveName,
-                "trees": String(ensemble.treeCount),
-                "features": String(ensemble.featureCount),
+                "num_trees": String(ensemble.treeCount),
+                "num_features": String(ensemble.featureCount),
             ]
         )
     }
