@@ -59,4 +59,22 @@ struct RequestIDTests {
             #expect(second.body.jsonObject["request_id"] as? String == b)
         }
     }
+
+    @Test("at info level probes log nothing, still return ids, and inference lines still carry the id")
+    func quietProbes() async throws {
+        let server = try await TestServer.make(logLevel: .info)
+        try await server.test { client in
+            let probe = try await client.get("/health", headers: [.xRequestID: "probe-1"])
+            #expect(probe.headers[.traceID] == "probe-1")
+            let inferred = try await client.post(
+                "/v2/models/lead-scoring/infer",
+                json: #"{"inputs":[{"name":"features","shape":[1,10],"datatype":"FP32","data":[1,2,3,4,5,6,7,8,9,0]}]}"#,
+                headers: [.xRequestID: "infer-1"]
+            )
+            #expect(inferred.status == .ok)
+        }
+        #expect(!server.logs.allText.contains("probe-1"))
+        #expect(server.logs.events(named: "INFERENCE_SUCCESS").first?.metadata["request_id"] == "infer-1")
+        #expect(server.logs.events(named: "REQ_END").allSatisfy { $0.metadata["request_id"] == "infer-1" })
+    }
 }

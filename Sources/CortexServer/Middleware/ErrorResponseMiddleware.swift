@@ -18,7 +18,10 @@ public struct ErrorResponseMiddleware<Context: RequestIDContext>: RouterMiddlewa
         } catch let error as HTTPError {
             return Self.apiError(for: error, request: request).response(requestID: context.requestID)
         } catch {
-            context.logger.error("UNHANDLED_ERROR", metadata: ["error_type": "\(type(of: error))", "error": "\(error)"])
+            context.logger.error(
+                "UNHANDLED_ERROR",
+                metadata: ["request_id": "\(context.requestID)", "error_type": "\(type(of: error))", "error": "\(error)"]
+            )
             let apiError = APIError(status: 500, code: "internal_error", message: "internal error; see the server log for this request id")
             return apiError.response(requestID: context.requestID)
         }

@@ -61,8 +61,8 @@ final class LogRecorder: Sendable {
 
     func append(_ event: Event) { storage.withLock { $0.append(event) } }
 
-    func logger() -> Logger {
-        Logger(label: "test") { _ in RecordingHandler(recorder: self) }
+    func logger(level: Logger.Level = .trace) -> Logger {
+        Logger(label: "test") { _ in RecordingHandler(recorder: self, logLevel: level) }
     }
 
     /// Everything logged, as one text, for "never appears" assertions.
@@ -96,9 +96,11 @@ struct TestServer: Sendable {
     let directory: TemporaryDirectory
     let dependencies: ServerDependencies
     let logs: LogRecorder
+    let logLevel: Logger.Level
 
     static func make(
         models: [ModelSource] = [ModelSource(path: Repository.leadScoring)],
+        logLevel: Logger.Level = .trace,
         configure: (inout CortexConfiguration) -> Void = { _ in }
     ) async throws -> TestServer {
         let directory = try TemporaryDirectory()
@@ -108,13 +110,13 @@ struct TestServer: Sendable {
         configuration.readiness.minFreeDiskMB = 1
         configure(&configuration)
         let logs = LogRecorder()
-        let dependencies = try await ServerDependencies.open(configuration: configuration, logger: logs.logger())
-        return TestServer(directory: directory, dependencies: dependencies, logs: logs)
+        let dependencies = try await ServerDependencies.open(configuration: configuration, logger: logs.logger(level: logLevel))
+        return TestServer(directory: directory, dependencies: dependencies, logs: logs, logLevel: logLevel)
     }
 
     /// Runs `body` against the router in process, then closes the database and removes the directory.
     func test<Value: Sendable>(_ body: @escaping @Sendable (any TestClientProtocol) async throws -> Value) async throws -> Value {
-        let application = buildApplication(dependencies, logger: logs.logger())
+        let application = buildApplication(dependencies, logger: logs.logger(level: logLevel))
         do {
             let value = try await application.test(.router, body)
             await dependencies.store.close()
