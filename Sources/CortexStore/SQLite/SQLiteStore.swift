@@ -83,6 +83,11 @@ public final class SQLiteStore: Sendable {
         public var description: String { reason }
     }
 
+    /// Runs one statement on the writer connection and returns its rows.
+    func query(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
+        try await connection.query(sql, binds)
+    }
+
     /// The highest applied schema version.
     public func schemaVersion() async throws -> Int {
         try await SQLiteMigrator(connection: connection, logger: logger).currentVersion()
