@@ -71,7 +71,9 @@ let package = Package(
         .executableTarget(
             name: "cortex",
             dependencies: [
+                "CortexCore",
                 "CortexServer",
+                "CortexStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -10,7 +10,7 @@ struct CortexCommand: AsyncParsableCommand {
         commandName: "cortex",
         abstract: "Serve machine-learning models behind a production API.",
         version: CortexVersion.current,
-        subcommands: [ServeCommand.self, ConfigCommand.self, ModelsCommand.self],
+        subcommands: [ServeCommand.self, ConfigCommand.self, ModelsCommand.self, TenantsCommand.self, KeysCommand.self],
         defaultSubcommand: ServeCommand.self
     )
 }

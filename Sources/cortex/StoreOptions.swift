@@ -1,0 +1,52 @@
+import ArgumentParser
+import CortexServer
+import CortexStore
+import Foundation
+import Logging
+
+extension ConfigurationOptions {
+    /// Opens the configured database (running any pending migrations), runs `body`, closes it.
+    ///
+    /// Safe while a server runs on the same database: SQLite's WAL mode lets both write.
+    func withStore<Value>(_ body: (SQLiteStore) async throws -> Value) async throws -> Value {
+        let configuration = try load()
+        guard case .sqlite(let path) = configuration.database else { throw ExitCode(78) }
+        let store = try await SQLiteStore.open(path: path, logger: Logger(label: "cortex", factory: { _ in SwiftLogNoOpLogHandler() }))
+        do {
+            let value = try await body(store)
+            await store.close()
+            return value
+        } catch let error as IdentityStoreError {
+            await store.close()
+            throw CommandFailure(error.description)
+        } catch {
+            await store.close()
+            throw error
+        }
+    }
+}
+
+/// Parses durations such as `90s`, `15m`, `12h`, `30d`.
+struct DurationArgument: ExpressibleByArgument {
+    var seconds: TimeInterval
+
+    init?(argument: String) {
+        guard let unit = argument.last, let value = Double(argument.dropLast()), value >= 0, value.isFinite else { return nil }
+        switch unit {
+        case "s": seconds = value
+        case "m": seconds = value * 60
+        case "h": seconds = value * 3600
+        case "d": seconds = value * 86_400
+        default: return nil
+        }
+    }
+}
+
+/// A command that could not do what was asked; ArgumentParser prints it as `Error: ...` and exits 1.
+struct CommandFailure: Error, CustomStringConvertible {
+    var description: String
+
+    init(_ description: String) {
+        self.description = description
+    }
+}

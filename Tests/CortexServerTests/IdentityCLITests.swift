@@ -1,0 +1,69 @@
+import CortexStore
+import Foundation
+import SQLiteNIO
+import Testing
+
+/// `cortex tenants` and `cortex keys` against a real database file, as an operator runs them.
+@Suite("Identity CLI", .serialized)
+struct IdentityCLITests {
+    static func run(_ arguments: [String], database: String) async throws -> (status: Int32?, stdout: String, stderr: String) {
+        let cortex = try CortexProcess(arguments: arguments, environment: ["DATABASE_URL": "sqlite:" + database])
+        let status = try await cortex.waitForExit()
+        return (status, cortex.stdout, cortex.stderr)
+    }
+
+    @Test("create a tenant, issue a key shown once, list it by prefix, revoke it with a grace period")
+    func lifecycle() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let database = directory.file("cortex.db")
+
+        let created = try await Self.run(["tenants", "create", "acme"], database: database)
+        #expect(created.status == 0)
+        #expect(created.stdout.contains("created tenant acme"))
+        let duplicate = try await Self.run(["tenants", "create", "acme"], database: database)
+        #expect(duplicate.status == 1)
+        #expect(duplicate.stderr.contains("already exists"))
+        #expect(try await Self.run(["tenants", "list"], database: database).stdout.contains("\tacme\t"))
+
+        let issued = try await Self.run(["keys", "create", "--tenant", "acme", "--scopes", "infer,admin"], database: database)
+        #expect(issued.status == 0)
+        let key = issued.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(key.hasPrefix("ctx_") && key.count == 4 + 8 + 1 + 32)
+        #expect(issued.stderr.contains("cannot be shown again"))
+
+        let listed = try await Self.run(["keys", "list", "--tenant", "acme"], database: database)
+        let prefix = String(key.prefix(12))
+        #expect(listed.stdout.contains("\(prefix)\tadmin,infer\tgenerated\tactive"))
+        #expect(!listed.stdout.contains(key), "the secret is never shown again")
+
+        // The files themselves (database and write-ahead log) hold no key, only its hash.
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: database))
+        if let wal = FileManager.default.contents(atPath: database + "-wal") { bytes += wal }
+        #expect(bytes.range(of: Data(key.utf8)) == nil)
+        #expect(bytes.range(of: Data(APIKeyHash.of(key).utf8)) != nil, "the search can find what is there")
+
+        let revoked = try await Self.run(["keys", "revoke", "1", "--grace", "1h"], database: database)
+        #expect(revoked.status == 0)
+        #expect(try await Self.run(["keys", "list", "--tenant", "acme"], database: database).stdout.contains("revoking at"))
+        #expect(try await Self.run(["keys", "revoke", "1"], database: database).status == 0)
+        #expect(try await Self.run(["keys", "list", "--tenant", "acme"], database: database).stdout.contains("\trevoked\t"))
+    }
+
+    @Test(
+        "mistakes are named and exit non-zero",
+        arguments: [
+            (["keys", "create", "--tenant", "nobody"], "no tenant named 'nobody'"),
+            (["keys", "create", "--tenant", "x", "--scopes", "write"], "--scopes"),
+            (["keys", "revoke", "42"], "no key with id 42"),
+            (["tenants", "create", "bad name"], "invalid tenant name"),
+            (["keys", "create", "--tenant", "x", "--expires-in", "soon"], "expires-in"),
+        ])
+    func mistakes(arguments: [String], message: String) async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let result = try await Self.run(arguments, database: directory.file("cortex.db"))
+        #expect(result.status != 0 && result.status != nil)
+        #expect(result.stderr.contains(message), "\(result.stderr)")
+    }
+}
