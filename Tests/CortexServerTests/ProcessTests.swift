@@ -105,7 +105,7 @@ struct ProcessTests {
         let body = Self.inferBody
         let half = body.utf8.count / 2
         connection.send(
-            "POST /v2/models/lead-scoring/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n"
+            "POST /v2/models/lead-scoring/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: \(RawHTTPConnection.demoKey)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n"
                 + String(body.prefix(half))
         )
         try await Task.sleep(for: .milliseconds(200))
@@ -128,7 +128,7 @@ struct ProcessTests {
         let connection = try RawHTTPConnection(port: port)
         defer { connection.close() }
         connection.send(
-            "POST /v2/models/lead-scoring/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n{\"inputs\":"
+            "POST /v2/models/lead-scoring/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: \(RawHTTPConnection.demoKey)\r\nContent-Length: 1000\r\n\r\n{\"inputs\":"
         )
         try await Task.sleep(for: .milliseconds(200))
         cortex.signal(SIGTERM)

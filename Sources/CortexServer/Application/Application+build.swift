@@ -13,6 +13,9 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
         middleware: AccessLogMiddleware(metrics: dependencies.metrics, quietRoutes: ProbeController<CortexRequestContext>.quietRoutes))
     router.add(middleware: ErrorResponseMiddleware())
 
+    // Routes that infer (and, with the ledger, bill) need an API key with the `infer` scope.
+    let inferring = router.group().add(middleware: APIKeyMiddleware(authenticator: dependencies.authenticator, scope: .infer))
+
     let runner = InferenceRunner(registry: dependencies.registry, metrics: dependencies.metrics)
     ProbeController(checks: dependencies.readiness, registry: dependencies.registry).addRoutes(to: router)
     MetricsController(registry: dependencies.prometheus).addRoutes(to: router)
@@ -21,13 +24,14 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
         registry: dependencies.registry,
         maxBodyBytes: configuration.server.maxBodyBytes,
         serverVersion: CortexVersion.current
-    ).addRoutes(to: router)
+    ).addRoutes(to: router, protected: inferring)
     ScoringController(
         runner: runner,
         registry: dependencies.registry,
         modelName: configuration.scoringModel,
         maxBodyBytes: configuration.server.maxBodyBytes
-    ).addRoutes(to: router)
+    ).addRoutes(to: inferring)
+    MeController().addRoutes(to: inferring)
     return router
 }
 

@@ -1,3 +1,4 @@
+import CortexCore
 public import CortexRuntime
 import Foundation
 import Logging
@@ -68,6 +69,32 @@ extension CortexConfiguration {
             config,
             value in
             parse(value, into: &config.readiness.monitorIntervalSeconds, in: 0.1...3600)
+        },
+        Setting(yamlPath: "auth.require_api_key", environment: "REQUIRE_API_KEY", accepted: "true or false") { config, value in
+            parse(value, into: &config.auth.requireAPIKey)
+        },
+        Setting(
+            yamlPath: "auth.api_keys",
+            environment: "API_KEYS",
+            accepted: "comma-separated keys of 8-256 printable characters without spaces"
+        ) { config, value in
+            let keys = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            guard keys.allSatisfy({ APIKey.isPlausible($0[...]) }) else { return false }
+            config.auth.apiKeys = keys
+            return true
+        },
+        Setting(yamlPath: "auth.demo", environment: "DEMO_TENANT", accepted: "auto, on or off") { config, value in
+            switch value.lowercased() {
+            case "true", "1", "yes": config.auth.demo = .on
+            case "false", "0", "no": config.auth.demo = .off
+            default:
+                guard let demo = Auth.Demo(rawValue: value.lowercased()) else { return false }
+                config.auth.demo = demo
+            }
+            return true
+        },
+        Setting(yamlPath: "auth.cache_ttl_s", environment: "AUTH_CACHE_TTL_S", accepted: "seconds from 0 to 300") { config, value in
+            parse(value, into: &config.auth.cacheTTLSeconds, in: 0...300)
         },
         Setting(yamlPath: "scoring.model", environment: "SCORING_MODEL", accepted: "a model name") { config, value in
             guard !value.isEmpty else { return false }
@@ -192,6 +219,15 @@ extension CortexConfiguration {
     static func isValidModelName(_ name: String) -> Bool {
         !name.isEmpty && name.count <= 128
             && name.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) || "-_.".unicodeScalars.contains($0) }
+    }
+
+    private static func parse(_ text: String, into value: inout Bool) -> Bool {
+        switch text.lowercased() {
+        case "true", "1", "yes", "on": value = true
+        case "false", "0", "no", "off": value = false
+        default: return false
+        }
+        return true
     }
 
     private static func parse(_ text: String, into value: inout Int, in range: ClosedRange<Int>) -> Bool {

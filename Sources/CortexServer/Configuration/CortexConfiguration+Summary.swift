@@ -1,5 +1,5 @@
 extension CortexConfiguration {
-    /// A human-readable listing of the effective settings (no secrets are part of the configuration).
+    /// A human-readable listing of the effective settings; secrets (API keys) are counted, never shown.
     public var summary: String {
         var lines: [String] = []
         lines.append("server.host: \(server.host)")
@@ -14,6 +14,10 @@ extension CortexConfiguration {
         }
         lines.append("readiness.min_free_disk_mb: \(readiness.minFreeDiskMB)")
         lines.append("readiness.interval_s: \(readiness.monitorIntervalSeconds)")
+        lines.append("auth.require_api_key: \(auth.requireAPIKey)")
+        lines.append("auth.api_keys: \(auth.apiKeys.count) key(s)")
+        lines.append("auth.demo: \(auth.demo.rawValue) (\(auth.demoEnabled(host: server.host) ? "on" : "off") for host \(server.host))")
+        lines.append("auth.cache_ttl_s: \(auth.cacheTTLSeconds)")
         lines.append("scoring.model: \(scoringModel ?? "(first tabular model)")")
         for model in models {
             lines.append("models: \(model.name) at \(model.path)" + (model.version.map { " version \($0)" } ?? ""))

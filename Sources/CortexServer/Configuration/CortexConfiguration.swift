@@ -47,7 +47,41 @@ public struct CortexConfiguration: Sendable, Equatable {
         public var monitorIntervalSeconds = 5.0
     }
 
+    /// Who may call the API.
+    public struct Auth: Sendable, Equatable {
+        /// Whether the documented demo tenant and key exist.
+        public enum Demo: String, Sendable, CaseIterable {
+            /// On when the server listens on loopback only (a developer's machine), off otherwise.
+            case auto
+            case on
+            case off
+        }
+        /// Inference routes refuse requests without a key (`REQUIRE_API_KEY`).
+        public var requireAPIKey = true
+        /// Keys seeded for the `default` tenant at start (`API_KEYS`, comma-separated). Secrets: never printed.
+        public var apiKeys: [String] = []
+        /// The demo tenant (`DEMO_TENANT`).
+        public var demo = Demo.auto
+        /// Seconds a found key is trusted before it is read again (`AUTH_CACHE_TTL_S`).
+        public var cacheTTLSeconds = 5.0
+
+        /// Whether the demo tenant is created for a server bound to `host`.
+        public func demoEnabled(host: String) -> Bool {
+            switch demo {
+            case .on: true
+            case .off: false
+            case .auto: ["127.0.0.1", "localhost", "::1"].contains(host)
+            }
+        }
+    }
+
+    /// The demo tenant's key: seed 002's documented `API_KEYS` default, so its curl examples work.
+    public static let demoAPIKey = "demo-api-key-123"
+    /// The demo tenant's name.
+    public static let demoTenant = "demo"
+
     public var server = Server()
+    public var auth = Auth()
     public var log = Log()
     /// `DATABASE_URL`: `sqlite:PATH`, `sqlite:///ABSOLUTE`, or a plain file path.
     public var database = Database.sqlite(path: Self.absolutePath("data/cortex.db"))

@@ -7,12 +7,14 @@ public protocol RequestIDContext: RequestContext {
 }
 
 /// Cortex's request context: what middleware learns about a request on its way in.
-public struct CortexRequestContext: RequestIDContext {
+public struct CortexRequestContext: AuthenticatedContext {
     public var coreContext: CoreRequestContextStorage
     public var requestID: String
+    public var principal: Principal?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.requestID = ""
+        self.principal = nil
     }
 }

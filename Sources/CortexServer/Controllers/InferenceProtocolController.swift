@@ -58,8 +58,8 @@ public struct InferenceProtocolController<Context: RequestIDContext>: Sendable {
         self.serverVersion = serverVersion
     }
 
-    /// Adds the protocol's routes.
-    public func addRoutes(to router: Router<Context>) {
+    /// Adds the protocol's routes: metadata and readiness on `router`, inference on `protected`.
+    public func addRoutes(to router: some RouterMethods<Context>, protected: some RouterMethods<Context>) {
         router.get("/v2") { _, _ in
             var json = JSONWriter()
             json.beginObject()
@@ -74,7 +74,7 @@ public struct InferenceProtocolController<Context: RequestIDContext>: Sendable {
         for prefix in ["/v2/models/{model}", "/v2/models/{model}/versions/{version}"] {
             router.get(RouterPath(prefix)) { _, context in try self.metadata(context) }
             router.get(RouterPath(prefix + "/ready")) { _, context in try self.ready(context) }
-            router.post(RouterPath(prefix + "/infer")) { request, context in try await self.infer(request, context) }
+            protected.post(RouterPath(prefix + "/infer")) { request, context in try await self.infer(request, context) }
         }
     }
 

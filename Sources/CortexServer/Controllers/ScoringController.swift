@@ -37,8 +37,8 @@ public struct ScoringController<Context: RequestIDContext>: Sendable {
         self.maxBodyBytes = maxBodyBytes
     }
 
-    /// Adds the routes.
-    public func addRoutes(to router: Router<Context>) {
+    /// Adds the routes (both need an API key when keys are required).
+    public func addRoutes(to router: some RouterMethods<Context>) {
         router.post("/api/v1/score") { request, context in try await self.score(request, context) }
         router.get("/api/v1/model/info") { _, context in try self.info(context) }
     }

@@ -42,11 +42,14 @@ public final class ServerMetrics: Sendable {
     private let modelHandles = Mutex<[String: ModelMetrics]>([:])
     /// `status_ready{service="backend"}`: 1 while `/ready` would answer 200.
     let statusReady: Gauge
+    /// `api_tenants_count`: tenants in the identity store (seed 003).
+    let tenantCount: Gauge
 
     /// Creates the metrics on a factory and records `cortex_build_info`.
     public init(factory: any MetricsFactory, version: String) {
         self.factory = factory
         self.statusReady = Gauge(label: "status_ready", dimensions: [("service", "backend")], factory: factory)
+        self.tenantCount = Gauge(label: "api_tenants_count", factory: factory)
         Gauge(label: "cortex_build_info", dimensions: [("version", version)], factory: factory).record(1)
     }
 

@@ -9,4 +9,8 @@ extension HTTPField.Name {
     // swift-format-ignore: NeverForceUnwrap
     // A literal, valid field name.
     public static let traceID = Self("Trace-Id")!
+    /// The API key header of seeds 000, 002 and 003.
+    // swift-format-ignore: NeverForceUnwrap
+    // A literal, valid field name.
+    public static let xAPIKey = Self("X-API-Key")!
 }

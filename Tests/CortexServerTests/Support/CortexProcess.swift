@@ -199,12 +199,21 @@ struct RawHTTPConnection {
         _ = Glibc.close(socket)
     }
 
-    /// One request on a fresh connection.
-    static func request(port: Int, method: String = "GET", path: String, body: String = "") throws -> (status: Int, body: String)? {
+    /// The documented demo key, which a loopback server accepts by default.
+    static let demoKey = "demo-api-key-123"
+
+    /// One request on a fresh connection, with the demo key.
+    static func request(
+        port: Int,
+        method: String = "GET",
+        path: String,
+        body: String = "",
+        demoKey: String = RawHTTPConnection.demoKey
+    ) throws -> (status: Int, body: String)? {
         let connection = try RawHTTPConnection(port: port)
         defer { connection.close() }
         connection.send(
-            "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
+            "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: \(demoKey)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
         )
         return connection.readResponse()
     }

@@ -108,6 +108,9 @@ struct TestServer: Sendable {
         configuration.database = .sqlite(path: directory.file("cortex.db"))
         configuration.models = models
         configuration.readiness.minFreeDiskMB = 1
+        // Most suites test other things; the authentication suite turns keys back on.
+        configuration.auth.requireAPIKey = false
+        configuration.auth.demo = .off
         configure(&configuration)
         let logs = LogRecorder()
         let dependencies = try await ServerDependencies.open(configuration: configuration, logger: logs.logger(level: logLevel))
