@@ -1,10 +1,11 @@
 import CortexCore
-import CortexServer
 import CortexStore
 import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Testing
+
+@testable import CortexServer
 
 @Suite("API keys on the HTTP API")
 struct AuthenticationTests {
@@ -138,6 +139,25 @@ struct AuthenticationTests {
             #expect(MetricsTests.value(of: "api_tenants_count", in: metrics) == 2)
         }
         #expect(!server.logs.allText.contains("first-key-0001"))
+    }
+
+    @Test("restarting with a key removed from API_KEYS, or with the demo off, revokes those keys")
+    func reseeding() async throws {
+        let server = try await Self.server { $0.auth.apiKeys = ["old-key-0001", "new-key-0002"] }
+        let store = server.dependencies.store
+        var next = server.dependencies.configuration
+        next.auth.apiKeys = ["new-key-0002"]
+        next.auth.demo = .off
+        try await ServerDependencies.seedIdentities(configuration: next, store: store, logger: server.logs.logger())
+        let now = Date()
+        #expect(try await store.record(forKey: "old-key-0001")?.isActive(at: now) == false)
+        #expect(try await store.record(forKey: "new-key-0002")?.isActive(at: now) == true)
+        #expect(try await store.record(forKey: CortexConfiguration.demoAPIKey)?.isActive(at: now) == false)
+        try await server.test { client async throws in
+            #expect(try await client.get("/me", headers: [.xAPIKey: "old-key-0001"]).status == .unauthorized)
+            #expect(try await client.get("/me", headers: [.xAPIKey: Self.demoKey]).status == .unauthorized)
+            #expect(try await client.get("/me", headers: [.xAPIKey: "new-key-0002"]).status == .ok)
+        }
     }
 
     @Test("the demo tenant is on by default only for a loopback listener")

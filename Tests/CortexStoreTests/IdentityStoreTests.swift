@@ -107,6 +107,24 @@ struct IdentityStoreTests {
         }
     }
 
+    @Test("environment keys no longer configured are retired, and come back when configured again")
+    func retireEnvironmentKeys() async throws {
+        try await Self.withStore { store in
+            let tenant = try await store.createTenant(named: "default")
+            let generated = try await store.issueKey(tenantID: tenant.id, scopes: [.infer], expiresAt: nil)
+            _ = try await store.importKey("keep-key-0001", tenantID: tenant.id, scopes: [.infer])
+            _ = try await store.importKey("drop-key-0002", tenantID: tenant.id, scopes: [.infer])
+            let now = Date()
+            #expect(try await store.retireEnvironmentKeys(tenantID: tenant.id, keeping: ["keep-key-0001"], at: now) == 1)
+            #expect(try await store.record(forKey: "drop-key-0002")?.isActive(at: now) == false)
+            #expect(try await store.record(forKey: "keep-key-0001")?.isActive(at: now) == true)
+            #expect(try await store.record(forKey: generated.key)?.isActive(at: now) == true, "generated keys are never retired this way")
+            #expect(try await store.retireEnvironmentKeys(tenantID: tenant.id, keeping: [], at: now) == 1)
+            let back = try await store.importKey("drop-key-0002", tenantID: tenant.id, scopes: [.infer])
+            #expect(back.isActive(at: now))
+        }
+    }
+
     @Test("the stored hash is SHA-256 of the key")
     func hash() {
         #expect(APIKeyHash.of("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")

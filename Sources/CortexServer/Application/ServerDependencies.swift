@@ -1,5 +1,6 @@
 public import CortexRuntime
 public import CortexStore
+import Foundation
 public import Logging
 public import Prometheus
 
@@ -69,27 +70,42 @@ public struct ServerDependencies: Sendable {
         )
     }
 
-    /// Creates the demo tenant and key (when enabled) and the `default` tenant's `API_KEYS`.
-    /// Idempotent: keys already stored are left as they are.
+    /// Makes the stored environment keys match the configuration: the demo key exists exactly when
+    /// the demo tenant is enabled, and the `default` tenant's keys are exactly `API_KEYS`, so
+    /// removing a key from `API_KEYS` revokes it at the next start. Idempotent.
     static func seedIdentities(configuration: CortexConfiguration, store: SQLiteStore, logger: Logger) async throws {
-        func tenant(_ name: String) async throws -> Tenant {
+        let now = Date()
+        func tenant(_ name: String, create: Bool) async throws -> Tenant? {
             if let existing = try await store.tenant(named: name) { return existing }
-            return try await store.createTenant(named: name)
+            return create ? try await store.createTenant(named: name) : nil
         }
-        if configuration.auth.demoEnabled(host: configuration.server.host) {
-            let demo = try await tenant(CortexConfiguration.demoTenant)
-            _ = try await store.importKey(CortexConfiguration.demoAPIKey, tenantID: demo.id, scopes: [.infer])
+        let demoEnabled = configuration.auth.demoEnabled(host: configuration.server.host)
+        if let demo = try await tenant(CortexConfiguration.demoTenant, create: demoEnabled) {
+            let demoKeys = demoEnabled ? [CortexConfiguration.demoAPIKey] : []
+            for key in demoKeys {
+                _ = try await store.importKey(key, tenantID: demo.id, scopes: [.infer])
+            }
+            _ = try await store.retireEnvironmentKeys(tenantID: demo.id, keeping: demoKeys, at: now)
+        }
+        if demoEnabled {
             logger.warning(
                 "DEMO_TENANT_ACTIVE",
-                metadata: ["tenant": "\(demo.name)", "hint": "the documented demo key works; set DEMO_TENANT=off in production"]
+                metadata: [
+                    "tenant": "\(CortexConfiguration.demoTenant)",
+                    "hint": "the documented demo key works; set DEMO_TENANT=off in production",
+                ]
             )
         }
-        if !configuration.auth.apiKeys.isEmpty {
-            let owner = try await tenant("default")
-            for key in configuration.auth.apiKeys {
+        let apiKeys = configuration.auth.apiKeys
+        if let owner = try await tenant("default", create: !apiKeys.isEmpty) {
+            for key in apiKeys {
                 _ = try await store.importKey(key, tenantID: owner.id, scopes: [.infer])
             }
-            logger.info("API_KEYS_SEEDED", metadata: ["tenant": "default", "count": .stringConvertible(configuration.auth.apiKeys.count)])
+            let retired = try await store.retireEnvironmentKeys(tenantID: owner.id, keeping: apiKeys, at: now)
+            logger.info(
+                "API_KEYS_SEEDED",
+                metadata: ["tenant": "default", "count": .stringConvertible(apiKeys.count), "retired": .stringConvertible(retired)]
+            )
         }
     }
 }

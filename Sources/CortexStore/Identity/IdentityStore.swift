@@ -14,8 +14,12 @@ public protocol IdentityStore: Sendable {
 
     /// Generates, stores (hashed) and returns a new key for a tenant.
     func issueKey(tenantID: Int64, scopes: Set<Scope>, expiresAt: Date?) async throws -> IssuedAPIKey
-    /// Stores a key chosen elsewhere (`API_KEYS`); returns the existing record if the key is already stored.
+    /// Stores a key chosen elsewhere (`API_KEYS`); a key already stored is returned as it is,
+    /// except that an environment key retired earlier is made active again.
     func importKey(_ key: String, tenantID: Int64, scopes: Set<Scope>) async throws -> APIKeyRecord
+    /// Revokes, from `time`, a tenant's environment keys that are not among `keeping`: a key
+    /// removed from `API_KEYS` stops working. Returns how many were revoked.
+    func retireEnvironmentKeys(tenantID: Int64, keeping keys: [String], at time: Date) async throws -> Int
     /// The record of a presented key, found by its hash; `nil` if unknown (revoked and expired keys are returned, for the caller to judge).
     func record(forKey key: String) async throws -> APIKeyRecord?
     /// A tenant's keys, newest first.

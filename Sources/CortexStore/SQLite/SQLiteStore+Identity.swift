@@ -45,7 +45,14 @@ extension SQLiteStore: IdentityStore {
 
     public func importKey(_ key: String, tenantID: Int64, scopes: Set<Scope>) async throws -> APIKeyRecord {
         guard APIKey.isPlausible(key[...]) else { throw IdentityStoreError.implausibleKey }
-        if let existing = try await record(forKey: key) { return existing }
+        if let existing = try await record(forKey: key) {
+            guard existing.source == .environment, existing.revokedAt != nil else { return existing }
+            let rows = try await query(
+                "UPDATE api_keys SET revoked_at_ms = NULL WHERE id = ? RETURNING \(Self.keyColumns)",
+                [.integer(Int(existing.id))]
+            )
+            return try rows.first.map(Self.keyRecord(from:)) ?? existing
+        }
         return try await insertKey(
             key,
             displayPrefix: APIKey.displayPrefix(of: key),
@@ -84,6 +91,20 @@ extension SQLiteStore: IdentityStore {
             [.integer(time.millisecondsSince1970), .integer(time.millisecondsSince1970), .integer(Int(id))]
         )
         return !rows.isEmpty
+    }
+
+    public func retireEnvironmentKeys(tenantID: Int64, keeping keys: [String], at time: Date) async throws -> Int {
+        let kept = keys.map { SQLiteData.text(APIKeyHash.of($0)) }
+        let placeholders = kept.isEmpty ? "''" : Array(repeating: "?", count: kept.count).joined(separator: ", ")
+        let rows = try await query(
+            """
+            UPDATE api_keys SET revoked_at_ms = ?
+            WHERE tenant_id = ? AND source = 'environment' AND revoked_at_ms IS NULL AND key_hash NOT IN (\(placeholders))
+            RETURNING id
+            """,
+            [.integer(time.millisecondsSince1970), .integer(Int(tenantID))] + kept
+        )
+        return rows.count
     }
 
     private static let keyColumns =
