@@ -52,7 +52,10 @@ struct ServeCommand: AsyncParsableCommand {
 
         let dependencies: ServerDependencies
         do {
-            dependencies = try await ServerDependencies.open(configuration: configuration, logger: logger)
+            let file = options.config ?? ProcessInfo.processInfo.environment["CORTEX_CONFIG"]
+            dependencies = try await ServerDependencies.open(configuration: configuration, logger: logger) {
+                try CortexConfiguration.load(file: file, environment: ProcessInfo.processInfo.environment)
+            }
         } catch {
             logger.critical("STARTUP_FAIL", metadata: ["error": "\(error)"])
             output.flush()

@@ -31,7 +31,16 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
         modelName: configuration.scoringModel,
         maxBodyBytes: configuration.server.maxBodyBytes
     ).addRoutes(to: inferring)
-    MeController().addRoutes(to: inferring)
+    AccountController(
+        store: dependencies.store,
+        authenticator: dependencies.authenticator,
+        maxBodyBytes: configuration.server.maxBodyBytes
+    ).addRoutes(to: inferring)
+    AdminController(dependencies: dependencies).addRoutes(
+        to: router.group().add(
+            middleware: AdminAuthMiddleware(adminToken: configuration.auth.adminToken, authenticator: dependencies.authenticator)
+        )
+    )
     return router
 }
 

@@ -22,11 +22,20 @@ public struct ServerDependencies: Sendable {
     public let readiness: ReadinessChecks
     /// Turns API keys into principals.
     public let authenticator: Authenticator
+    /// Reads the configuration again (file and environment), for `POST /admin/reload-auth`.
+    public let reloadConfiguration: @Sendable () throws -> CortexConfiguration
 
     /// Opens the database (running migrations) and loads every configured model.
     ///
     /// A model that fails to load is recorded as failed; the others still serve.
-    public static func open(configuration: CortexConfiguration, logger: Logger) async throws -> ServerDependencies {
+    ///
+    /// - Parameter reload: How `POST /admin/reload-auth` reads the configuration again; by default
+    ///   it gets the configuration given here.
+    public static func open(
+        configuration: CortexConfiguration,
+        logger: Logger,
+        reload: (@Sendable () throws -> CortexConfiguration)? = nil
+    ) async throws -> ServerDependencies {
         guard case .sqlite(let path) = configuration.database else {
             preconditionFailure("only SQLite is configurable in this build")
         }
@@ -66,7 +75,8 @@ public struct ServerDependencies: Sendable {
             prometheus: prometheus,
             metrics: metrics,
             readiness: readiness,
-            authenticator: Authenticator(store: store, configuration: authConfiguration)
+            authenticator: Authenticator(store: store, configuration: authConfiguration),
+            reloadConfiguration: reload ?? { configuration }
         )
     }
 

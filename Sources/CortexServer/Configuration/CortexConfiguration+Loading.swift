@@ -96,6 +96,13 @@ extension CortexConfiguration {
         Setting(yamlPath: "auth.cache_ttl_s", environment: "AUTH_CACHE_TTL_S", accepted: "seconds from 0 to 300") { config, value in
             parse(value, into: &config.auth.cacheTTLSeconds, in: 0...300)
         },
+        Setting(yamlPath: "auth.admin_token", environment: "ADMIN_TOKEN", accepted: "at least 16 printable characters without spaces") {
+            config,
+            value in
+            guard value.count >= 16, APIKey.isPlausible(value[...]) else { return false }
+            config.auth.adminToken = value
+            return true
+        },
         Setting(yamlPath: "scoring.model", environment: "SCORING_MODEL", accepted: "a model name") { config, value in
             guard !value.isEmpty else { return false }
             config.scoringModel = value
@@ -158,6 +165,11 @@ extension CortexConfiguration {
 
     /// Applies environment variables that name a setting.
     mutating func apply(environment: [String: String]) throws {
+        var environment = environment
+        // Seed 003 calls the admin token API_ADMIN_KEY; ADMIN_TOKEN wins when both are set.
+        if environment["ADMIN_TOKEN"] == nil, let legacy = environment["API_ADMIN_KEY"] {
+            environment["ADMIN_TOKEN"] = legacy
+        }
         for setting in Self.settings {
             if let value = environment[setting.environment] {
                 try apply(setting, value: value, key: setting.environment)

@@ -18,6 +18,7 @@ extension CortexConfiguration {
         lines.append("auth.api_keys: \(auth.apiKeys.count) key(s)")
         lines.append("auth.demo: \(auth.demo.rawValue) (\(auth.demoEnabled(host: server.host) ? "on" : "off") for host \(server.host))")
         lines.append("auth.cache_ttl_s: \(auth.cacheTTLSeconds)")
+        lines.append("auth.admin_token: \(auth.adminToken == nil ? "not set" : "set")")
         lines.append("scoring.model: \(scoringModel ?? "(first tabular model)")")
         for model in models {
             lines.append("models: \(model.name) at \(model.path)" + (model.version.map { " version \($0)" } ?? ""))

@@ -64,6 +64,9 @@ public struct CortexConfiguration: Sendable, Equatable {
         public var demo = Demo.auto
         /// Seconds a found key is trusted before it is read again (`AUTH_CACHE_TTL_S`).
         public var cacheTTLSeconds = 5.0
+        /// The admin API's bearer token (`ADMIN_TOKEN`, or seed 003's `API_ADMIN_KEY`); `nil` leaves
+        /// the admin API to keys with the `admin` scope. A secret: never printed.
+        public var adminToken: String?
 
         /// Whether the demo tenant is created for a server bound to `host`.
         public func demoEnabled(host: String) -> Bool {

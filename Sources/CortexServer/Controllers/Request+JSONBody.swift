@@ -8,6 +8,14 @@ extension Request {
     ///
     /// - Throws: ``APIError`` 413 past the limit, 400 for an empty or malformed body.
     func parseJSON(limit: Int) async throws -> JSONValue {
+        guard let value = try await parseOptionalJSON(limit: limit) else {
+            throw APIError.invalidJSON("request body is empty; expected a JSON object")
+        }
+        return value
+    }
+
+    /// Like ``parseJSON(limit:)``, but an empty body is `nil`, for routes whose body is optional.
+    func parseOptionalJSON(limit: Int) async throws -> JSONValue? {
         if let length = headers[.contentLength].flatMap({ Int($0) }), length > limit {
             throw APIError.payloadTooLarge(limit: limit)
         }
@@ -17,9 +25,7 @@ extension Request {
         } catch let error as HTTPError where error.status == .contentTooLarge {
             throw APIError.payloadTooLarge(limit: limit)
         }
-        guard buffer.readableBytes > 0 else {
-            throw APIError.invalidJSON("request body is empty; expected a JSON object")
-        }
+        guard buffer.readableBytes > 0 else { return nil }
         let parsed = buffer.withUnsafeReadableBytes { bytes in
             Result { () throws(JSONParser.Failure) in try JSONParser.parse(bytes) }
         }

@@ -13,4 +13,8 @@ extension HTTPField.Name {
     // swift-format-ignore: NeverForceUnwrap
     // A literal, valid field name.
     public static let xAPIKey = Self("X-API-Key")!
+    /// Seed 003's admin header for `/ops/*`.
+    // swift-format-ignore: NeverForceUnwrap
+    // A literal, valid field name.
+    public static let xAdminKey = Self("X-Admin-Key")!
 }

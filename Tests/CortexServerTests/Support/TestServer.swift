@@ -91,6 +91,11 @@ final class LogRecorder: Sendable {
     }
 }
 
+/// What `POST /admin/reload-auth` finds when it reads the configuration again.
+struct ConfigurationChange: Sendable {
+    var apply: @Sendable (CortexConfiguration) -> CortexConfiguration
+}
+
 /// A Cortex application on a temporary database, with the bundled model unless told otherwise.
 struct TestServer: Sendable {
     let directory: TemporaryDirectory
@@ -101,6 +106,7 @@ struct TestServer: Sendable {
     static func make(
         models: [ModelSource] = [ModelSource(path: Repository.leadScoring)],
         logLevel: Logger.Level = .trace,
+        reload: ConfigurationChange? = nil,
         configure: (inout CortexConfiguration) -> Void = { _ in }
     ) async throws -> TestServer {
         let directory = try TemporaryDirectory()
@@ -113,7 +119,12 @@ struct TestServer: Sendable {
         configuration.auth.demo = .off
         configure(&configuration)
         let logs = LogRecorder()
-        let dependencies = try await ServerDependencies.open(configuration: configuration, logger: logs.logger(level: logLevel))
+        let loaded = configuration
+        let dependencies = try await ServerDependencies.open(
+            configuration: configuration,
+            logger: logs.logger(level: logLevel),
+            reload: reload.map { change in { @Sendable in change.apply(loaded) } }
+        )
         return TestServer(directory: directory, dependencies: dependencies, logs: logs, logLevel: logLevel)
     }
 

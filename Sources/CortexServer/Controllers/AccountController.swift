@@ -1,0 +1,76 @@
+import CortexCore
+public import CortexStore
+import Foundation
+public import Hummingbird
+
+/// What a key holder can do about their own account.
+///
+/// - `GET /me`: the tenant, key prefix, scopes and expiry of the presented key.
+/// - `POST /keys/rotate`: a new key with the same scopes and expiry; the presented key stops
+///   working at once, or after `{"grace_s": N}` seconds (at most 30 days).
+public struct AccountController<Context: AuthenticatedContext>: Sendable {
+    let store: SQLiteStore
+    let authenticator: Authenticator
+    let maxBodyBytes: Int
+
+    /// Creates the controller.
+    public init(store: SQLiteStore, authenticator: Authenticator, maxBodyBytes: Int) {
+        self.store = store
+        self.authenticator = authenticator
+        self.maxBodyBytes = maxBodyBytes
+    }
+
+    /// Adds the routes to a group that authenticates.
+    public func addRoutes(to router: some RouterMethods<Context>) {
+        router.get("/me") { _, context in try self.me(context) }
+        router.post("/keys/rotate") { request, context in try await self.rotate(request, context) }
+    }
+
+    func me(_ context: Context) throws -> Response {
+        // No principal only with REQUIRE_API_KEY=false and no key: there is no one to describe.
+        guard let principal = context.principal else { throw APIError.unauthorized }
+        var json = JSONWriter(capacity: 256)
+        json.beginObject()
+        json.member("tenant", principal.tenant.name)
+        AdminController<Context>.writeFields(of: principal.key, active: true, to: &json)
+        json.member("request_id", context.requestID)
+        json.endObject()
+        return ProbeController<Context>.json(.ok, json.text)
+    }
+
+    func rotate(_ request: Request, _ context: Context) async throws -> Response {
+        guard let principal = context.principal else { throw APIError.unauthorized }
+        guard principal.key.source == .generated else {
+            throw APIError(
+                status: 409,
+                code: "managed_key",
+                message: "this key comes from API_KEYS or the demo tenant; change API_KEYS (or DEMO_TENANT) to replace it"
+            )
+        }
+        let grace = try await AdminController<Context>.graceSeconds(request, limit: maxBodyBytes)
+        let issued = try await store.issueKey(
+            tenantID: principal.tenant.id,
+            scopes: principal.key.scopes,
+            expiresAt: principal.key.expiresAt
+        )
+        let revokedAt = Date().addingTimeInterval(grace)
+        _ = try await store.revokeKey(id: principal.key.id, at: revokedAt)
+        authenticator.invalidate()
+        context.logger.notice(
+            "KEY_ROTATED",
+            metadata: [
+                "old_key_prefix": "\(principal.key.displayPrefix)",
+                "new_key_prefix": "\(issued.record.displayPrefix)",
+                "grace_s": .stringConvertible(grace),
+            ]
+        )
+        var json = JSONWriter(capacity: 256)
+        json.beginObject()
+        json.member("key", issued.key)
+        AdminController<Context>.writeFields(of: issued.record, active: true, to: &json)
+        json.member("old_key_prefix", principal.key.displayPrefix)
+        json.member("old_key_revoked_at", revokedAt.ISO8601Format())
+        json.endObject()
+        return ProbeController<Context>.json(.ok, json.text)
+    }
+}

@@ -1,0 +1,210 @@
+import CortexCore
+import CortexStore
+import Foundation
+public import Hummingbird
+import Logging
+
+/// The admin API: tenants, keys, and reloading seeded keys. Mounted behind ``AdminAuthMiddleware``.
+///
+/// - `GET /admin/tenants` (also seed 003's `GET /ops/tenants`), `POST /admin/tenants` `{"name"}`
+/// - `GET /admin/tenants/{tenant}/keys`, `POST /admin/tenants/{tenant}/keys` `{"scopes", "expires_in_s"}`
+/// - `POST /admin/keys/{id}/revoke` `{"grace_s"}`
+/// - `POST /admin/reload-auth` (also `POST /ops/reload-auth`): re-read the configuration and re-seed keys
+public struct AdminController<Context: AuthenticatedContext>: Sendable {
+    let dependencies: ServerDependencies
+
+    /// Creates the controller.
+    public init(dependencies: ServerDependencies) {
+        self.dependencies = dependencies
+    }
+
+    /// Adds the admin routes to a guarded group.
+    public func addRoutes(to router: some RouterMethods<Context>) {
+        router.get("/admin/tenants") { _, _ in try await self.listTenants() }
+        router.get("/ops/tenants") { _, _ in try await self.listTenants() }
+        router.post("/admin/tenants") { request, _ in try await self.createTenant(request) }
+        router.get("/admin/tenants/{tenant}/keys") { _, context in try await self.listKeys(context) }
+        router.post("/admin/tenants/{tenant}/keys") { request, context in try await self.issueKey(request, context) }
+        router.post("/admin/keys/{id}/revoke") { request, context in try await self.revokeKey(request, context) }
+        router.post("/admin/reload-auth") { _, context in try await self.reloadAuth(context) }
+        router.post("/ops/reload-auth") { _, context in try await self.reloadAuth(context) }
+    }
+
+    private var store: SQLiteStore { dependencies.store }
+    private var limit: Int { dependencies.configuration.server.maxBodyBytes }
+
+    func listTenants() async throws -> Response {
+        let tenants = try await store.tenants()
+        var json = JSONWriter(capacity: 64 + tenants.count * 64)
+        json.beginObject()
+        json.key("tenants")
+        json.beginArray()
+        for tenant in tenants {
+            json.beginObject()
+            json.member("id", Int(tenant.id))
+            json.member("name", tenant.name)
+            json.member("created_at", tenant.createdAt.ISO8601Format())
+            json.endObject()
+        }
+        json.endArray()
+        json.member("count", tenants.count)
+        json.endObject()
+        return ProbeController<Context>.json(.ok, json.text)
+    }
+
+    func createTenant(_ request: Request) async throws -> Response {
+        let body = try await request.parseJSON(limit: limit)
+        let name = try body.required("name", in: "").string(at: "name")
+        let tenant: Tenant
+        do {
+            tenant = try await store.createTenant(named: name)
+        } catch let error as IdentityStoreError {
+            throw Self.apiError(error)
+        }
+        dependencies.metrics.tenantCount.record(try await store.tenants().count)
+        var json = JSONWriter()
+        json.beginObject()
+        json.member("id", Int(tenant.id))
+        json.member("name", tenant.name)
+        json.endObject()
+        return ProbeController<Context>.json(.created, json.text)
+    }
+
+    func listKeys(_ context: Context) async throws -> Response {
+        let tenant = try await self.tenant(context)
+        let keys = try await store.keys(tenantID: tenant.id)
+        let now = Date()
+        var json = JSONWriter(capacity: 64 + keys.count * 160)
+        json.beginObject()
+        json.key("keys")
+        json.beginArray()
+        for key in keys {
+            Self.write(key, active: key.isActive(at: now), to: &json)
+        }
+        json.endArray()
+        json.endObject()
+        return ProbeController<Context>.json(.ok, json.text)
+    }
+
+    func issueKey(_ request: Request, _ context: Context) async throws -> Response {
+        let tenant = try await self.tenant(context)
+        let body = try await request.parseJSON(limit: limit)
+        _ = try body.object(at: "")
+        var scopes: Set<Scope> = [.infer]
+        if let list = body["scopes"] {
+            scopes = []
+            for (index, element) in try list.array(at: "scopes").enumerated() {
+                let name = try element.string(at: "scopes[\(index)]")
+                guard let scope = Scope(rawValue: name) else {
+                    throw APIError.invalidInput("unknown scope '\(name)'; expected infer or admin")
+                }
+                scopes.insert(scope)
+            }
+        }
+        var expiresAt: Date?
+        if let value = body["expires_in_s"] {
+            guard case .number(let seconds) = value, seconds > 0, seconds <= 10 * 365 * 86_400 else {
+                throw APIError.invalidInput("'expires_in_s' must be a number of seconds from 1 to 315360000")
+            }
+            expiresAt = Date().addingTimeInterval(seconds)
+        }
+        let issued: IssuedAPIKey
+        do {
+            issued = try await store.issueKey(tenantID: tenant.id, scopes: scopes, expiresAt: expiresAt)
+        } catch let error as IdentityStoreError {
+            throw Self.apiError(error)
+        }
+        var json = JSONWriter(capacity: 256)
+        json.beginObject()
+        json.member("key", issued.key)
+        Self.writeFields(of: issued.record, active: true, to: &json)
+        json.endObject()
+        return ProbeController<Context>.json(.created, json.text)
+    }
+
+    func revokeKey(_ request: Request, _ context: Context) async throws -> Response {
+        guard let id = context.parameters.get("id", as: Int64.self) else {
+            throw APIError.invalidInput("key id must be an integer")
+        }
+        let grace = try await Self.graceSeconds(request, limit: limit)
+        let at = Date().addingTimeInterval(grace)
+        guard try await store.revokeKey(id: id, at: at) else {
+            throw APIError(status: 404, code: "key_not_found", message: "no key with id \(id)")
+        }
+        dependencies.authenticator.invalidate()
+        context.logger.notice("KEY_REVOKED", metadata: ["key_id": .stringConvertible(id), "grace_s": .stringConvertible(grace)])
+        var json = JSONWriter()
+        json.beginObject()
+        json.member("id", Int(id))
+        json.member("revoked_at", at.ISO8601Format())
+        json.endObject()
+        return ProbeController<Context>.json(.ok, json.text)
+    }
+
+    func reloadAuth(_ context: Context) async throws -> Response {
+        let configuration: CortexConfiguration
+        do {
+            configuration = try dependencies.reloadConfiguration()
+        } catch let error as ConfigurationError {
+            throw APIError(status: 422, code: "invalid_configuration", message: error.description)
+        }
+        try await ServerDependencies.seedIdentities(configuration: configuration, store: store, logger: context.logger)
+        dependencies.authenticator.invalidate()
+        let tenants = try await store.tenants().count
+        dependencies.metrics.tenantCount.record(tenants)
+        context.logger.notice("AUTH_RELOADED", metadata: ["api_keys": .stringConvertible(configuration.auth.apiKeys.count)])
+        var json = JSONWriter()
+        json.beginObject()
+        json.member("reloaded", true)
+        json.member("tenants", tenants)
+        json.member("api_keys", configuration.auth.apiKeys.count)
+        json.endObject()
+        return ProbeController<Context>.json(.ok, json.text)
+    }
+
+    private func tenant(_ context: Context) async throws -> Tenant {
+        let name = try context.parameters.require("tenant")
+        guard let tenant = try await store.tenant(named: name) else {
+            throw APIError(status: 404, code: "tenant_not_found", message: "no tenant named '\(name)'")
+        }
+        return tenant
+    }
+
+    /// Reads an optional `{"grace_s": N}` body (0 to 30 days); no body means no grace.
+    static func graceSeconds(_ request: Request, limit: Int) async throws -> Double {
+        guard let body = try await request.parseOptionalJSON(limit: limit), let value = body["grace_s"] else { return 0 }
+        guard case .number(let seconds) = value, seconds >= 0, seconds <= 30 * 86_400 else {
+            throw APIError.invalidInput("'grace_s' must be a number of seconds from 0 to 2592000")
+        }
+        return seconds
+    }
+
+    static func write(_ key: APIKeyRecord, active: Bool, to json: inout JSONWriter) {
+        json.beginObject()
+        writeFields(of: key, active: active, to: &json)
+        json.endObject()
+    }
+
+    static func writeFields(of key: APIKeyRecord, active: Bool, to json: inout JSONWriter) {
+        json.member("id", Int(key.id))
+        json.member("key_prefix", key.displayPrefix)
+        json.key("scopes")
+        json.beginArray()
+        for scope in key.scopes.sorted() { json.string(scope.rawValue) }
+        json.endArray()
+        json.member("source", key.source.rawValue)
+        json.member("active", active)
+        json.key("expires_at")
+        if let expires = key.expiresAt { json.string(expires.ISO8601Format()) } else { json.null() }
+        json.key("revoked_at")
+        if let revoked = key.revokedAt { json.string(revoked.ISO8601Format()) } else { json.null() }
+    }
+
+    static func apiError(_ error: IdentityStoreError) -> APIError {
+        switch error {
+        case .duplicateTenant: APIError(status: 409, code: "tenant_exists", message: error.description)
+        case .unknownTenant: APIError(status: 404, code: "tenant_not_found", message: error.description)
+        default: APIError.invalidInput(error.description)
+        }
+    }
+}
