@@ -10,7 +10,9 @@ struct CortexCommand: AsyncParsableCommand {
         commandName: "cortex",
         abstract: "Serve machine-learning models behind a production API.",
         version: CortexVersion.current,
-        subcommands: [ServeCommand.self, ConfigCommand.self, ModelsCommand.self, TenantsCommand.self, KeysCommand.self],
+        subcommands: [
+            ServeCommand.self, ConfigCommand.self, ModelsCommand.self, TenantsCommand.self, KeysCommand.self, DatabaseCommand.self,
+        ],
         defaultSubcommand: ServeCommand.self
     )
 }

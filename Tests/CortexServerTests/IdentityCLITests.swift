@@ -67,3 +67,35 @@ struct IdentityCLITests {
         #expect(result.stderr.contains(message), "\(result.stderr)")
     }
 }
+
+@Suite("Database CLI", .serialized)
+struct DatabaseCLITests {
+    @Test("db backup writes a consistent copy while a server runs, and refuses to overwrite")
+    func backup() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let (cortex, port) = try await CortexProcess.serve(environment: [:], directory: directory)
+        defer { cortex.terminate() }
+        let database = directory.file("cortex.db")
+        _ = try await IdentityCLITests.run(["tenants", "create", "acme"], database: database)
+        #expect(try RawHTTPConnection.request(port: port, path: "/ready")?.status == 200)
+
+        let target = directory.file("backup.db")
+        let result = try await IdentityCLITests.run(["db", "backup", target], database: database)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("backup written to \(target)"))
+
+        // The copy is a complete database on its own.
+        let copy = try await SQLiteConnection.open(storage: .file(path: target))
+        let names = try await copy.query("SELECT name FROM tenants ORDER BY name").compactMap { $0.column("name")?.string }
+        #expect(names == ["acme", "demo"])
+        let version = try await copy.query("SELECT MAX(version) AS v FROM schema_migrations").first?.column("v")?.integer
+        #expect(version == 2)
+        try await copy.close()
+
+        let again = try await IdentityCLITests.run(["db", "backup", target], database: database)
+        #expect(again.status == 1)
+        #expect(again.stderr.contains("already exists"))
+        #expect(try RawHTTPConnection.request(port: port, path: "/ready")?.status == 200, "the server kept serving")
+    }
+}

@@ -69,7 +69,7 @@ struct SQLiteStoreTests {
         let store = try await SQLiteStore.open(path: path, logger: Logger(label: "test"))
         try await store.probeWrite()
         try FileManager.default.removeItem(atPath: path)
-        await #expect(throws: SQLiteStore.ProbeError.self) {
+        await #expect(throws: SQLiteStore.Failure.self) {
             try await store.probeWrite()
         }
         await store.close()

@@ -59,7 +59,7 @@ public final class SQLiteStore: Sendable {
         // permissions changed under a running server is checked directly as well.
         for file in [path, path + "-wal"] where FileManager.default.fileExists(atPath: file) || file == path {
             guard access(file, W_OK) == 0 else {
-                throw ProbeError(reason: "\(file) is not writable (\(String(cString: strerror(errno))))")
+                throw Failure(reason: "\(file) is not writable (\(String(cString: strerror(errno))))")
             }
         }
         let probe = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
@@ -76,8 +76,8 @@ public final class SQLiteStore: Sendable {
         }
     }
 
-    /// Why the readiness probe failed before it could write.
-    public struct ProbeError: Error, CustomStringConvertible {
+    /// A failure Cortex detects itself (an unwritable file, an existing backup target), as opposed to one SQLite reports.
+    public struct Failure: Error, CustomStringConvertible {
         /// What was found.
         public var reason: String
         public var description: String { reason }
@@ -86,6 +86,19 @@ public final class SQLiteStore: Sendable {
     /// Runs one statement on the writer connection and returns its rows.
     func query(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
         try await connection.query(sql, binds)
+    }
+
+    /// Writes a consistent copy of the database to `destination` while the server keeps running.
+    ///
+    /// Uses SQLite's `VACUUM INTO`: one read transaction sees a single committed state, so the
+    /// copy never mixes old pages with new ones, which a plain `cp` of a WAL database can. The
+    /// destination must not exist.
+    public func backup(to destination: String) async throws {
+        let absolute = URL(fileURLWithPath: destination).standardizedFileURL.path
+        guard !FileManager.default.fileExists(atPath: absolute) else {
+            throw Failure(reason: "\(absolute) already exists; choose a new file name")
+        }
+        _ = try await query("VACUUM INTO ?", [.text(absolute)])
     }
 
     /// The highest applied schema version.
