@@ -6,7 +6,7 @@ struct DatabaseCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "db",
         abstract: "Work with the configured database.",
-        subcommands: [Backup.self]
+        subcommands: [Backup.self, Verify.self]
     )
 
     struct Backup: AsyncParsableCommand {
@@ -28,6 +28,25 @@ struct DatabaseCommand: AsyncParsableCommand {
                 }
             }
             print("backup written to \(URL(fileURLWithPath: file).standardizedFileURL.path)")
+        }
+    }
+
+    struct Verify: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check the database; exits 1 and names each problem if any is found."
+        )
+
+        @OptionGroup var options: ConfigurationOptions
+
+        func run() async throws {
+            let (problems, version) = try await options.withStore { store in
+                (try await store.verify(), try await store.schemaVersion())
+            }
+            guard problems.isEmpty else {
+                for problem in problems { print("DRIFT \(problem)") }
+                throw ExitCode(1)
+            }
+            print("database OK (schema version \(version))")
         }
     }
 }

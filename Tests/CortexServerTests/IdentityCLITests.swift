@@ -99,3 +99,28 @@ struct DatabaseCLITests {
         #expect(try RawHTTPConnection.request(port: port, path: "/ready")?.status == 200, "the server kept serving")
     }
 }
+
+@Suite("Database verification", .serialized)
+struct DatabaseVerifyTests {
+    @Test("db verify passes on a healthy database and names a broken reference")
+    func verify() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let database = directory.file("cortex.db")
+        _ = try await IdentityCLITests.run(["tenants", "create", "acme"], database: database)
+        _ = try await IdentityCLITests.run(["keys", "create", "--tenant", "acme"], database: database)
+        let healthy = try await IdentityCLITests.run(["db", "verify"], database: database)
+        #expect(healthy.status == 0)
+        #expect(healthy.stdout.contains("database OK (schema version 2)"))
+
+        // Delete the tenant behind Cortex's back: its key now points nowhere.
+        let raw = try await SQLiteConnection.open(storage: .file(path: database))
+        _ = try await raw.query("PRAGMA foreign_keys = OFF")
+        _ = try await raw.query("DELETE FROM tenants WHERE name = 'acme'")
+        try await raw.close()
+
+        let broken = try await IdentityCLITests.run(["db", "verify"], database: database)
+        #expect(broken.status == 1)
+        #expect(broken.stdout.contains("DRIFT foreign key: api_keys row 1 points at a missing tenants row"))
+    }
+}

@@ -101,6 +101,26 @@ public final class SQLiteStore: Sendable {
         _ = try await query("VACUUM INTO ?", [.text(absolute)])
     }
 
+    /// Checks the database and returns every problem found; empty means healthy.
+    ///
+    /// Today: SQLite's own `integrity_check` (pages, indexes) and `foreign_key_check` (every key
+    /// belongs to an existing tenant). The ledger adds its balance and settlement invariants here.
+    public func verify() async throws -> [String] {
+        var problems: [String] = []
+        for row in try await query("PRAGMA integrity_check") {
+            if let message = row.column("integrity_check")?.string, message != "ok" {
+                problems.append("integrity: \(message)")
+            }
+        }
+        for row in try await query("PRAGMA foreign_key_check") {
+            let table = row.column("table")?.string ?? "?"
+            let rowid = row.column("rowid")?.integer.map(String.init) ?? "?"
+            let parent = row.column("parent")?.string ?? "?"
+            problems.append("foreign key: \(table) row \(rowid) points at a missing \(parent) row")
+        }
+        return problems
+    }
+
     /// The highest applied schema version.
     public func schemaVersion() async throws -> Int {
         try await SQLiteMigrator(connection: connection, logger: logger).currentVersion()
