@@ -74,11 +74,11 @@ public func runServer(_ dependencies: ServerDependencies, logger: Logger) async 
     let application = buildApplication(dependencies, logger: logger)
     let monitor = ReadinessMonitor(
         checks: dependencies.readiness,
-        interval: .milliseconds(Int(configuration.readiness.monitorIntervalSeconds * 1000))
+        interval: .seconds(configuration.readiness.monitorIntervalSeconds)
     )
     let drain = DrainService(
         state: dependencies.drain,
-        delay: .milliseconds(Int(configuration.server.drainDelaySeconds * 1000)),
+        delay: .seconds(configuration.server.drainDelaySeconds),
         logger: logger
     )
     var groupConfiguration = ServiceGroupConfiguration(
@@ -91,8 +91,8 @@ public func runServer(_ dependencies: ServerDependencies, logger: Logger) async 
         gracefulShutdownSignals: [.sigterm, .sigint],
         logger: logger
     )
-    groupConfiguration.maximumGracefulShutdownDuration = .milliseconds(
-        Int((configuration.server.drainDelaySeconds + configuration.server.drainTimeoutSeconds) * 1000)
+    groupConfiguration.maximumGracefulShutdownDuration = .seconds(
+        configuration.server.drainDelaySeconds + configuration.server.drainTimeoutSeconds
     )
     groupConfiguration.maximumCancellationDuration = .seconds(5)
     let group = ServiceGroup(configuration: groupConfiguration)

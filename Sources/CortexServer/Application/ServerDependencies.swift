@@ -57,7 +57,7 @@ public struct ServerDependencies: Sendable {
         metrics.tenantCount.record(try await store.tenants().count)
         var authConfiguration = Authenticator.Configuration()
         authConfiguration.requireAPIKey = configuration.auth.requireAPIKey
-        authConfiguration.cacheTTL = .milliseconds(Int(configuration.auth.cacheTTLSeconds * 1000))
+        authConfiguration.cacheTTL = .seconds(configuration.auth.cacheTTLSeconds)
         let drain = DrainState()
         let readiness = ReadinessChecks(
             store: store,

@@ -22,7 +22,7 @@ public struct DrainService: Service {
         // Returns when graceful shutdown begins, or throws when the group is cancelled instead.
         try await gracefulShutdown()
         if state.begin() {
-            logger.notice("DRAIN_START", metadata: ["delay_s": .stringConvertible(Double(delay.components.seconds))])
+            logger.notice("DRAIN_START", metadata: ["delay_s": .stringConvertible(delay.inSeconds)])
         }
         if delay > .zero {
             try? await Task.sleep(for: delay)

@@ -67,7 +67,7 @@ public final class LogOutput: Sendable {
     }
 
     private func runWriter() {
-        let interval = Double(Self.flushInterval.components.attoseconds) / 1e18
+        let interval = Self.flushInterval.inSeconds
         while true {
             Thread.sleep(forTimeInterval: interval)
             flush(adding: [])
