@@ -46,9 +46,11 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "cortex")
 
-        guard case .sqlite(let path) = configuration.database else { return }
-        // Seed 000's operators look for this exact line.
-        FileHandle.standardOutput.write(Data("USING DB FILE: \(path)\n".utf8))
+        switch configuration.database {
+        case .sqlite(let path):
+            // Seed 000's operators look for this exact line.
+            FileHandle.standardOutput.write(Data("USING DB FILE: \(path)\n".utf8))
+        }
 
         let dependencies: ServerDependencies
         do {

@@ -10,8 +10,11 @@ extension ConfigurationOptions {
     /// Safe while a server runs on the same database: SQLite's WAL mode lets both write.
     func withStore<Value>(_ body: (SQLiteStore) async throws -> Value) async throws -> Value {
         let configuration = try load()
-        guard case .sqlite(let path) = configuration.database else { throw ExitCode(78) }
-        let store = try await SQLiteStore.open(path: path, logger: Logger(label: "cortex", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let store: SQLiteStore
+        switch configuration.database {
+        case .sqlite(let path):
+            store = try await SQLiteStore.open(path: path, logger: Logger(label: "cortex", factory: { _ in SwiftLogNoOpLogHandler() }))
+        }
         do {
             let value = try await body(store)
             await store.close()

@@ -36,10 +36,10 @@ public struct ServerDependencies: Sendable {
         logger: Logger,
         reload: (@Sendable () throws -> CortexConfiguration)? = nil
     ) async throws -> ServerDependencies {
-        guard case .sqlite(let path) = configuration.database else {
-            preconditionFailure("only SQLite is configurable in this build")
+        let store: SQLiteStore
+        switch configuration.database {
+        case .sqlite(let path): store = try await SQLiteStore.open(path: path, logger: logger)
         }
-        let store = try await SQLiteStore.open(path: path, logger: logger)
         let schemaVersion = try await store.schemaVersion()
         logger.info("DB_OPEN", metadata: ["path": "\(store.path)", "schema_version": .stringConvertible(schemaVersion)])
         try await seedIdentities(configuration: configuration, store: store, logger: logger)

@@ -32,7 +32,7 @@ public struct AccountController<Context: AuthenticatedContext>: Sendable {
         var json = JSONWriter(capacity: 256)
         json.beginObject()
         json.member("tenant", principal.tenant.name)
-        AdminController<Context>.writeFields(of: principal.key, active: true, to: &json)
+        json.keyFields(principal.key, active: true)
         json.member("request_id", context.requestID)
         json.endObject()
         return ProbeController<Context>.json(.ok, json.text)
@@ -47,7 +47,7 @@ public struct AccountController<Context: AuthenticatedContext>: Sendable {
                 message: "this key comes from API_KEYS or the demo tenant; change API_KEYS (or DEMO_TENANT) to replace it"
             )
         }
-        let grace = try await AdminController<Context>.graceSeconds(request, limit: maxBodyBytes)
+        let grace = try await request.graceSeconds(limit: maxBodyBytes)
         let issued = try await store.issueKey(
             tenantID: principal.tenant.id,
             scopes: principal.key.scopes,
@@ -67,7 +67,7 @@ public struct AccountController<Context: AuthenticatedContext>: Sendable {
         var json = JSONWriter(capacity: 256)
         json.beginObject()
         json.member("key", issued.key)
-        AdminController<Context>.writeFields(of: issued.record, active: true, to: &json)
+        json.keyFields(issued.record, active: true)
         json.member("old_key_prefix", principal.key.displayPrefix)
         json.member("old_key_revoked_at", revokedAt.ISO8601Format())
         json.endObject()

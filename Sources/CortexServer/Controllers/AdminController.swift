@@ -79,7 +79,9 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
         json.key("keys")
         json.beginArray()
         for key in keys {
-            Self.write(key, active: key.isActive(at: now), to: &json)
+            json.beginObject()
+            json.keyFields(key, active: key.isActive(at: now))
+            json.endObject()
         }
         json.endArray()
         json.endObject()
@@ -117,7 +119,7 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
         var json = JSONWriter(capacity: 256)
         json.beginObject()
         json.member("key", issued.key)
-        Self.writeFields(of: issued.record, active: true, to: &json)
+        json.keyFields(issued.record, active: true)
         json.endObject()
         return ProbeController<Context>.json(.created, json.text)
     }
@@ -126,7 +128,7 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
         guard let id = context.parameters.get("id", as: Int64.self) else {
             throw APIError.invalidInput("key id must be an integer")
         }
-        let grace = try await Self.graceSeconds(request, limit: limit)
+        let grace = try await request.graceSeconds(limit: limit)
         let at = Date().addingTimeInterval(grace)
         guard try await store.revokeKey(id: id, at: at) else {
             throw APIError(status: 404, code: "key_not_found", message: "no key with id \(id)")
@@ -168,36 +170,6 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
             throw APIError(status: 404, code: "tenant_not_found", message: "no tenant named '\(name)'")
         }
         return tenant
-    }
-
-    /// Reads an optional `{"grace_s": N}` body (0 to 30 days); no body means no grace.
-    static func graceSeconds(_ request: Request, limit: Int) async throws -> Double {
-        guard let body = try await request.parseOptionalJSON(limit: limit), let value = body["grace_s"] else { return 0 }
-        guard case .number(let seconds) = value, seconds >= 0, seconds <= 30 * 86_400 else {
-            throw APIError.invalidInput("'grace_s' must be a number of seconds from 0 to 2592000")
-        }
-        return seconds
-    }
-
-    static func write(_ key: APIKeyRecord, active: Bool, to json: inout JSONWriter) {
-        json.beginObject()
-        writeFields(of: key, active: active, to: &json)
-        json.endObject()
-    }
-
-    static func writeFields(of key: APIKeyRecord, active: Bool, to json: inout JSONWriter) {
-        json.member("id", Int(key.id))
-        json.member("key_prefix", key.displayPrefix)
-        json.key("scopes")
-        json.beginArray()
-        for scope in key.scopes.sorted() { json.string(scope.rawValue) }
-        json.endArray()
-        json.member("source", key.source.rawValue)
-        json.member("active", active)
-        json.key("expires_at")
-        if let expires = key.expiresAt { json.string(expires.ISO8601Format()) } else { json.null() }
-        json.key("revoked_at")
-        if let revoked = key.revokedAt { json.string(revoked.ISO8601Format()) } else { json.null() }
     }
 
     static func apiError(_ error: IdentityStoreError) -> APIError {

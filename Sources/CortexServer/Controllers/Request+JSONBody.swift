@@ -36,4 +36,13 @@ extension Request {
             throw APIError.invalidJSON("malformed JSON at byte \(failure.offset): \(failure.reason)")
         }
     }
+
+    /// Reads an optional `{"grace_s": N}` body (0 to 30 days); no body means no grace.
+    func graceSeconds(limit: Int) async throws -> Double {
+        guard let body = try await parseOptionalJSON(limit: limit), let value = body["grace_s"] else { return 0 }
+        guard case .number(let seconds) = value, seconds >= 0, seconds <= 30 * 86_400 else {
+            throw APIError.invalidInput("'grace_s' must be a number of seconds from 0 to 2592000")
+        }
+        return seconds
+    }
 }

@@ -57,7 +57,9 @@ public final class SQLiteStore: Sendable {
     public func probeWrite() async throws {
         // SQLite may hand a new connection a recycled read-write descriptor, so a file whose
         // permissions changed under a running server is checked directly as well.
-        for file in [path, path + "-wal"] where FileManager.default.fileExists(atPath: file) || file == path {
+        // The -wal file exists only while connections are open; the database file must always.
+        let files = FileManager.default.fileExists(atPath: path + "-wal") ? [path, path + "-wal"] : [path]
+        for file in files {
             guard access(file, W_OK) == 0 else {
                 throw Failure(reason: "\(file) is not writable (\(String(cString: strerror(errno))))")
             }
