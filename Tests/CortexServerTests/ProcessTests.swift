@@ -161,6 +161,11 @@ struct ProcessTests {
         #expect(ok.stdout.contains("server.port: 9100"))
         #expect(ok.stdout.contains("configuration OK"))
 
+        // CORTEX_CONFIG names the file when --config is absent.
+        let viaEnvironment = try CortexProcess(arguments: ["config", "check"], environment: ["CORTEX_CONFIG": good])
+        #expect(try await viaEnvironment.waitForExit() == 0)
+        #expect(viaEnvironment.stdout.contains("server.port: 9100"))
+
         let bad = try directory.write("bad.yaml", "server:\n  port: ninety\n")
         let failed = try CortexProcess(arguments: ["config", "check", "--config", bad], environment: [:])
         let status = try await failed.waitForExit()
