@@ -103,6 +103,44 @@ extension CortexConfiguration {
             config.auth.adminToken = value
             return true
         },
+        Setting(
+            yamlPath: "billing.prices",
+            environment: "MODEL_PRICES",
+            accepted: "comma-separated MODEL=CREDITS pairs, credits a decimal with at most 6 places, e.g. lead-scoring=0.001"
+        ) { config, value in
+            var prices: [String: Credits] = [:]
+            for pair in value.split(separator: ",") {
+                let parts = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                guard parts.count == 2, isValidModelName(parts[0]), let price = Credits(decimal: parts[1]), price >= .zero,
+                    prices[parts[0]] == nil
+                else { return false }
+                prices[parts[0]] = price
+            }
+            config.billing.prices = prices
+            return true
+        },
+        Setting(
+            yamlPath: "billing.default_price",
+            environment: "DEFAULT_PRICE",
+            accepted: "credits per request, a decimal of at least 0 with at most 6 places"
+        ) { config, value in
+            parse(value, into: &config.billing.defaultPrice)
+        },
+        Setting(yamlPath: "billing.hold_ttl_s", environment: "HOLD_TTL_S", accepted: "seconds from 1 to 86400") { config, value in
+            parse(value, into: &config.billing.holdTTLSeconds, in: 1...86_400)
+        },
+        Setting(yamlPath: "billing.sweep_interval_s", environment: "HOLD_SWEEP_INTERVAL_S", accepted: "seconds from 0.1 to 3600") {
+            config,
+            value in
+            parse(value, into: &config.billing.sweepIntervalSeconds, in: 0.1...3600)
+        },
+        Setting(
+            yamlPath: "billing.demo_credits",
+            environment: "DEMO_CREDITS",
+            accepted: "credits, a decimal of at least 0 with at most 6 places"
+        ) { config, value in
+            parse(value, into: &config.billing.demoCredits)
+        },
         Setting(yamlPath: "scoring.model", environment: "SCORING_MODEL", accepted: "a model name") { config, value in
             guard !value.isEmpty else { return false }
             config.scoringModel = value
@@ -158,7 +196,10 @@ extension CortexConfiguration {
                     let known = Self.settings.filter { $0.yamlPath.hasPrefix(sectionName + ".") }.map { $0.yamlPath }
                     throw ConfigurationError(key: path, value: nil, expected: "one of \(known.joined(separator: ", "))")
                 }
-                try apply(setting, value: "\(value)", key: path)
+                // A mapping (billing.prices) is read as the same NAME=VALUE list its variable takes.
+                let text =
+                    (value as? [String: Any]).map { $0.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: ",") } ?? "\(value)"
+                try apply(setting, value: text, key: path)
             }
         }
     }
@@ -244,6 +285,12 @@ extension CortexConfiguration {
 
     private static func parse(_ text: String, into value: inout Int, in range: ClosedRange<Int>) -> Bool {
         guard let parsed = Int(text), range.contains(parsed) else { return false }
+        value = parsed
+        return true
+    }
+
+    private static func parse(_ text: String, into value: inout Credits) -> Bool {
+        guard let parsed = Credits(decimal: text), parsed >= .zero else { return false }
         value = parsed
         return true
     }

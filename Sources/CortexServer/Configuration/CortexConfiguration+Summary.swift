@@ -19,6 +19,12 @@ extension CortexConfiguration {
         lines.append("auth.demo: \(auth.demo.rawValue) (\(auth.demoEnabled(host: server.host) ? "on" : "off") for host \(server.host))")
         lines.append("auth.cache_ttl_s: \(auth.cacheTTLSeconds)")
         lines.append("auth.admin_token: \(auth.adminToken == nil ? "not set" : "set")")
+        let prices = billing.prices.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        lines.append("billing.prices: \(prices.isEmpty ? "(none)" : prices.joined(separator: ","))")
+        lines.append("billing.default_price: \(billing.defaultPrice)")
+        lines.append("billing.hold_ttl_s: \(billing.holdTTLSeconds)")
+        lines.append("billing.sweep_interval_s: \(billing.sweepIntervalSeconds)")
+        lines.append("billing.demo_credits: \(billing.demoCredits)")
         lines.append("scoring.model: \(scoringModel ?? "(first tabular model)")")
         for model in models {
             lines.append("models: \(model.name) at \(model.path)" + (model.version.map { " version \($0)" } ?? ""))

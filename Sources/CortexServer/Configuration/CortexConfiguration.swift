@@ -1,3 +1,4 @@
+public import CortexCore
 public import CortexRuntime
 import Foundation
 public import Logging
@@ -78,6 +79,25 @@ public struct CortexConfiguration: Sendable, Equatable {
         }
     }
 
+    /// What requests cost.
+    public struct Billing: Sendable, Equatable {
+        /// Credits per request, by model name (`billing.prices`, or `MODEL_PRICES=name=credits,...`).
+        public var prices: [String: Credits] = [:]
+        /// Credits per request for models without a price (`DEFAULT_PRICE`); zero bills nothing.
+        public var defaultPrice = Credits.zero
+        /// Seconds a hold lives before an unfinished request's credits go back (`HOLD_TTL_S`).
+        public var holdTTLSeconds = 300.0
+        /// Seconds between sweeps that release expired holds (`HOLD_SWEEP_INTERVAL_S`).
+        public var sweepIntervalSeconds = 10.0
+        /// Credits the demo tenant is given once, when it is created (`DEMO_CREDITS`).
+        public var demoCredits = Credits(microcredits: 100 * Credits.scale)
+
+        /// The price of one request to `model`.
+        public func price(of model: String) -> Credits {
+            prices[model] ?? defaultPrice
+        }
+    }
+
     /// The demo tenant's key: seed 002's documented `API_KEYS` default, so its curl examples work.
     public static let demoAPIKey = "demo-api-key-123"
     /// The demo tenant's name.
@@ -89,6 +109,7 @@ public struct CortexConfiguration: Sendable, Equatable {
     /// `DATABASE_URL`: `sqlite:PATH`, `sqlite:///ABSOLUTE`, or a plain file path.
     public var database = Database.sqlite(path: Self.absolutePath("data/cortex.db"))
     public var readiness = Readiness()
+    public var billing = Billing()
     /// Models to serve (`models:` in YAML, or `MODEL_PATH`, comma-separated).
     public var models: [ModelSource] = [ModelSource(path: "models/lead-scoring")]
     /// The model behind `/api/v1/score` (`SCORING_MODEL`); `nil` picks the first tabular model.

@@ -13,6 +13,8 @@ public final class ServerMetrics: Sendable {
         case success
         case invalidInput = "invalid_input"
         case modelNotReady = "model_not_ready"
+        /// Refused with 402: the tenant's balance could not cover the price.
+        case creditsExhausted = "credits_exhausted"
         case error
     }
 
@@ -24,6 +26,8 @@ public final class ServerMetrics: Sendable {
         let batchSize: Recorder
         let outcomes: [Outcome: Counter]
         let ready: Gauge
+        /// `credits_spent_total{model}`: credits settled (seed 000).
+        let creditsSpent: FloatingPointCounter
     }
 
     struct HTTPKey: Hashable {
@@ -37,7 +41,8 @@ public final class ServerMetrics: Sendable {
         let duration: Timer
     }
 
-    private let factory: any MetricsFactory
+    /// The factory every handle is made on (the store's ledger records its own on it too).
+    public let factory: any MetricsFactory
     private let httpHandles = Mutex<[HTTPKey: HTTPHandles]>([:])
     private let modelHandles = Mutex<[String: ModelMetrics]>([:])
     /// `status_ready{service="backend"}`: 1 while `/ready` would answer 200.
@@ -96,7 +101,8 @@ public final class ServerMetrics: Sendable {
                 predictionErrors: Counter(label: "model_prediction_errors", dimensions: dimensions, factory: factory),
                 batchSize: Recorder(label: "model_batch_size", dimensions: dimensions, aggregate: true, factory: factory),
                 outcomes: outcomes,
-                ready: Gauge(label: "model_ready", dimensions: dimensions, factory: factory)
+                ready: Gauge(label: "model_ready", dimensions: dimensions, factory: factory),
+                creditsSpent: FloatingPointCounter(label: "credits_spent_total", dimensions: dimensions, factory: factory)
             )
             cache[name] = metrics
             return metrics

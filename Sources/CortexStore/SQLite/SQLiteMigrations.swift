@@ -43,5 +43,58 @@ enum SQLiteMigrations {
                 "CREATE INDEX api_keys_by_tenant ON api_keys (tenant_id)",
             ]
         ),
+        SQLiteMigration(
+            version: 3,
+            name: "credits ledger",
+            statements: [
+                "ALTER TABLE tenants ADD COLUMN balance_micros INTEGER NOT NULL DEFAULT 0 CHECK (balance_micros >= 0)",
+                """
+                CREATE TABLE ledger_entries (
+                    id INTEGER PRIMARY KEY,
+                    tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+                    request_id TEXT NOT NULL,
+                    phase TEXT NOT NULL CHECK (phase IN ('open', 'close', 'grant')),
+                    kind TEXT NOT NULL CHECK (kind IN ('hold', 'settle', 'release', 'grant')),
+                    amount_micros INTEGER NOT NULL,
+                    model TEXT,
+                    key_id INTEGER,
+                    note TEXT,
+                    created_at_ms INTEGER NOT NULL,
+                    UNIQUE (tenant_id, request_id, phase)
+                )
+                """,
+                """
+                CREATE TRIGGER ledger_entries_no_update BEFORE UPDATE ON ledger_entries
+                BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END
+                """,
+                """
+                CREATE TRIGGER ledger_entries_no_delete BEFORE DELETE ON ledger_entries
+                BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END
+                """,
+                """
+                CREATE TABLE open_holds (
+                    tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+                    request_id TEXT NOT NULL,
+                    amount_micros INTEGER NOT NULL CHECK (amount_micros > 0),
+                    expires_at_ms INTEGER NOT NULL,
+                    PRIMARY KEY (tenant_id, request_id)
+                )
+                """,
+                "CREATE INDEX open_holds_by_expiry ON open_holds (expires_at_ms)",
+                """
+                CREATE TABLE idempotency_keys (
+                    tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+                    idempotency_key TEXT NOT NULL,
+                    request_id TEXT NOT NULL,
+                    fingerprint TEXT NOT NULL,
+                    response_status INTEGER,
+                    response_body TEXT,
+                    created_at_ms INTEGER NOT NULL,
+                    PRIMARY KEY (tenant_id, idempotency_key)
+                )
+                """,
+                "CREATE INDEX idempotency_keys_by_request ON idempotency_keys (tenant_id, request_id)",
+            ]
+        ),
     ]
 }

@@ -1,4 +1,5 @@
-import Foundation
+public import CoreMetrics
+public import Foundation
 public import Logging
 import NIOPosix
 import SQLiteNIO
@@ -15,13 +16,28 @@ import SQLiteNIO
 public final class SQLiteStore: Sendable {
     /// The absolute path of the database file.
     public let path: String
+    /// The credits ledger in this database.
+    public let ledger: any Ledger
     private let connection: SQLiteConnection
+    private let ledgerConnection: SQLiteConnection
     private let probeTimeoutMilliseconds: Int
     private let logger: Logger
 
-    private init(path: String, connection: SQLiteConnection, probeTimeoutMilliseconds: Int, logger: Logger) {
+    private init(
+        path: String,
+        connection: SQLiteConnection,
+        ledgerConnection: SQLiteConnection,
+        probeTimeoutMilliseconds: Int,
+        metrics: any MetricsFactory,
+        logger: Logger
+    ) {
         self.path = path
         self.connection = connection
+        self.ledgerConnection = ledgerConnection
+        self.ledger = SQLLedger(
+            writer: GroupCommitter(database: SQLiteDatabase(connection: ledgerConnection), metrics: metrics),
+            reader: SQLiteDatabase(connection: connection)
+        )
         self.probeTimeoutMilliseconds = max(probeTimeoutMilliseconds, 1)
         self.logger = logger
     }
@@ -31,22 +47,49 @@ public final class SQLiteStore: Sendable {
     /// - Parameters:
     ///   - path: A file path, relative to the working directory or absolute; parent folders are created.
     ///   - probeTimeoutMilliseconds: How long the readiness probe waits for a lock.
+    ///   - metrics: Where the ledger records `ledger_batch_size` and `ledger_commit_seconds`.
     ///   - logger: Where migrations are logged.
-    public static func open(path: String, probeTimeoutMilliseconds: Int = 1000, logger: Logger) async throws -> SQLiteStore {
+    public static func open(
+        path: String,
+        probeTimeoutMilliseconds: Int = 1000,
+        metrics: any MetricsFactory = NOOPMetricsHandler.instance,
+        logger: Logger
+    ) async throws -> SQLiteStore {
         let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
         try FileManager.default.createDirectory(
             atPath: (absolute as NSString).deletingLastPathComponent,
             withIntermediateDirectories: true
         )
-        let connection = try await SQLiteConnection.open(storage: .file(path: absolute), logger: logger)
+        let connection = try await openConnection(absolute, logger: logger)
         do {
-            for pragma in [
-                "PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON", "PRAGMA busy_timeout = 5000",
-            ] {
+            _ = try await connection.query("PRAGMA journal_mode = WAL")
+            try await SQLiteMigrator(connection: connection, logger: logger).migrate(SQLiteMigrations.all)
+            // The ledger writes on a connection of its own: its shared transactions stay open
+            // across several statements, which must not pick up other queries.
+            let ledgerConnection = try await openConnection(absolute, logger: logger)
+            return SQLiteStore(
+                path: absolute,
+                connection: connection,
+                ledgerConnection: ledgerConnection,
+                probeTimeoutMilliseconds: probeTimeoutMilliseconds,
+                metrics: metrics,
+                logger: logger
+            )
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+    }
+
+    /// A connection with Cortex's settings: every commit synced to disk, foreign keys enforced,
+    /// and a wait of up to five seconds for another writer (the CLI, a second connection).
+    private static func openConnection(_ path: String, logger: Logger) async throws -> SQLiteConnection {
+        let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        do {
+            for pragma in ["PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON", "PRAGMA busy_timeout = 5000"] {
                 _ = try await connection.query(pragma)
             }
-            try await SQLiteMigrator(connection: connection, logger: logger).migrate(SQLiteMigrations.all)
-            return SQLiteStore(path: absolute, connection: connection, probeTimeoutMilliseconds: probeTimeoutMilliseconds, logger: logger)
+            return connection
         } catch {
             try? await connection.close()
             throw error
@@ -105,9 +148,9 @@ public final class SQLiteStore: Sendable {
 
     /// Checks the database and returns every problem found; empty means healthy.
     ///
-    /// Today: SQLite's own `integrity_check` (pages, indexes) and `foreign_key_check` (every key
-    /// belongs to an existing tenant). The ledger adds its balance and settlement invariants here.
-    public func verify() async throws -> [String] {
+    /// SQLite's own `integrity_check` (pages, indexes) and `foreign_key_check` (every key and
+    /// entry belongs to an existing tenant), then the ledger's invariants (see ``Ledger/verify(at:slack:)``).
+    public func verify(at time: Date = Date(), holdSlack: Duration = .seconds(60)) async throws -> [String] {
         var problems: [String] = []
         for row in try await query("PRAGMA integrity_check") {
             if let message = row.column("integrity_check")?.string, message != "ok" {
@@ -120,7 +163,7 @@ public final class SQLiteStore: Sendable {
             let parent = row.column("parent")?.string ?? "?"
             problems.append("foreign key: \(table) row \(rowid) points at a missing \(parent) row")
         }
-        return problems
+        return problems + (try await ledger.verify(at: time, slack: holdSlack))
     }
 
     /// The highest applied schema version.
@@ -128,8 +171,9 @@ public final class SQLiteStore: Sendable {
         try await SQLiteMigrator(connection: connection, logger: logger).currentVersion()
     }
 
-    /// Closes the connection.
+    /// Closes the connections.
     public func close() async {
+        try? await ledgerConnection.close()
         try? await connection.close()
     }
 }

@@ -1,0 +1,49 @@
+/// A value bound to, or read from, a SQL statement: the few types Cortex stores.
+enum SQLValue: Sendable, Hashable {
+    case integer(Int64)
+    case text(String)
+    case null
+
+    /// `.null` for `nil`.
+    static func integer(_ value: Int64?) -> SQLValue { value.map { .integer($0) } ?? .null }
+    /// `.null` for `nil`.
+    static func text(_ value: String?) -> SQLValue { value.map { .text($0) } ?? .null }
+}
+
+/// One result row, by column name.
+struct SQLRow: Sendable {
+    var values: [String: SQLValue]
+
+    /// The integer in `column`, or `nil` for NULL, a missing column or text.
+    func integer(_ column: String) -> Int64? {
+        if case .integer(let value) = values[column] { return value }
+        return nil
+    }
+
+    /// The text in `column`, or `nil` for NULL, a missing column or an integer.
+    func text(_ column: String) -> String? {
+        if case .text(let value) = values[column] { return value }
+        return nil
+    }
+}
+
+/// Runs SQL on one database, whichever engine it is.
+///
+/// Statements are written once, with numbered placeholders (`$1`, `$2`, ...) that each engine
+/// binds in its own way, and with SQL that SQLite and PostgreSQL both accept (`RETURNING`,
+/// `ON CONFLICT ... DO NOTHING`). What differs between the engines (schemas, backups) stays in
+/// the engine's own store.
+protocol SQLDatabase: Sendable {
+    /// Runs one statement and returns its rows.
+    func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow]
+    /// Runs `body` in one transaction on one connection: committed when `body` returns (and the
+    /// commit is durable when this returns), rolled back when it throws.
+    func transaction<T: Sendable>(_ body: (any SQLDatabase) async throws -> T) async throws -> T
+}
+
+extension SQLDatabase {
+    /// Runs one statement without binds.
+    func query(_ sql: String) async throws -> [SQLRow] {
+        try await query(sql, [])
+    }
+}

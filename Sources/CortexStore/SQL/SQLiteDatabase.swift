@@ -1,0 +1,65 @@
+import SQLiteNIO
+
+/// ``SQLDatabase`` on one SQLite connection.
+///
+/// A transaction holds the connection's write lock from its start (`BEGIN IMMEDIATE`), so two
+/// writers never deadlock trying to upgrade a read lock, and nothing else may use this
+/// connection while one is open: give each writer its own connection.
+struct SQLiteDatabase: SQLDatabase {
+    let connection: SQLiteConnection
+
+    func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
+        let rows = try await connection.query(Self.sqliteSQL(sql), binds.map(Self.data))
+        return rows.map { row in
+            var values: [String: SQLValue] = [:]
+            for column in row.columns {
+                switch column.data {
+                case .integer(let value): values[column.name] = .integer(Int64(value))
+                case .text(let value): values[column.name] = .text(value)
+                case .float(let value): values[column.name] = .integer(Int64(value))
+                case .blob, .null: values[column.name] = .null
+                }
+            }
+            return SQLRow(values: values)
+        }
+    }
+
+    func transaction<T: Sendable>(_ body: (any SQLDatabase) async throws -> T) async throws -> T {
+        _ = try await connection.query("BEGIN IMMEDIATE")
+        let result: T
+        do {
+            result = try await body(self)
+        } catch {
+            _ = try? await connection.query("ROLLBACK")
+            throw error
+        }
+        do {
+            _ = try await connection.query("COMMIT")
+        } catch {
+            _ = try? await connection.query("ROLLBACK")
+            throw error
+        }
+        return result
+    }
+
+    /// Rewrites `$N` placeholders as SQLite's `?N`, leaving string literals alone.
+    static func sqliteSQL(_ sql: String) -> String {
+        guard sql.contains("$") else { return sql }
+        var result = ""
+        result.reserveCapacity(sql.utf8.count)
+        var inString = false
+        for character in sql {
+            if character == "'" { inString.toggle() }
+            result.append(character == "$" && !inString ? "?" : character)
+        }
+        return result
+    }
+
+    static func data(_ value: SQLValue) -> SQLiteData {
+        switch value {
+        case .integer(let value): .integer(Int(value))
+        case .text(let value): .text(value)
+        case .null: .null
+        }
+    }
+}

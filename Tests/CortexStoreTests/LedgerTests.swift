@@ -1,0 +1,185 @@
+import CortexCore
+import Foundation
+import Logging
+import Testing
+
+@testable import CortexStore
+
+@Suite("Credits ledger on SQLite")
+struct LedgerTests {
+    static func credits(_ text: String) -> Credits { Credits(decimal: text)! }
+
+    static func hold(_ tenant: Tenant, _ requestID: String, _ amount: String, ttl: TimeInterval = 300, key: Idempotency? = nil) -> Hold {
+        Hold(
+            tenantID: tenant.id,
+            requestID: requestID,
+            amount: credits(amount),
+            model: "m",
+            keyID: nil,
+            expiresAt: Date().addingTimeInterval(ttl),
+            idempotency: key
+        )
+    }
+
+    /// A store with one tenant holding `balance` credits.
+    static func withTenant(balance: String, _ body: (SQLiteStore, Tenant) async throws -> Void) async throws {
+        try await IdentityStoreTests.withStore { store in
+            let tenant = try await store.createTenant(named: "acme")
+            #expect(
+                try await store.ledger.grant(Grant(tenantID: tenant.id, amount: credits(balance), requestID: "seed", note: "test"))
+                    == .granted(balance: credits(balance))
+            )
+            try await body(store, tenant)
+        }
+    }
+
+    @Test("hold, settle and release move the balance and keep it equal to the sum of entries")
+    func lifecycle() async throws {
+        try await Self.withTenant(balance: "10") { (store, tenant) async throws in
+            let ledger = store.ledger
+            #expect(try await ledger.hold(Self.hold(tenant, "r1", "3")) == .held(balance: Self.credits("7")))
+            #expect(try await ledger.balance(tenantID: tenant.id) == Balance(available: Self.credits("7"), held: Self.credits("3")))
+            #expect(try await ledger.settle(tenantID: tenant.id, requestID: "r1", cost: Self.credits("2.5"), idempotentResponse: nil))
+            #expect(try await ledger.balance(tenantID: tenant.id) == Balance(available: Self.credits("7.5"), held: .zero))
+
+            #expect(try await ledger.hold(Self.hold(tenant, "r2", "4")) == .held(balance: Self.credits("3.5")))
+            #expect(try await ledger.release(tenantID: tenant.id, requestID: "r2"))
+            #expect(try await ledger.balance(tenantID: tenant.id).available == Self.credits("7.5"))
+
+            // Settled or released once: a second settlement or release does nothing.
+            #expect(try await !ledger.settle(tenantID: tenant.id, requestID: "r1", cost: .zero, idempotentResponse: nil))
+            #expect(try await !ledger.settle(tenantID: tenant.id, requestID: "r2", cost: .zero, idempotentResponse: nil))
+            #expect(try await !ledger.release(tenantID: tenant.id, requestID: "r1"))
+
+            let kinds = try await ledger.entries(tenantID: tenant.id, limit: 10, before: nil).map(\.kind)
+            #expect(kinds == [.release, .hold, .settle, .hold, .grant])
+            let usage = try await ledger.usage(tenantID: tenant.id)
+            #expect(usage == [ModelUsage(model: "m", requests: 1, spent: Self.credits("2.5"))])
+            #expect(try await store.verify().isEmpty)
+        }
+    }
+
+    @Test("a hold the balance cannot cover is refused and changes nothing")
+    func insufficient() async throws {
+        try await Self.withTenant(balance: "1") { (store, tenant) async throws in
+            #expect(try await store.ledger.hold(Self.hold(tenant, "r1", "1.000001")) == .insufficient(balance: Self.credits("1")))
+            #expect(try await store.ledger.hold(Self.hold(tenant, "r2", "1")) == .held(balance: .zero))
+            #expect(try await store.ledger.hold(Self.hold(tenant, "r3", "0.000001")) == .insufficient(balance: .zero))
+            #expect(try await store.ledger.entries(tenantID: tenant.id, limit: 10, before: nil).count == 2)
+            #expect(try await store.verify().isEmpty)
+        }
+    }
+
+    @Test("a request id is held once: a retry cannot charge twice")
+    func duplicateRequest() async throws {
+        try await Self.withTenant(balance: "10") { (store, tenant) async throws in
+            #expect(try await store.ledger.hold(Self.hold(tenant, "r1", "1")) == .held(balance: Self.credits("9")))
+            #expect(try await store.ledger.settle(tenantID: tenant.id, requestID: "r1", cost: Self.credits("1"), idempotentResponse: nil))
+            #expect(try await store.ledger.hold(Self.hold(tenant, "r1", "1")) == .duplicateRequest)
+            #expect(try await store.ledger.balance(tenantID: tenant.id).available == Self.credits("9"))
+            #expect(try await store.verify().isEmpty)
+        }
+    }
+
+    @Test("1,000 concurrent holds against a balance covering 100: exactly 100 succeed")
+    func concurrentHolds() async throws {
+        try await Self.withTenant(balance: "100") { (store, tenant) async throws in
+            let ledger = store.ledger
+            let outcomes = try await withThrowingTaskGroup(of: HoldOutcome.self) { group in
+                for index in 0..<1000 {
+                    group.addTask {
+                        let outcome = try await ledger.hold(Self.hold(tenant, "r\(index)", "1"))
+                        if case .held = outcome {
+                            _ = try await ledger.settle(
+                                tenantID: tenant.id, requestID: "r\(index)", cost: Self.credits("1"), idempotentResponse: nil)
+                        }
+                        return outcome
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            let held = outcomes.filter { if case .held = $0 { true } else { false } }.count
+            let refused = outcomes.filter { if case .insufficient = $0 { true } else { false } }.count
+            #expect(held == 100)
+            #expect(refused == 900)
+            #expect(try await ledger.balance(tenantID: tenant.id) == Balance(available: .zero, held: .zero))
+            #expect(try await ledger.usage(tenantID: tenant.id) == [ModelUsage(model: "m", requests: 100, spent: Self.credits("100"))])
+            #expect(try await store.verify().isEmpty)
+        }
+    }
+
+    @Test("an Idempotency-Key replays the first response, refuses a different request and frees itself on release")
+    func idempotency() async throws {
+        try await Self.withTenant(balance: "10") { (store, tenant) async throws in
+            let ledger = store.ledger
+            let key = Idempotency(key: "k1", fingerprint: "f1")
+            #expect(try await ledger.hold(Self.hold(tenant, "r1", "1", key: key)) == .held(balance: Self.credits("9")))
+            // While the first request runs, a retry is told so.
+            #expect(try await ledger.hold(Self.hold(tenant, "r2", "1", key: key)) == .idempotentReplay(nil, fingerprintMatches: true))
+            let response = StoredResponse(status: 200, body: #"{"score":0.5}"#)
+            #expect(try await ledger.settle(tenantID: tenant.id, requestID: "r1", cost: Self.credits("1"), idempotentResponse: response))
+            #expect(try await ledger.hold(Self.hold(tenant, "r3", "1", key: key)) == .idempotentReplay(response, fingerprintMatches: true))
+            let other = Idempotency(key: "k1", fingerprint: "f2")
+            #expect(
+                try await ledger.hold(Self.hold(tenant, "r4", "1", key: other)) == .idempotentReplay(response, fingerprintMatches: false))
+            #expect(try await ledger.balance(tenantID: tenant.id).available == Self.credits("9"))
+
+            // A failed request releases its key: the retry runs and is charged once.
+            let second = Idempotency(key: "k2", fingerprint: "f1")
+            #expect(try await ledger.hold(Self.hold(tenant, "r5", "1", key: second)) == .held(balance: Self.credits("8")))
+            #expect(try await ledger.release(tenantID: tenant.id, requestID: "r5"))
+            #expect(try await ledger.hold(Self.hold(tenant, "r6", "1", key: second)) == .held(balance: Self.credits("8")))
+            #expect(try await store.verify().isEmpty)
+        }
+    }
+
+    @Test("expired holds are released, and verify names holds left open past their expiry")
+    func expiry() async throws {
+        try await Self.withTenant(balance: "5") { (store, tenant) async throws in
+            let ledger = store.ledger
+            #expect(try await ledger.hold(Self.hold(tenant, "old", "2", ttl: -120)) == .held(balance: Self.credits("3")))
+            #expect(try await ledger.hold(Self.hold(tenant, "new", "1")) == .held(balance: Self.credits("2")))
+            let problems = try await store.verify()
+            #expect(problems.count == 1)
+            #expect(problems.first?.contains("1 hold(s) open past their expiry") == true)
+            #expect(try await ledger.releaseExpiredHolds(at: Date()) == 1)
+            #expect(try await ledger.balance(tenantID: tenant.id) == Balance(available: Self.credits("4"), held: Self.credits("1")))
+            // The request that held it can no longer settle: nothing is charged for it.
+            #expect(try await !ledger.settle(tenantID: tenant.id, requestID: "old", cost: Self.credits("2"), idempotentResponse: nil))
+            #expect(try await store.verify().isEmpty)
+        }
+    }
+
+    @Test("grants add and remove credits, never below zero, once per request id")
+    func grants() async throws {
+        try await Self.withTenant(balance: "5") { (store, tenant) async throws in
+            let ledger = store.ledger
+            #expect(
+                try await ledger.grant(Grant(tenantID: tenant.id, amount: Self.credits("-6"), requestID: "g1", note: nil))
+                    == .insufficient(balance: Self.credits("5")))
+            #expect(
+                try await ledger.grant(Grant(tenantID: tenant.id, amount: Self.credits("-5"), requestID: "g1", note: nil))
+                    == .granted(balance: .zero))
+            #expect(
+                try await ledger.grant(Grant(tenantID: tenant.id, amount: Self.credits("3"), requestID: "g1", note: nil))
+                    == .duplicateRequest)
+            #expect(try await ledger.grant(Grant(tenantID: 999, amount: Self.credits("3"), requestID: "g2", note: nil)) == .unknownTenant)
+            #expect(try await ledger.balance(tenantID: tenant.id).available == .zero)
+            #expect(try await store.verify().isEmpty)
+        }
+    }
+
+    @Test("entries are append-only, and verify names a balance that drifted from its entries")
+    func drift() async throws {
+        try await Self.withTenant(balance: "5") { (store, tenant) async throws in
+            await #expect(throws: (any Error).self) {
+                _ = try await store.query("UPDATE ledger_entries SET amount_micros = 0")
+            }
+            await #expect(throws: (any Error).self) {
+                _ = try await store.query("DELETE FROM ledger_entries")
+            }
+            _ = try await store.query("UPDATE tenants SET balance_micros = balance_micros + 1 WHERE id = ?", [.integer(Int(tenant.id))])
+            #expect(try await store.verify() == ["ledger: tenant 'acme' has balance 5.000001 but its entries sum to 5"])
+        }
+    }
+}
