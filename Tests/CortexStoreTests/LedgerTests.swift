@@ -7,7 +7,10 @@ import Testing
 
 @Suite("Credits ledger on SQLite")
 struct LedgerTests {
-    static func credits(_ text: String) -> Credits { Credits(decimal: text)! }
+    static func credits(_ text: String) -> Credits {
+        guard let credits = Credits(decimal: text) else { preconditionFailure("not a credits amount: \(text)") }
+        return credits
+    }
 
     static func hold(_ tenant: Tenant, _ requestID: String, _ amount: String, ttl: TimeInterval = 300, key: Idempotency? = nil) -> Hold {
         Hold(

@@ -52,8 +52,10 @@ final class GroupCommitter: Sendable {
                 Task { await self.drain() }
             }
         }
-        // The closure above produced a T; nothing else is ever stored for this caller.
-        return result as! T
+        guard let typed = result as? T else {
+            preconditionFailure("a write's result is always the type its closure returns")
+        }
+        return typed
     }
 
     private func drain() async {
