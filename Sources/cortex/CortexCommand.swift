@@ -11,7 +11,8 @@ struct CortexCommand: AsyncParsableCommand {
         abstract: "Serve machine-learning models behind a production API.",
         version: CortexVersion.current,
         subcommands: [
-            ServeCommand.self, ConfigCommand.self, ModelsCommand.self, TenantsCommand.self, KeysCommand.self, DatabaseCommand.self,
+            ServeCommand.self, ConfigCommand.self, ModelsCommand.self, TenantsCommand.self, KeysCommand.self, CreditsCommand.self,
+            DatabaseCommand.self,
         ],
         defaultSubcommand: ServeCommand.self
     )

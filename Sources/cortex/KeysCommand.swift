@@ -29,9 +29,7 @@ struct KeysCommand: AsyncParsableCommand {
                 throw ValidationError("--scopes must be a comma-separated list of: infer, admin")
             }
             let issued = try await options.withStore { store in
-                guard let owner = try await store.tenant(named: tenant) else {
-                    throw CommandFailure("no tenant named '\(tenant)'; create it with `cortex tenants create \(tenant)`")
-                }
+                let owner = try await store.requireTenant(named: tenant)
                 return try await store.issueKey(
                     tenantID: owner.id,
                     scopes: scopeSet,
@@ -58,9 +56,7 @@ struct KeysCommand: AsyncParsableCommand {
 
         func run() async throws {
             let keys = try await options.withStore { store in
-                guard let owner = try await store.tenant(named: tenant) else {
-                    throw CommandFailure("no tenant named '\(tenant)'")
-                }
+                let owner = try await store.requireTenant(named: tenant)
                 return try await store.keys(tenantID: owner.id)
             }
             let now = Date()

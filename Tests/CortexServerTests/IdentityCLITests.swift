@@ -90,7 +90,7 @@ struct DatabaseCLITests {
         let names = try await copy.query("SELECT name FROM tenants ORDER BY name").compactMap { $0.column("name")?.string }
         #expect(names == ["acme", "demo"])
         let version = try await copy.query("SELECT MAX(version) AS v FROM schema_migrations").first?.column("v")?.integer
-        #expect(version == 2)
+        #expect(version == 3)
         try await copy.close()
 
         let again = try await IdentityCLITests.run(["db", "backup", target], database: database)
@@ -111,7 +111,7 @@ struct DatabaseVerifyTests {
         _ = try await IdentityCLITests.run(["keys", "create", "--tenant", "acme"], database: database)
         let healthy = try await IdentityCLITests.run(["db", "verify"], database: database)
         #expect(healthy.status == 0)
-        #expect(healthy.stdout.contains("database OK (schema version 2)"))
+        #expect(healthy.stdout.contains("database OK (schema version 3)"))
 
         // Delete the tenant behind Cortex's back: its key now points nowhere.
         let raw = try await SQLiteConnection.open(storage: .file(path: database))
@@ -122,5 +122,45 @@ struct DatabaseVerifyTests {
         let broken = try await IdentityCLITests.run(["db", "verify"], database: database)
         #expect(broken.status == 1)
         #expect(broken.stdout.contains("DRIFT foreign key: api_keys row 1 points at a missing tenants row"))
+    }
+}
+
+@Suite("Credits CLI", .serialized)
+struct CreditsCLITests {
+    @Test("cortex credits grants, shows balance and entries; db verify names a balance changed behind the ledger's back")
+    func credits() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let database = directory.file("cortex.db")
+        _ = try await IdentityCLITests.run(["tenants", "create", "acme"], database: database)
+        let granted = try await IdentityCLITests.run(["credits", "grant", "acme", "12.5", "--note", "trial"], database: database)
+        #expect(granted.status == 0, "\(granted.stderr)")
+        #expect(granted.stdout.contains("granted 12.5 to acme; balance 12.5"))
+        let removed = try await IdentityCLITests.run(["credits", "deduct", "acme", "2"], database: database)
+        #expect(removed.stdout.contains("deducted 2 from acme; balance 10.5"))
+        let tooMuch = try await IdentityCLITests.run(["credits", "deduct", "acme", "11"], database: database)
+        #expect(tooMuch.status == 1)
+        #expect(tooMuch.stderr.contains("cannot deduct 11 credits: the balance is 10.5"))
+        let invalid = try await IdentityCLITests.run(["credits", "grant", "acme", "1.0000001"], database: database)
+        #expect(invalid.status != 0)
+        let nobody = try await IdentityCLITests.run(["credits", "balance", "nobody"], database: database)
+        #expect(nobody.status == 1)
+
+        let balance = try await IdentityCLITests.run(["credits", "balance", "acme"], database: database)
+        #expect(balance.stdout.contains("balance\t10.5"))
+        #expect(balance.stdout.contains("held\t0"))
+        let entries = try await IdentityCLITests.run(["credits", "entries", "acme"], database: database)
+        let rows = entries.stdout.split(separator: "\n").dropFirst()
+        #expect(rows.count == 2)
+        #expect(rows.first?.contains("\tgrant\t-2\t") == true)
+        #expect(rows.last?.contains("trial") == true)
+        #expect(try await IdentityCLITests.run(["db", "verify"], database: database).status == 0)
+
+        let raw = try await SQLiteConnection.open(storage: .file(path: database))
+        _ = try await raw.query("UPDATE tenants SET balance_micros = balance_micros + 500000 WHERE name = 'acme'")
+        try await raw.close()
+        let drifted = try await IdentityCLITests.run(["db", "verify"], database: database)
+        #expect(drifted.status == 1)
+        #expect(drifted.stdout.contains("DRIFT ledger: tenant 'acme' has balance 11 but its entries sum to 10.5"))
     }
 }

@@ -13,6 +13,8 @@ public struct APIError: Error, Sendable, Equatable {
         case string(String)
         case int(Int64)
         case double(Double)
+        /// An exact decimal, written as a JSON number from its text (credits, which are never floating point).
+        case decimal(String)
         case strings([String])
     }
 

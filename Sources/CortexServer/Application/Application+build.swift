@@ -21,12 +21,14 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
     MetricsController(registry: dependencies.prometheus).addRoutes(to: router)
     InferenceProtocolController(
         runner: runner,
+        billing: dependencies.billing,
         registry: dependencies.registry,
         maxBodyBytes: configuration.server.maxBodyBytes,
         serverVersion: CortexVersion.current
     ).addRoutes(to: router, protected: inferring)
     ScoringController(
         runner: runner,
+        billing: dependencies.billing,
         registry: dependencies.registry,
         modelName: configuration.scoringModel,
         maxBodyBytes: configuration.server.maxBodyBytes
@@ -34,6 +36,7 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
     AccountController(
         store: dependencies.store,
         authenticator: dependencies.authenticator,
+        billing: configuration.billing,
         maxBodyBytes: configuration.server.maxBodyBytes
     ).addRoutes(to: inferring)
     AdminController(dependencies: dependencies).addRoutes(
@@ -86,6 +89,13 @@ public func runServer(_ dependencies: ServerDependencies, logger: Logger) async 
             .init(
                 service: DrainTimeoutReporter(application: application, timeout: configuration.server.drainTimeoutSeconds, logger: logger)),
             .init(service: monitor),
+            .init(
+                service: HoldSweeper(
+                    ledger: dependencies.store.ledger,
+                    interval: .seconds(configuration.billing.sweepIntervalSeconds),
+                    logger: logger
+                )
+            ),
             .init(service: drain),
         ],
         gracefulShutdownSignals: [.sigterm, .sigint],

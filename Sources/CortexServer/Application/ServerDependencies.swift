@@ -22,6 +22,8 @@ public struct ServerDependencies: Sendable {
     public let readiness: ReadinessChecks
     /// Turns API keys into principals.
     public let authenticator: Authenticator
+    /// Holds, settles and releases the price of billed requests.
+    public let billing: Billing
     /// Reads the configuration again (file and environment), for `POST /admin/reload-auth`.
     public let reloadConfiguration: @Sendable () throws -> CortexConfiguration
 
@@ -36,15 +38,6 @@ public struct ServerDependencies: Sendable {
         logger: Logger,
         reload: (@Sendable () throws -> CortexConfiguration)? = nil
     ) async throws -> ServerDependencies {
-        let store: SQLiteStore
-        switch configuration.database {
-        case .sqlite(let path): store = try await SQLiteStore.open(path: path, logger: logger)
-        }
-        let schemaVersion = try await store.schemaVersion()
-        logger.info("DB_OPEN", metadata: ["path": "\(store.path)", "schema_version": .stringConvertible(schemaVersion)])
-        try await seedIdentities(configuration: configuration, store: store, logger: logger)
-        let registry = ModelRegistry(logger: logger)
-        registry.load(configuration.models)
         let prometheus = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: prometheus)
         factory.defaultDurationHistogramBuckets = [
@@ -54,6 +47,15 @@ public struct ServerDependencies: Sendable {
         ]
         factory.valueHistogramBuckets["model_batch_size"] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
         let metrics = ServerMetrics(factory: factory, version: CortexVersion.current)
+        let store: SQLiteStore
+        switch configuration.database {
+        case .sqlite(let path): store = try await SQLiteStore.open(path: path, metrics: factory, logger: logger)
+        }
+        let schemaVersion = try await store.schemaVersion()
+        logger.info("DB_OPEN", metadata: ["path": "\(store.path)", "schema_version": .stringConvertible(schemaVersion)])
+        try await seedIdentities(configuration: configuration, store: store, logger: logger)
+        let registry = ModelRegistry(logger: logger)
+        registry.load(configuration.models)
         metrics.tenantCount.record(try await store.tenants().count)
         var authConfiguration = Authenticator.Configuration()
         authConfiguration.requireAPIKey = configuration.auth.requireAPIKey
@@ -76,6 +78,7 @@ public struct ServerDependencies: Sendable {
             metrics: metrics,
             readiness: readiness,
             authenticator: Authenticator(store: store, configuration: authConfiguration),
+            billing: Billing(ledger: store.ledger, configuration: configuration.billing, metrics: metrics),
             reloadConfiguration: reload ?? { configuration }
         )
     }
@@ -90,7 +93,14 @@ public struct ServerDependencies: Sendable {
             return create ? try await store.createTenant(named: name) : nil
         }
         let demoEnabled = configuration.auth.demoEnabled(host: configuration.server.host)
+        let demoExisted = try await store.tenant(named: CortexConfiguration.demoTenant) != nil
         if let demo = try await tenant(CortexConfiguration.demoTenant, create: demoEnabled) {
+            if !demoExisted, configuration.billing.demoCredits > .zero {
+                // Once, when the tenant is made: a restart does not refill it.
+                _ = try await store.ledger.grant(
+                    Grant(tenantID: demo.id, amount: configuration.billing.demoCredits, requestID: "demo-credits", note: "DEMO_CREDITS")
+                )
+            }
             let demoKeys = demoEnabled ? [CortexConfiguration.demoAPIKey] : []
             for key in demoKeys {
                 _ = try await store.importKey(key, tenantID: demo.id, scopes: [.infer])

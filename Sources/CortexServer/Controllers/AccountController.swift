@@ -5,34 +5,53 @@ public import Hummingbird
 
 /// What a key holder can do about their own account.
 ///
-/// - `GET /me`: the tenant, key prefix, scopes and expiry of the presented key.
+/// - `GET /me`: the tenant, key prefix, scopes and expiry of the presented key, the tenant's
+///   balance and open holds, usage per model, and the limits that apply.
 /// - `POST /keys/rotate`: a new key with the same scopes and expiry; the presented key stops
 ///   working at once, or after `{"grace_s": N}` seconds (at most 30 days).
 public struct AccountController<Context: AuthenticatedContext>: Sendable {
     let store: SQLiteStore
     let authenticator: Authenticator
+    let billing: CortexConfiguration.Billing
     let maxBodyBytes: Int
 
     /// Creates the controller.
-    public init(store: SQLiteStore, authenticator: Authenticator, maxBodyBytes: Int) {
+    public init(store: SQLiteStore, authenticator: Authenticator, billing: CortexConfiguration.Billing, maxBodyBytes: Int) {
         self.store = store
         self.authenticator = authenticator
+        self.billing = billing
         self.maxBodyBytes = maxBodyBytes
     }
 
     /// Adds the routes to a group that authenticates.
     public func addRoutes(to router: some RouterMethods<Context>) {
-        router.get("/me") { _, context in try self.me(context) }
+        router.get("/me") { _, context in try await self.me(context) }
         router.post("/keys/rotate") { request, context in try await self.rotate(request, context) }
     }
 
-    func me(_ context: Context) throws -> Response {
+    func me(_ context: Context) async throws -> Response {
         // No principal only with REQUIRE_API_KEY=false and no key: there is no one to describe.
         guard let principal = context.principal else { throw APIError.unauthorized }
-        var json = JSONWriter(capacity: 256)
+        let balance = try await store.ledger.balance(tenantID: principal.tenant.id)
+        let usage = try await store.ledger.usage(tenantID: principal.tenant.id)
+        var json = JSONWriter(capacity: 512)
         json.beginObject()
         json.member("tenant", principal.tenant.name)
         json.keyFields(principal.key, active: true)
+        json.creditFields(balance: balance, usage: usage)
+        json.key("limits")
+        json.beginObject()
+        json.member("max_body_bytes", maxBodyBytes)
+        json.key("prices")
+        json.beginObject()
+        for (model, price) in billing.prices.sorted(by: { $0.key < $1.key }) {
+            json.key(model)
+            json.raw(price.description)
+        }
+        json.endObject()
+        json.key("default_price")
+        json.raw(billing.defaultPrice.description)
+        json.endObject()
         json.member("request_id", context.requestID)
         json.endObject()
         return ProbeController<Context>.json(.ok, json.text)

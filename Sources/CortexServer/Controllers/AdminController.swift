@@ -9,6 +9,8 @@ import Logging
 /// - `GET /admin/tenants` (also seed 003's `GET /ops/tenants`), `POST /admin/tenants` `{"name"}`
 /// - `GET /admin/tenants/{tenant}/keys`, `POST /admin/tenants/{tenant}/keys` `{"scopes", "expires_in_s"}`
 /// - `POST /admin/keys/{id}/revoke` `{"grace_s"}`
+/// - `GET /admin/tenants/{tenant}/credits?limit=&before=`: balance, holds, usage and entries, newest first
+/// - `POST /admin/tenants/{tenant}/credits` `{"amount": "12.5", "note"}`: a grant (negative to remove)
 /// - `POST /admin/reload-auth` (also `POST /ops/reload-auth`): re-read the configuration and re-seed keys
 public struct AdminController<Context: AuthenticatedContext>: Sendable {
     let dependencies: ServerDependencies
@@ -25,6 +27,8 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
         router.post("/admin/tenants") { request, _ in try await self.createTenant(request) }
         router.get("/admin/tenants/{tenant}/keys") { _, context in try await self.listKeys(context) }
         router.post("/admin/tenants/{tenant}/keys") { request, context in try await self.issueKey(request, context) }
+        router.get("/admin/tenants/{tenant}/credits") { request, context in try await self.credits(request, context) }
+        router.post("/admin/tenants/{tenant}/credits") { request, context in try await self.grant(request, context) }
         router.post("/admin/keys/{id}/revoke") { request, context in try await self.revokeKey(request, context) }
         router.post("/admin/reload-auth") { _, context in try await self.reloadAuth(context) }
         router.post("/ops/reload-auth") { _, context in try await self.reloadAuth(context) }
@@ -141,6 +145,91 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
         json.member("revoked_at", at.ISO8601Format())
         json.endObject()
         return ProbeController<Context>.json(.ok, json.text)
+    }
+
+    func credits(_ request: Request, _ context: Context) async throws -> Response {
+        let tenant = try await self.tenant(context)
+        let limit =
+            try request.uri.queryParameters["limit"].map { text throws(APIError) in
+                guard let value = Int(text), (1...1000).contains(value) else {
+                    throw APIError.invalidInput("'limit' must be an integer from 1 to 1000")
+                }
+                return value
+            } ?? 100
+        let before = try request.uri.queryParameters["before"].map { text throws(APIError) in
+            guard let value = Int64(text), value > 0 else { throw APIError.invalidInput("'before' must be a positive entry id") }
+            return value
+        }
+        let ledger = store.ledger
+        let balance = try await ledger.balance(tenantID: tenant.id)
+        let usage = try await ledger.usage(tenantID: tenant.id)
+        let entries = try await ledger.entries(tenantID: tenant.id, limit: limit, before: before)
+        var json = JSONWriter(capacity: 256 + entries.count * 160)
+        json.beginObject()
+        json.member("tenant", tenant.name)
+        json.creditFields(balance: balance, usage: usage)
+        json.key("entries")
+        json.beginArray()
+        for entry in entries { json.entry(entry) }
+        json.endArray()
+        json.key("next_before")
+        if entries.count == limit, let last = entries.last { json.raw(String(last.id)) } else { json.null() }
+        json.endObject()
+        return ProbeController<Context>.json(.ok, json.text)
+    }
+
+    func grant(_ request: Request, _ context: Context) async throws -> Response {
+        let tenant = try await self.tenant(context)
+        let body = try await request.parseJSON(limit: limit)
+        _ = try body.object(at: "")
+        let amount = try Self.credits(body.required("amount", in: ""), at: "amount")
+        guard amount != .zero else { throw APIError.invalidInput("'amount' must not be zero") }
+        let note = try body["note"].map { value throws(APIError) in try value.string(at: "note") }
+        if let note, note.count > 500 { throw APIError.invalidInput("'note' must be at most 500 characters") }
+        let outcome = try await store.ledger.grant(
+            Grant(tenantID: tenant.id, amount: amount, requestID: context.requestID, note: note)
+        )
+        switch outcome {
+        case .granted(let balance):
+            context.logger.notice(
+                "CREDITS_GRANTED",
+                metadata: ["tenant": "\(tenant.name)", "amount": "\(amount)", "balance": "\(balance)"]
+            )
+            var json = JSONWriter()
+            json.beginObject()
+            json.member("tenant", tenant.name)
+            json.member("amount", amount)
+            json.member("balance", balance)
+            json.member("request_id", context.requestID)
+            json.endObject()
+            return ProbeController<Context>.json(.ok, json.text)
+        case .insufficient(let balance):
+            throw APIError(
+                status: 409,
+                code: "insufficient_balance",
+                message: "cannot remove \(Credits.zero.subtracting(amount) ?? amount) credits: the balance is \(balance)",
+                fields: [("balance", .decimal(balance.description))]
+            )
+        case .duplicateRequest:
+            throw APIError(
+                status: 409, code: "duplicate_request", message: "a grant with request id '\(context.requestID)' was made already")
+        case .unknownTenant:
+            throw APIError(status: 404, code: "tenant_not_found", message: "no tenant named '\(tenant.name)'")
+        }
+    }
+
+    /// Credits from a JSON string (`"12.5"`, exact) or number (`12.5`), at most six decimal places.
+    static func credits(_ value: JSONValue, at path: String) throws(APIError) -> Credits {
+        let text: String
+        switch value {
+        case .string(let string): text = string
+        case .number(let number): text = String(number)
+        default: throw JSONValue.wrongType(path, expected: "a decimal string such as \"12.5\"", got: value)
+        }
+        guard let credits = Credits(decimal: text) else {
+            throw APIError.invalidInput("'\(path)' must be a decimal with at most 6 places, such as \"12.5\"; got \(text)")
+        }
+        return credits
     }
 
     func reloadAuth(_ context: Context) async throws -> Response {

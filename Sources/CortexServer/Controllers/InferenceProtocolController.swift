@@ -6,7 +6,7 @@ public import Hummingbird
 ///
 /// `GET /v2`, `GET /v2/models/{model}[/versions/{version}]`, `.../ready`, and
 /// `POST .../infer`, which validates every input against the model's signature before inference.
-public struct InferenceProtocolController<Context: RequestIDContext>: Sendable {
+public struct InferenceProtocolController<Context: AuthenticatedContext>: Sendable {
     /// The body of `POST /v2/models/{model}/infer`.
     struct InferRequest {
         struct Input {
@@ -46,13 +46,15 @@ public struct InferenceProtocolController<Context: RequestIDContext>: Sendable {
     }
 
     let runner: InferenceRunner
+    let billing: Billing
     let registry: ModelRegistry
     let maxBodyBytes: Int
     let serverVersion: String
 
     /// Creates the controller.
-    public init(runner: InferenceRunner, registry: ModelRegistry, maxBodyBytes: Int, serverVersion: String) {
+    public init(runner: InferenceRunner, billing: Billing, registry: ModelRegistry, maxBodyBytes: Int, serverVersion: String) {
         self.runner = runner
+        self.billing = billing
         self.registry = registry
         self.maxBodyBytes = maxBodyBytes
         self.serverVersion = serverVersion
@@ -140,7 +142,8 @@ public struct InferenceProtocolController<Context: RequestIDContext>: Sendable {
     func infer(_ request: Request, _ context: Context) async throws -> Response {
         let (name, version) = try names(context)
         let model = try runner.model(named: name, version: version, logger: context.logger)
-        let body = try InferRequest(json: try await request.parseJSON(limit: maxBodyBytes))
+        let buffer = try await request.collectBody(limit: maxBodyBytes)
+        let body = try InferRequest(json: try JSONValue.parse(buffer))
         var tensors: [Tensor] = []
         tensors.reserveCapacity(body.inputs.count)
         for input in body.inputs {
@@ -155,22 +158,28 @@ public struct InferenceProtocolController<Context: RequestIDContext>: Sendable {
                 )
             }
         }
-        let outputs = try runner.infer(model, inputs: tensors, logger: context.logger)
+        let validated = try runner.validate(model, inputs: tensors, logger: context.logger)
+        return try await billing.charge(model: model.metadata.name, request: request, body: buffer, context: context) {
+            Self.render(try runner.predict(validated), of: model, id: body.id, requested: requested)
+        }
+    }
+
+    private static func render(_ outputs: [Tensor], of model: any InferenceModel, id: String?, requested: [String]?) -> String {
         var json = JSONWriter(capacity: 256)
         json.beginObject()
         json.member("model_name", model.metadata.name)
         json.member("model_version", model.metadata.version)
-        if let id = body.id {
+        if let id {
             json.member("id", id)
         }
         json.key("outputs")
         json.beginArray()
         for output in outputs where requested?.contains(output.name) ?? true {
-            Self.write(output, to: &json)
+            write(output, to: &json)
         }
         json.endArray()
         json.endObject()
-        return ProbeController<Context>.json(.ok, json.text)
+        return json.text
     }
 
     /// Converts a JSON input into a typed tensor, rejecting values that do not fit its datatype.

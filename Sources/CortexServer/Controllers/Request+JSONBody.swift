@@ -16,24 +16,22 @@ extension Request {
 
     /// Like ``parseJSON(limit:)``, but an empty body is `nil`, for routes whose body is optional.
     func parseOptionalJSON(limit: Int) async throws -> JSONValue? {
+        let buffer = try await collectBody(limit: limit)
+        guard buffer.readableBytes > 0 else { return nil }
+        return try JSONValue.parse(buffer)
+    }
+
+    /// Collects the body up to `limit` bytes.
+    ///
+    /// - Throws: ``APIError`` 413 past the limit, whether `Content-Length` says so or the bytes do.
+    func collectBody(limit: Int) async throws -> ByteBuffer {
         if let length = headers[.contentLength].flatMap({ Int($0) }), length > limit {
             throw APIError.payloadTooLarge(limit: limit)
         }
-        let buffer: ByteBuffer
         do {
-            buffer = try await body.collect(upTo: limit)
+            return try await body.collect(upTo: limit)
         } catch let error as HTTPError where error.status == .contentTooLarge {
             throw APIError.payloadTooLarge(limit: limit)
-        }
-        guard buffer.readableBytes > 0 else { return nil }
-        let parsed = buffer.withUnsafeReadableBytes { bytes in
-            Result { () throws(JSONParser.Failure) in try JSONParser.parse(bytes) }
-        }
-        switch parsed {
-        case .success(let value):
-            return value
-        case .failure(let failure):
-            throw APIError.invalidJSON("malformed JSON at byte \(failure.offset): \(failure.reason)")
         }
     }
 
@@ -44,5 +42,25 @@ extension Request {
             throw APIError.invalidInput("'grace_s' must be a number of seconds from 0 to 2592000")
         }
         return seconds
+    }
+}
+
+extension JSONValue {
+    /// Parses a whole body.
+    ///
+    /// - Throws: ``APIError`` 400 for an empty or malformed body, naming the byte where it broke.
+    static func parse(_ buffer: ByteBuffer) throws(APIError) -> JSONValue {
+        guard buffer.readableBytes > 0 else {
+            throw APIError.invalidJSON("request body is empty; expected a JSON object")
+        }
+        let parsed = buffer.withUnsafeReadableBytes { bytes in
+            Result { () throws(JSONParser.Failure) in try JSONParser.parse(bytes) }
+        }
+        switch parsed {
+        case .success(let value):
+            return value
+        case .failure(let failure):
+            throw APIError.invalidJSON("malformed JSON at byte \(failure.offset): \(failure.reason)")
+        }
     }
 }

@@ -7,7 +7,7 @@ public import Hummingbird
 /// `POST /api/v1/score` takes `{"lead_id": "L-1", "features": {"pages_viewed": 12, ...}}` or
 /// `{"leads": [{...}, ...]}`; a feature left out or `null` is missing, which the trees handle.
 /// `GET /api/v1/model/info` describes the scoring model.
-public struct ScoringController<Context: RequestIDContext>: Sendable {
+public struct ScoringController<Context: AuthenticatedContext>: Sendable {
     /// Most leads one batch may carry.
     public static var maximumBatch: Int { 1000 }
 
@@ -23,6 +23,7 @@ public struct ScoringController<Context: RequestIDContext>: Sendable {
     }
 
     let runner: InferenceRunner
+    let billing: Billing
     let registry: ModelRegistry
     let modelName: String?
     let maxBodyBytes: Int
@@ -30,8 +31,9 @@ public struct ScoringController<Context: RequestIDContext>: Sendable {
     /// Creates the controller.
     ///
     /// - Parameter modelName: The model to score with; `nil` takes the first ready model with named features.
-    public init(runner: InferenceRunner, registry: ModelRegistry, modelName: String?, maxBodyBytes: Int) {
+    public init(runner: InferenceRunner, billing: Billing, registry: ModelRegistry, modelName: String?, maxBodyBytes: Int) {
         self.runner = runner
+        self.billing = billing
         self.registry = registry
         self.modelName = modelName
         self.maxBodyBytes = maxBodyBytes
@@ -57,7 +59,8 @@ public struct ScoringController<Context: RequestIDContext>: Sendable {
 
     func score(_ request: Request, _ context: Context) async throws -> Response {
         let model = try scoringModel(context)
-        let body = try await request.parseJSON(limit: maxBodyBytes)
+        let buffer = try await request.collectBody(limit: maxBodyBytes)
+        let body = try JSONValue.parse(buffer)
         _ = try body.object(at: "")
         let leads: [Lead]
         let isBatch: Bool
@@ -109,10 +112,17 @@ public struct ScoringController<Context: RequestIDContext>: Sendable {
             shape: TensorShape([leads.count, columns.count]),
             data: .float(matrix)
         )
-        let outputs = try runner.infer(model, inputs: [input], logger: context.logger)
-        guard let output = outputs.first, case .float(let values) = output.data else {
-            throw APIError.inferenceFailed(model: metadata.name)
+        let validated = try runner.validate(model, inputs: [input], logger: context.logger)
+        return try await billing.charge(model: metadata.name, request: request, body: buffer, context: context) {
+            let outputs = try runner.predict(validated)
+            guard let output = outputs.first, case .float(let values) = output.data else {
+                throw APIError.inferenceFailed(model: metadata.name)
+            }
+            return Self.render(values, leads: leads, isBatch: isBatch, metadata: metadata, requestID: context.requestID)
         }
+    }
+
+    private static func render(_ values: [Double], leads: [Lead], isBatch: Bool, metadata: ModelMetadata, requestID: String) -> String {
         let width = max(values.count / max(leads.count, 1), 1)
 
         var json = JSONWriter(capacity: 128 + leads.count * 48)
@@ -149,9 +159,9 @@ public struct ScoringController<Context: RequestIDContext>: Sendable {
         }
         json.member("model", metadata.name)
         json.member("model_version", metadata.version)
-        json.member("request_id", context.requestID)
+        json.member("request_id", requestID)
         json.endObject()
-        return ProbeController<Context>.json(.ok, json.text)
+        return json.text
     }
 
     func info(_ context: Context) throws -> Response {

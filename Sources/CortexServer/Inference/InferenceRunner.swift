@@ -36,22 +36,38 @@ public struct InferenceRunner: Sendable {
     /// - Returns: The model's outputs.
     /// - Throws: ``APIError`` 400 for invalid input (nothing runs), 500 if the backend fails.
     public func infer(_ model: any InferenceModel, inputs: [Tensor], logger: Logger) throws(APIError) -> [Tensor] {
+        try predict(validate(model, inputs: inputs, logger: logger))
+    }
+
+    /// Checks `inputs` against the model's signature: the step before anything is held or run.
+    ///
+    /// - Returns: The inputs, ordered as the model declares them, ready for ``predict(_:)``.
+    /// - Throws: ``APIError`` 400 naming what was expected; `inference_outcome_total{outcome="invalid_input"}`.
+    public func validate(_ model: any InferenceModel, inputs: [Tensor], logger: Logger) throws(APIError) -> ValidatedInput {
         let metadata = model.metadata
-        let handles = metrics.model(metadata.name)
         let start = DispatchTime.now().uptimeNanoseconds
-        let ordered: [Tensor]
         do {
-            ordered = try metadata.validate(inputs: inputs)
+            return ValidatedInput(model: model, inputs: try metadata.validate(inputs: inputs), start: start, logger: logger)
         } catch {
-            handles.record(.invalidInput)
+            metrics.model(metadata.name).record(.invalidInput)
             logger.info("INFERENCE_REJECTED", metadata: ["model": "\(metadata.name)", "reason": "\(error.message)"])
             throw error
         }
-        let rows = ordered.first?.shape.dimensions.first ?? 1
+    }
+
+    /// Runs a model on validated inputs.
+    ///
+    /// - Throws: ``APIError`` 500 if the backend fails; `INFERENCE_FAIL` is logged.
+    public func predict(_ input: ValidatedInput) throws(APIError) -> [Tensor] {
+        let model = input.model
+        let metadata = model.metadata
+        let handles = metrics.model(metadata.name)
+        let logger = input.logger
+        let rows = input.inputs.first?.shape.dimensions.first ?? 1
         let predictStart = DispatchTime.now().uptimeNanoseconds
         let outputs: [Tensor]
         do {
-            outputs = try model.infer(ordered)
+            outputs = try model.infer(input.inputs)
         } catch {
             handles.predictionErrors.increment()
             handles.record(.error)
@@ -64,7 +80,7 @@ public struct InferenceRunner: Sendable {
         }
         let end = DispatchTime.now().uptimeNanoseconds
         handles.predictionLatency.recordNanoseconds(Int64(end &- predictStart))
-        handles.latency.recordNanoseconds(Int64(end &- start))
+        handles.latency.recordNanoseconds(Int64(end &- input.start))
         handles.batchSize.record(rows)
         handles.record(.success)
         logger.info(
@@ -73,9 +89,19 @@ public struct InferenceRunner: Sendable {
                 "model": "\(metadata.name)",
                 "version": "\(metadata.version)",
                 "rows": .stringConvertible(rows),
-                "duration_ms": .stringConvertible(Double((end &- start) / 1000) / 1000),
+                "duration_ms": .stringConvertible(Double((end &- input.start) / 1000) / 1000),
             ]
         )
         return outputs
     }
+}
+
+/// Inputs that passed a model's signature, in the model's order; only ``InferenceRunner`` makes them.
+public struct ValidatedInput: Sendable {
+    /// The model they are for.
+    public let model: any InferenceModel
+    let inputs: [Tensor]
+    /// When validation began: `inference_latency_seconds` covers validation, hold and prediction.
+    let start: UInt64
+    let logger: Logger
 }

@@ -60,6 +60,7 @@ extension APIError {
             case .string(let text): body.string(text)
             case .int(let number): body.raw(String(number))
             case .double(let number): body.number(number)
+            case .decimal(let text): body.raw(text)
             case .strings(let list):
                 body.beginArray()
                 for item in list { body.string(item) }

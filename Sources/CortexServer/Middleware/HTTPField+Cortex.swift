@@ -18,3 +18,22 @@ extension HTTPField.Name {
     // A literal, valid field name.
     public static let xAdminKey = Self("X-Admin-Key")!
 }
+
+extension HTTPField.Name {
+    /// A client's key for retrying a billed request safely (the IETF draft's and Stripe's name).
+    // swift-format-ignore: NeverForceUnwrap
+    // A literal, valid field name.
+    public static let idempotencyKey = Self("Idempotency-Key")!
+    /// Set on a response replayed for a repeated `Idempotency-Key`.
+    // swift-format-ignore: NeverForceUnwrap
+    // A literal, valid field name.
+    public static let idempotentReplayed = Self("Idempotent-Replayed")!
+    /// Credits a billed response cost.
+    // swift-format-ignore: NeverForceUnwrap
+    // A literal, valid field name.
+    public static let xCreditsCharged = Self("X-Credits-Charged")!
+    /// The tenant's balance after a billed response.
+    // swift-format-ignore: NeverForceUnwrap
+    // A literal, valid field name.
+    public static let xCreditsBalance = Self("X-Credits-Balance")!
+}

@@ -7,7 +7,11 @@ import Crypto
 public enum APIKeyHash {
     /// The stored form of a key.
     public static func of(_ key: String) -> String {
-        let digest = SHA256.hash(data: Array(key.utf8))
+        hex(SHA256.hash(data: Array(key.utf8)))
+    }
+
+    /// Lowercase hex of a digest.
+    static func hex(_ digest: SHA256.Digest) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var text: [UInt8] = []
         text.reserveCapacity(64)

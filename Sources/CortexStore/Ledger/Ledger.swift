@@ -1,4 +1,5 @@
 public import CortexCore
+import Crypto
 public import Foundation
 
 /// The credits ledger: balances that only change through append-only entries.
@@ -200,4 +201,14 @@ public struct ModelUsage: Sendable, Hashable {
     public var requests: Int64
     /// What they cost in total.
     public var spent: Credits
+}
+
+extension Idempotency {
+    /// The fingerprint of a request: the hex SHA-256 of its method, path and body.
+    public static func fingerprint(method: String, path: String, body: UnsafeRawBufferPointer) -> String {
+        var hasher = SHA256()
+        hasher.update(data: Array("\(method) \(path)\n".utf8))
+        hasher.update(bufferPointer: body)
+        return APIKeyHash.hex(hasher.finalize())
+    }
 }

@@ -129,8 +129,13 @@ struct TestServer: Sendable {
     }
 
     /// Runs `body` against the router in process, then closes the database and removes the directory.
-    func test<Value: Sendable>(_ body: @escaping @Sendable (any TestClientProtocol) async throws -> Value) async throws -> Value {
-        let application = buildApplication(dependencies, logger: logs.logger(level: logLevel))
+    func test<Value: Sendable>(
+        addingRoutes extraRoutes: (Router<CortexRequestContext>) -> Void = { _ in },
+        _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Value
+    ) async throws -> Value {
+        let router = buildRouter(dependencies)
+        extraRoutes(router)
+        let application = Application(router: router, logger: logs.logger(level: logLevel))
         do {
             let value = try await application.test(.router, body)
             await dependencies.store.close()

@@ -1,0 +1,194 @@
+public import CortexCore
+public import CortexStore
+import Foundation
+public import Hummingbird
+import Logging
+
+/// Charges a request on the ledger around the work that earns the charge.
+///
+/// The order is the design's: the caller has already validated the input; then the price is
+/// held (402 if the balance cannot cover it, and nothing runs), the work runs, and the hold is
+/// settled, durably, before the 200 leaves; if the work fails the hold is released and nothing is
+/// charged. A request with an `Idempotency-Key` that was answered before gets the stored answer
+/// again, uncharged.
+///
+/// Requests to a model without a price, and anonymous requests (`REQUIRE_API_KEY=false` and no
+/// key), are not billed.
+public struct Billing: Sendable {
+    /// Longest `Idempotency-Key` accepted.
+    public static var maximumIdempotencyKeyLength: Int { 255 }
+
+    let ledger: any Ledger
+    let configuration: CortexConfiguration.Billing
+    let metrics: ServerMetrics
+
+    /// Creates the gate.
+    public init(ledger: any Ledger, configuration: CortexConfiguration.Billing, metrics: ServerMetrics) {
+        self.ledger = ledger
+        self.configuration = configuration
+        self.metrics = metrics
+    }
+
+    /// Holds the price of one request to `model`, runs `work`, then settles or releases.
+    ///
+    /// - Parameters:
+    ///   - model: The model billed; its price comes from the configuration.
+    ///   - request: The request, for its `Idempotency-Key`, method and path.
+    ///   - body: The request body as received, fingerprinted with an `Idempotency-Key`.
+    ///   - work: Produces the JSON body of the 200 response.
+    /// - Returns: The 200 response, or the stored response of an earlier request with the same key.
+    /// - Throws: ``APIError``: 402 without credits, 409 for a repeated request id or a key still in
+    ///   use, 422 for a key reused with another request, 503 if the ledger cannot be written; or
+    ///   whatever `work` throws, after the hold was released.
+    public func charge<Context: AuthenticatedContext>(
+        model: String,
+        request: Request,
+        body: ByteBuffer,
+        context: Context,
+        work: () async throws -> String
+    ) async throws -> Response {
+        let price = configuration.price(of: model)
+        guard price > .zero, let principal = context.principal else {
+            return ProbeController<Context>.json(.ok, try await work())
+        }
+        let logger = context.logger
+        let tenantID = principal.tenant.id
+        let requestID = context.requestID
+        let idempotency = try Self.idempotency(of: request, body: body)
+        let hold = Hold(
+            tenantID: tenantID,
+            requestID: requestID,
+            amount: price,
+            model: model,
+            keyID: principal.key.id,
+            expiresAt: Date().addingTimeInterval(configuration.holdTTLSeconds),
+            idempotency: idempotency
+        )
+        let balance: Credits
+        do {
+            switch try await ledger.hold(hold) {
+            case .held(let remaining):
+                balance = remaining
+            case .insufficient(let available):
+                metrics.model(model).record(.creditsExhausted)
+                logger.warning(
+                    "BILLING_FAIL",
+                    metadata: ["model": "\(model)", "reason": "insufficient credits", "balance": "\(available)", "price": "\(price)"]
+                )
+                throw APIError.creditsExhausted(balance: available, price: price)
+            case .duplicateRequest:
+                throw APIError(
+                    status: 409,
+                    code: "duplicate_request",
+                    message:
+                        "request id '\(requestID)' was billed already; send a new X-Request-ID, or an Idempotency-Key to get the first answer back"
+                )
+            case .idempotentReplay(let stored?, true):
+                var headers: HTTPFields = [.contentType: "application/json", .idempotentReplayed: "true"]
+                headers[.xCreditsCharged] = "0"
+                return Response(
+                    status: HTTPResponse.Status(code: stored.status),
+                    headers: headers,
+                    body: ResponseBody(byteBuffer: ByteBuffer(string: stored.body))
+                )
+            case .idempotentReplay(nil, true):
+                throw APIError(
+                    status: 409,
+                    code: "idempotency_key_in_use",
+                    message: "a request with this Idempotency-Key is still running; retry when it has finished",
+                    fields: [("retry_after_s", .double(1))]
+                )
+            case .idempotentReplay(_, false):
+                throw APIError(
+                    status: 422,
+                    code: "idempotency_key_reused",
+                    message: "this Idempotency-Key was used for a different request (method, path or body differ)"
+                )
+            case .unknownTenant:
+                throw APIError.unauthorized
+            }
+        } catch let error as APIError {
+            throw error
+        } catch {
+            logger.error("BILLING_FAIL", metadata: ["model": "\(model)", "reason": "ledger unavailable", "error": "\(error)"])
+            throw APIError.billingUnavailable
+        }
+
+        let text: String
+        do {
+            text = try await work()
+        } catch {
+            do {
+                _ = try await ledger.release(tenantID: tenantID, requestID: requestID)
+            } catch let releaseError {
+                // The hold expires and is released by the sweeper: still no charge.
+                logger.error(
+                    "BILLING_FAIL",
+                    metadata: ["model": "\(model)", "reason": "release failed; the hold will expire", "error": "\(releaseError)"]
+                )
+            }
+            throw error
+        }
+
+        let settled: Bool
+        do {
+            settled = try await ledger.settle(
+                tenantID: tenantID,
+                requestID: requestID,
+                cost: price,
+                idempotentResponse: idempotency.map { _ in StoredResponse(status: 200, body: text) }
+            )
+        } catch {
+            logger.error("BILLING_FAIL", metadata: ["model": "\(model)", "reason": "settlement failed", "error": "\(error)"])
+            throw APIError.billingUnavailable
+        }
+        guard settled else {
+            // The hold expired (HOLD_TTL_S) before the work finished and was released: no charge, no answer.
+            logger.error("BILLING_FAIL", metadata: ["model": "\(model)", "reason": "hold expired before settlement"])
+            throw APIError.billingUnavailable
+        }
+        metrics.model(model).creditsSpent.increment(by: Double(price.microcredits) / Double(Credits.scale))
+        var response = ProbeController<Context>.json(.ok, text)
+        response.headers[.xCreditsCharged] = price.description
+        response.headers[.xCreditsBalance] = balance.description
+        return response
+    }
+
+    /// The request's `Idempotency-Key` with its fingerprint, or `nil` without one.
+    static func idempotency(of request: Request, body: ByteBuffer) throws(APIError) -> Idempotency? {
+        guard let key = request.headers[.idempotencyKey] else { return nil }
+        guard !key.isEmpty, key.utf8.count <= maximumIdempotencyKeyLength, key.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            throw APIError(
+                status: 400,
+                code: "invalid_idempotency_key",
+                message: "Idempotency-Key must be 1-\(maximumIdempotencyKeyLength) printable ASCII characters without spaces"
+            )
+        }
+        let fingerprint = body.withUnsafeReadableBytes { bytes in
+            Idempotency.fingerprint(method: request.method.rawValue, path: request.uri.path, body: bytes)
+        }
+        return Idempotency(key: key, fingerprint: fingerprint)
+    }
+}
+
+extension APIError {
+    /// 402: the balance cannot cover the price; both are in the body.
+    public static func creditsExhausted(balance: Credits, price: Credits) -> APIError {
+        APIError(
+            status: 402,
+            code: "credits_exhausted",
+            message: "insufficient credits: the balance is \(balance) and this request costs \(price)",
+            fields: [("balance", .decimal(balance.description)), ("price", .decimal(price.description))]
+        )
+    }
+
+    /// 503: the ledger cannot be written, so nothing is charged and nothing is answered.
+    public static var billingUnavailable: APIError {
+        APIError(
+            status: 503,
+            code: "billing_unavailable",
+            message: "the credits ledger could not record this request; nothing was charged, retry shortly",
+            fields: [("retry_after_s", .double(1))]
+        )
+    }
+}
