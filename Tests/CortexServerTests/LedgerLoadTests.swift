@@ -1,0 +1,151 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import Synchronization
+import Testing
+
+/// The ledger's guarantees against the real binary on a real port.
+@Suite("Ledger under load (real process)", .serialized)
+struct LedgerLoadTests {
+    static let lead = #"{"features":{"pages_viewed":12,"email_opens":3}}"#
+
+    /// A client that opens as many connections as there are requests in flight.
+    static func withClient<Value>(_ body: (HTTPClient) async throws -> Value) async throws -> Value {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 1000)
+        configuration.timeout = .init(connect: .seconds(10), read: .seconds(60))
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        do {
+            let value = try await body(client)
+            try await client.shutdown()
+            return value
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+    }
+
+    /// POSTs one lead with the demo key; returns the status, or `nil` when the connection failed.
+    static func score(_ client: HTTPClient, port: Int, requestID: String? = nil) async -> Int? {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/api/v1/score")
+        request.method = .POST
+        request.headers.add(name: "X-API-Key", value: RawHTTPConnection.demoKey)
+        request.headers.add(name: "Content-Type", value: "application/json")
+        if let requestID { request.headers.add(name: "X-Request-ID", value: requestID) }
+        request.body = .bytes(ByteBuffer(string: lead))
+        do {
+            let response = try await client.execute(request, timeout: .seconds(60))
+            _ = try await response.body.collect(upTo: 1 << 20)
+            return Int(response.status.code)
+        } catch {
+            return nil
+        }
+    }
+
+    static func me(port: Int) throws -> [String: Any] {
+        let body = try #require(try RawHTTPConnection.request(port: port, path: "/me")?.body)
+        return try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
+    }
+
+    @Test("1,000 concurrent requests against a balance covering 100: exactly 100 succeed, 900 get 402, the balance ends at 0")
+    func overspend() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let (cortex, port) = try await CortexProcess.serve(
+            environment: ["MODEL_PRICES": "lead-scoring=1", "DEMO_CREDITS": "100", "LOG_LEVEL": "notice"],
+            directory: directory
+        )
+        defer { cortex.terminate() }
+        let statuses = try await Self.withClient { client in
+            await withTaskGroup(of: Int?.self) { group in
+                for _ in 0..<1000 {
+                    group.addTask { await Self.score(client, port: port) }
+                }
+                return await group.reduce(into: [Int?]()) { $0.append($1) }
+            }
+        }
+        #expect(statuses.filter { $0 == 200 }.count == 100)
+        #expect(statuses.filter { $0 == 402 }.count == 900)
+        let me = try Self.me(port: port)
+        #expect((me["balance"] as? NSNumber)?.intValue == 0)
+        #expect((me["held"] as? NSNumber)?.intValue == 0)
+        #expect(((me["usage"] as? [String: Any])?["requests"] as? NSNumber)?.intValue == 100)
+
+        cortex.signal(SIGTERM)
+        #expect(try await cortex.waitForExit() == 0)
+        let verify = try await IdentityCLITests.run(["db", "verify"], database: directory.file("cortex.db"))
+        #expect(verify.status == 0, "\(verify.stdout)")
+    }
+
+    @Test("kill -9 under load: after restart every 200 has exactly one settlement and db verify passes")
+    func killDuringLoad() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let environment = [
+            "MODEL_PRICES": "lead-scoring=0.001", "DEMO_CREDITS": "1000", "LOG_LEVEL": "notice",
+            "HOLD_TTL_S": "1", "HOLD_SWEEP_INTERVAL_S": "0.2",
+        ]
+        let (cortex, port) = try await CortexProcess.serve(environment: environment, directory: directory)
+        defer { cortex.terminate() }
+        let tally = Tally()
+        try await Self.withClient { client in
+            await withTaskGroup(of: Void.self) { group in
+                for _ in 0..<32 {
+                    group.addTask {
+                        let deadline = ContinuousClock.now + .seconds(1.5)
+                        while ContinuousClock.now < deadline {
+                            let id = "load-\(tally.next())"
+                            switch await Self.score(client, port: port, requestID: id) {
+                            case 200: tally.succeeded(id)
+                            case nil: try? await Task.sleep(for: .milliseconds(20))
+                            default: break
+                            }
+                        }
+                    }
+                }
+                group.addTask {
+                    try? await Task.sleep(for: .seconds(1))
+                    cortex.signal(SIGKILL)
+                }
+            }
+        }
+        let acknowledged = tally.acknowledged
+        #expect(acknowledged.count > 50, "enough requests succeeded before the kill to mean something")
+        #expect(try await cortex.waitForExit(timeout: .seconds(5)) == SIGKILL)
+
+        // Restart: the sweeper releases the holds of requests that died with the process.
+        let (restarted, newPort) = try await CortexProcess.serve(environment: environment, directory: directory)
+        defer { restarted.terminate() }
+        var held: Int? = nil
+        for _ in 0..<100 {
+            held = (try Self.me(port: newPort)["held"] as? NSNumber)?.intValue
+            if held == 0 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(held == 0)
+        restarted.signal(SIGTERM)
+        #expect(try await restarted.waitForExit() == 0)
+
+        let database = directory.file("cortex.db")
+        let listing = try await IdentityCLITests.run(["credits", "entries", "demo", "--limit", "100000"], database: database)
+        var settlements: [String: Int] = [:]
+        for row in listing.stdout.split(separator: "\n").dropFirst() {
+            let columns = row.split(separator: "\t", omittingEmptySubsequences: false)
+            if columns.count > 4, columns[2] == "settle" { settlements[String(columns[4]), default: 0] += 1 }
+        }
+        let missing = acknowledged.filter { settlements[$0] != 1 }
+        #expect(missing.isEmpty, "requests answered 200 without exactly one settlement: \(missing.prefix(5))")
+        let verify = try await IdentityCLITests.run(["db", "verify"], database: database)
+        #expect(verify.status == 0, "\(verify.stdout)")
+    }
+}
+
+/// Request ids handed out and those answered 200, shared by the load tasks.
+final class Tally: Sendable {
+    private let counter = Atomic<Int>(0)
+    private let ok = Mutex<[String]>([])
+
+    func next() -> Int { counter.add(1, ordering: .relaxed).newValue }
+    func succeeded(_ id: String) { ok.withLock { $0.append(id) } }
+    var acknowledged: [String] { ok.withLock { $0 } }
+}
