@@ -137,7 +137,7 @@ struct CreditsCommand: AsyncParsableCommand {
     }
 }
 
-extension SQLiteStore {
+extension StateStore {
     /// The tenant of that name, or a failure that names it.
     func requireTenant(named name: String) async throws -> Tenant {
         guard let tenant = try await tenant(named: name) else {

@@ -23,7 +23,7 @@ struct DatabaseCommand: AsyncParsableCommand {
             try await options.withStore { store in
                 do {
                     try await store.backup(to: file)
-                } catch let error as SQLiteStore.Failure {
+                } catch let error as StoreFailure {
                     throw CommandFailure(error.reason)
                 }
             }

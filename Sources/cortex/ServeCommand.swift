@@ -50,6 +50,8 @@ struct ServeCommand: AsyncParsableCommand {
         case .sqlite(let path):
             // Seed 000's operators look for this exact line.
             FileHandle.standardOutput.write(Data("USING DB FILE: \(path)\n".utf8))
+        case .postgres(let url):
+            FileHandle.standardOutput.write(Data("USING DATABASE: \(CortexConfiguration.redacted(url))\n".utf8))
         }
 
         let dependencies: ServerDependencies

@@ -7,14 +7,13 @@ import Logging
 extension ConfigurationOptions {
     /// Opens the configured database (running any pending migrations), runs `body`, closes it.
     ///
-    /// Safe while a server runs on the same database: SQLite's WAL mode lets both write.
-    func withStore<Value>(_ body: (SQLiteStore) async throws -> Value) async throws -> Value {
+    /// Safe while a server runs on the same database: SQLite's WAL mode lets both write, and PostgreSQL serves many clients.
+    func withStore<Value>(_ body: (StateStore) async throws -> Value) async throws -> Value {
         let configuration = try load()
-        let store: SQLiteStore
-        switch configuration.database {
-        case .sqlite(let path):
-            store = try await SQLiteStore.open(path: path, logger: Logger(label: "cortex", factory: { _ in SwiftLogNoOpLogHandler() }))
-        }
+        let store = try await StateStore.open(
+            configuration.database,
+            logger: Logger(label: "cortex", factory: { _ in SwiftLogNoOpLogHandler() })
+        )
         do {
             let value = try await body(store)
             await store.close()

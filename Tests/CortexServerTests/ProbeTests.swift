@@ -84,7 +84,7 @@ struct ProbeTests {
     @Test("a database that cannot take a write turns /ready 503 until it can")
     func lockedDatabase() async throws {
         let server = try await TestServer.make()
-        let path = server.dependencies.store.path
+        let path = try #require(server.dependencies.store.localPath)
         try await server.test { client in
             #expect(try await client.get("/ready").status == .ok)
             // Another process holding the write lock is what "database locked" looks like in production.

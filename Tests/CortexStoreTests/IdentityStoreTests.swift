@@ -8,10 +8,10 @@ import Testing
 
 @Suite("Tenants and API keys on SQLite")
 struct IdentityStoreTests {
-    static func withStore(_ body: (SQLiteStore) async throws -> Void) async throws {
+    static func withStore(_ body: (StateStore) async throws -> Void) async throws {
         let path = SQLiteStoreTests.temporaryPath()
         defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
-        let store = try await SQLiteStore.open(path: path, logger: Logger(label: "test"))
+        let store = try await StateStore.openSQLite(path: path, logger: Logger(label: "test"))
         do {
             try await body(store)
         } catch {
@@ -50,7 +50,7 @@ struct IdentityStoreTests {
             #expect(issued.record.source == .generated)
 
             // Nothing in the database file holds the key's secret.
-            let rows = try await store.query("SELECT * FROM api_keys")
+            let rows = try await store.database.query("SELECT * FROM api_keys")
             let dump = rows.map { "\($0)" }.joined()
             #expect(!dump.contains(issued.key))
             #expect(dump.contains(APIKeyHash.of(issued.key)))

@@ -25,7 +25,7 @@ struct LedgerTests {
     }
 
     /// A store with one tenant holding `balance` credits.
-    static func withTenant(balance: String, _ body: (SQLiteStore, Tenant) async throws -> Void) async throws {
+    static func withTenant(balance: String, _ body: (StateStore, Tenant) async throws -> Void) async throws {
         try await IdentityStoreTests.withStore { store in
             let tenant = try await store.createTenant(named: "acme")
             #expect(
@@ -176,12 +176,12 @@ struct LedgerTests {
     func drift() async throws {
         try await Self.withTenant(balance: "5") { (store, tenant) async throws in
             await #expect(throws: (any Error).self) {
-                _ = try await store.query("UPDATE ledger_entries SET amount_micros = 0")
+                _ = try await store.database.query("UPDATE ledger_entries SET amount_micros = 0")
             }
             await #expect(throws: (any Error).self) {
-                _ = try await store.query("DELETE FROM ledger_entries")
+                _ = try await store.database.query("DELETE FROM ledger_entries")
             }
-            _ = try await store.query("UPDATE tenants SET balance_micros = balance_micros + 1 WHERE id = ?", [.integer(Int(tenant.id))])
+            _ = try await store.database.query("UPDATE tenants SET balance_micros = balance_micros + 1 WHERE id = ?", [.integer(tenant.id)])
             #expect(try await store.verify() == ["ledger: tenant 'acme' has balance 5.000001 but its entries sum to 5"])
         }
     }

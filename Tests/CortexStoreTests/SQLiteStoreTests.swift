@@ -15,12 +15,12 @@ struct SQLiteStoreTests {
     func migrations() async throws {
         let path = Self.temporaryPath()
         defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
-        let store = try await SQLiteStore.open(path: path, logger: Logger(label: "test"))
+        let store = try await StateStore.openSQLite(path: path, logger: Logger(label: "test"))
         #expect(try await store.schemaVersion() == SQLiteMigrations.all.last?.version)
         try await store.probeWrite()
         await store.close()
 
-        let again = try await SQLiteStore.open(path: path, logger: Logger(label: "test"))
+        let again = try await StateStore.openSQLite(path: path, logger: Logger(label: "test"))
         #expect(try await again.schemaVersion() == SQLiteMigrations.all.last?.version)
         await again.close()
 
@@ -36,13 +36,13 @@ struct SQLiteStoreTests {
     func newerSchema() async throws {
         let path = Self.temporaryPath()
         defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
-        let store = try await SQLiteStore.open(path: path, logger: Logger(label: "test"))
+        let store = try await StateStore.openSQLite(path: path, logger: Logger(label: "test"))
         await store.close()
         let raw = try await SQLiteConnection.open(storage: .file(path: path))
         _ = try await raw.query("INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', 'now')")
         try await raw.close()
-        await #expect(throws: SQLiteMigrator.NewerSchemaError.self) {
-            _ = try await SQLiteStore.open(path: path, logger: Logger(label: "test"))
+        await #expect(throws: SQLMigrator.NewerSchemaError.self) {
+            _ = try await StateStore.openSQLite(path: path, logger: Logger(label: "test"))
         }
     }
 
@@ -50,7 +50,7 @@ struct SQLiteStoreTests {
     func probeFailsWhenLocked() async throws {
         let path = Self.temporaryPath()
         defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
-        let store = try await SQLiteStore.open(path: path, probeTimeoutMilliseconds: 50, logger: Logger(label: "test"))
+        let store = try await StateStore.openSQLite(path: path, probeTimeoutMilliseconds: 50, logger: Logger(label: "test"))
         let other = try await SQLiteConnection.open(storage: .file(path: path))
         _ = try await other.query("BEGIN EXCLUSIVE")
         await #expect(throws: (any Error).self) {
@@ -66,10 +66,10 @@ struct SQLiteStoreTests {
     func probeFailsWhenFileRemoved() async throws {
         let path = Self.temporaryPath()
         defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
-        let store = try await SQLiteStore.open(path: path, logger: Logger(label: "test"))
+        let store = try await StateStore.openSQLite(path: path, logger: Logger(label: "test"))
         try await store.probeWrite()
         try FileManager.default.removeItem(atPath: path)
-        await #expect(throws: SQLiteStore.Failure.self) {
+        await #expect(throws: StoreFailure.self) {
             try await store.probeWrite()
         }
         await store.close()

@@ -1,3 +1,4 @@
+public import CoreMetrics
 public import CortexRuntime
 public import CortexStore
 import Foundation
@@ -9,7 +10,7 @@ public struct ServerDependencies: Sendable {
     /// The validated configuration.
     public let configuration: CortexConfiguration
     /// The embedded database.
-    public let store: SQLiteStore
+    public let store: StateStore
     /// The served models.
     public let registry: ModelRegistry
     /// Whether shutdown has begun.
@@ -47,12 +48,9 @@ public struct ServerDependencies: Sendable {
         ]
         factory.valueHistogramBuckets["model_batch_size"] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
         let metrics = ServerMetrics(factory: factory, version: CortexVersion.current)
-        let store: SQLiteStore
-        switch configuration.database {
-        case .sqlite(let path): store = try await SQLiteStore.open(path: path, metrics: factory, logger: logger)
-        }
+        let store = try await StateStore.open(configuration.database, metrics: factory, logger: logger)
         let schemaVersion = try await store.schemaVersion()
-        logger.info("DB_OPEN", metadata: ["path": "\(store.path)", "schema_version": .stringConvertible(schemaVersion)])
+        logger.info("DB_OPEN", metadata: ["path": "\(store.location)", "schema_version": .stringConvertible(schemaVersion)])
         try await seedIdentities(configuration: configuration, store: store, logger: logger)
         let registry = ModelRegistry(logger: logger)
         registry.load(configuration.models)
@@ -86,7 +84,7 @@ public struct ServerDependencies: Sendable {
     /// Makes the stored environment keys match the configuration: the demo key exists exactly when
     /// the demo tenant is enabled, and the `default` tenant's keys are exactly `API_KEYS`, so
     /// removing a key from `API_KEYS` revokes it at the next start. Idempotent.
-    static func seedIdentities(configuration: CortexConfiguration, store: SQLiteStore, logger: Logger) async throws {
+    static func seedIdentities(configuration: CortexConfiguration, store: StateStore, logger: Logger) async throws {
         let now = Date()
         func tenant(_ name: String, create: Bool) async throws -> Tenant? {
             if let existing = try await store.tenant(named: name) { return existing }
@@ -126,6 +124,20 @@ public struct ServerDependencies: Sendable {
                 "API_KEYS_SEEDED",
                 metadata: ["tenant": "default", "count": .stringConvertible(apiKeys.count), "retired": .stringConvertible(retired)]
             )
+        }
+    }
+}
+
+extension StateStore {
+    /// Opens the configured database: the SQLite file, or PostgreSQL.
+    public static func open(
+        _ database: CortexConfiguration.Database,
+        metrics: any MetricsFactory = NOOPMetricsHandler.instance,
+        logger: Logger
+    ) async throws -> StateStore {
+        switch database {
+        case .sqlite(let path): try await openSQLite(path: path, metrics: metrics, logger: logger)
+        case .postgres(let url): try await openPostgres(url: url, metrics: metrics, logger: logger)
         }
     }
 }

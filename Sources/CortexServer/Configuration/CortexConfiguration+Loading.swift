@@ -54,7 +54,7 @@ extension CortexConfiguration {
         Setting(
             yamlPath: "database.url",
             environment: "DATABASE_URL",
-            accepted: "sqlite:PATH, sqlite:///ABSOLUTE/PATH or a file path (PostgreSQL support is not in this build yet)"
+            accepted: "sqlite:PATH, sqlite:///ABSOLUTE/PATH, a file path, or postgres://user:password@host:port/database"
         ) { config, value in
             guard let database = Database(url: value) else { return false }
             config.database = database
@@ -307,7 +307,11 @@ extension CortexConfiguration.Database {
     init?(url: String) {
         let value = url.trimmingCharacters(in: .whitespaces)
         guard !value.isEmpty else { return nil }
-        if value.hasPrefix("postgres://") || value.hasPrefix("postgresql://") { return nil }
+        if value.hasPrefix("postgres://") || value.hasPrefix("postgresql://") {
+            guard let components = URLComponents(string: value), let host = components.host, !host.isEmpty else { return nil }
+            self = .postgres(url: value)
+            return
+        }
         var path = value
         for prefix in ["sqlite://", "sqlite:"] where path.hasPrefix(prefix) {
             path.removeFirst(prefix.count)

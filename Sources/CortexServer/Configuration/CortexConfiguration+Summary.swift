@@ -1,3 +1,5 @@
+import Foundation
+
 extension CortexConfiguration {
     /// A human-readable listing of the effective settings; secrets (API keys) are counted, never shown.
     public var summary: String {
@@ -11,6 +13,7 @@ extension CortexConfiguration {
         lines.append("log.format: \(log.format.rawValue)")
         switch database {
         case .sqlite(let path): lines.append("database.url: sqlite://\(path)")
+        case .postgres(let url): lines.append("database.url: \(Self.redacted(url))")
         }
         lines.append("readiness.min_free_disk_mb: \(readiness.minFreeDiskMB)")
         lines.append("readiness.interval_s: \(readiness.monitorIntervalSeconds)")
@@ -30,5 +33,12 @@ extension CortexConfiguration {
             lines.append("models: \(model.name) at \(model.path)" + (model.version.map { " version \($0)" } ?? ""))
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// A database URL with its password replaced by `***`.
+    public static func redacted(_ url: String) -> String {
+        guard var components = URLComponents(string: url), components.password != nil else { return url }
+        components.password = "***"
+        return components.string ?? "postgres://***"
     }
 }

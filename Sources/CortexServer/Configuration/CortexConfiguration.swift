@@ -38,6 +38,8 @@ public struct CortexConfiguration: Sendable, Equatable {
     public enum Database: Sendable, Equatable {
         /// An SQLite file; the path is absolute.
         case sqlite(path: String)
+        /// A PostgreSQL server, for several replicas (`postgres://user:password@host:port/db?sslmode=...`).
+        case postgres(url: String)
     }
 
     /// What `/ready` requires.

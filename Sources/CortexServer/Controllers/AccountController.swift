@@ -10,13 +10,13 @@ public import Hummingbird
 /// - `POST /keys/rotate`: a new key with the same scopes and expiry; the presented key stops
 ///   working at once, or after `{"grace_s": N}` seconds (at most 30 days).
 public struct AccountController<Context: AuthenticatedContext>: Sendable {
-    let store: SQLiteStore
+    let store: StateStore
     let authenticator: Authenticator
     let billing: CortexConfiguration.Billing
     let maxBodyBytes: Int
 
     /// Creates the controller.
-    public init(store: SQLiteStore, authenticator: Authenticator, billing: CortexConfiguration.Billing, maxBodyBytes: Int) {
+    public init(store: StateStore, authenticator: Authenticator, billing: CortexConfiguration.Billing, maxBodyBytes: Int) {
         self.store = store
         self.authenticator = authenticator
         self.billing = billing

@@ -34,7 +34,7 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
         router.post("/ops/reload-auth") { _, context in try await self.reloadAuth(context) }
     }
 
-    private var store: SQLiteStore { dependencies.store }
+    private var store: StateStore { dependencies.store }
     private var limit: Int { dependencies.configuration.server.maxBodyBytes }
 
     func listTenants() async throws -> Response {

@@ -12,7 +12,7 @@ import Synchronization
 /// Decides whether this replica should receive traffic: the database accepts a real write,
 /// at least one model is ready, free disk is above the minimum, and the server is not draining.
 public final class ReadinessChecks: Sendable {
-    let store: SQLiteStore
+    let store: StateStore
     let registry: ModelRegistry
     let drain: DrainState
     let minFreeDiskBytes: UInt64
@@ -23,7 +23,7 @@ public final class ReadinessChecks: Sendable {
 
     /// Creates the checks.
     public init(
-        store: SQLiteStore,
+        store: StateStore,
         registry: ModelRegistry,
         drain: DrainState,
         minFreeDiskMB: Int,
@@ -44,7 +44,7 @@ public final class ReadinessChecks: Sendable {
 
         do {
             try await store.probeWrite()
-            checks.append(.init(name: "database", ok: true, detail: "write ok (\(store.path))"))
+            checks.append(.init(name: "database", ok: true, detail: "write ok (\(store.location))"))
         } catch {
             checks.append(.init(name: "database", ok: false, detail: "write failed: \(error)"))
         }
@@ -72,7 +72,7 @@ public final class ReadinessChecks: Sendable {
             )
         }
 
-        if let free = Self.freeDiskBytes(at: store.path) {
+        if let path = store.localPath, let free = Self.freeDiskBytes(at: path) {
             let ok = free >= minFreeDiskBytes
             checks.append(
                 .init(name: "disk", ok: ok, detail: "\(free / 1_048_576) MiB free, minimum \(minFreeDiskBytes / 1_048_576) MiB")

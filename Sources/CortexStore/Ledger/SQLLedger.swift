@@ -1,5 +1,5 @@
-public import CortexCore
-public import Foundation
+import CortexCore
+import Foundation
 
 /// The ledger in SQL, the same statements on SQLite and PostgreSQL.
 ///

@@ -1,14 +1,7 @@
-/// One forward-only schema change.
-struct SQLiteMigration: Sendable {
-    var version: Int
-    var name: String
-    var statements: [String]
-}
-
 /// Every schema change, in order. Append only: never edit a migration that has shipped.
 enum SQLiteMigrations {
-    static let all: [SQLiteMigration] = [
-        SQLiteMigration(
+    static let all: [SQLMigration] = [
+        SQLMigration(
             version: 1,
             name: "readiness probe and metadata",
             statements: [
@@ -16,7 +9,7 @@ enum SQLiteMigrations {
                 "CREATE TABLE readiness_probe (id INTEGER PRIMARY KEY CHECK (id = 1), checked_at TEXT NOT NULL)",
             ]
         ),
-        SQLiteMigration(
+        SQLMigration(
             version: 2,
             name: "tenants and API keys",
             statements: [
@@ -43,7 +36,7 @@ enum SQLiteMigrations {
                 "CREATE INDEX api_keys_by_tenant ON api_keys (tenant_id)",
             ]
         ),
-        SQLiteMigration(
+        SQLMigration(
             version: 3,
             name: "credits ledger",
             statements: [

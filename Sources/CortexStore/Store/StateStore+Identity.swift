@@ -1,33 +1,28 @@
 public import CortexCore
 public import Foundation
-import SQLiteNIO
 
-extension SQLiteStore: IdentityStore {
+extension StateStore: IdentityStore {
     public func createTenant(named name: String) async throws -> Tenant {
         guard Tenant.isValidName(name) else { throw IdentityStoreError.invalidTenantName(name) }
         let now = Date()
-        do {
-            let rows = try await query(
-                "INSERT INTO tenants (name, created_at_ms) VALUES (?, ?) RETURNING id",
-                [.text(name), .integer(now.millisecondsSince1970)]
-            )
-            guard let id = rows.first?.column("id")?.integer else { throw IdentityStoreError.duplicateTenant(name) }
-            return Tenant(id: Int64(id), name: name, createdAt: now.truncatedToMilliseconds)
-        } catch let error as SQLiteError where error.reason == .constraintUniqueFailed || error.reason == .constraint {
-            throw IdentityStoreError.duplicateTenant(name)
-        }
+        let rows = try await database.query(
+            "INSERT INTO tenants (name, created_at_ms) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING id",
+            [.text(name), .integer(Int64(now.millisecondsSince1970))]
+        )
+        guard let id = rows.first?.integer("id") else { throw IdentityStoreError.duplicateTenant(name) }
+        return Tenant(id: id, name: name, createdAt: now.truncatedToMilliseconds)
     }
 
     public func tenant(named name: String) async throws -> Tenant? {
-        try await query("SELECT id, name, created_at_ms FROM tenants WHERE name = ?", [.text(name)]).first.map(Self.tenant(from:))
+        try await database.query("SELECT id, name, created_at_ms FROM tenants WHERE name = $1", [.text(name)]).first.map(Self.tenant(from:))
     }
 
     public func tenant(id: Int64) async throws -> Tenant? {
-        try await query("SELECT id, name, created_at_ms FROM tenants WHERE id = ?", [.integer(Int(id))]).first.map(Self.tenant(from:))
+        try await database.query("SELECT id, name, created_at_ms FROM tenants WHERE id = $1", [.integer(id)]).first.map(Self.tenant(from:))
     }
 
     public func tenants() async throws -> [Tenant] {
-        try await query("SELECT id, name, created_at_ms FROM tenants ORDER BY name").map(Self.tenant(from:))
+        try await database.query("SELECT id, name, created_at_ms FROM tenants ORDER BY name").map(Self.tenant(from:))
     }
 
     public func issueKey(tenantID: Int64, scopes: Set<Scope>, expiresAt: Date?) async throws -> IssuedAPIKey {
@@ -47,11 +42,11 @@ extension SQLiteStore: IdentityStore {
         guard APIKey.isPlausible(key[...]) else { throw IdentityStoreError.implausibleKey }
         if let existing = try await record(forKey: key) {
             guard existing.source == .environment, existing.revokedAt != nil else { return existing }
-            let rows = try await query(
-                "UPDATE api_keys SET revoked_at_ms = NULL WHERE id = ? RETURNING \(Self.keyColumns)",
-                [.integer(Int(existing.id))]
+            let rows = try await database.query(
+                "UPDATE api_keys SET revoked_at_ms = NULL WHERE id = $1 RETURNING \(Self.keyColumns)",
+                [.integer(existing.id)]
             )
-            return try rows.first.map(Self.keyRecord(from:)) ?? existing
+            return rows.first.map(Self.keyRecord(from:)) ?? existing
         }
         return try await insertKey(
             key,
@@ -65,44 +60,45 @@ extension SQLiteStore: IdentityStore {
 
     public func record(forKey key: String) async throws -> APIKeyRecord? {
         let hash = APIKeyHash.of(key)
-        let rows = try await query("SELECT \(Self.keyColumns) FROM api_keys WHERE key_hash = ?", [.text(hash)])
-        guard let row = rows.first, let stored = row.column("key_hash")?.string,
+        let rows = try await database.query("SELECT \(Self.keyColumns) FROM api_keys WHERE key_hash = $1", [.text(hash)])
+        guard let row = rows.first, let stored = row.text("key_hash"),
             // The index found it by hash; comparing again in constant time costs nothing and
             // keeps the check honest if the lookup ever changes.
             ConstantTime.equals(stored, hash)
         else { return nil }
-        return try Self.keyRecord(from: row)
+        return Self.keyRecord(from: row)
     }
 
     public func keys(tenantID: Int64) async throws -> [APIKeyRecord] {
-        try await query(
-            "SELECT \(Self.keyColumns) FROM api_keys WHERE tenant_id = ? ORDER BY id DESC",
-            [.integer(Int(tenantID))]
+        try await database.query(
+            "SELECT \(Self.keyColumns) FROM api_keys WHERE tenant_id = $1 ORDER BY id DESC",
+            [.integer(tenantID)]
         ).map(Self.keyRecord(from:))
     }
 
     public func revokeKey(id: Int64, at time: Date) async throws -> Bool {
         // An earlier revocation stands; a later one cannot extend a key's life.
-        let rows = try await query(
+        let rows = try await database.query(
             """
-            UPDATE api_keys SET revoked_at_ms = MIN(COALESCE(revoked_at_ms, ?), ?)
-            WHERE id = ? RETURNING id
+            UPDATE api_keys SET revoked_at_ms = CASE
+                WHEN revoked_at_ms IS NOT NULL AND revoked_at_ms < $1 THEN revoked_at_ms ELSE $1 END
+            WHERE id = $2 RETURNING id
             """,
-            [.integer(time.millisecondsSince1970), .integer(time.millisecondsSince1970), .integer(Int(id))]
+            [.integer(Int64(time.millisecondsSince1970)), .integer(id)]
         )
         return !rows.isEmpty
     }
 
     public func retireEnvironmentKeys(tenantID: Int64, keeping keys: [String], at time: Date) async throws -> Int {
-        let kept = keys.map { SQLiteData.text(APIKeyHash.of($0)) }
-        let placeholders = kept.isEmpty ? "''" : Array(repeating: "?", count: kept.count).joined(separator: ", ")
-        let rows = try await query(
+        let kept = keys.map { SQLValue.text(APIKeyHash.of($0)) }
+        let placeholders = kept.isEmpty ? "''" : (0..<kept.count).map { "$\($0 + 3)" }.joined(separator: ", ")
+        let rows = try await database.query(
             """
-            UPDATE api_keys SET revoked_at_ms = ?
-            WHERE tenant_id = ? AND source = 'environment' AND revoked_at_ms IS NULL AND key_hash NOT IN (\(placeholders))
+            UPDATE api_keys SET revoked_at_ms = $1
+            WHERE tenant_id = $2 AND source = 'environment' AND revoked_at_ms IS NULL AND key_hash NOT IN (\(placeholders))
             RETURNING id
             """,
-            [.integer(time.millisecondsSince1970), .integer(Int(tenantID))] + kept
+            [.integer(Int64(time.millisecondsSince1970)), .integer(tenantID)] + kept
         )
         return rows.count
     }
@@ -121,39 +117,39 @@ extension SQLiteStore: IdentityStore {
         guard !scopes.isEmpty else { throw IdentityStoreError.noScopes }
         guard try await tenant(id: tenantID) != nil else { throw IdentityStoreError.unknownTenant(tenantID) }
         let now = Date()
-        let rows = try await query(
+        let rows = try await database.query(
             """
             INSERT INTO api_keys (tenant_id, key_hash, display_prefix, scopes, source, created_at_ms, expires_at_ms)
-            VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING \(Self.keyColumns)
+            VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING \(Self.keyColumns)
             """,
             [
-                .integer(Int(tenantID)), .text(APIKeyHash.of(key)), .text(displayPrefix),
+                .integer(tenantID), .text(APIKeyHash.of(key)), .text(displayPrefix),
                 .text(scopes.sorted().map(\.rawValue).joined(separator: ",")), .text(source.rawValue),
-                .integer(now.millisecondsSince1970), expiresAt.map { .integer($0.millisecondsSince1970) } ?? .null,
+                .integer(Int64(now.millisecondsSince1970)), .integer(expiresAt.map { Int64($0.millisecondsSince1970) }),
             ]
         )
         guard let row = rows.first else { throw IdentityStoreError.unknownTenant(tenantID) }
-        return try Self.keyRecord(from: row)
+        return Self.keyRecord(from: row)
     }
 
-    private static func tenant(from row: SQLiteRow) -> Tenant {
+    private static func tenant(from row: SQLRow) -> Tenant {
         Tenant(
-            id: Int64(row.column("id")?.integer ?? 0),
-            name: row.column("name")?.string ?? "",
-            createdAt: Date(millisecondsSince1970: row.column("created_at_ms")?.integer ?? 0)
+            id: row.integer("id") ?? 0,
+            name: row.text("name") ?? "",
+            createdAt: Date(millisecondsSince1970: Int(row.integer("created_at_ms") ?? 0))
         )
     }
 
-    private static func keyRecord(from row: SQLiteRow) throws -> APIKeyRecord {
+    private static func keyRecord(from row: SQLRow) -> APIKeyRecord {
         APIKeyRecord(
-            id: Int64(row.column("id")?.integer ?? 0),
-            tenantID: Int64(row.column("tenant_id")?.integer ?? 0),
-            displayPrefix: row.column("display_prefix")?.string ?? "",
-            scopes: Scope.parseList(row.column("scopes")?.string ?? "") ?? [],
-            source: APIKeyRecord.Source(rawValue: row.column("source")?.string ?? "") ?? .generated,
-            createdAt: Date(millisecondsSince1970: row.column("created_at_ms")?.integer ?? 0),
-            expiresAt: row.column("expires_at_ms")?.integer.map(Date.init(millisecondsSince1970:)),
-            revokedAt: row.column("revoked_at_ms")?.integer.map(Date.init(millisecondsSince1970:))
+            id: row.integer("id") ?? 0,
+            tenantID: row.integer("tenant_id") ?? 0,
+            displayPrefix: row.text("display_prefix") ?? "",
+            scopes: Scope.parseList(row.text("scopes") ?? "") ?? [],
+            source: APIKeyRecord.Source(rawValue: row.text("source") ?? "") ?? .generated,
+            createdAt: Date(millisecondsSince1970: Int(row.integer("created_at_ms") ?? 0)),
+            expiresAt: row.integer("expires_at_ms").map { Date(millisecondsSince1970: Int($0)) },
+            revokedAt: row.integer("revoked_at_ms").map { Date(millisecondsSince1970: Int($0)) }
         )
     }
 }

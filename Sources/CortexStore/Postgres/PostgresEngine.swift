@@ -1,0 +1,141 @@
+import Foundation
+import Logging
+import NIOSSL
+import PostgresNIO
+
+/// PostgreSQL for several replicas: a connection pool, migrations under an advisory lock.
+///
+/// Every replica's ledger writes lock the tenant's row (`UPDATE tenants ... WHERE balance >= price`),
+/// so concurrent holds from different processes queue on it and can never overspend.
+final class PostgresEngine: StorageEngine {
+    let location: String
+    var localPath: String? { nil }
+    let reader: any SQLDatabase
+    let writer: any SQLDatabase
+    private let client: PostgresClient
+    private let runner: Task<Void, Never>
+    private let logger: Logger
+
+    private init(location: String, client: PostgresClient, runner: Task<Void, Never>, logger: Logger) {
+        self.location = location
+        self.client = client
+        self.runner = runner
+        self.logger = logger
+        let database = PostgresDatabase(client: client, logger: logger)
+        self.reader = database
+        self.writer = database
+    }
+
+    /// How long start-up waits for PostgreSQL before giving up with a clear error.
+    static let connectTimeout: Duration = .seconds(30)
+    /// How long the readiness probe's write may take.
+    static let probeTimeout: Duration = .seconds(2)
+
+    static func open(url: String, logger: Logger) async throws -> PostgresEngine {
+        let target = try PostgresURL(url)
+        var configuration = PostgresClient.Configuration(
+            host: target.host,
+            port: target.port,
+            username: target.user,
+            password: target.password,
+            database: target.database,
+            tls: target.tls
+        )
+        configuration.options.maximumConnections = 20
+        configuration.options.connectTimeout = .seconds(5)
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        let runner = Task { await client.run() }
+        let engine = PostgresEngine(location: target.redacted, client: client, runner: runner, logger: logger)
+        do {
+            try await withDeadline(connectTimeout, what: "reaching PostgreSQL at \(target.redacted)") {
+                try await SQLMigrator(
+                    database: engine.writer,
+                    migrations: PostgresMigrations.all,
+                    lock: PostgresMigrations.lock,
+                    logger: logger
+                ).migrate()
+            }
+            return engine
+        } catch {
+            await engine.close()
+            throw error
+        }
+    }
+
+    func probeWrite() async throws {
+        try await withDeadline(Self.probeTimeout, what: "the write probe") {
+            _ = try await self.reader.query(
+                """
+                INSERT INTO readiness_probe (id, checked_at) VALUES (1, $1)
+                ON CONFLICT (id) DO UPDATE SET checked_at = EXCLUDED.checked_at
+                """,
+                [.text(Date().ISO8601Format())]
+            )
+        }
+    }
+
+    /// PostgreSQL enforces its own constraints; there is no file to check.
+    func integrityProblems() async throws -> [String] {
+        []
+    }
+
+    func backup(to destination: String) async throws {
+        throw StoreFailure(
+            reason: "cortex db backup copies the embedded SQLite file; for PostgreSQL use pg_dump (pg_dump --format=custom \(location))"
+        )
+    }
+
+    func close() async {
+        runner.cancel()
+        await runner.value
+    }
+}
+
+/// `postgres://user:password@host:port/database?sslmode=disable|prefer|require`.
+struct PostgresURL {
+    var host: String
+    var port: Int
+    var user: String
+    var password: String?
+    var database: String
+    var tls: PostgresClient.Configuration.TLS
+
+    /// The URL without its password, for logs.
+    var redacted: String { "postgres://\(user)@\(host):\(port)/\(database)" }
+
+    init(_ text: String) throws {
+        guard let components = URLComponents(string: text), ["postgres", "postgresql"].contains(components.scheme ?? ""),
+            let host = components.host, !host.isEmpty
+        else {
+            throw StoreFailure(reason: "DATABASE_URL must look like postgres://user:password@host:5432/database")
+        }
+        self.host = host
+        self.port = components.port ?? 5432
+        self.user = components.user ?? "postgres"
+        self.password = components.password
+        let path = components.path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+        self.database = path.isEmpty ? self.user : path
+        switch components.queryItems?.first(where: { $0.name == "sslmode" })?.value ?? "prefer" {
+        case "disable": tls = .disable
+        case "prefer", "allow": tls = .prefer(.makeClientConfiguration())
+        case "require", "verify-ca", "verify-full": tls = .require(.makeClientConfiguration())
+        case let other: throw StoreFailure(reason: "sslmode '\(other)' is not one of disable, prefer, require")
+        }
+    }
+}
+
+/// Runs `operation`, failing with a ``StoreFailure`` if it takes longer than `limit`.
+func withDeadline<T: Sendable>(_ limit: Duration, what: String, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await operation() }
+        group.addTask {
+            try await Task.sleep(for: limit)
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let value = first else {
+            throw StoreFailure(reason: "\(what) took longer than \(limit)")
+        }
+        return value
+    }
+}
