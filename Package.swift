@@ -96,6 +96,15 @@ let package = Package(
             path: "bench/BareHummingbird",
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "CortexTestSupport",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            path: "Tests/CortexTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "CortexCoreTests",
             dependencies: ["CortexCore"],
@@ -111,6 +120,7 @@ let package = Package(
             name: "CortexStoreTests",
             dependencies: [
                 "CortexStore",
+                "CortexTestSupport",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
             ],
             swiftSettings: swiftSettings
@@ -119,6 +129,7 @@ let package = Package(
             name: "CortexServerTests",
             dependencies: [
                 "CortexServer",
+                "CortexTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),

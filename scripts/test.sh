@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh machine: checks the toolchain, formatting, builds, then `swift test`.
-# Services later capabilities need (PostgreSQL, Redis, ONNX Runtime) are installed and started here.
+# Services the tests need are installed (from Debian) and started here, on loopback, and removed
+# after: PostgreSQL now; Redis and ONNX Runtime with the capabilities that need them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,11 @@ swift format lint --strict --recursive Sources Tests bench Package.swift
 
 echo "== build"
 swift build --build-tests
+
+echo "== PostgreSQL (throw-away cluster)"
+eval "$(scripts/postgres.sh start)"
+trap 'scripts/postgres.sh stop "$CORTEX_TEST_POSTGRES_DIR"' EXIT
+echo "PostgreSQL at $CORTEX_TEST_POSTGRES_URL"
 
 echo "== test"
 # The process tests start the built binary; point them at it explicitly.

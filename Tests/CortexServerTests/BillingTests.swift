@@ -6,7 +6,7 @@ import Hummingbird
 import HummingbirdTesting
 import Testing
 
-@Suite("Billing: holds, 402, idempotency and the credits API")
+@Suite("Billing: holds, 402, idempotency and the credits API, on SQLite and PostgreSQL")
 struct BillingTests {
     static let adminToken = "admin-token-0123456789abcdef"
     static var admin: HTTPFields { [.authorization: "Bearer \(adminToken)"] }
@@ -14,8 +14,8 @@ struct BillingTests {
     static let lead = #"{"features":{"pages_viewed":12,"email_opens":3}}"#
 
     /// A server that bills `price` per lead-scoring request, with the demo tenant holding `credits`.
-    static func server(price: String = "0.25", credits: String = "1") async throws -> TestServer {
-        try await TestServer.make { configuration in
+    static func server(_ database: TestServer.Database, price: String = "0.25", credits: String = "1") async throws -> TestServer {
+        try await TestServer.make(database: database) { configuration in
             configuration.auth.requireAPIKey = true
             configuration.auth.demo = .on
             configuration.auth.adminToken = adminToken
@@ -28,9 +28,11 @@ struct BillingTests {
         try await client.get("/me", headers: headers).body.jsonObject
     }
 
-    @Test("each 200 costs the price; past the balance a 402 names balance and price, logs BILLING_FAIL and counts credits_exhausted")
-    func exhaustion() async throws {
-        let server = try await Self.server(price: "0.4", credits: "1")
+    @Test(
+        "each 200 costs the price; past the balance a 402 names balance and price, logs BILLING_FAIL and counts credits_exhausted",
+        arguments: TestServer.Database.allCases)
+    func exhaustion(database: TestServer.Database) async throws {
+        let server = try await Self.server(database, price: "0.4", credits: "1")
         try await server.test { client async throws in
             for expected in ["0.6", "0.2"] {
                 let response = try await client.post("/api/v1/score", json: Self.lead, headers: Self.demo)
@@ -64,9 +66,9 @@ struct BillingTests {
         #expect(failures.first?.metadata["tenant"] == "demo")
     }
 
-    @Test("invalid input is refused before any hold: nothing is charged")
-    func invalidInputIsFree() async throws {
-        let server = try await Self.server(price: "1", credits: "1")
+    @Test("invalid input is refused before any hold: nothing is charged", arguments: TestServer.Database.allCases)
+    func invalidInputIsFree(database: TestServer.Database) async throws {
+        let server = try await Self.server(database, price: "1", credits: "1")
         try await server.test { client async throws in
             let bad = try await client.post("/api/v1/score", json: #"{"features":{"nope":1}}"#, headers: Self.demo)
             #expect(bad.status == .unprocessableContent)
@@ -81,9 +83,9 @@ struct BillingTests {
         #expect(server.logs.events(named: "BILLING_FAIL").isEmpty)
     }
 
-    @Test("work that fails after the hold is released: no charge, the error passes through")
-    func failureReleases() async throws {
-        let server = try await Self.server(price: "1", credits: "1")
+    @Test("work that fails after the hold is released: no charge, the error passes through", arguments: TestServer.Database.allCases)
+    func failureReleases(database: TestServer.Database) async throws {
+        let server = try await Self.server(database, price: "1", credits: "1")
         let billing = server.dependencies.billing
         let authenticator = server.dependencies.authenticator
         try await server.test(addingRoutes: { router in
@@ -109,9 +111,11 @@ struct BillingTests {
         }
     }
 
-    @Test("Idempotency-Key: a retry gets the first answer uncharged; the key with another body is 422")
-    func idempotency() async throws {
-        let server = try await Self.server(price: "0.5", credits: "1")
+    @Test(
+        "Idempotency-Key: a retry gets the first answer uncharged; the key with another body is 422",
+        arguments: TestServer.Database.allCases)
+    func idempotency(database: TestServer.Database) async throws {
+        let server = try await Self.server(database, price: "0.5", credits: "1")
         try await server.test { client async throws in
             var headers = Self.demo
             headers[.idempotencyKey] = "order-1234"
@@ -134,9 +138,9 @@ struct BillingTests {
         }
     }
 
-    @Test("a repeated X-Request-ID is not charged twice")
-    func duplicateRequestID() async throws {
-        let server = try await Self.server(price: "0.5", credits: "1")
+    @Test("a repeated X-Request-ID is not charged twice", arguments: TestServer.Database.allCases)
+    func duplicateRequestID(database: TestServer.Database) async throws {
+        let server = try await Self.server(database, price: "0.5", credits: "1")
         try await server.test { client async throws in
             var headers = Self.demo
             headers[.xRequestID] = "client-chosen-id-1"
@@ -148,9 +152,9 @@ struct BillingTests {
         }
     }
 
-    @Test("admin grants and reads credits; tenants spend and see only their own")
-    func adminAndIsolation() async throws {
-        let server = try await Self.server(price: "1", credits: "0")
+    @Test("admin grants and reads credits; tenants spend and see only their own", arguments: TestServer.Database.allCases)
+    func adminAndIsolation(database: TestServer.Database) async throws {
+        let server = try await Self.server(database, price: "1", credits: "0")
         try await server.test { client async throws in
             #expect(try await client.post("/admin/tenants", json: #"{"name":"acme"}"#, headers: Self.admin).status == .created)
             let issued = try await client.post("/admin/tenants/acme/keys", json: "{}", headers: Self.admin).body.jsonObject

@@ -1,3 +1,4 @@
+import CortexCore
 import CortexRuntime
 import Foundation
 import Logging
@@ -70,6 +71,12 @@ struct ConfigurationTests {
             ("MIN_FREE_DISK_MB", "lots", "integer"),
             ("DATABASE_URL", "mysql://db/x", "sqlite:PATH"),
             ("MODEL_PATH", " , ", "model paths"),
+            ("DATABASE_URL", "postgres://", "postgres://user:password@host"),
+            ("MODEL_PRICES", "lead-scoring=0.0000001", "MODEL=CREDITS"),
+            ("MODEL_PRICES", "lead-scoring=-1", "MODEL=CREDITS"),
+            ("MODEL_PRICES", "a=1,a=2", "MODEL=CREDITS"),
+            ("DEFAULT_PRICE", "1e-3", "decimal"),
+            ("HOLD_TTL_S", "0", "seconds from 1"),
         ]
     )
     func badEnvironment(key: String, value: String, expected: String) {
@@ -104,6 +111,28 @@ struct ConfigurationTests {
         } throws: { error in
             (error as? ConfigurationError)?.key == key
         }
+    }
+
+    @Test("billing and PostgreSQL settings: prices from a YAML mapping or a list, the password never printed")
+    func billingAndPostgres() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let file = try directory.write(
+            "cortex.yaml",
+            "billing:\n  prices:\n    lead-scoring: \"0.001\"\n    other: 2\n  hold_ttl_s: 60\ndatabase:\n  url: sqlite:x.db\n"
+        )
+        let config = try CortexConfiguration.load(
+            file: file,
+            environment: ["DATABASE_URL": "postgres://cortex:s3cret-pass@db.internal:5433/cortex?sslmode=require", "DEFAULT_PRICE": "0.5"]
+        )
+        #expect(config.billing.prices == ["lead-scoring": Credits(microcredits: 1000), "other": Credits(microcredits: 2_000_000)])
+        #expect(config.billing.price(of: "unpriced") == Credits(microcredits: 500_000))
+        #expect(config.billing.holdTTLSeconds == 60)
+        #expect(config.database == .postgres(url: "postgres://cortex:s3cret-pass@db.internal:5433/cortex?sslmode=require"))
+        #expect(!config.summary.contains("s3cret-pass"))
+        #expect(config.summary.contains("postgres://cortex:***@db.internal:5433/cortex"))
+        let list = try CortexConfiguration.load(file: nil, environment: ["MODEL_PRICES": "a=1, b=0.25"])
+        #expect(list.billing.prices == ["a": Credits(microcredits: 1_000_000), "b": Credits(microcredits: 250_000)])
     }
 
     @Test("a missing file is an error naming --config")

@@ -6,8 +6,10 @@ import Testing
 /// `cortex tenants` and `cortex keys` against a real database file, as an operator runs them.
 @Suite("Identity CLI", .serialized)
 struct IdentityCLITests {
+    /// Runs the CLI on `database`: an SQLite file path, or a `postgres://` URL.
     static func run(_ arguments: [String], database: String) async throws -> (status: Int32?, stdout: String, stderr: String) {
-        let cortex = try CortexProcess(arguments: arguments, environment: ["DATABASE_URL": "sqlite:" + database])
+        let url = database.hasPrefix("postgres") ? database : "sqlite:" + database
+        let cortex = try CortexProcess(arguments: arguments, environment: ["DATABASE_URL": url])
         let status = try await cortex.waitForExit()
         return (status, cortex.stdout, cortex.stderr)
     }

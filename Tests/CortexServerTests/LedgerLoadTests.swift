@@ -1,12 +1,37 @@
 import AsyncHTTPClient
+import CortexTestSupport
 import Foundation
 import NIOCore
 import Synchronization
 import Testing
 
 /// The ledger's guarantees against the real binary on a real port.
-@Suite("Ledger under load (real process)", .serialized)
+@Suite("Ledger under load (real processes, SQLite and PostgreSQL)", .serialized)
 struct LedgerLoadTests {
+    enum Backend: String, CaseIterable, CustomStringConvertible, Sendable {
+        case sqlite, postgres
+        var description: String { rawValue }
+
+        /// Runs `body` with a fresh database (an SQLite path or a PostgreSQL URL) and a temporary directory.
+        func withDatabase(_ body: (String, TemporaryDirectory) async throws -> Void) async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            switch self {
+            case .sqlite: try await body(directory.file("cortex.db"), directory)
+            case .postgres: try await PostgresTestServer.withDatabase { try await body($0, directory) }
+            }
+        }
+    }
+
+    /// Starts `cortex serve` on `database` with `environment`.
+    static func serve(_ database: String, _ directory: TemporaryDirectory, _ environment: [String: String]) async throws -> (
+        CortexProcess, port: Int
+    ) {
+        var environment = environment
+        environment["DATABASE_URL"] = database.hasPrefix("postgres") ? database : "sqlite:" + database
+        return try await CortexProcess.serve(environment: environment, directory: directory)
+    }
+
     static let lead = #"{"features":{"pages_viewed":12,"email_opens":3}}"#
 
     /// A client that opens as many connections as there are requests in flight.
@@ -47,45 +72,76 @@ struct LedgerLoadTests {
         return try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
     }
 
-    @Test("1,000 concurrent requests against a balance covering 100: exactly 100 succeed, 900 get 402, the balance ends at 0")
-    func overspend() async throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let (cortex, port) = try await CortexProcess.serve(
-            environment: ["MODEL_PRICES": "lead-scoring=1", "DEMO_CREDITS": "100", "LOG_LEVEL": "notice"],
-            directory: directory
-        )
-        defer { cortex.terminate() }
+    static let overspendEnvironment = ["MODEL_PRICES": "lead-scoring=1", "DEMO_CREDITS": "100", "LOG_LEVEL": "notice"]
+
+    /// Sends 1,000 concurrent requests, spread over `ports`, and checks that exactly the 100 the balance covers succeed.
+    static func overspend(ports: [Int], database: String) async throws {
         let statuses = try await Self.withClient { client in
             await withTaskGroup(of: Int?.self) { group in
-                for _ in 0..<1000 {
-                    group.addTask { await Self.score(client, port: port) }
+                for index in 0..<1000 {
+                    group.addTask { await Self.score(client, port: ports[index % ports.count]) }
                 }
                 return await group.reduce(into: [Int?]()) { $0.append($1) }
             }
         }
         #expect(statuses.filter { $0 == 200 }.count == 100)
         #expect(statuses.filter { $0 == 402 }.count == 900)
-        let me = try Self.me(port: port)
-        #expect((me["balance"] as? NSNumber)?.intValue == 0)
-        #expect((me["held"] as? NSNumber)?.intValue == 0)
-        #expect(((me["usage"] as? [String: Any])?["requests"] as? NSNumber)?.intValue == 100)
-
-        cortex.signal(SIGTERM)
-        #expect(try await cortex.waitForExit() == 0)
-        let verify = try await IdentityCLITests.run(["db", "verify"], database: directory.file("cortex.db"))
-        #expect(verify.status == 0, "\(verify.stdout)")
+        for port in ports {
+            let me = try Self.me(port: port)
+            #expect((me["balance"] as? NSNumber)?.intValue == 0)
+            #expect((me["held"] as? NSNumber)?.intValue == 0)
+            #expect(((me["usage"] as? [String: Any])?["requests"] as? NSNumber)?.intValue == 100)
+        }
     }
 
-    @Test("kill -9 under load: after restart every 200 has exactly one settlement and db verify passes")
-    func killDuringLoad() async throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
+    @Test(
+        "1,000 concurrent requests against a balance covering 100: exactly 100 succeed, 900 get 402, the balance ends at 0",
+        arguments: Backend.allCases
+    )
+    func overspend(backend: Backend) async throws {
+        try await backend.withDatabase { database, directory in
+            let (cortex, port) = try await Self.serve(database, directory, Self.overspendEnvironment)
+            defer { cortex.terminate() }
+            try await Self.overspend(ports: [port], database: database)
+            cortex.signal(SIGTERM)
+            #expect(try await cortex.waitForExit() == 0)
+            let verify = try await IdentityCLITests.run(["db", "verify"], database: database)
+            #expect(verify.status == 0, "\(verify.stdout)")
+        }
+    }
+
+    @Test("two Cortex processes sharing PostgreSQL: 1,000 requests split between them, still exactly 100 succeed")
+    func twoReplicas() async throws {
+        try await Backend.postgres.withDatabase { database, directory in
+            let (first, firstPort) = try await Self.serve(database, directory, Self.overspendEnvironment)
+            defer { first.terminate() }
+            let (second, secondPort) = try await Self.serve(database, directory, Self.overspendEnvironment)
+            defer { second.terminate() }
+            try await Self.overspend(ports: [firstPort, secondPort], database: database)
+            // Both replicas really billed: each logged refusals of its own.
+            #expect(first.stdout.contains("BILLING_FAIL") && second.stdout.contains("BILLING_FAIL"))
+            first.signal(SIGTERM)
+            second.signal(SIGTERM)
+            #expect(try await first.waitForExit() == 0)
+            #expect(try await second.waitForExit() == 0)
+            let verify = try await IdentityCLITests.run(["db", "verify"], database: database)
+            #expect(verify.status == 0, "\(verify.stdout)")
+        }
+    }
+
+    @Test("kill -9 under load: after restart every 200 has exactly one settlement and db verify passes", arguments: Backend.allCases)
+    func killDuringLoad(backend: Backend) async throws {
+        try await backend.withDatabase { database, directory in
+            try await Self.killDuringLoad(database: database, directory: directory)
+        }
+    }
+
+    static func killDuringLoad(database: String, directory: TemporaryDirectory) async throws {
         let environment = [
             "MODEL_PRICES": "lead-scoring=0.001", "DEMO_CREDITS": "1000", "LOG_LEVEL": "notice",
             "HOLD_TTL_S": "1", "HOLD_SWEEP_INTERVAL_S": "0.2",
         ]
-        let (cortex, port) = try await CortexProcess.serve(environment: environment, directory: directory)
+        let (cortex, port) = try await Self.serve(database, directory, environment)
         defer { cortex.terminate() }
         let tally = Tally()
         try await Self.withClient { client in
@@ -113,7 +169,7 @@ struct LedgerLoadTests {
         #expect(try await cortex.waitForExit(timeout: .seconds(5)) == SIGKILL)
 
         // Restart: the sweeper releases the holds of requests that died with the process.
-        let (restarted, newPort) = try await CortexProcess.serve(environment: environment, directory: directory)
+        let (restarted, newPort) = try await Self.serve(database, directory, environment)
         defer { restarted.terminate() }
         var held: Int? = nil
         for _ in 0..<100 {
@@ -125,7 +181,6 @@ struct LedgerLoadTests {
         restarted.signal(SIGTERM)
         #expect(try await restarted.waitForExit() == 0)
 
-        let database = directory.file("cortex.db")
         let listing = try await IdentityCLITests.run(["credits", "entries", "demo", "--limit", "100000"], database: database)
         var settlements: [String: Int] = [:]
         for row in listing.stdout.split(separator: "\n").dropFirst() {

@@ -6,24 +6,15 @@ import Testing
 
 @testable import CortexStore
 
-@Suite("Tenants and API keys on SQLite")
+@Suite("Tenants and API keys on SQLite and PostgreSQL")
 struct IdentityStoreTests {
-    static func withStore(_ body: (StateStore) async throws -> Void) async throws {
-        let path = SQLiteStoreTests.temporaryPath()
-        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
-        let store = try await StateStore.openSQLite(path: path, logger: Logger(label: "test"))
-        do {
-            try await body(store)
-        } catch {
-            await store.close()
-            throw error
-        }
-        await store.close()
+    static func withStore(_ backend: Backend, _ body: (StateStore) async throws -> Void) async throws {
+        try await backend.withStore(body)
     }
 
-    @Test("tenants are created once per name and listed by name")
-    func tenants() async throws {
-        try await Self.withStore { store in
+    @Test("tenants are created once per name and listed by name", arguments: Backend.allCases)
+    func tenants(backend: Backend) async throws {
+        try await Self.withStore(backend) { store in
             let acme = try await store.createTenant(named: "acme")
             _ = try await store.createTenant(named: "beta")
             #expect(try await store.tenant(named: "acme") == acme)
@@ -38,9 +29,9 @@ struct IdentityStoreTests {
         }
     }
 
-    @Test("an issued key is stored only as its hash and found by the key")
-    func issuedKeys() async throws {
-        try await Self.withStore { store in
+    @Test("an issued key is stored only as its hash and found by the key", arguments: Backend.allCases)
+    func issuedKeys(backend: Backend) async throws {
+        try await Self.withStore(backend) { store in
             let tenant = try await store.createTenant(named: "acme")
             let issued = try await store.issueKey(tenantID: tenant.id, scopes: [.infer], expiresAt: nil)
             #expect(issued.key.hasPrefix(issued.record.displayPrefix + "_"))
@@ -57,9 +48,9 @@ struct IdentityStoreTests {
         }
     }
 
-    @Test("imported keys are idempotent and keep their own display prefix")
-    func importedKeys() async throws {
-        try await Self.withStore { store in
+    @Test("imported keys are idempotent and keep their own display prefix", arguments: Backend.allCases)
+    func importedKeys(backend: Backend) async throws {
+        try await Self.withStore(backend) { store in
             let tenant = try await store.createTenant(named: "default")
             let first = try await store.importKey("demo-api-key-123", tenantID: tenant.id, scopes: [.infer])
             let again = try await store.importKey("demo-api-key-123", tenantID: tenant.id, scopes: [.infer])
@@ -73,9 +64,9 @@ struct IdentityStoreTests {
         }
     }
 
-    @Test("revocation takes effect at the given time and cannot be pushed later")
-    func revocation() async throws {
-        try await Self.withStore { store in
+    @Test("revocation takes effect at the given time and cannot be pushed later", arguments: Backend.allCases)
+    func revocation(backend: Backend) async throws {
+        try await Self.withStore(backend) { store in
             let tenant = try await store.createTenant(named: "acme")
             let issued = try await store.issueKey(tenantID: tenant.id, scopes: [.infer, .admin], expiresAt: nil)
             let now = Date()
@@ -91,9 +82,9 @@ struct IdentityStoreTests {
         }
     }
 
-    @Test("expired keys are inactive; keys need a scope and an existing tenant")
-    func expiryAndValidation() async throws {
-        try await Self.withStore { store in
+    @Test("expired keys are inactive; keys need a scope and an existing tenant", arguments: Backend.allCases)
+    func expiryAndValidation(backend: Backend) async throws {
+        try await Self.withStore(backend) { store in
             let tenant = try await store.createTenant(named: "acme")
             let past = Date().addingTimeInterval(-1)
             let issued = try await store.issueKey(tenantID: tenant.id, scopes: [.infer], expiresAt: past)
@@ -107,9 +98,9 @@ struct IdentityStoreTests {
         }
     }
 
-    @Test("environment keys no longer configured are retired, and come back when configured again")
-    func retireEnvironmentKeys() async throws {
-        try await Self.withStore { store in
+    @Test("environment keys no longer configured are retired, and come back when configured again", arguments: Backend.allCases)
+    func retireEnvironmentKeys(backend: Backend) async throws {
+        try await Self.withStore(backend) { store in
             let tenant = try await store.createTenant(named: "default")
             let generated = try await store.issueKey(tenantID: tenant.id, scopes: [.infer], expiresAt: nil)
             _ = try await store.importKey("keep-key-0001", tenantID: tenant.id, scopes: [.infer])

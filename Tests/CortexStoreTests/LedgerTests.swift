@@ -5,7 +5,7 @@ import Testing
 
 @testable import CortexStore
 
-@Suite("Credits ledger on SQLite")
+@Suite("Credits ledger on SQLite and PostgreSQL")
 struct LedgerTests {
     static func credits(_ text: String) -> Credits {
         guard let credits = Credits(decimal: text) else { preconditionFailure("not a credits amount: \(text)") }
@@ -25,8 +25,8 @@ struct LedgerTests {
     }
 
     /// A store with one tenant holding `balance` credits.
-    static func withTenant(balance: String, _ body: (StateStore, Tenant) async throws -> Void) async throws {
-        try await IdentityStoreTests.withStore { store in
+    static func withTenant(_ backend: Backend, balance: String, _ body: (StateStore, Tenant) async throws -> Void) async throws {
+        try await backend.withStore { store in
             let tenant = try await store.createTenant(named: "acme")
             #expect(
                 try await store.ledger.grant(Grant(tenantID: tenant.id, amount: credits(balance), requestID: "seed", note: "test"))
@@ -36,9 +36,9 @@ struct LedgerTests {
         }
     }
 
-    @Test("hold, settle and release move the balance and keep it equal to the sum of entries")
-    func lifecycle() async throws {
-        try await Self.withTenant(balance: "10") { (store, tenant) async throws in
+    @Test("hold, settle and release move the balance and keep it equal to the sum of entries", arguments: Backend.allCases)
+    func lifecycle(backend: Backend) async throws {
+        try await Self.withTenant(backend, balance: "10") { (store, tenant) async throws in
             let ledger = store.ledger
             #expect(try await ledger.hold(Self.hold(tenant, "r1", "3")) == .held(balance: Self.credits("7")))
             #expect(try await ledger.balance(tenantID: tenant.id) == Balance(available: Self.credits("7"), held: Self.credits("3")))
@@ -62,9 +62,9 @@ struct LedgerTests {
         }
     }
 
-    @Test("a hold the balance cannot cover is refused and changes nothing")
-    func insufficient() async throws {
-        try await Self.withTenant(balance: "1") { (store, tenant) async throws in
+    @Test("a hold the balance cannot cover is refused and changes nothing", arguments: Backend.allCases)
+    func insufficient(backend: Backend) async throws {
+        try await Self.withTenant(backend, balance: "1") { (store, tenant) async throws in
             #expect(try await store.ledger.hold(Self.hold(tenant, "r1", "1.000001")) == .insufficient(balance: Self.credits("1")))
             #expect(try await store.ledger.hold(Self.hold(tenant, "r2", "1")) == .held(balance: .zero))
             #expect(try await store.ledger.hold(Self.hold(tenant, "r3", "0.000001")) == .insufficient(balance: .zero))
@@ -73,9 +73,9 @@ struct LedgerTests {
         }
     }
 
-    @Test("a request id is held once: a retry cannot charge twice")
-    func duplicateRequest() async throws {
-        try await Self.withTenant(balance: "10") { (store, tenant) async throws in
+    @Test("a request id is held once: a retry cannot charge twice", arguments: Backend.allCases)
+    func duplicateRequest(backend: Backend) async throws {
+        try await Self.withTenant(backend, balance: "10") { (store, tenant) async throws in
             #expect(try await store.ledger.hold(Self.hold(tenant, "r1", "1")) == .held(balance: Self.credits("9")))
             #expect(try await store.ledger.settle(tenantID: tenant.id, requestID: "r1", cost: Self.credits("1"), idempotentResponse: nil))
             #expect(try await store.ledger.hold(Self.hold(tenant, "r1", "1")) == .duplicateRequest)
@@ -84,9 +84,9 @@ struct LedgerTests {
         }
     }
 
-    @Test("1,000 concurrent holds against a balance covering 100: exactly 100 succeed")
-    func concurrentHolds() async throws {
-        try await Self.withTenant(balance: "100") { (store, tenant) async throws in
+    @Test("1,000 concurrent holds against a balance covering 100: exactly 100 succeed", arguments: Backend.allCases)
+    func concurrentHolds(backend: Backend) async throws {
+        try await Self.withTenant(backend, balance: "100") { (store, tenant) async throws in
             let ledger = store.ledger
             let outcomes = try await withThrowingTaskGroup(of: HoldOutcome.self) { group in
                 for index in 0..<1000 {
@@ -111,9 +111,11 @@ struct LedgerTests {
         }
     }
 
-    @Test("an Idempotency-Key replays the first response, refuses a different request and frees itself on release")
-    func idempotency() async throws {
-        try await Self.withTenant(balance: "10") { (store, tenant) async throws in
+    @Test(
+        "an Idempotency-Key replays the first response, refuses a different request and frees itself on release",
+        arguments: Backend.allCases)
+    func idempotency(backend: Backend) async throws {
+        try await Self.withTenant(backend, balance: "10") { (store, tenant) async throws in
             let ledger = store.ledger
             let key = Idempotency(key: "k1", fingerprint: "f1")
             #expect(try await ledger.hold(Self.hold(tenant, "r1", "1", key: key)) == .held(balance: Self.credits("9")))
@@ -136,9 +138,9 @@ struct LedgerTests {
         }
     }
 
-    @Test("expired holds are released, and verify names holds left open past their expiry")
-    func expiry() async throws {
-        try await Self.withTenant(balance: "5") { (store, tenant) async throws in
+    @Test("expired holds are released, and verify names holds left open past their expiry", arguments: Backend.allCases)
+    func expiry(backend: Backend) async throws {
+        try await Self.withTenant(backend, balance: "5") { (store, tenant) async throws in
             let ledger = store.ledger
             #expect(try await ledger.hold(Self.hold(tenant, "old", "2", ttl: -120)) == .held(balance: Self.credits("3")))
             #expect(try await ledger.hold(Self.hold(tenant, "new", "1")) == .held(balance: Self.credits("2")))
@@ -153,9 +155,9 @@ struct LedgerTests {
         }
     }
 
-    @Test("grants add and remove credits, never below zero, once per request id")
-    func grants() async throws {
-        try await Self.withTenant(balance: "5") { (store, tenant) async throws in
+    @Test("grants add and remove credits, never below zero, once per request id", arguments: Backend.allCases)
+    func grants(backend: Backend) async throws {
+        try await Self.withTenant(backend, balance: "5") { (store, tenant) async throws in
             let ledger = store.ledger
             #expect(
                 try await ledger.grant(Grant(tenantID: tenant.id, amount: Self.credits("-6"), requestID: "g1", note: nil))
@@ -172,16 +174,17 @@ struct LedgerTests {
         }
     }
 
-    @Test("entries are append-only, and verify names a balance that drifted from its entries")
-    func drift() async throws {
-        try await Self.withTenant(balance: "5") { (store, tenant) async throws in
+    @Test("entries are append-only, and verify names a balance that drifted from its entries", arguments: Backend.allCases)
+    func drift(backend: Backend) async throws {
+        try await Self.withTenant(backend, balance: "5") { (store, tenant) async throws in
             await #expect(throws: (any Error).self) {
                 _ = try await store.database.query("UPDATE ledger_entries SET amount_micros = 0")
             }
             await #expect(throws: (any Error).self) {
                 _ = try await store.database.query("DELETE FROM ledger_entries")
             }
-            _ = try await store.database.query("UPDATE tenants SET balance_micros = balance_micros + 1 WHERE id = ?", [.integer(tenant.id)])
+            _ = try await store.database.query(
+                "UPDATE tenants SET balance_micros = balance_micros + 1 WHERE id = $1", [.integer(tenant.id)])
             #expect(try await store.verify() == ["ledger: tenant 'acme' has balance 5.000001 but its entries sum to 5"])
         }
     }

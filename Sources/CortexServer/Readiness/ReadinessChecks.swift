@@ -1,5 +1,6 @@
 public import CortexRuntime
 public import CortexStore
+import Foundation
 public import Logging
 import Synchronization
 
@@ -72,13 +73,15 @@ public final class ReadinessChecks: Sendable {
             )
         }
 
-        if let path = store.localPath, let free = Self.freeDiskBytes(at: path) {
+        // The database's filesystem; with PostgreSQL, the working directory's (logs, models, temporary files).
+        let diskPath = store.localPath ?? FileManager.default.currentDirectoryPath + "/."
+        if let free = Self.freeDiskBytes(at: diskPath) {
             let ok = free >= minFreeDiskBytes
             checks.append(
                 .init(name: "disk", ok: ok, detail: "\(free / 1_048_576) MiB free, minimum \(minFreeDiskBytes / 1_048_576) MiB")
             )
         } else {
-            checks.append(.init(name: "disk", ok: false, detail: "cannot read free space of the database filesystem"))
+            checks.append(.init(name: "disk", ok: false, detail: "cannot read free space of \(diskPath)"))
         }
 
         let draining = drain.isDraining

@@ -1,5 +1,6 @@
 import CortexRuntime
 import CortexServer
+import CortexTestSupport
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -103,15 +104,28 @@ struct TestServer: Sendable {
     let logs: LogRecorder
     let logLevel: Logger.Level
 
+    /// Which database a test server uses.
+    enum Database: String, CaseIterable, CustomStringConvertible, Sendable {
+        /// A file in the test's temporary directory.
+        case sqlite
+        /// A fresh database on the test cluster, dropped afterwards.
+        case postgres
+        var description: String { rawValue }
+    }
+
     static func make(
         models: [ModelSource] = [ModelSource(path: Repository.leadScoring)],
         logLevel: Logger.Level = .trace,
+        database: Database = .sqlite,
         reload: ConfigurationChange? = nil,
         configure: (inout CortexConfiguration) -> Void = { _ in }
     ) async throws -> TestServer {
         let directory = try TemporaryDirectory()
         var configuration = CortexConfiguration()
-        configuration.database = .sqlite(path: directory.file("cortex.db"))
+        switch database {
+        case .sqlite: configuration.database = .sqlite(path: directory.file("cortex.db"))
+        case .postgres: configuration.database = .postgres(url: try await PostgresTestServer.createDatabase())
+        }
         configuration.models = models
         configuration.readiness.minFreeDiskMB = 1
         // Most suites test other things; the authentication suite turns keys back on.
@@ -138,13 +152,19 @@ struct TestServer: Sendable {
         let application = Application(router: router, logger: logs.logger(level: logLevel))
         do {
             let value = try await application.test(.router, body)
-            await dependencies.store.close()
-            directory.remove()
+            await cleanUp()
             return value
         } catch {
-            await dependencies.store.close()
-            directory.remove()
+            await cleanUp()
             throw error
+        }
+    }
+
+    private func cleanUp() async {
+        await dependencies.store.close()
+        directory.remove()
+        if case .postgres(let url) = dependencies.configuration.database {
+            try? await PostgresTestServer.dropDatabase(url)
         }
     }
 }
