@@ -22,46 +22,13 @@ CORTEX_PORT=${CORTEX_PORT:-18080}
 BARE_PORT=${BARE_PORT:-18081}
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
-
-if ! command -v wrk >/dev/null; then
-  echo "installing wrk (Debian package)"
-  (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
-fi
+. bench/lib.sh
 
 echo "== building release binaries"
 swift build -c release --product cortex >/dev/null
 swift build -c release --product BareHummingbird >/dev/null
 BIN=$(swift build -c release --show-bin-path)
 
-wait_for() { # url
-  for _ in $(seq 1 400); do
-    if curl -fs "$1" >/dev/null 2>&1; then return 0; fi
-    sleep 0.025
-  done
-  echo "timed out waiting for $1" >&2
-  return 1
-}
-rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-
-# wrk prints "Requests/sec: N" and, with --latency, "99% Nms"; normalise p99 to milliseconds.
-# Appends "rps p99" to $WORK/NAME.results.
-run_wrk() { # name url [lua]
-  local out
-  if [ -n "${3:-}" ]; then
-    out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$3" "$2")
-  else
-    out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$2")
-  fi
-  local rps p99 errors
-  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-  p99=$(echo "$out" | awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}')
-  errors=$(echo "$out" | awk '/Non-2xx/ {print $4}')
-  printf '  %-16s %10.0f req/s   p99 %7.3f ms%s\n' "$1" "$rps" "$p99" "${errors:+   NON-2xx: $errors}"
-  echo "$rps $p99" >> "$WORK/$1.results"
-}
-median() { # name column
-  sort -n -k"$2" "$WORK/$1.results" | awk -v c="$2" '{v[NR]=$c} END {print v[int((NR+1)/2)]}'
-}
 compare() { # label baseline-name cortex-name url [lua]
   echo "== $1: $ROUNDS rounds of ${DURATION}s at $CONNECTIONS connections"
   for round in $(seq 1 "$ROUNDS"); do

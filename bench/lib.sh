@@ -1,0 +1,37 @@
+# Shared by the bench scripts: wrk runs, medians, waiting for servers, RSS.
+# Expects WORK (a scratch folder) and CONNECTIONS, DURATION to be set by the caller.
+
+if ! command -v wrk >/dev/null; then
+  echo "installing wrk (Debian package)"
+  (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
+fi
+
+wait_for() { # url
+  for _ in $(seq 1 400); do
+    if curl -fs "$1" >/dev/null 2>&1; then return 0; fi
+    sleep 0.025
+  done
+  echo "timed out waiting for $1" >&2
+  return 1
+}
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+
+# wrk prints "Requests/sec: N" and, with --latency, "99% Nms"; normalise p99 to milliseconds.
+# Appends "rps p99" to $WORK/NAME.results.
+run_wrk() { # name url [lua]
+  local out
+  if [ -n "${3:-}" ]; then
+    out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$3" "$2")
+  else
+    out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$2")
+  fi
+  local rps p99 errors
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p99=$(echo "$out" | awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}')
+  errors=$(echo "$out" | awk '/Non-2xx/ {print $4}')
+  printf '  %-16s %10.0f req/s   p99 %7.3f ms%s\n' "$1" "$rps" "$p99" "${errors:+   NON-2xx: $errors}"
+  echo "$rps $p99" >> "$WORK/$1.results"
+}
+median() { # name column
+  sort -n -k"$2" "$WORK/$1.results" | awk -v c="$2" '{v[NR]=$c} END {print v[int((NR+1)/2)]}'
+}
