@@ -15,6 +15,7 @@ import Synchronization
 final class GroupCommitter: Sendable {
     private struct Pending: Sendable {
         var tenantID: Int64
+        var durable: Bool
         var apply: @Sendable (any SQLDatabase) async throws -> any Sendable
         var continuation: CheckedContinuation<any Sendable, any Error>
     }
@@ -33,23 +34,36 @@ final class GroupCommitter: Sendable {
     /// `ledger_commit_seconds`: how long each shared transaction took, commit included.
     private let commitTime: Timer
 
-    init(database: any SQLDatabase, metrics: any MetricsFactory, maximumBatch: Int = 256) {
+    /// Where the writer's task runs; `nil` for the global executor.
+    private let executor: (any TaskExecutor)?
+
+    init(database: any SQLDatabase, executor: (any TaskExecutor)?, metrics: any MetricsFactory, maximumBatch: Int = 256) {
         self.database = database
+        self.executor = executor
         self.maximumBatch = max(maximumBatch, 1)
         self.batchSize = Recorder(label: "ledger_batch_size", aggregate: true, factory: metrics)
         self.commitTime = Timer(label: "ledger_commit_seconds", factory: metrics)
     }
 
     /// Runs `apply` inside the next shared transaction and returns its result once committed.
-    func submit<T: Sendable>(tenantID: Int64, _ apply: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+    ///
+    /// - Parameter durable: Whether the write must be on disk before this returns. A batch is
+    ///   committed durably if any of its writes asks for it.
+    func submit<T: Sendable>(
+        tenantID: Int64,
+        durable: Bool,
+        _ apply: @escaping @Sendable (any SQLDatabase) async throws -> T
+    ) async throws -> T {
         let result = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<any Sendable, any Error>) in
             let start = state.withLock { state in
-                state.pending.append(Pending(tenantID: tenantID, apply: { try await apply($0) }, continuation: continuation))
+                state.pending.append(
+                    Pending(tenantID: tenantID, durable: durable, apply: { try await apply($0) }, continuation: continuation)
+                )
                 defer { state.running = true }
                 return !state.running
             }
             if start {
-                Task { await self.drain() }
+                Task(executorPreference: executor) { await self.drain() }
             }
         }
         guard let typed = result as? T else {
@@ -77,7 +91,7 @@ final class GroupCommitter: Sendable {
     private func run(_ batch: [Pending]) async {
         let start = DispatchTime.now().uptimeNanoseconds
         do {
-            let results = try await database.transaction { transaction in
+            let results = try await database.transaction(durable: batch.contains(where: \.durable)) { transaction in
                 var results: [any Sendable] = []
                 results.reserveCapacity(batch.count)
                 for item in batch {
@@ -98,7 +112,7 @@ final class GroupCommitter: Sendable {
             // Find the write that failed: each alone, in its own transaction.
             for item in batch {
                 do {
-                    let result = try await database.transaction { try await item.apply($0) }
+                    let result = try await database.transaction(durable: item.durable) { try await item.apply($0) }
                     item.continuation.resume(returning: result)
                 } catch {
                     item.continuation.resume(throwing: error)

@@ -20,7 +20,9 @@ final class SQLLedger: Ledger {
 
     func hold(_ hold: Hold) async throws -> HoldOutcome {
         precondition(hold.amount > .zero, "a hold must be positive")
-        return try await writer.submit(tenantID: hold.tenantID) { database in
+        // Not durable: if the process dies, an unsynced hold is lost with its request, which
+        // never answered 200; the settlement's durable commit makes the hold durable too.
+        return try await writer.submit(tenantID: hold.tenantID, durable: false) { database in
             try await Self.hold(hold, in: database)
         }
     }
@@ -96,7 +98,7 @@ final class SQLLedger: Ledger {
 
     func settle(tenantID: Int64, requestID: String, cost: Credits, idempotentResponse: StoredResponse?) async throws -> Bool {
         precondition(cost >= .zero, "a cost cannot be negative")
-        return try await writer.submit(tenantID: tenantID) { database in
+        return try await writer.submit(tenantID: tenantID, durable: true) { database in
             let tenant = SQLValue.integer(tenantID)
             let request = SQLValue.text(requestID)
             // Taking the open hold is the claim: a release (or a second settlement) racing with this one finds nothing.
@@ -132,7 +134,7 @@ final class SQLLedger: Ledger {
     }
 
     func release(tenantID: Int64, requestID: String) async throws -> Bool {
-        try await writer.submit(tenantID: tenantID) { database in
+        try await writer.submit(tenantID: tenantID, durable: true) { database in
             try await Self.release(tenantID: tenantID, requestID: requestID, in: database)
         }
     }
@@ -159,7 +161,7 @@ final class SQLLedger: Ledger {
     }
 
     func grant(_ grant: Grant) async throws -> GrantOutcome {
-        try await writer.submit(tenantID: grant.tenantID) { database in
+        try await writer.submit(tenantID: grant.tenantID, durable: true) { database in
             let tenant = SQLValue.integer(grant.tenantID)
             let amount = SQLValue.integer(grant.amount.microcredits)
             let changed = try await database.query(
@@ -263,7 +265,7 @@ final class SQLLedger: Ledger {
     func verify(at time: Date, slack: Duration) async throws -> [String] {
         let stuckBefore = Int64(time.millisecondsSince1970) - Int64(slack.components.seconds * 1000)
         // Through the writer: one transaction, so every check sees the same state.
-        return try await writer.submit(tenantID: 0) { database in
+        return try await writer.submit(tenantID: 0, durable: false) { database in
             var problems: [String] = []
             for row in try await database.query(
                 """

@@ -17,10 +17,13 @@ struct PostgresDatabase: SQLDatabase {
         }
     }
 
-    func transaction<T: Sendable>(_ body: (any SQLDatabase) async throws -> T) async throws -> T {
+    func transaction<T: Sendable>(durable: Bool, _ body: (any SQLDatabase) async throws -> T) async throws -> T {
         try await client.withConnection { leased in
             let connection = TransactionConnection(connection: leased, logger: logger)
             _ = try await connection.query("BEGIN")
+            if !durable {
+                _ = try await connection.query("SET LOCAL synchronous_commit = off")
+            }
             let result: T
             do {
                 result = try await body(connection)
@@ -49,7 +52,7 @@ struct PostgresDatabase: SQLDatabase {
             }
         }
 
-        func transaction<T: Sendable>(_ body: (any SQLDatabase) async throws -> T) async throws -> T {
+        func transaction<T: Sendable>(durable: Bool, _ body: (any SQLDatabase) async throws -> T) async throws -> T {
             // Already in one: nested work joins it.
             try await body(self)
         }

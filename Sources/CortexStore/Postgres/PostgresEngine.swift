@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOPosix
 import NIOSSL
 import PostgresNIO
 
@@ -12,6 +13,9 @@ final class PostgresEngine: StorageEngine {
     var localPath: String? { nil }
     let reader: any SQLDatabase
     let writer: any SQLDatabase
+    /// The ledger's writer runs on the loop that owns the pool's sockets.
+    var writerExecutor: (any TaskExecutor)? { Self.writerExecutor }
+    private static let writerExecutor = EventLoopExecutor(loop: eventLoop.next())
     private let client: PostgresClient
     private let runner: Task<Void, Never>
     private let logger: Logger
@@ -25,6 +29,9 @@ final class PostgresEngine: StorageEngine {
         self.reader = database
         self.writer = database
     }
+
+    /// One thread for every PostgreSQL connection of the process.
+    private static let eventLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
     /// How long start-up waits for PostgreSQL before giving up with a clear error.
     static let connectTimeout: Duration = .seconds(30)
@@ -43,7 +50,9 @@ final class PostgresEngine: StorageEngine {
         )
         configuration.options.maximumConnections = 20
         configuration.options.connectTimeout = .seconds(5)
-        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        // The pool's sockets get an event loop of their own, where the ledger's writer also runs:
+        // its round trips neither queue behind HTTP work nor hop threads.
+        let client = PostgresClient(configuration: configuration, eventLoopGroup: eventLoop, backgroundLogger: logger)
         let runner = Task { await client.run() }
         let engine = PostgresEngine(location: target.redacted, client: client, runner: runner, logger: logger)
         do {

@@ -36,12 +36,21 @@ struct SQLRow: Sendable {
 protocol SQLDatabase: Sendable {
     /// Runs one statement and returns its rows.
     func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow]
-    /// Runs `body` in one transaction on one connection: committed when `body` returns (and the
-    /// commit is durable when this returns), rolled back when it throws.
-    func transaction<T: Sendable>(_ body: (any SQLDatabase) async throws -> T) async throws -> T
+    /// Runs `body` in one transaction on one connection: committed when `body` returns, rolled
+    /// back when it throws.
+    ///
+    /// With `durable`, the commit is on disk when this returns. Without, it is visible to every
+    /// later transaction but reaches the disk with the next durable commit (both engines write
+    /// one log in order), so a crash can lose it only together with everything after it.
+    func transaction<T: Sendable>(durable: Bool, _ body: (any SQLDatabase) async throws -> T) async throws -> T
 }
 
 extension SQLDatabase {
+    /// Runs `body` in one durable transaction.
+    func transaction<T: Sendable>(_ body: (any SQLDatabase) async throws -> T) async throws -> T {
+        try await transaction(durable: true, body)
+    }
+
     /// Runs one statement without binds.
     func query(_ sql: String) async throws -> [SQLRow] {
         try await query(sql, [])

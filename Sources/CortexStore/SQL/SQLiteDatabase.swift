@@ -24,7 +24,8 @@ struct SQLiteDatabase: SQLDatabase {
         }
     }
 
-    func transaction<T: Sendable>(_ body: (any SQLDatabase) async throws -> T) async throws -> T {
+    /// Always durable (the connection's `synchronous = FULL`); only the ledger's writer relaxes it.
+    func transaction<T: Sendable>(durable: Bool, _ body: (any SQLDatabase) async throws -> T) async throws -> T {
         _ = try await connection.query("BEGIN IMMEDIATE")
         let result: T
         do {

@@ -8,9 +8,9 @@ import SQLiteNIO
 
 /// The embedded SQLite database: one file in WAL mode with versioned migrations.
 ///
-/// Two connections: one for reads and single-statement writes, one that only the ledger's group
-/// commit uses, since its transactions span several statements that must not pick up other
-/// queries. The readiness probe opens a fresh connection each time with a short busy timeout,
+/// Two connections: one for reads and single-statement writes (sqlite-nio), and one that only the
+/// ledger's group commit uses, since its transactions span several statements that must not pick
+/// up other queries (``SQLiteWriterConnection``, on a thread of its own). The readiness probe opens a fresh connection each time with a short busy timeout,
 /// so a database that became locked, read-only, moved or unreachable fails the probe quickly
 /// instead of hanging it or passing on a stale handle.
 final class SQLiteEngine: StorageEngine {
@@ -18,8 +18,10 @@ final class SQLiteEngine: StorageEngine {
     let path: String
     let reader: any SQLDatabase
     let writer: any SQLDatabase
+    var writerExecutor: (any TaskExecutor)? { executor }
     private let connection: SQLiteConnection
-    private let ledgerConnection: SQLiteConnection
+    private let ledgerConnection: SQLiteWriterConnection
+    private let executor: ThreadExecutor
     private let probeTimeoutMilliseconds: Int
     private let logger: Logger
 
@@ -27,13 +29,18 @@ final class SQLiteEngine: StorageEngine {
     var localPath: String? { path }
 
     private init(
-        path: String, connection: SQLiteConnection, ledgerConnection: SQLiteConnection, probeTimeoutMilliseconds: Int, logger: Logger
+        path: String,
+        connection: SQLiteConnection,
+        ledgerConnection: SQLiteWriterConnection,
+        probeTimeoutMilliseconds: Int,
+        logger: Logger
     ) {
         self.path = path
         self.connection = connection
         self.ledgerConnection = ledgerConnection
+        self.executor = ThreadExecutor(name: "cortex-ledger")
         self.reader = SQLiteDatabase(connection: connection)
-        self.writer = SQLiteDatabase(connection: ledgerConnection)
+        self.writer = SQLiteWriterDatabase(connection: ledgerConnection)
         self.probeTimeoutMilliseconds = max(probeTimeoutMilliseconds, 1)
         self.logger = logger
     }
@@ -49,7 +56,7 @@ final class SQLiteEngine: StorageEngine {
             _ = try await connection.query("PRAGMA journal_mode = WAL")
             try await SQLMigrator(database: SQLiteDatabase(connection: connection), migrations: SQLiteMigrations.all, logger: logger)
                 .migrate()
-            let ledgerConnection = try await openConnection(absolute, logger: logger)
+            let ledgerConnection = try SQLiteWriterConnection(path: absolute)
             return SQLiteEngine(
                 path: absolute,
                 connection: connection,
@@ -133,7 +140,9 @@ final class SQLiteEngine: StorageEngine {
     }
 
     func close() async {
-        try? await ledgerConnection.close()
+        // On the writer's thread, after any batch in progress.
+        await Task(executorPreference: executor) { [ledgerConnection] in ledgerConnection.close() }.value
+        executor.shutdown()
         try? await connection.close()
     }
 }

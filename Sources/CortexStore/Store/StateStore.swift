@@ -21,7 +21,10 @@ public final class StateStore: Sendable {
     init(engine: any StorageEngine, metrics: any MetricsFactory) {
         self.engine = engine
         self.database = engine.reader
-        self.ledger = SQLLedger(writer: GroupCommitter(database: engine.writer, metrics: metrics), reader: engine.reader)
+        self.ledger = SQLLedger(
+            writer: GroupCommitter(database: engine.writer, executor: engine.writerExecutor, metrics: metrics),
+            reader: engine.reader
+        )
     }
 
     /// Opens (creating if needed) the SQLite file at `path` and applies pending migrations.
@@ -104,6 +107,8 @@ protocol StorageEngine: Sendable {
     var reader: any SQLDatabase { get }
     /// Where the ledger's shared transactions run; used by one writer at a time.
     var writer: any SQLDatabase { get }
+    /// The executor the writer must run on, if it has one.
+    var writerExecutor: (any TaskExecutor)? { get }
     func probeWrite() async throws
     func integrityProblems() async throws -> [String]
     func backup(to destination: String) async throws
