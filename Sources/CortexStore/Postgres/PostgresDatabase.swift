@@ -19,25 +19,10 @@ struct PostgresDatabase: SQLDatabase {
 
     func transaction<T: Sendable>(durable: Bool, _ body: (any SQLDatabase) async throws -> T) async throws -> T {
         try await client.withConnection { leased in
-            let connection = TransactionConnection(connection: leased, logger: logger)
-            _ = try await connection.query("BEGIN")
-            if !durable {
-                _ = try await connection.query("SET LOCAL synchronous_commit = off")
-            }
-            let result: T
-            do {
-                result = try await body(connection)
-            } catch {
-                _ = try? await connection.query("ROLLBACK")
-                throw error
-            }
-            do {
-                _ = try await connection.query("COMMIT")
-            } catch {
-                _ = try? await connection.query("ROLLBACK")
-                throw error
-            }
-            return result
+            try await TransactionConnection(connection: leased, logger: logger).inTransaction(
+                begin: durable ? ["BEGIN"] : ["BEGIN", "SET LOCAL synchronous_commit = off"],
+                body
+            )
         }
     }
 

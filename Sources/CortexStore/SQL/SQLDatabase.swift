@@ -46,6 +46,25 @@ protocol SQLDatabase: Sendable {
 }
 
 extension SQLDatabase {
+    /// Runs `begin` (`BEGIN` and any settings for the transaction), then `body`, then `COMMIT`;
+    /// `ROLLBACK` if anything after `BEGIN` fails. For a database whose statements all run on one connection.
+    nonisolated(nonsending) func inTransaction<T: Sendable>(begin: [String], _ body: (any SQLDatabase) async throws -> T) async throws -> T
+    {
+        guard let first = begin.first else { preconditionFailure("a transaction starts with BEGIN") }
+        _ = try await query(first)
+        do {
+            for statement in begin.dropFirst() {
+                _ = try await query(statement)
+            }
+            let result = try await body(self)
+            _ = try await query("COMMIT")
+            return result
+        } catch {
+            _ = try? await query("ROLLBACK")
+            throw error
+        }
+    }
+
     /// Runs `body` in one durable transaction.
     func transaction<T: Sendable>(_ body: (any SQLDatabase) async throws -> T) async throws -> T {
         try await transaction(durable: true, body)

@@ -26,21 +26,7 @@ struct SQLiteDatabase: SQLDatabase {
 
     /// Always durable (the connection's `synchronous = FULL`); only the ledger's writer relaxes it.
     func transaction<T: Sendable>(durable: Bool, _ body: (any SQLDatabase) async throws -> T) async throws -> T {
-        _ = try await connection.query("BEGIN IMMEDIATE")
-        let result: T
-        do {
-            result = try await body(self)
-        } catch {
-            _ = try? await connection.query("ROLLBACK")
-            throw error
-        }
-        do {
-            _ = try await connection.query("COMMIT")
-        } catch {
-            _ = try? await connection.query("ROLLBACK")
-            throw error
-        }
-        return result
+        try await inTransaction(begin: ["BEGIN IMMEDIATE"], body)
     }
 
     /// Rewrites `$N` placeholders as SQLite's `?N`, leaving string literals alone.

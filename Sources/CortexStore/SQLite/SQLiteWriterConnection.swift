@@ -118,15 +118,6 @@ struct SQLiteWriterDatabase: SQLDatabase {
 
     func transaction<T: Sendable>(durable: Bool, _ body: (any SQLDatabase) async throws -> T) async throws -> T {
         try connection.setSynchronous(full: durable)
-        _ = try connection.execute("BEGIN IMMEDIATE", [])
-        let result: T
-        do {
-            result = try await body(self)
-            _ = try connection.execute("COMMIT", [])
-        } catch {
-            _ = try? connection.execute("ROLLBACK", [])
-            throw error
-        }
-        return result
+        return try await inTransaction(begin: ["BEGIN IMMEDIATE"], body)
     }
 }
