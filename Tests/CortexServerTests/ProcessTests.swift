@@ -108,7 +108,7 @@ struct ProcessTests {
             "POST /v2/models/lead-scoring/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: \(RawHTTPConnection.demoKey)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n"
                 + String(body.prefix(half))
         )
-        try await Task.sleep(for: .milliseconds(200))
+        try await cortex.waitForRequestStart()
         cortex.signal(SIGTERM)
         try await Task.sleep(for: .milliseconds(500))
         #expect(cortex.process.isRunning, "the server must wait for the request in flight")
@@ -130,7 +130,7 @@ struct ProcessTests {
         connection.send(
             "POST /v2/models/lead-scoring/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: \(RawHTTPConnection.demoKey)\r\nContent-Length: 1000\r\n\r\n{\"inputs\":"
         )
-        try await Task.sleep(for: .milliseconds(200))
+        try await cortex.waitForRequestStart()
         cortex.signal(SIGTERM)
         try await Task.sleep(for: .milliseconds(500))
         #expect(cortex.process.isRunning, "still waiting for the request within the drain timeout")

@@ -121,6 +121,15 @@ final class CortexProcess: Sendable {
         stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
     }
 
+    /// Waits (up to 5 s) until the server logged `REQ_START` for a POST: it has the request, so a
+    /// signal sent now finds it in flight. A fixed sleep is not enough on a busy machine.
+    func waitForRequestStart() async throws {
+        for _ in 0..<250 {
+            if logEvents.contains(where: { $0["event"] as? String == "REQ_START" && $0["method"] as? String == "POST" }) { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
     func signal(_ number: Int32) {
         kill(process.processIdentifier, number)
     }
