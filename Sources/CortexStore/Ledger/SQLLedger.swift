@@ -28,6 +28,9 @@ final class SQLLedger: Ledger {
     }
 
     private static func hold(_ hold: Hold, in database: any SQLDatabase) async throws -> HoldOutcome {
+        if database.dialect == .postgres, hold.idempotency == nil {
+            return try await postgresHold(hold, in: database)
+        }
         let tenant = SQLValue.integer(hold.tenantID)
         let amount = SQLValue.integer(hold.amount.microcredits)
         let request = SQLValue.text(hold.requestID)
@@ -101,6 +104,9 @@ final class SQLLedger: Ledger {
         return try await writer.submit(tenantID: tenantID, durable: true) { database in
             let tenant = SQLValue.integer(tenantID)
             let request = SQLValue.text(requestID)
+            if database.dialect == .postgres {
+                return try await Self.postgresSettle(tenantID: tenantID, requestID: requestID, cost: cost, idempotentResponse, in: database)
+            }
             // Taking the open hold is the claim: a release (or a second settlement) racing with this one finds nothing.
             let taken = try await database.query(
                 "DELETE FROM open_holds WHERE tenant_id = $1 AND request_id = $2 RETURNING amount_micros",
@@ -120,23 +126,89 @@ final class SQLLedger: Ledger {
                 _ = try await database.query(
                     "UPDATE tenants SET balance_micros = balance_micros + $2 WHERE id = $1", [tenant, .integer(refund)])
             }
-            if let response = idempotentResponse {
-                _ = try await database.query(
-                    """
-                    UPDATE idempotency_keys SET response_status = $3, response_body = $4
-                    WHERE tenant_id = $1 AND request_id = $2
-                    """,
-                    [tenant, request, .integer(Int64(response.status)), .text(response.body)]
-                )
-            }
+            try await Self.store(idempotentResponse, tenantID: tenantID, requestID: requestID, in: database)
             return true
         }
+    }
+
+    /// Keeps a settled request's response for retries with its `Idempotency-Key`.
+    private static func store(_ response: StoredResponse?, tenantID: Int64, requestID: String, in database: any SQLDatabase) async throws {
+        guard let response else { return }
+        _ = try await database.query(
+            "UPDATE idempotency_keys SET response_status = $3, response_body = $4 WHERE tenant_id = $1 AND request_id = $2",
+            [.integer(tenantID), .text(requestID), .integer(Int64(response.status)), .text(response.body)]
+        )
     }
 
     func release(tenantID: Int64, requestID: String) async throws -> Bool {
         try await writer.submit(tenantID: tenantID, durable: true) { database in
             try await Self.release(tenantID: tenantID, requestID: requestID, in: database)
         }
+    }
+
+    /// ``hold(_:)`` in one PostgreSQL statement (one round trip instead of three): the same
+    /// debit, entry and open hold, each step feeding the next through a data-modifying CTE.
+    /// A request id held before is seen by `NOT EXISTS`; one held at the same moment by another
+    /// replica makes the entry's unique index fail the statement, so it is never charged twice.
+    private static func postgresHold(_ hold: Hold, in database: any SQLDatabase) async throws -> HoldOutcome {
+        let rows = try await database.query(
+            """
+            WITH debit AS (
+                UPDATE tenants SET balance_micros = balance_micros - $3
+                WHERE id = $1 AND balance_micros >= $3
+                    AND NOT EXISTS (SELECT 1 FROM ledger_entries WHERE tenant_id = $1 AND request_id = $2 AND phase = 'open')
+                RETURNING balance_micros
+            ), entry AS (
+                INSERT INTO ledger_entries (tenant_id, request_id, phase, kind, amount_micros, model, key_id, created_at_ms)
+                SELECT $1, $2, 'open', 'hold', -$3, $4, $5, $6 FROM debit RETURNING id
+            ), opened AS (
+                INSERT INTO open_holds (tenant_id, request_id, amount_micros, expires_at_ms)
+                SELECT $1, $2, $3, $7 FROM debit RETURNING request_id
+            )
+            SELECT (SELECT balance_micros FROM debit) AS held_balance,
+                (SELECT balance_micros FROM tenants WHERE id = $1) AS balance,
+                (SELECT COUNT(*) FROM ledger_entries WHERE tenant_id = $1 AND request_id = $2 AND phase = 'open') AS earlier
+            """,
+            [
+                .integer(hold.tenantID), .text(hold.requestID), .integer(hold.amount.microcredits), .text(hold.model),
+                .integer(hold.keyID), .integer(Int64(Date().millisecondsSince1970)),
+                .integer(Int64(hold.expiresAt.millisecondsSince1970)),
+            ]
+        )
+        let row = rows.first
+        if let balance = row?.integer("held_balance") { return .held(balance: Credits(microcredits: balance)) }
+        if (row?.integer("earlier") ?? 0) > 0 { return .duplicateRequest }
+        guard let balance = row?.integer("balance") else { return .unknownTenant }
+        return .insufficient(balance: Credits(microcredits: balance))
+    }
+
+    /// ``settle(tenantID:requestID:cost:idempotentResponse:)`` in one PostgreSQL statement: take the
+    /// open hold, write the settlement, return what was not spent.
+    private static func postgresSettle(
+        tenantID: Int64,
+        requestID: String,
+        cost: Credits,
+        _ response: StoredResponse?,
+        in database: any SQLDatabase
+    ) async throws -> Bool {
+        let rows = try await database.query(
+            """
+            WITH taken AS (
+                DELETE FROM open_holds WHERE tenant_id = $1 AND request_id = $2 RETURNING amount_micros
+            ), entry AS (
+                INSERT INTO ledger_entries (tenant_id, request_id, phase, kind, amount_micros, created_at_ms)
+                SELECT $1, $2, 'close', 'settle', GREATEST(amount_micros - $3, 0), $4 FROM taken RETURNING amount_micros
+            ), refund AS (
+                UPDATE tenants SET balance_micros = tenants.balance_micros + entry.amount_micros
+                FROM entry WHERE tenants.id = $1 AND entry.amount_micros > 0 RETURNING tenants.id
+            )
+            SELECT amount_micros FROM taken
+            """,
+            [.integer(tenantID), .text(requestID), .integer(cost.microcredits), .integer(Int64(Date().millisecondsSince1970))]
+        )
+        guard !rows.isEmpty else { return false }
+        try await store(response, tenantID: tenantID, requestID: requestID, in: database)
+        return true
     }
 
     private static func release(tenantID: Int64, requestID: String, in database: any SQLDatabase) async throws -> Bool {

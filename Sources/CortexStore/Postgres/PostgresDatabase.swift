@@ -8,6 +8,7 @@ import PostgresNIO
 /// body. Integers travel as `int8`, text as `text`; `numeric` results (PostgreSQL's `SUM` of
 /// `bigint`) are read back exactly as integers.
 struct PostgresDatabase: SQLDatabase {
+    var dialect: SQLDialect { .postgres }
     let client: PostgresClient
     let logger: Logger
 
@@ -28,6 +29,7 @@ struct PostgresDatabase: SQLDatabase {
 
     /// Statements inside a transaction: all on the one leased connection.
     struct TransactionConnection: SQLDatabase {
+        var dialect: SQLDialect { .postgres }
         let connection: PostgresConnection
         let logger: Logger
 

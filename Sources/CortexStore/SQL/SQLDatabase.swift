@@ -1,3 +1,9 @@
+/// The SQL engines Cortex speaks.
+enum SQLDialect: Sendable {
+    case sqlite
+    case postgres
+}
+
 /// A value bound to, or read from, a SQL statement: the few types Cortex stores.
 enum SQLValue: Sendable, Hashable {
     case integer(Int64)
@@ -34,6 +40,8 @@ struct SQLRow: Sendable {
 /// `ON CONFLICT ... DO NOTHING`). What differs between the engines (schemas, backups) stays in
 /// the engine's own store.
 protocol SQLDatabase: Sendable {
+    /// Which engine runs the SQL, for the few statements written per engine for speed.
+    var dialect: SQLDialect { get }
     /// Runs one statement and returns its rows.
     func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow]
     /// Runs `body` in one transaction on one connection: committed when `body` returns, rolled

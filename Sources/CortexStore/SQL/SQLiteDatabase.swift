@@ -6,6 +6,7 @@ import SQLiteNIO
 /// writers never deadlock trying to upgrade a read lock, and nothing else may use this
 /// connection while one is open: give each writer its own connection.
 struct SQLiteDatabase: SQLDatabase {
+    var dialect: SQLDialect { .sqlite }
     let connection: SQLiteConnection
 
     func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {

@@ -110,6 +110,7 @@ final class SQLiteWriterConnection: @unchecked Sendable {
 
 /// ``SQLDatabase`` on a ``SQLiteWriterConnection``: statements run synchronously on the caller's thread.
 struct SQLiteWriterDatabase: SQLDatabase {
+    var dialect: SQLDialect { .sqlite }
     let connection: SQLiteWriterConnection
 
     func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
