@@ -14,7 +14,11 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
     router.add(middleware: ErrorResponseMiddleware())
 
     // Routes that infer (and, with the ledger, bill) need an API key with the `infer` scope.
+    // Then, before any inference or billing, the rate limit (when RATE_LIMIT_RPS is set).
     let inferring = router.group().add(middleware: APIKeyMiddleware(authenticator: dependencies.authenticator, scope: .infer))
+    if let limit = configuration.rateLimit.limit {
+        inferring.add(middleware: RateLimitMiddleware(limiter: dependencies.rateLimiter, limit: limit, metrics: dependencies.metrics))
+    }
 
     let runner = InferenceRunner(registry: dependencies.registry, metrics: dependencies.metrics)
     ProbeController(checks: dependencies.readiness, registry: dependencies.registry).addRoutes(to: router)

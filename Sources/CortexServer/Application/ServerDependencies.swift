@@ -25,6 +25,8 @@ public struct ServerDependencies: Sendable {
     public let authenticator: Authenticator
     /// Holds, settles and releases the price of billed requests.
     public let billing: Billing
+    /// Rate-limit state of this process.
+    public let rateLimiter: LocalRateLimiter
     /// Reads the configuration again (file and environment), for `POST /admin/reload-auth`.
     public let reloadConfiguration: @Sendable () throws -> CortexConfiguration
 
@@ -34,10 +36,12 @@ public struct ServerDependencies: Sendable {
     ///
     /// - Parameter reload: How `POST /admin/reload-auth` reads the configuration again; by default
     ///   it gets the configuration given here.
+    ///   - clock: Nanoseconds on a monotonic clock for rate limits (tests pass their own).
     public static func open(
         configuration: CortexConfiguration,
         logger: Logger,
-        reload: (@Sendable () throws -> CortexConfiguration)? = nil
+        reload: (@Sendable () throws -> CortexConfiguration)? = nil,
+        clock: @escaping @Sendable () -> Int64 = LocalRateLimiter.monotonicNanoseconds
     ) async throws -> ServerDependencies {
         let prometheus = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: prometheus)
@@ -77,6 +81,7 @@ public struct ServerDependencies: Sendable {
             readiness: readiness,
             authenticator: Authenticator(store: store, configuration: authConfiguration),
             billing: Billing(ledger: store.ledger, configuration: configuration.billing, metrics: metrics),
+            rateLimiter: LocalRateLimiter(now: clock),
             reloadConfiguration: reload ?? { configuration }
         )
     }

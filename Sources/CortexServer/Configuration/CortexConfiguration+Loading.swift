@@ -141,6 +141,18 @@ extension CortexConfiguration {
         ) { config, value in
             parse(value, into: &config.billing.demoCredits)
         },
+        Setting(
+            yamlPath: "rate_limit.rps",
+            environment: "RATE_LIMIT_RPS",
+            accepted: "requests per second from 0 (off) to 1000000"
+        ) { config, value in
+            parse(value, into: &config.rateLimit.requestsPerSecond, in: 0...1_000_000)
+        },
+        Setting(yamlPath: "rate_limit.burst", environment: "RATE_LIMIT_BURST", accepted: "an integer from 0 to 1000000") {
+            config,
+            value in
+            parse(value, into: &config.rateLimit.burst, in: 0...1_000_000)
+        },
         Setting(yamlPath: "scoring.model", environment: "SCORING_MODEL", accepted: "a model name") { config, value in
             guard !value.isEmpty else { return false }
             config.scoringModel = value

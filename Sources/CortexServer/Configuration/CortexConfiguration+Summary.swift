@@ -28,6 +28,10 @@ extension CortexConfiguration {
         lines.append("billing.hold_ttl_s: \(billing.holdTTLSeconds)")
         lines.append("billing.sweep_interval_s: \(billing.sweepIntervalSeconds)")
         lines.append("billing.demo_credits: \(billing.demoCredits)")
+        lines.append(
+            "rate_limit: "
+                + (rateLimit.limit.map { "\(rateLimit.requestsPerSecond)/s per key, burst \($0.burst)" } ?? "off (RATE_LIMIT_RPS=0)")
+        )
         lines.append("scoring.model: \(scoringModel ?? "(first tabular model)")")
         for model in models {
             lines.append("models: \(model.name) at \(model.path)" + (model.version.map { " version \($0)" } ?? ""))

@@ -81,6 +81,20 @@ public struct CortexConfiguration: Sendable, Equatable {
         }
     }
 
+    /// How fast each API key may call (seeds 001 and 003).
+    public struct RateLimit: Sendable, Equatable {
+        /// Sustained requests per second per key (`RATE_LIMIT_RPS`); 0 turns rate limiting off.
+        public var requestsPerSecond = 0.0
+        /// Requests allowed at once (`RATE_LIMIT_BURST`); 0 means the rate, rounded up.
+        public var burst = 0
+
+        /// The limit, or `nil` when off.
+        public var limit: GCRA? {
+            guard requestsPerSecond > 0 else { return nil }
+            return GCRA(rate: requestsPerSecond, burst: burst > 0 ? burst : Int(requestsPerSecond.rounded(.up)))
+        }
+    }
+
     /// What requests cost.
     public struct Billing: Sendable, Equatable {
         /// Credits per request, by model name (`billing.prices`, or `MODEL_PRICES=name=credits,...`).
@@ -112,6 +126,7 @@ public struct CortexConfiguration: Sendable, Equatable {
     public var database = Database.sqlite(path: Self.absolutePath("data/cortex.db"))
     public var readiness = Readiness()
     public var billing = Billing()
+    public var rateLimit = RateLimit()
     /// Models to serve (`models:` in YAML, or `MODEL_PATH`, comma-separated).
     public var models: [ModelSource] = [ModelSource(path: "models/lead-scoring")]
     /// The model behind `/api/v1/score` (`SCORING_MODEL`); `nil` picks the first tabular model.

@@ -49,13 +49,23 @@ public final class ServerMetrics: Sendable {
     let statusReady: Gauge
     /// `api_tenants_count`: tenants in the identity store (seed 003).
     let tenantCount: Gauge
+    /// `rate_limit_decisions_total{result="allowed"}` and `{result="limited"}`.
+    private let rateLimitAllowed: Counter
+    private let rateLimitLimited: Counter
 
     /// Creates the metrics on a factory and records `cortex_build_info`.
     public init(factory: any MetricsFactory, version: String) {
         self.factory = factory
         self.statusReady = Gauge(label: "status_ready", dimensions: [("service", "backend")], factory: factory)
         self.tenantCount = Gauge(label: "api_tenants_count", factory: factory)
+        self.rateLimitAllowed = Counter(label: "rate_limit_decisions_total", dimensions: [("result", "allowed")], factory: factory)
+        self.rateLimitLimited = Counter(label: "rate_limit_decisions_total", dimensions: [("result", "limited")], factory: factory)
         Gauge(label: "cortex_build_info", dimensions: [("version", version)], factory: factory).record(1)
+    }
+
+    /// Records one rate-limit decision.
+    func rateLimitDecisions(limited: Bool) {
+        (limited ? rateLimitLimited : rateLimitAllowed).increment()
     }
 
     /// Records one finished HTTP request.

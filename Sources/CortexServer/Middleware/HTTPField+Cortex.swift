@@ -37,3 +37,18 @@ extension HTTPField.Name {
     // A literal, valid field name.
     public static let xCreditsBalance = Self("X-Credits-Balance")!
 }
+
+extension HTTPField.Name {
+    /// The burst a rate-limited route allows (IETF draft `RateLimit` header fields).
+    // swift-format-ignore: NeverForceUnwrap
+    // A literal, valid field name.
+    public static let rateLimitLimit = Self("RateLimit-Limit")!
+    /// Requests left right now.
+    // swift-format-ignore: NeverForceUnwrap
+    // A literal, valid field name.
+    public static let rateLimitRemaining = Self("RateLimit-Remaining")!
+    /// Seconds until the limit is fully restored.
+    // swift-format-ignore: NeverForceUnwrap
+    // A literal, valid field name.
+    public static let rateLimitReset = Self("RateLimit-Reset")!
+}

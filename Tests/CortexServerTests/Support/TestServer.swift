@@ -118,6 +118,7 @@ struct TestServer: Sendable {
         logLevel: Logger.Level = .trace,
         database: Database = .sqlite,
         reload: ConfigurationChange? = nil,
+        clock: ManualClock? = nil,
         configure: (inout CortexConfiguration) -> Void = { _ in }
     ) async throws -> TestServer {
         let directory = try TemporaryDirectory()
@@ -134,10 +135,17 @@ struct TestServer: Sendable {
         configure(&configuration)
         let logs = LogRecorder()
         let loaded = configuration
+        let now: @Sendable () -> Int64
+        if let clock {
+            now = { clock.now }
+        } else {
+            now = LocalRateLimiter.monotonicNanoseconds
+        }
         let dependencies = try await ServerDependencies.open(
             configuration: configuration,
             logger: logs.logger(level: logLevel),
-            reload: reload.map { change in { @Sendable in change.apply(loaded) } }
+            reload: reload.map { change in { @Sendable in change.apply(loaded) } },
+            clock: now
         )
         return TestServer(directory: directory, dependencies: dependencies, logs: logs, logLevel: logLevel)
     }
@@ -167,6 +175,13 @@ struct TestServer: Sendable {
             try? await PostgresTestServer.dropDatabase(url)
         }
     }
+}
+
+/// A monotonic clock the test moves by hand, for rate limits.
+final class ManualClock: Sendable {
+    private let time = Atomic<Int64>(1_000_000_000)
+    var now: Int64 { time.load(ordering: .relaxed) }
+    func advance(milliseconds: Int64) { time.add(milliseconds * 1_000_000, ordering: .relaxed) }
 }
 
 extension ByteBuffer {

@@ -1,0 +1,45 @@
+public import CortexCore
+import Synchronization
+
+/// Decides rate limits with ``GCRA`` in this process: one timestamp per key, under a lock.
+///
+/// Exact for one replica; with several, each enforces the limit on its own share of the traffic
+/// (the shared limiter over Redis comes with `REDIS_URL`).
+public final class LocalRateLimiter: Sendable {
+    /// Keys kept before fully refilled ones are dropped (a dropped key is the same as a full bucket).
+    static let maximumKeys = 100_000
+
+    private let state = Mutex<[String: Int64]>([:])
+    private let now: @Sendable () -> Int64
+
+    /// Creates a limiter on `now`, nanoseconds on a monotonic clock (tests pass their own).
+    public init(now: @escaping @Sendable () -> Int64 = LocalRateLimiter.monotonicNanoseconds) {
+        self.now = now
+    }
+
+    /// Decides one request for `key` under `limit`, and records it when allowed.
+    public func decide(key: String, limit: GCRA) -> GCRA.Decision {
+        let time = now()
+        return state.withLock { state in
+            let decision = limit.decide(now: time, tat: state[key])
+            if decision.allowed {
+                if state.count >= Self.maximumKeys, state[key] == nil {
+                    state = state.filter { $0.value > time }
+                }
+                state[key] = decision.tat
+            }
+            return decision
+        }
+    }
+
+    /// Nanoseconds since an arbitrary start, never going back.
+    @Sendable public static func monotonicNanoseconds() -> Int64 {
+        let now = ContinuousClock.now.duration(to: ContinuousClock.Instant.reference)
+        return -(now.components.seconds * 1_000_000_000 + now.components.attoseconds / 1_000_000_000)
+    }
+}
+
+extension ContinuousClock.Instant {
+    /// One fixed instant per process to measure from.
+    fileprivate static let reference = ContinuousClock.now
+}
