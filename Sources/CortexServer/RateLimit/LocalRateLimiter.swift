@@ -1,5 +1,14 @@
 public import CortexCore
+import Dispatch
 import Synchronization
+
+/// Whose budget a request spends.
+public enum RateLimitKey: Hashable, Sendable {
+    /// An API key, by its id.
+    case apiKey(Int64)
+    /// A client address, for requests without a key.
+    case address(String)
+}
 
 /// Decides rate limits with ``GCRA`` in this process: one timestamp per key, under a lock.
 ///
@@ -9,7 +18,7 @@ public final class LocalRateLimiter: Sendable {
     /// Keys kept before fully refilled ones are dropped (a dropped key is the same as a full bucket).
     static let maximumKeys = 100_000
 
-    private let state = Mutex<[String: Int64]>([:])
+    private let state = Mutex<[RateLimitKey: Int64]>([:])
     private let now: @Sendable () -> Int64
 
     /// Creates a limiter on `now`, nanoseconds on a monotonic clock (tests pass their own).
@@ -18,7 +27,7 @@ public final class LocalRateLimiter: Sendable {
     }
 
     /// Decides one request for `key` under `limit`, and records it when allowed.
-    public func decide(key: String, limit: GCRA) -> GCRA.Decision {
+    public func decide(key: RateLimitKey, limit: GCRA) -> GCRA.Decision {
         let time = now()
         return state.withLock { state in
             let decision = limit.decide(now: time, tat: state[key])
@@ -34,12 +43,6 @@ public final class LocalRateLimiter: Sendable {
 
     /// Nanoseconds since an arbitrary start, never going back.
     @Sendable public static func monotonicNanoseconds() -> Int64 {
-        let now = ContinuousClock.now.duration(to: ContinuousClock.Instant.reference)
-        return -(now.components.seconds * 1_000_000_000 + now.components.attoseconds / 1_000_000_000)
+        Int64(clamping: DispatchTime.now().uptimeNanoseconds)
     }
-}
-
-extension ContinuousClock.Instant {
-    /// One fixed instant per process to measure from.
-    fileprivate static let reference = ContinuousClock.now
 }

@@ -11,12 +11,15 @@ public struct RateLimitMiddleware<Context: AuthenticatedContext & RemoteAddressR
     let limiter: LocalRateLimiter
     let limit: GCRA
     let metrics: ServerMetrics
+    /// `RateLimit-Limit`, the same on every answer.
+    private let limitHeader: String
 
     /// Creates the middleware for `limit`.
     public init(limiter: LocalRateLimiter, limit: GCRA, metrics: ServerMetrics) {
         self.limiter = limiter
         self.limit = limit
         self.metrics = metrics
+        self.limitHeader = String(limit.burst)
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -41,13 +44,13 @@ public struct RateLimitMiddleware<Context: AuthenticatedContext & RemoteAddressR
     }
 
     /// The key's id when a key was presented, the client's address otherwise.
-    static func key(for context: Context) -> String {
-        if let principal = context.principal { return "key:\(principal.key.id)" }
-        return "addr:\(context.remoteAddress?.ipAddress ?? "unknown")"
+    static func key(for context: Context) -> RateLimitKey {
+        if let principal = context.principal { return .apiKey(principal.key.id) }
+        return .address(context.remoteAddress?.ipAddress ?? "unknown")
     }
 
     private func addHeaders(_ decision: GCRA.Decision, to headers: inout HTTPFields) {
-        headers[.rateLimitLimit] = String(limit.burst)
+        headers[.rateLimitLimit] = limitHeader
         headers[.rateLimitRemaining] = String(decision.remaining)
         headers[.rateLimitReset] = String((decision.resetAfter + 999_999_999) / 1_000_000_000)
     }
