@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh machine: checks the toolchain, formatting, builds, then `swift test`.
 # Services the tests need are installed (from Debian) and started here, on loopback, and removed
-# after: PostgreSQL now; Redis and ONNX Runtime with the capabilities that need them.
+# after: PostgreSQL (one throw-away cluster) and Redis (each test starts its own server);
+# ONNX Runtime with the capability that needs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,9 @@ echo "== PostgreSQL (throw-away cluster)"
 eval "$(scripts/postgres.sh start)"
 trap 'scripts/postgres.sh stop "$CORTEX_TEST_POSTGRES_DIR"' EXIT
 echo "PostgreSQL at $CORTEX_TEST_POSTGRES_URL"
+
+echo "== Redis (the tests start their own servers)"
+scripts/redis.sh install
 
 echo "== test"
 # The process tests start the built binary; point them at it explicitly.

@@ -1,0 +1,119 @@
+import CortexTestSupport
+import Foundation
+import NIOCore
+import Testing
+
+@testable import CortexStore
+
+@Suite("RESP wire format")
+struct RESPTests {
+    static func decode(_ text: String) throws -> RESPValue? {
+        var buffer = ByteBuffer(string: text)
+        return try RESP.decode(&buffer)
+    }
+
+    @Test("every reply type, nested arrays and nulls")
+    func types() throws {
+        #expect(try Self.decode("+OK\r\n") == .simpleString("OK"))
+        #expect(try Self.decode("-ERR wrong\r\n") == .error("ERR wrong"))
+        #expect(try Self.decode(":-42\r\n") == .integer(-42))
+        #expect(try Self.decode("$5\r\nhe\r\no\r\n") == .bulkString(Array("he\r\no".utf8)))
+        #expect(try Self.decode("$-1\r\n") == .bulkString(nil))
+        #expect(try Self.decode("*-1\r\n") == .array(nil))
+        #expect(try Self.decode("*2\r\n:1\r\n*1\r\n$1\r\nx\r\n") == .array([.integer(1), .array([.bulkString([UInt8(ascii: "x")])])]))
+    }
+
+    @Test("a reply cut anywhere waits for the rest and consumes nothing")
+    func partial() throws {
+        let whole = "*3\r\n:1\r\n$3\r\nabc\r\n+OK\r\n"
+        for cut in 0..<whole.utf8.count {
+            var buffer = ByteBuffer(string: String(whole.utf8.prefix(cut))!)
+            #expect(try RESP.decode(&buffer) == nil, "cut at \(cut)")
+            #expect(buffer.readableBytes == cut)
+        }
+        #expect(try Self.decode(whole) == .array([.integer(1), .bulkString(Array("abc".utf8)), .simpleString("OK")]))
+    }
+
+    @Test("malformed replies are protocol errors")
+    func malformed() {
+        for text in ["?x\r\n", ":abc\r\n", "$-5\r\n", "*x\r\n"] {
+            #expect(throws: RESP.ProtocolError.self) { _ = try Self.decode(text) }
+        }
+    }
+
+    @Test("commands are arrays of bulk strings")
+    func encode() {
+        var buffer = ByteBuffer()
+        RESP.encode(["SET", "k", "é"], into: &buffer)
+        #expect(String(buffer: buffer) == "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\né\r\n")
+    }
+}
+
+@Suite("Redis client against a real redis-server", .serialized)
+struct RedisClientTests {
+    @Test("commands, error replies, scripts, and 200 pipelined commands in flight at once")
+    func commands() async throws {
+        let server = try RedisTestServer()
+        let client = try RedisClient(url: server.url, timeout: .seconds(2))
+        #expect(try await client.send(["PING"]) == .simpleString("PONG"))
+        #expect(try await client.send(["SET", "k", "v"]) == .simpleString("OK"))
+        #expect(try await client.send(["GET", "k"]).string == "v")
+        #expect(try await client.send(["GET", "missing"]) == .bulkString(nil))
+        guard case .error(let message) = try await client.send(["NOPE"]) else {
+            Issue.record("an unknown command is an error reply")
+            return
+        }
+        #expect(message.hasPrefix("ERR"))
+        #expect(
+            try await client.send(["EVAL", "return {1, ARGV[1]}", "0", "x"]) == .array([.integer(1), .bulkString([UInt8(ascii: "x")])]))
+        try await withThrowingTaskGroup(of: RESPValue.self) { group in
+            for _ in 0..<200 { group.addTask { try await client.send(["INCR", "counter"]) } }
+            var seen: Set<Int64> = []
+            for try await reply in group {
+                if case .integer(let value) = reply { seen.insert(value) }
+            }
+            #expect(seen == Set(1...200), "each reply went to its own command")
+        }
+        await client.close()
+    }
+
+    @Test("a Redis that is down fails fast; after it is back the client reconnects by itself")
+    func reconnect() async throws {
+        let server = try RedisTestServer()
+        let client = try RedisClient(url: server.url, timeout: .milliseconds(500))
+        #expect(try await client.send(["PING"]) == .simpleString("PONG"))
+        server.stop()
+        let start = ContinuousClock.now
+        await #expect(throws: (any Error).self) { _ = try await client.send(["PING"]) }
+        await #expect(throws: (any Error).self) { _ = try await client.send(["PING"]) }
+        #expect(ContinuousClock.now - start < .seconds(2))
+        try server.start()
+        #expect(try await client.send(["PING"]) == .simpleString("PONG"))
+        await client.close()
+    }
+
+    @Test("a server that accepts but never answers times out within the deadline")
+    func timeout() async throws {
+        // A listening socket nobody reads from: the connection opens, no reply ever comes.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let listening = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        #expect(listening && listen(fd, 8) == 0)
+        let client = try RedisClient(url: "redis://127.0.0.1:\(UInt16(bigEndian: address.sin_port))", timeout: .milliseconds(100))
+        let start = ContinuousClock.now
+        await #expect(throws: RedisError.timeout) { _ = try await client.send(["PING"]) }
+        #expect(ContinuousClock.now - start < .seconds(1))
+        await client.close()
+    }
+
+    @Test("REDIS_URL must be redis://host:port")
+    func invalidURL() {
+        #expect(throws: RedisError.invalidURL("http://x")) { _ = try RedisClient(url: "http://x") }
+    }
+}
