@@ -39,6 +39,15 @@ public struct GCRA: Sendable, Hashable {
         public var retryAfter: Int64
         /// Nanoseconds until the bucket is full again.
         public var resetAfter: Int64
+
+        /// Creates a decision (a shared limiter builds them from its backend's answer).
+        public init(allowed: Bool, tat: Int64, remaining: Int, retryAfter: Int64, resetAfter: Int64) {
+            self.allowed = allowed
+            self.tat = tat
+            self.remaining = remaining
+            self.retryAfter = retryAfter
+            self.resetAfter = resetAfter
+        }
     }
 
     /// Decides one request at `now` for a key whose state is `tat` (`nil` for a key not seen yet).

@@ -112,6 +112,7 @@ public func runServer(_ dependencies: ServerDependencies, logger: Logger) async 
     let group = ServiceGroup(configuration: groupConfiguration)
     try await group.run()
     await dependencies.store.close()
+    await dependencies.sharedRateLimiter?.redis.close()
     logger.notice("SERVER_STOPPED")
 }
 

@@ -25,8 +25,10 @@ public struct ServerDependencies: Sendable {
     public let authenticator: Authenticator
     /// Holds, settles and releases the price of billed requests.
     public let billing: Billing
-    /// Rate-limit state of this process.
-    public let rateLimiter: LocalRateLimiter
+    /// Decides rate limits: in this process, or shared through Redis.
+    public let rateLimiter: any RateLimiting
+    /// The Redis-backed limiter when `REDIS_URL` is set, for `/ready` and shutdown.
+    public let sharedRateLimiter: SharedRateLimiter?
     /// Reads the configuration again (file and environment), for `POST /admin/reload-auth`.
     public let reloadConfiguration: @Sendable () throws -> CortexConfiguration
 
@@ -62,6 +64,18 @@ public struct ServerDependencies: Sendable {
         var authConfiguration = Authenticator.Configuration()
         authConfiguration.requireAPIKey = configuration.auth.requireAPIKey
         authConfiguration.cacheTTL = .seconds(configuration.auth.cacheTTLSeconds)
+        let localLimiter = LocalRateLimiter(now: clock)
+        let sharedLimiter = try configuration.rateLimit.redisURL.map { url in
+            SharedRateLimiter(
+                redis: RedisRateLimit(
+                    client: try RedisClient(url: url, timeout: .milliseconds(configuration.rateLimit.redisTimeoutMilliseconds))
+                ),
+                local: localLimiter,
+                location: CortexConfiguration.redacted(url),
+                metrics: metrics,
+                logger: logger
+            )
+        }
         let drain = DrainState()
         let readiness = ReadinessChecks(
             store: store,
@@ -69,6 +83,7 @@ public struct ServerDependencies: Sendable {
             drain: drain,
             minFreeDiskMB: configuration.readiness.minFreeDiskMB,
             metrics: metrics,
+            sharedRateLimiter: sharedLimiter,
             logger: logger
         )
         return ServerDependencies(
@@ -81,7 +96,8 @@ public struct ServerDependencies: Sendable {
             readiness: readiness,
             authenticator: Authenticator(store: store, configuration: authConfiguration),
             billing: Billing(ledger: store.ledger, configuration: configuration.billing, metrics: metrics),
-            rateLimiter: LocalRateLimiter(now: clock),
+            rateLimiter: sharedLimiter ?? localLimiter,
+            sharedRateLimiter: sharedLimiter,
             reloadConfiguration: reload ?? { configuration }
         )
     }

@@ -1,5 +1,6 @@
 import CortexCore
 public import CortexRuntime
+import CortexStore
 import Foundation
 import Logging
 import Yams
@@ -152,6 +153,16 @@ extension CortexConfiguration {
             config,
             value in
             parse(value, into: &config.rateLimit.burst, in: 0...1_000_000)
+        },
+        Setting(yamlPath: "rate_limit.redis_url", environment: "REDIS_URL", accepted: "redis://host:port") { config, value in
+            guard (try? RedisClient(url: value)) != nil else { return false }
+            config.rateLimit.redisURL = value
+            return true
+        },
+        Setting(yamlPath: "rate_limit.redis_timeout_ms", environment: "REDIS_TIMEOUT_MS", accepted: "milliseconds from 1 to 10000") {
+            config,
+            value in
+            parse(value, into: &config.rateLimit.redisTimeoutMilliseconds, in: 1...10_000)
         },
         Setting(yamlPath: "scoring.model", environment: "SCORING_MODEL", accepted: "a model name") { config, value in
             guard !value.isEmpty else { return false }

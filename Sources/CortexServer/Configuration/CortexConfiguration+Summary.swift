@@ -32,6 +32,9 @@ extension CortexConfiguration {
             "rate_limit: "
                 + (rateLimit.limit.map { "\(rateLimit.requestsPerSecond)/s per key, burst \($0.burst)" } ?? "off (RATE_LIMIT_RPS=0)")
         )
+        lines.append(
+            "rate_limit.redis_url: \(rateLimit.redisURL.map(Self.redacted) ?? "not set (limits per process)"), timeout \(rateLimit.redisTimeoutMilliseconds) ms"
+        )
         lines.append("scoring.model: \(scoringModel ?? "(first tabular model)")")
         for model in models {
             lines.append("models: \(model.name) at \(model.path)" + (model.version.map { " version \($0)" } ?? ""))

@@ -87,6 +87,10 @@ public struct CortexConfiguration: Sendable, Equatable {
         public var requestsPerSecond = 0.0
         /// Requests allowed at once (`RATE_LIMIT_BURST`); 0 means the rate, rounded up.
         public var burst = 0
+        /// Redis shared by every replica (`REDIS_URL`, `redis://host:port`); `nil` keeps limits per process.
+        public var redisURL: String?
+        /// Milliseconds a Redis decision may take before the request is decided locally (`REDIS_TIMEOUT_MS`).
+        public var redisTimeoutMilliseconds = 50
 
         /// The limit, or `nil` when off.
         public var limit: GCRA? {

@@ -50,6 +50,8 @@ public final class ServerMetrics: Sendable {
     /// `api_tenants_count`: tenants in the identity store (seed 003).
     let tenantCount: Gauge
     /// `rate_limit_decisions_total{result="allowed"}` and `{result="limited"}`.
+    /// `rate_limit_backend_up`: 1 while rate limits are shared through Redis, 0 in local fallback.
+    let rateLimitBackendUp: Gauge
     private let rateLimitAllowed: Counter
     private let rateLimitLimited: Counter
 
@@ -58,6 +60,7 @@ public final class ServerMetrics: Sendable {
         self.factory = factory
         self.statusReady = Gauge(label: "status_ready", dimensions: [("service", "backend")], factory: factory)
         self.tenantCount = Gauge(label: "api_tenants_count", factory: factory)
+        self.rateLimitBackendUp = Gauge(label: "rate_limit_backend_up", factory: factory)
         self.rateLimitAllowed = Counter(label: "rate_limit_decisions_total", dimensions: [("result", "allowed")], factory: factory)
         self.rateLimitLimited = Counter(label: "rate_limit_decisions_total", dimensions: [("result", "limited")], factory: factory)
         Gauge(label: "cortex_build_info", dimensions: [("version", version)], factory: factory).record(1)

@@ -8,14 +8,14 @@ public import Hummingbird
 /// `RateLimit-Remaining` and `RateLimit-Reset` (seconds until the bucket is full again); a 429
 /// also carries `Retry-After` and `retry_after_s`.
 public struct RateLimitMiddleware<Context: AuthenticatedContext & RemoteAddressRequestContext>: RouterMiddleware {
-    let limiter: LocalRateLimiter
+    let limiter: any RateLimiting
     let limit: GCRA
     let metrics: ServerMetrics
     /// `RateLimit-Limit`, the same on every answer.
     private let limitHeader: String
 
     /// Creates the middleware for `limit`.
-    public init(limiter: LocalRateLimiter, limit: GCRA, metrics: ServerMetrics) {
+    public init(limiter: any RateLimiting, limit: GCRA, metrics: ServerMetrics) {
         self.limiter = limiter
         self.limit = limit
         self.metrics = metrics
@@ -23,7 +23,7 @@ public struct RateLimitMiddleware<Context: AuthenticatedContext & RemoteAddressR
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let decision = limiter.decide(key: Self.key(for: context), limit: limit)
+        let decision = await limiter.decide(key: Self.key(for: context), limit: limit)
         guard decision.allowed else {
             metrics.rateLimitDecisions(limited: true)
             let retry = Double(decision.retryAfter) / 1_000_000_000

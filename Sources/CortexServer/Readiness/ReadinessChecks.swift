@@ -18,6 +18,7 @@ public final class ReadinessChecks: Sendable {
     let drain: DrainState
     let minFreeDiskBytes: UInt64
     let metrics: ServerMetrics
+    let sharedRateLimiter: SharedRateLimiter?
     let logger: Logger
     /// -1 unknown, 0 not ready, 1 ready: to log transitions once.
     private let lastState = Atomic<Int>(-1)
@@ -29,6 +30,7 @@ public final class ReadinessChecks: Sendable {
         drain: DrainState,
         minFreeDiskMB: Int,
         metrics: ServerMetrics,
+        sharedRateLimiter: SharedRateLimiter? = nil,
         logger: Logger
     ) {
         self.store = store
@@ -36,6 +38,7 @@ public final class ReadinessChecks: Sendable {
         self.drain = drain
         self.minFreeDiskBytes = UInt64(minFreeDiskMB) * 1_048_576
         self.metrics = metrics
+        self.sharedRateLimiter = sharedRateLimiter
         self.logger = logger
     }
 
@@ -82,6 +85,16 @@ public final class ReadinessChecks: Sendable {
             )
         } else {
             checks.append(.init(name: "disk", ok: false, detail: "cannot read free space of \(diskPath)"))
+        }
+
+        // Degraded, not failing: requests are still limited, by this replica alone.
+        if let limiter = sharedRateLimiter {
+            let status = limiter.status
+            let detail =
+                status.shared
+                ? "shared through \(limiter.location)"
+                : "degraded: local limits since \(status.since.ISO8601Format()) (\(status.reason))"
+            checks.append(.init(name: "rate_limit", ok: true, detail: detail))
         }
 
         let draining = drain.isDraining

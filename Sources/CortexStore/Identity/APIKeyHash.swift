@@ -11,7 +11,7 @@ public enum APIKeyHash {
     }
 
     /// Lowercase hex of a digest.
-    static func hex(_ digest: SHA256.Digest) -> String {
+    static func hex(_ digest: some Sequence<UInt8>) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var text: [UInt8] = []
         text.reserveCapacity(64)
