@@ -52,6 +52,12 @@ struct RateLimitTests {
 
             let metrics = try await client.get("/metrics").body.text
             #expect(metrics.contains(#"rate_limit_decisions_total{result="allowed"} 7"#))
+            // /me shows the limit that applies (and is itself limited: it was refused here).
+            clock.advance(milliseconds: 1000)
+            let limits = try await client.get("/me", headers: Self.demo).body.jsonObject["limits"] as? [String: Any]
+            let limit = limits?["rate_limit"] as? [String: Any]
+            #expect((limit?["rps"] as? NSNumber)?.doubleValue == 5)
+            #expect((limit?["burst"] as? NSNumber)?.intValue == 5)
             #expect(metrics.contains(#"rate_limit_decisions_total{result="limited"} 16"#))
         }
     }

@@ -41,6 +41,7 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
         store: dependencies.store,
         authenticator: dependencies.authenticator,
         billing: configuration.billing,
+        rateLimit: configuration.rateLimit.limit,
         maxBodyBytes: configuration.server.maxBodyBytes
     ).addRoutes(to: inferring)
     AdminController(dependencies: dependencies).addRoutes(

@@ -1,4 +1,4 @@
-import CortexCore
+public import CortexCore
 public import CortexStore
 import Foundation
 public import Hummingbird
@@ -13,13 +13,21 @@ public struct AccountController<Context: AuthenticatedContext>: Sendable {
     let store: StateStore
     let authenticator: Authenticator
     let billing: CortexConfiguration.Billing
+    let rateLimit: GCRA?
     let maxBodyBytes: Int
 
     /// Creates the controller.
-    public init(store: StateStore, authenticator: Authenticator, billing: CortexConfiguration.Billing, maxBodyBytes: Int) {
+    public init(
+        store: StateStore,
+        authenticator: Authenticator,
+        billing: CortexConfiguration.Billing,
+        rateLimit: GCRA?,
+        maxBodyBytes: Int
+    ) {
         self.store = store
         self.authenticator = authenticator
         self.billing = billing
+        self.rateLimit = rateLimit
         self.maxBodyBytes = maxBodyBytes
     }
 
@@ -42,6 +50,16 @@ public struct AccountController<Context: AuthenticatedContext>: Sendable {
         json.key("limits")
         json.beginObject()
         json.member("max_body_bytes", maxBodyBytes)
+        json.key("rate_limit")
+        if let rateLimit {
+            json.beginObject()
+            json.key("rps")
+            json.number(1e9 / Double(rateLimit.emissionInterval))
+            json.member("burst", rateLimit.burst)
+            json.endObject()
+        } else {
+            json.null()
+        }
         json.key("prices")
         json.beginObject()
         for (model, price) in billing.prices.sorted(by: { $0.key < $1.key }) {
