@@ -112,4 +112,55 @@ struct RateLimitTests {
             }
         }
     }
+
+    @Test("a tenant+model override is one budget for all of the tenant's keys; other tenants keep theirs")
+    func tenantModel() async throws {
+        let clock = ManualClock()
+        let server = try await Self.server(clock: clock) { configuration in
+            configuration.rateLimit.burst = 100
+            configuration.rateLimit.overrides = [.init(tenant: "acme", model: "lead-scoring", requestsPerSecond: 1, burst: 2)]
+        }
+        let store = server.dependencies.store
+        let acme = try await store.createTenant(named: "acme")
+        let first = try await store.issueKey(tenantID: acme.id, scopes: [.infer], expiresAt: nil)
+        let second = try await store.issueKey(tenantID: acme.id, scopes: [.infer], expiresAt: nil)
+        try await server.test { client async throws in
+            #expect(try await client.post("/api/v1/score", json: Self.lead, headers: [.xAPIKey: first.key]).status == .ok)
+            #expect(try await client.post("/api/v1/score", json: Self.lead, headers: [.xAPIKey: second.key]).status == .ok)
+            // Both keys have budget left of their own, but acme's budget for the model is spent.
+            let refused = try await client.post(
+                "/v2/models/lead-scoring/infer",
+                json: #"{"inputs":[{"name":"features","shape":[1,10],"datatype":"FP32","data":[1,2,3,4,5,6,7,8,9,10]}]}"#,
+                headers: [.xAPIKey: first.key]
+            )
+            #expect(refused.status.code == 429)
+            #expect(refused.headers[.retryAfter] == "1")
+            #expect((refused.body.jsonObject["error"] as? String)?.contains("'acme'") == true)
+            // The demo tenant has no override: only its per-key limit applies.
+            for _ in 0..<5 {
+                #expect(try await client.post("/api/v1/score", json: Self.lead, headers: Self.demo).status == .ok)
+            }
+            clock.advance(milliseconds: 1000)
+            #expect(try await client.post("/api/v1/score", json: Self.lead, headers: [.xAPIKey: second.key]).status == .ok)
+        }
+    }
+
+    @Test("RATE_LIMIT_OVERRIDES: parsing, and the most specific match wins")
+    func overrides() throws {
+        let config = try CortexConfiguration.load(
+            file: nil,
+            environment: ["RATE_LIMIT_OVERRIDES": "acme/lead-scoring=50:100, acme/*=20, */big=2:3"]
+        )
+        let limits = config.rateLimit
+        #expect(limits.overrides.count == 3)
+        #expect(limits.override(tenant: "acme", model: "lead-scoring") == GCRA(rate: 50, burst: 100))
+        #expect(limits.override(tenant: "acme", model: "other") == GCRA(rate: 20, burst: 20))
+        #expect(limits.override(tenant: "beta", model: "big") == GCRA(rate: 2, burst: 3))
+        #expect(limits.override(tenant: "beta", model: "small") == nil)
+        for bad in ["acme=5", "acme/x=0", "acme/x=5:0", "bad name/x=1", "acme/x=abc"] {
+            #expect(throws: ConfigurationError.self) {
+                try CortexConfiguration.load(file: nil, environment: ["RATE_LIMIT_OVERRIDES": bad])
+            }
+        }
+    }
 }

@@ -21,11 +21,17 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
     }
 
     let runner = InferenceRunner(registry: dependencies.registry, metrics: dependencies.metrics)
+    let modelLimits = ModelRateLimits(
+        limiter: dependencies.rateLimiter,
+        configuration: configuration.rateLimit,
+        metrics: dependencies.metrics
+    )
     ProbeController(checks: dependencies.readiness, registry: dependencies.registry).addRoutes(to: router)
     MetricsController(registry: dependencies.prometheus).addRoutes(to: router)
     InferenceProtocolController(
         runner: runner,
         billing: dependencies.billing,
+        modelLimits: modelLimits,
         registry: dependencies.registry,
         maxBodyBytes: configuration.server.maxBodyBytes,
         serverVersion: CortexVersion.current
@@ -33,6 +39,7 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
     ScoringController(
         runner: runner,
         billing: dependencies.billing,
+        modelLimits: modelLimits,
         registry: dependencies.registry,
         modelName: configuration.scoringModel,
         maxBodyBytes: configuration.server.maxBodyBytes

@@ -154,6 +154,27 @@ extension CortexConfiguration {
             value in
             parse(value, into: &config.rateLimit.burst, in: 0...1_000_000)
         },
+        Setting(
+            yamlPath: "rate_limit.overrides",
+            environment: "RATE_LIMIT_OVERRIDES",
+            accepted: "comma-separated TENANT/MODEL=RPS[:BURST], '*' for any tenant or model, e.g. acme/lead-scoring=50:100"
+        ) { config, value in
+            var overrides: [RateLimit.Override] = []
+            for item in value.split(separator: ",") {
+                let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                guard parts.count == 2 else { return false }
+                let scope = parts[0].split(separator: "/", maxSplits: 1).map(String.init)
+                let numbers = parts[1].split(separator: ":", maxSplits: 1).map(String.init)
+                guard scope.count == 2, scope[0] == "*" || Tenant.isValidName(scope[0]), scope[1] == "*" || isValidModelName(scope[1]),
+                    let rate = Double(numbers[0]), rate > 0, rate <= 1_000_000
+                else { return false }
+                let burst = numbers.count == 2 ? Int(numbers[1]) : Int(rate.rounded(.up))
+                guard let burst, (1...1_000_000).contains(burst) else { return false }
+                overrides.append(.init(tenant: scope[0], model: scope[1], requestsPerSecond: rate, burst: burst))
+            }
+            config.rateLimit.overrides = overrides
+            return true
+        },
         Setting(yamlPath: "rate_limit.redis_url", environment: "REDIS_URL", accepted: "redis://host:port") { config, value in
             guard (try? RedisClient(url: value)) != nil else { return false }
             config.rateLimit.redisURL = value

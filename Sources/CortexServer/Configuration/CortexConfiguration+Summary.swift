@@ -32,6 +32,8 @@ extension CortexConfiguration {
             "rate_limit: "
                 + (rateLimit.limit.map { "\(rateLimit.requestsPerSecond)/s per key, burst \($0.burst)" } ?? "off (RATE_LIMIT_RPS=0)")
         )
+        let overrides = rateLimit.overrides.map { "\($0.tenant)/\($0.model)=\($0.requestsPerSecond):\($0.burst)" }
+        lines.append("rate_limit.overrides: \(overrides.isEmpty ? "(none)" : overrides.joined(separator: ","))")
         lines.append(
             "rate_limit.redis_url: \(rateLimit.redisURL.map(Self.redacted) ?? "not set (limits per process)"), timeout \(rateLimit.redisTimeoutMilliseconds) ms"
         )

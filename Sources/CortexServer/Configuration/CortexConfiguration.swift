@@ -91,6 +91,35 @@ public struct CortexConfiguration: Sendable, Equatable {
         public var redisURL: String?
         /// Milliseconds a Redis decision may take before the request is decided locally (`REDIS_TIMEOUT_MS`).
         public var redisTimeoutMilliseconds = 50
+        /// Limits per tenant and model (`RATE_LIMIT_OVERRIDES`), shared by all of a tenant's keys,
+        /// on top of the per-key limit.
+        public var overrides: [Override] = []
+
+        /// A limit for one tenant (or `*`) calling one model (or `*`).
+        public struct Override: Sendable, Equatable {
+            public var tenant: String
+            public var model: String
+            public var requestsPerSecond: Double
+            public var burst: Int
+
+            /// Creates an override.
+            public init(tenant: String, model: String, requestsPerSecond: Double, burst: Int) {
+                self.tenant = tenant
+                self.model = model
+                self.requestsPerSecond = requestsPerSecond
+                self.burst = burst
+            }
+        }
+
+        /// The most specific override for `tenant` calling `model`: exact, then tenant with any
+        /// model, then any tenant with that model.
+        public func override(tenant: String, model: String) -> GCRA? {
+            let match =
+                overrides.first { $0.tenant == tenant && $0.model == model }
+                ?? overrides.first { $0.tenant == tenant && $0.model == "*" }
+                ?? overrides.first { $0.tenant == "*" && $0.model == model }
+            return match.map { GCRA(rate: $0.requestsPerSecond, burst: $0.burst) }
+        }
 
         /// The limit, or `nil` when off.
         public var limit: GCRA? {

@@ -47,14 +47,19 @@ public struct InferenceProtocolController<Context: AuthenticatedContext>: Sendab
 
     let runner: InferenceRunner
     let billing: Billing
+    let modelLimits: ModelRateLimits
     let registry: ModelRegistry
     let maxBodyBytes: Int
     let serverVersion: String
 
     /// Creates the controller.
-    public init(runner: InferenceRunner, billing: Billing, registry: ModelRegistry, maxBodyBytes: Int, serverVersion: String) {
+    public init(
+        runner: InferenceRunner, billing: Billing, modelLimits: ModelRateLimits, registry: ModelRegistry, maxBodyBytes: Int,
+        serverVersion: String
+    ) {
         self.runner = runner
         self.billing = billing
+        self.modelLimits = modelLimits
         self.registry = registry
         self.maxBodyBytes = maxBodyBytes
         self.serverVersion = serverVersion
@@ -159,6 +164,7 @@ public struct InferenceProtocolController<Context: AuthenticatedContext>: Sendab
             }
         }
         let validated = try runner.validate(model, inputs: tensors, logger: context.logger)
+        try await modelLimits.check(model: model.metadata.name, context: context)
         return try await billing.charge(model: model.metadata.name, request: request, body: buffer, context: context) {
             Self.render(try runner.predict(validated), of: model, id: body.id, requested: requested)
         }

@@ -24,6 +24,7 @@ public struct ScoringController<Context: AuthenticatedContext>: Sendable {
 
     let runner: InferenceRunner
     let billing: Billing
+    let modelLimits: ModelRateLimits
     let registry: ModelRegistry
     let modelName: String?
     let maxBodyBytes: Int
@@ -31,9 +32,13 @@ public struct ScoringController<Context: AuthenticatedContext>: Sendable {
     /// Creates the controller.
     ///
     /// - Parameter modelName: The model to score with; `nil` takes the first ready model with named features.
-    public init(runner: InferenceRunner, billing: Billing, registry: ModelRegistry, modelName: String?, maxBodyBytes: Int) {
+    public init(
+        runner: InferenceRunner, billing: Billing, modelLimits: ModelRateLimits, registry: ModelRegistry, modelName: String?,
+        maxBodyBytes: Int
+    ) {
         self.runner = runner
         self.billing = billing
+        self.modelLimits = modelLimits
         self.registry = registry
         self.modelName = modelName
         self.maxBodyBytes = maxBodyBytes
@@ -113,6 +118,7 @@ public struct ScoringController<Context: AuthenticatedContext>: Sendable {
             data: .float(matrix)
         )
         let validated = try runner.validate(model, inputs: [input], logger: context.logger)
+        try await modelLimits.check(model: metadata.name, context: context)
         return try await billing.charge(model: metadata.name, request: request, body: buffer, context: context) {
             let outputs = try runner.predict(validated)
             guard let output = outputs.first, case .float(let values) = output.data else {

@@ -8,6 +8,8 @@ public enum RateLimitKey: Hashable, Sendable {
     case apiKey(Int64)
     /// A client address, for requests without a key.
     case address(String)
+    /// A tenant calling a model, whichever of its keys it uses.
+    case tenantModel(Int64, String)
 }
 
 /// Decides rate limits with ``GCRA`` in this process: one timestamp per key, under a lock.

@@ -102,6 +102,7 @@ extension RateLimitKey {
         switch self {
         case .apiKey(let id): "key:\(id)"
         case .address(let address): "addr:\(address)"
+        case .tenantModel(let tenant, let model): "tm:\(tenant):\(model)"
         }
     }
 }

@@ -30,8 +30,12 @@ public final class RedisClient: Sendable {
         self.host = host
         self.port = components.port ?? 6379
         self.timeout = timeout
-        self.group = MultiThreadedEventLoopGroup.singleton
+        self.group = Self.eventLoop
     }
+
+    /// One thread for every Redis connection of the process: decisions never queue behind the
+    /// HTTP server's work on the shared loops, which is where they are needed most.
+    private static let eventLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
     /// Sends a command and returns the reply; a Redis error reply (`-ERR ...`) is returned, not thrown.
     ///
