@@ -9,9 +9,7 @@ struct IdentityCLITests {
     /// Runs the CLI on `database`: an SQLite file path, or a `postgres://` URL.
     static func run(_ arguments: [String], database: String) async throws -> (status: Int32?, stdout: String, stderr: String) {
         let url = database.hasPrefix("postgres") ? database : "sqlite:" + database
-        let cortex = try CortexProcess(arguments: arguments, environment: ["DATABASE_URL": url])
-        let status = try await cortex.waitForExit()
-        return (status, cortex.stdout, cortex.stderr)
+        return try await CortexProcess.run(arguments, environment: ["DATABASE_URL": url])
     }
 
     @Test("create a tenant, issue a key shown once, list it by prefix, revoke it with a grace period")

@@ -189,7 +189,10 @@ struct LedgerLoadTests {
             if columns.count > 4, columns[2] == "settle" { settlements[String(columns[4]), default: 0] += 1 }
         }
         let missing = acknowledged.filter { settlements[$0] != 1 }
-        #expect(missing.isEmpty, "requests answered 200 without exactly one settlement: \(missing.prefix(5))")
+        #expect(
+            missing.isEmpty,
+            "requests answered 200 without exactly one settlement: \(missing.prefix(5)); the listing exited \(String(describing: listing.status)) with \(listing.stdout.split(separator: "\n").count) lines, stderr: \(listing.stderr.prefix(300))"
+        )
         let verify = try await IdentityCLITests.run(["db", "verify"], database: database)
         #expect(verify.status == 0, "\(verify.stdout)")
     }

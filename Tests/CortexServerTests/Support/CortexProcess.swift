@@ -75,6 +75,43 @@ final class CortexProcess: Sendable {
         try process.run()
     }
 
+    /// Runs a short `cortex` command to completion and returns its status and whole output.
+    ///
+    /// Output goes to files, not pipes, so nothing written just before the exit can be missed
+    /// (a pipe's last reads may arrive after the exit is seen, on a busy machine).
+    static func run(_ arguments: [String], environment: [String: String]) async throws -> (status: Int32?, stdout: String, stderr: String) {
+        let binary = Self.binary
+        guard FileManager.default.isExecutableFile(atPath: binary) else { throw Failure.binaryMissing(binary) }
+        let base = NSTemporaryDirectory() + "cortex-cli-" + UUID().uuidString
+        let (outPath, errPath) = (base + ".out", base + ".err")
+        FileManager.default.createFile(atPath: outPath, contents: nil)
+        FileManager.default.createFile(atPath: errPath, contents: nil)
+        defer {
+            try? FileManager.default.removeItem(atPath: outPath)
+            try? FileManager.default.removeItem(atPath: errPath)
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        process.currentDirectoryURL = Repository.root
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+        let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let deadline = ContinuousClock.now + .seconds(60)
+        while process.isRunning && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        try? out.close()
+        try? err.close()
+        let status: Int32? = process.isRunning ? nil : process.terminationStatus
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        let read = { (path: String) in (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+        return (status, read(outPath), read(errPath))
+    }
+
     /// Starts `cortex serve` on a free loopback port and waits until it listens.
     static func serve(
         environment: [String: String],
