@@ -30,26 +30,18 @@ cleanup() {
 trap cleanup EXIT
 . bench/lib.sh
 
-echo "== building the release binary"
-swift build -c release --product cortex >/dev/null
-BIN=$(swift build -c release --show-bin-path)
+build_cortex
 ROUTE=/v2/models/lead-scoring/infer
 
 # A price of one micro-credit and a balance that lasts far longer than the run.
-BILLED=(MODEL_PRICES=lead-scoring=0.000001 DEMO_CREDITS=1000000000 LOG_LEVEL=warning)
-start() { # port database-url [env...]
-  local port=$1 url=$2
-  shift 2
-  env HOST=127.0.0.1 PORT="$port" DATABASE_URL="$url" LOG_LEVEL=warning "$@" "$BIN/cortex" serve >"$WORK/$port.log" 2>&1 &
-  wait_for "http://127.0.0.1:$port/ready"
-}
-start "$FREE_PORT" "sqlite:$WORK/free.db"
-start "$SQLITE_PORT" "sqlite:$WORK/billed.db" "${BILLED[@]}"
+BILLED=(MODEL_PRICES=lead-scoring=0.000001 DEMO_CREDITS=1000000000)
+start_cortex "$FREE_PORT"
+start_cortex "$SQLITE_PORT" "" "${BILLED[@]}"
 SERVERS="sqlite"
 if [ "${SKIP_POSTGRES:-0}" != 1 ]; then
   eval "$(scripts/postgres.sh start)"
   PG_DIR=$CORTEX_TEST_POSTGRES_DIR
-  start "$PG_PORT" "$CORTEX_TEST_POSTGRES_URL" "${BILLED[@]}"
+  start_cortex "$PG_PORT" "$CORTEX_TEST_POSTGRES_URL" "${BILLED[@]}"
   SERVERS="sqlite postgres"
 fi
 port_of() { case $1 in free) echo "$FREE_PORT" ;; sqlite) echo "$SQLITE_PORT" ;; postgres) echo "$PG_PORT" ;; esac; }

@@ -35,3 +35,21 @@ run_wrk() { # name url [lua]
 median() { # name column
   sort -n -k"$2" "$WORK/$1.results" | awk -v c="$2" '{v[NR]=$c} END {print v[int((NR+1)/2)]}'
 }
+
+# Builds the release binary once and sets BIN.
+build_cortex() {
+  echo "== building the release binary"
+  swift build -c release --product cortex >/dev/null
+  BIN=$(swift build -c release --show-bin-path)
+}
+
+# Starts `cortex serve` on loopback PORT with DATABASE_URL (default: an SQLite file of its own)
+# and extra VAR=value settings, logging to $WORK/PORT.log; waits until /ready answers.
+start_cortex() { # port [database-url] [env...]
+  local port=$1 url=${2:-}
+  shift
+  [ $# -gt 0 ] && shift
+  [ -n "$url" ] || url="sqlite:$WORK/$port.db"
+  env HOST=127.0.0.1 PORT="$port" DATABASE_URL="$url" LOG_LEVEL=warning "$@" "$BIN/cortex" serve >"$WORK/$port.log" 2>&1 &
+  wait_for "http://127.0.0.1:$port/ready"
+}

@@ -28,22 +28,14 @@ cleanup() {
 trap cleanup EXIT
 . bench/lib.sh
 
-echo "== building the release binary"
-swift build -c release --product cortex >/dev/null
-BIN=$(swift build -c release --show-bin-path)
+build_cortex
 ROUTE=/api/v1/score
 
-start() { # port [env...]
-  local port=$1
-  shift
-  env HOST=127.0.0.1 PORT="$port" DATABASE_URL="sqlite:$WORK/$port.db" "$@" "$BIN/cortex" serve >"$WORK/$port.log" 2>&1 &
-  wait_for "http://127.0.0.1:$port/ready"
-}
-start "$OFF_PORT"
-start "$LOCAL_PORT" RATE_LIMIT_RPS=1000000 RATE_LIMIT_BURST=1000000
+start_cortex "$OFF_PORT"
+start_cortex "$LOCAL_PORT" "" RATE_LIMIT_RPS=1000000 RATE_LIMIT_BURST=1000000
 eval "$(scripts/redis.sh start)"
 REDIS_DIR=$CORTEX_TEST_REDIS_DIR
-start "$REDIS_PORT_CORTEX" RATE_LIMIT_RPS=1000000 RATE_LIMIT_BURST=1000000 REDIS_URL="$CORTEX_TEST_REDIS_URL"
+start_cortex "$REDIS_PORT_CORTEX" "" RATE_LIMIT_RPS=1000000 RATE_LIMIT_BURST=1000000 REDIS_URL="$CORTEX_TEST_REDIS_URL"
 
 echo "== POST $ROUTE: $ROUNDS rounds of ${DURATION}s at $CONNECTIONS connections"
 for round in $(seq 1 "$ROUNDS"); do
