@@ -75,7 +75,7 @@ struct LedgerLoadTests {
     static let overspendEnvironment = ["MODEL_PRICES": "lead-scoring=1", "DEMO_CREDITS": "100", "LOG_LEVEL": "notice"]
 
     /// Sends 1,000 concurrent requests, spread over `ports`, and checks that exactly the 100 the balance covers succeed.
-    static func overspend(ports: [Int], database: String) async throws {
+    static func overspend(ports: [Int]) async throws {
         let statuses = try await Self.withClient { client in
             await withTaskGroup(of: Int?.self) { group in
                 for index in 0..<1000 {
@@ -103,7 +103,7 @@ struct LedgerLoadTests {
         try await backend.withDatabase { database, directory in
             let (cortex, port) = try await Self.serve(database, directory, Self.overspendEnvironment)
             defer { cortex.terminate() }
-            try await Self.overspend(ports: [port], database: database)
+            try await Self.overspend(ports: [port])
             cortex.signal(SIGTERM)
             #expect(try await cortex.waitForExit() == 0)
             let verify = try await IdentityCLITests.run(["db", "verify"], database: database)
@@ -118,7 +118,7 @@ struct LedgerLoadTests {
             defer { first.terminate() }
             let (second, secondPort) = try await Self.serve(database, directory, Self.overspendEnvironment)
             defer { second.terminate() }
-            try await Self.overspend(ports: [firstPort, secondPort], database: database)
+            try await Self.overspend(ports: [firstPort, secondPort])
             // Both replicas really billed: each logged refusals of its own.
             #expect(first.stdout.contains("BILLING_FAIL") && second.stdout.contains("BILLING_FAIL"))
             first.signal(SIGTERM)

@@ -112,10 +112,10 @@ public struct ServerDependencies: Sendable {
             return create ? try await store.createTenant(named: name) : nil
         }
         let demoEnabled = configuration.auth.demoEnabled(host: configuration.server.host)
-        let demoExisted = try await store.tenant(named: CortexConfiguration.demoTenant) != nil
         if let demo = try await tenant(CortexConfiguration.demoTenant, create: demoEnabled) {
-            if !demoExisted, configuration.billing.demoCredits > .zero {
-                // Once, when the tenant is made: a restart does not refill it.
+            if configuration.billing.demoCredits > .zero {
+                // Once: the grant's request id is unique in the ledger, so a restart (or a
+                // reload) finds it there and does not refill the tenant.
                 _ = try await store.ledger.grant(
                     Grant(tenantID: demo.id, amount: configuration.billing.demoCredits, requestID: "demo-credits", note: "DEMO_CREDITS")
                 )
