@@ -80,6 +80,23 @@ struct RateLimitTests {
         }
     }
 
+    @Test("anonymous requests (REQUIRE_API_KEY=false) are limited by client address")
+    func anonymous() async throws {
+        let clock = ManualClock()
+        let server = try await Self.server(clock: clock) { configuration in
+            configuration.auth.requireAPIKey = false
+            configuration.rateLimit.burst = 1
+        }
+        try await server.test { client async throws in
+            #expect(try await client.post("/api/v1/score", json: Self.lead).status == .ok)
+            let refused = try await client.post("/api/v1/score", json: Self.lead)
+            #expect(refused.status.code == 429)
+            #expect(refused.headers[.rateLimitLimit] == "1")
+            // A key holder is not charged to the anonymous budget.
+            #expect(try await client.post("/api/v1/score", json: Self.lead, headers: Self.demo).status == .ok)
+        }
+    }
+
     @Test("a refused request is never billed and never reaches the model")
     func beforeBilling() async throws {
         let clock = ManualClock()
