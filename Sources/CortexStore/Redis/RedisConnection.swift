@@ -4,33 +4,33 @@ import NIOPosix
 
 /// One connection to Redis: commands are pipelined and answered in order.
 ///
-/// Every command has a deadline; a connection that fails or times out is closed, and
-/// ``RedisClient`` opens a new one for the next command.
+/// Commands sent while the connection's event loop is busy go out together in one write, and
+/// one timer per connection (not one per command) enforces every command's deadline. A
+/// connection that fails or misses a deadline is closed, and ``RedisClient`` opens a new one for
+/// the next command.
 final class RedisConnection: Sendable {
     private let channel: any Channel
-    private let handler: NIOLoopBound<RedisReplyHandler>
+    private let handler: NIOLoopBound<RedisPipelineHandler>
 
-    private init(channel: any Channel, handler: NIOLoopBound<RedisReplyHandler>) {
+    private init(channel: any Channel, handler: NIOLoopBound<RedisPipelineHandler>) {
         self.channel = channel
         self.handler = handler
     }
 
     /// Connects within `timeout`.
-    static func connect(host: String, port: Int, timeout: Duration, group: any EventLoopGroup) async throws -> RedisConnection {
-        let channel = try await ClientBootstrap(group: group)
-            .connectTimeout(
-                .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
-            )
+    static func connect(host: String, port: Int, timeout: Duration, loop: any EventLoop) async throws -> RedisConnection {
+        let channel = try await ClientBootstrap(group: loop)
+            .connectTimeout(TimeAmount(timeout))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(RedisReplyHandler())
+                    try channel.pipeline.syncOperations.addHandler(RedisPipelineHandler(timeout: TimeAmount(timeout)))
                 }
             }
             .connect(host: host, port: port)
             .get()
         return try await channel.eventLoop.submit {
-            let handler = try channel.pipeline.syncOperations.handler(type: RedisReplyHandler.self)
+            let handler = try channel.pipeline.syncOperations.handler(type: RedisPipelineHandler.self)
             return RedisConnection(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
         }.get()
     }
@@ -38,31 +38,16 @@ final class RedisConnection: Sendable {
     /// Whether the socket is still open.
     var isActive: Bool { channel.isActive }
 
-    /// Sends one command and waits for its reply, at most `timeout`.
-    func send(_ command: [String], timeout: Duration) async throws -> RESPValue {
+    /// Sends one command and waits for its reply, at most the connection's timeout.
+    func send(_ command: [String]) async throws -> RESPValue {
         let loop = channel.eventLoop
         let promise = loop.makePromise(of: RESPValue.self)
-        let deadline = loop.scheduleTask(
-            in: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
-        ) {
-            promise.fail(RedisError.timeout)
+        if loop.inEventLoop {
+            handler.value.send(command, promise: promise)
+        } else {
+            loop.execute { [handler] in handler.value.send(command, promise: promise) }
         }
-        loop.execute { [handler, channel] in
-            handler.value.enqueue(promise)
-            var buffer = channel.allocator.buffer(capacity: 64)
-            RESP.encode(command, into: &buffer)
-            channel.writeAndFlush(buffer).whenFailure { promise.fail($0) }
-        }
-        do {
-            let reply = try await promise.futureResult.get()
-            deadline.cancel()
-            return reply
-        } catch {
-            deadline.cancel()
-            // Replies may now arrive out of step with their commands: this connection is done.
-            channel.close(promise: nil)
-            throw error
-        }
+        return try await promise.futureResult.get()
     }
 
     func close() async {
@@ -70,31 +55,102 @@ final class RedisConnection: Sendable {
     }
 }
 
-/// Matches replies to the commands sent, first in first out.
-final class RedisReplyHandler: ChannelInboundHandler {
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}
+
+/// Writes commands, matches replies to them first in first out, and enforces deadlines.
+final class RedisPipelineHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
-    private var pending: [EventLoopPromise<RESPValue>] = []
-    private var buffer = ByteBuffer()
+    private struct Pending {
+        let promise: EventLoopPromise<RESPValue>
+        let deadline: NIODeadline
+    }
 
-    func enqueue(_ promise: EventLoopPromise<RESPValue>) {
-        pending.append(promise)
+    private let timeout: TimeAmount
+    private var context: ChannelHandlerContext?
+    /// Sent commands, oldest first.
+    private var pending = CircularBuffer<Pending>(initialCapacity: 64)
+    /// Commands encoded since the last flush.
+    private var outbound = ByteBuffer()
+    private var flushScheduled = false
+    private var deadlineTimer: Scheduled<Void>?
+    private var inbound = ByteBuffer()
+
+    init(timeout: TimeAmount) {
+        self.timeout = timeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        outbound = context.channel.allocator.buffer(capacity: 1024)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        failAll(RedisError.connectionClosed)
+        self.context = nil
+    }
+
+    /// Queues `command`; it is written with every other command queued in the same loop tick.
+    func send(_ command: [String], promise: EventLoopPromise<RESPValue>) {
+        guard let context, context.channel.isActive else {
+            promise.fail(RedisError.connectionClosed)
+            return
+        }
+        pending.append(Pending(promise: promise, deadline: .now() + timeout))
+        RESP.encode(command, into: &outbound)
+        if deadlineTimer == nil { armDeadline(context: context) }
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        context.eventLoop.assumeIsolated().execute { self.flush() }
+    }
+
+    private func flush() {
+        flushScheduled = false
+        guard let context, outbound.readableBytes > 0 else { return }
+        let bytes = outbound
+        outbound = context.channel.allocator.buffer(capacity: max(1024, bytes.readableBytes))
+        context.writeAndFlush(wrapOutboundOut(bytes)).assumeIsolated().whenFailure { error in
+            self.fail(error, context: context)
+        }
+    }
+
+    /// One timer for the whole pipeline: it fires at the oldest command's deadline.
+    private func armDeadline(context: ChannelHandlerContext) {
+        guard let oldest = pending.first else {
+            deadlineTimer = nil
+            return
+        }
+        deadlineTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: oldest.deadline) {
+            self.deadlineTimer = nil
+            guard let oldest = self.pending.first else { return }
+            if oldest.deadline <= .now() {
+                // Replies would now arrive out of step with their commands: this connection is done.
+                self.fail(RedisError.timeout, context: context)
+            } else {
+                self.armDeadline(context: context)
+            }
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = unwrapInboundIn(data)
-        buffer.writeBuffer(&incoming)
+        inbound.writeBuffer(&incoming)
         do {
-            while let reply = try RESP.decode(&buffer) {
-                guard !pending.isEmpty else {
+            while let reply = try RESP.decode(&inbound) {
+                guard let next = pending.popFirst() else {
                     throw RESP.ProtocolError(description: "a reply arrived for no command")
                 }
-                pending.removeFirst().succeed(reply)
+                next.promise.succeed(reply)
             }
-            buffer.discardReadBytes()
+            inbound.discardReadBytes()
         } catch {
-            failAll(error)
-            context.close(promise: nil)
+            fail(error, context: context)
         }
     }
 
@@ -104,14 +160,18 @@ final class RedisReplyHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        fail(error, context: context)
+    }
+
+    private func fail(_ error: any Error, context: ChannelHandlerContext) {
         failAll(error)
         context.close(promise: nil)
     }
 
     private func failAll(_ error: any Error) {
-        let waiting = pending
-        pending.removeAll()
-        for promise in waiting { promise.fail(error) }
+        deadlineTimer?.cancel()
+        deadlineTimer = nil
+        while let next = pending.popFirst() { next.promise.fail(error) }
     }
 }
 
