@@ -180,4 +180,38 @@ struct RateLimitTests {
             }
         }
     }
+
+    @Test("rate_limit.overrides in YAML: a list of mappings, the same rules as the variable")
+    func yamlOverrides() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let file = try directory.write(
+            "cortex.yaml",
+            """
+            rate_limit:
+              overrides:
+                - {tenant: acme, model: lead-scoring, rps: 50, burst: 100}
+                - {tenant: acme, rps: 0.5}
+                - {model: big, rps: 2, burst: 3}
+            """
+        )
+        let limits = try CortexConfiguration.load(file: file, environment: [:]).rateLimit
+        #expect(limits.override(tenant: "acme", model: "lead-scoring") == GCRA(rate: 50, burst: 100))
+        #expect(limits.override(tenant: "acme", model: "other") == GCRA(rate: 0.5, burst: 1))
+        #expect(limits.override(tenant: "beta", model: "big") == GCRA(rate: 2, burst: 3))
+        let bad: [(String, String)] = [
+            ("- {tenant: acme}", "rate_limit.overrides[0].rps"),
+            ("- {tenant: acme, rps: 1, brust: 2}", "rate_limit.overrides[0].brust"),
+            ("- acme/x=1", "rate_limit.overrides[0]"),
+            ("- {tenant: 'bad name', rps: 1}", "rate_limit.overrides"),
+        ]
+        for (entry, key) in bad {
+            let file = try directory.write("bad.yaml", "rate_limit:\n  overrides:\n    \(entry)\n")
+            #expect {
+                try CortexConfiguration.load(file: file, environment: [:])
+            } throws: { error in
+                (error as? ConfigurationError)?.key == key
+            }
+        }
+    }
 }

@@ -240,9 +240,16 @@ extension CortexConfiguration {
                     let known = Self.settings.filter { $0.yamlPath.hasPrefix(sectionName + ".") }.map { $0.yamlPath }
                     throw ConfigurationError(key: path, value: nil, expected: "one of \(known.joined(separator: ", "))")
                 }
-                // A mapping (billing.prices) is read as the same NAME=VALUE list its variable takes.
-                let text =
-                    (value as? [String: Any]).map { $0.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: ",") } ?? "\(value)"
+                // A mapping (billing.prices) is read as the same NAME=VALUE list its variable takes,
+                // and a list of overrides as the TENANT/MODEL=RPS:BURST list.
+                let text: String
+                if let mapping = value as? [String: Any] {
+                    text = mapping.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: ",")
+                } else if path == "rate_limit.overrides", let list = value as? [Any] {
+                    text = try Self.overrides(fromYAML: list)
+                } else {
+                    text = "\(value)"
+                }
                 try apply(setting, value: text, key: path)
             }
         }
@@ -311,6 +318,25 @@ extension CortexConfiguration {
             sources.append(source)
         }
         return sources
+    }
+
+    /// `[{tenant: acme, model: lead-scoring, rps: 50, burst: 100}, ...]` as `acme/lead-scoring=50:100,...`;
+    /// `tenant` and `model` default to `*`, `burst` to the rate rounded up.
+    private static func overrides(fromYAML list: [Any]) throws -> String {
+        try list.enumerated().map { index, item in
+            let key = "rate_limit.overrides[\(index)]"
+            guard let entry = item as? [String: Any] else {
+                throw ConfigurationError(key: key, value: nil, expected: "a mapping with rps, and optionally tenant, model and burst")
+            }
+            if let unknown = entry.keys.sorted().first(where: { !["tenant", "model", "rps", "burst"].contains($0) }) {
+                throw ConfigurationError(key: "\(key).\(unknown)", value: nil, expected: "one of tenant, model, rps, burst")
+            }
+            guard let rate = entry["rps"] else {
+                throw ConfigurationError(key: "\(key).rps", value: nil, expected: "requests per second, above 0")
+            }
+            let scope = "\(entry["tenant"] ?? "*")/\(entry["model"] ?? "*")"
+            return "\(scope)=\(rate)" + (entry["burst"].map { ":\($0)" } ?? "")
+        }.joined(separator: ",")
     }
 
     static func isValidModelName(_ name: String) -> Bool {
