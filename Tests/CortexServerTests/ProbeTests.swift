@@ -57,6 +57,20 @@ struct ProbeTests {
             #expect(infer.status == .serviceUnavailable)
             #expect(infer.body.jsonObject["code"] as? String == "model_not_ready")
             #expect((infer.body.jsonObject["error"] as? String)?.contains("model.json") == true)
+
+            // /status: every model with its state, the reason for the broken one, no key needed.
+            let status = try await client.get("/status")
+            #expect(status.status == .ok)
+            let body = status.body.jsonObject
+            #expect(body["ready"] as? Bool == true)
+            #expect((body["uptime_s"] as? Int).map { $0 >= 0 } == true)
+            let models = body["models"] as? [[String: Any]] ?? []
+            #expect(models.map { $0["name"] as? String } == ["lead-scoring", "broken"])
+            #expect(models.map { $0["state"] as? String } == ["ready", "failed"])
+            #expect(models[0]["platform"] as? String == "xgboost_json")
+            #expect((models[1]["reason"] as? String)?.contains("model.json") == true)
+            #expect((body["rate_limit"] as? [String: Any])?["mode"] as? String == "off")
+            #expect((body["checks"] as? [String: Any])?.keys.sorted() == ["database", "disk", "draining", "models"])
         }
         #expect(server.logs.events(named: "MODEL_LOAD_FAIL").first?.metadata["reason"]?.contains("model.json") == true)
     }

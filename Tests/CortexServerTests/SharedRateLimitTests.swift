@@ -65,9 +65,19 @@ struct SharedRateLimitTests {
         let degraded = try #require(try RawHTTPConnection.request(port: port, path: "/ready"))
         #expect(degraded.status == 200, "a Redis outage degrades rate limits, it does not make the replica unready")
         #expect(degraded.body.contains("degraded: local limits"))
+        let fallback = try Self.rateLimitStatus(port: port)
+        #expect(fallback["mode"] as? String == "fallback")
+        #expect((fallback["reason"] as? String)?.isEmpty == false)
         try redis.start()
-        // The limiter probes Redis once a second.
-        try load(for: .milliseconds(1500))
+        // With no traffic at all, the readiness checks' probe (here through /status) finds Redis back.
+        var mode = ""
+        let deadline = ContinuousClock.now + .seconds(5)
+        while mode != "shared", ContinuousClock.now < deadline {
+            mode = try Self.rateLimitStatus(port: port)["mode"] as? String ?? ""
+            if mode != "shared" { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(mode == "shared")
+        try load(for: .milliseconds(300))
 
         #expect(statuses.count > 50)
         #expect(statuses.allSatisfy { $0 == 200 }, "every request answered: \(Set(statuses))")
@@ -77,5 +87,13 @@ struct SharedRateLimitTests {
         #expect(ready.body.contains("shared through redis://127.0.0.1:\(redis.port)"))
         let metrics = try #require(try RawHTTPConnection.request(port: port, path: "/metrics")).body
         #expect(metrics.contains("rate_limit_backend_up 1"))
+    }
+
+    /// The `rate_limit` object of `/status`.
+    static func rateLimitStatus(port: Int) throws -> [String: Any] {
+        let response = try #require(try RawHTTPConnection.request(port: port, path: "/status"))
+        #expect(response.status == 200)
+        let body = try #require(try JSONSerialization.jsonObject(with: Data(response.body.utf8)) as? [String: Any])
+        return try #require(body["rate_limit"] as? [String: Any])
     }
 }

@@ -27,6 +27,7 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
         metrics: dependencies.metrics
     )
     ProbeController(checks: dependencies.readiness, registry: dependencies.registry).addRoutes(to: router)
+    StatusController(dependencies: dependencies).addRoutes(to: router)
     MetricsController(registry: dependencies.prometheus).addRoutes(to: router)
     InferenceProtocolController(
         runner: runner,

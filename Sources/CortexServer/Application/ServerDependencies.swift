@@ -1,7 +1,7 @@
 public import CoreMetrics
 public import CortexRuntime
 public import CortexStore
-import Foundation
+public import Foundation
 public import Logging
 public import Prometheus
 
@@ -31,6 +31,8 @@ public struct ServerDependencies: Sendable {
     public let sharedRateLimiter: SharedRateLimiter?
     /// Reads the configuration again (file and environment), for `POST /admin/reload-auth`.
     public let reloadConfiguration: @Sendable () throws -> CortexConfiguration
+    /// When the server was opened, for `/status`.
+    public let startedAt = Date()
 
     /// Opens the database (running migrations) and loads every configured model.
     ///

@@ -8,7 +8,10 @@ public struct ProbeController<Context: RequestIDContext>: Sendable {
 
     /// Routes whose requests are logged at debug level.
     static var quietRoutes: Set<String> {
-        ["/health", "/healthz", "/ready", "/readyz", "/health/ready", "/api/ready", "/v2/health/live", "/v2/health/ready", "/metrics"]
+        [
+            "/health", "/healthz", "/ready", "/readyz", "/health/ready", "/api/ready", "/v2/health/live", "/v2/health/ready", "/metrics",
+            "/status",
+        ]
     }
 
     /// Creates the controller.
@@ -48,8 +51,15 @@ public struct ProbeController<Context: RequestIDContext>: Sendable {
         for name in report.failing { json.string(name) }
         json.endArray()
         json.key("checks")
+        Self.write(report.checks, to: &json)
+        json.endObject()
+        return Self.json(report.isReady ? .ok : .serviceUnavailable, json.text)
+    }
+
+    /// `{"database": {"ok": true, "detail": "..."}, ...}`, shared with `/status`.
+    static func write(_ checks: [ReadinessReport.Check], to json: inout JSONWriter) {
         json.beginObject()
-        for check in report.checks {
+        for check in checks {
             json.key(check.name)
             json.beginObject()
             json.member("ok", check.ok)
@@ -57,8 +67,6 @@ public struct ProbeController<Context: RequestIDContext>: Sendable {
             json.endObject()
         }
         json.endObject()
-        json.endObject()
-        return Self.json(report.isReady ? .ok : .serviceUnavailable, json.text)
     }
 
     static func json(_ status: HTTPResponse.Status, _ text: String) -> Response {

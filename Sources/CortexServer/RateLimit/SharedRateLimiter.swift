@@ -72,6 +72,18 @@ public final class SharedRateLimiter: RateLimiting {
         return local.decide(key: key, limit: limit)
     }
 
+    /// Asks Redis for `PING` and switches to shared or local decisions by the answer, so that the
+    /// state in `/ready` and `/status` is true even before the first request (and shared limits
+    /// return while no traffic arrives). The readiness checks call it.
+    public func check() async {
+        do {
+            try await redis.ping()
+            record(shared: true, reason: "redis answered")
+        } catch {
+            record(shared: false, reason: "\(error)")
+        }
+    }
+
     /// Whether decisions are shared right now, since when, and why they are not.
     public var status: (shared: Bool, since: Date, reason: String) {
         state.withLock { ($0.shared, $0.since, $0.reason) }

@@ -89,6 +89,7 @@ public final class ReadinessChecks: Sendable {
 
         // Degraded, not failing: requests are still limited, by this replica alone.
         if let limiter = sharedRateLimiter {
+            await limiter.check()
             let status = limiter.status
             let detail =
                 status.shared

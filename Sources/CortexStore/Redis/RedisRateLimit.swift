@@ -43,6 +43,14 @@ public struct RedisRateLimit: Sendable {
         await client.close()
     }
 
+    /// Checks that Redis answers `PING`.
+    ///
+    /// - Throws: ``RedisError`` or ``UnexpectedReply``.
+    public func ping() async throws {
+        let reply = try await client.send(["PING"])
+        guard reply == .simpleString("PONG") else { throw UnexpectedReply(description: "PING answered \(reply)") }
+    }
+
     /// Decides one request for `key` under `limit`.
     ///
     /// - Throws: ``RedisError`` when Redis is unreachable or slow, ``UnexpectedReply`` otherwise;

@@ -1,0 +1,94 @@
+public import CortexRuntime
+import Foundation
+public import Hummingbird
+
+/// `GET /status`: one page for the operator, everything `/ready` checks plus what this replica
+/// runs: version and uptime, each model's state (and why a model is not ready), the database,
+/// and whether rate limits are shared through Redis or local after a fallback.
+///
+/// It needs no key, like the probes, and shows nothing secret (the database and Redis locations
+/// are shown without passwords).
+public struct StatusController<Context: RequestIDContext>: Sendable {
+    let dependencies: ServerDependencies
+
+    /// Creates the controller; uptime counts from when `dependencies` were opened.
+    public init(dependencies: ServerDependencies) {
+        self.dependencies = dependencies
+    }
+
+    /// Adds `/status`.
+    public func addRoutes(to router: Router<Context>) {
+        router.get("/status") { _, _ in await self.status() }
+    }
+
+    func status() async -> Response {
+        let report = await dependencies.readiness.evaluate()
+        let now = Date()
+        var json = JSONWriter(capacity: 1024)
+        json.beginObject()
+        json.member("service", "cortex")
+        json.member("version", CortexVersion.current)
+        json.member("started_at", dependencies.startedAt.ISO8601Format())
+        json.member("uptime_s", Int(now.timeIntervalSince(dependencies.startedAt)))
+        json.member("ready", report.isReady)
+        json.key("failing")
+        json.beginArray()
+        for name in report.failing { json.string(name) }
+        json.endArray()
+        json.key("checks")
+        ProbeController<Context>.write(report.checks, to: &json)
+
+        json.key("models")
+        json.beginArray()
+        for entry in dependencies.registry.entries {
+            json.beginObject()
+            json.member("name", entry.source.name)
+            json.member("state", entry.state.name)
+            switch entry.state {
+            case .ready(let model):
+                json.member("version", model.metadata.version)
+                json.member("platform", model.metadata.platform)
+            case .failed(let reason):
+                json.member("reason", reason)
+            case .loading:
+                break
+            }
+            json.member("path", entry.source.path)
+            json.endObject()
+        }
+        json.endArray()
+
+        json.key("database")
+        json.beginObject()
+        json.member("location", dependencies.store.location)
+        json.endObject()
+
+        json.key("rate_limit")
+        writeRateLimit(to: &json)
+        json.endObject()
+        return ProbeController<Context>.json(.ok, json.text)
+    }
+
+    /// `mode`: `off`, `local` (no Redis configured), `shared` or `fallback` (Redis configured but
+    /// not answering: local limits since `since`, for `reason`).
+    private func writeRateLimit(to json: inout JSONWriter) {
+        let configuration = dependencies.configuration.rateLimit
+        json.beginObject()
+        if let limit = configuration.limit {
+            json.key("rps")
+            json.number(configuration.requestsPerSecond)
+            json.member("burst", limit.burst)
+        }
+        json.member("overrides", configuration.overrides.count)
+        if let shared = dependencies.sharedRateLimiter {
+            let status = shared.status
+            json.member("mode", status.shared ? "shared" : "fallback")
+            json.member("redis", shared.location)
+            json.member("since", status.since.ISO8601Format())
+            if !status.shared { json.member("reason", status.reason) }
+        } else {
+            json.member("mode", configuration.limit == nil && configuration.overrides.isEmpty ? "off" : "local")
+        }
+        json.endObject()
+    }
+}
