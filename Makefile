@@ -1,11 +1,14 @@
 # Cortex: the two commands are `make run` and `make test`; see README.md.
 SWIFT ?= swift
 
-.PHONY: run build release test lint format bench models clean
+.PHONY: run build release onnxruntime test lint format bench models image-models clean
 
-## Build in release mode and serve the bundled lead-scoring model on http://127.0.0.1:8000.
-run: release
+## Build in release mode, install ONNX Runtime (PyPI, into .venv) and serve the bundled models on http://127.0.0.1:8000.
+run: release onnxruntime
 	.build/release/cortex serve $(ARGS)
+
+onnxruntime:
+	scripts/onnxruntime.sh install
 
 build:
 	$(SWIFT) build
@@ -32,6 +35,11 @@ bench:
 ## Re-train the bundled models and their fixtures (needs xgboost from PyPI).
 models:
 	python3 scripts/train_models.py
+
+## Re-train the two bundled ONNX image classifiers, their test images and fixtures (PyPI packages into .venv).
+image-models: onnxruntime
+	.venv/bin/pip install -q -r scripts/requirements-models.txt
+	.venv/bin/python scripts/make_image_models.py
 
 clean:
 	rm -rf .build data

@@ -2,7 +2,7 @@
 # Runs every test on a fresh machine: checks the toolchain, formatting, builds, then `swift test`.
 # Services the tests need are installed (from Debian) and started here, on loopback, and removed
 # after: PostgreSQL (one throw-away cluster) and Redis (each test starts its own server);
-# ONNX Runtime with the capability that needs it.
+# ONNX Runtime (PyPI's onnxruntime wheel) and the Python clients the tests drive go into .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +22,9 @@ echo "PostgreSQL at $CORTEX_TEST_POSTGRES_URL"
 
 echo "== Redis (the tests start their own servers)"
 scripts/redis.sh install
+
+echo "== ONNX Runtime and the Python clients (PyPI, into .venv)"
+scripts/onnxruntime.sh install
 
 echo "== test"
 # The process tests start the built binary; point them at it explicitly.

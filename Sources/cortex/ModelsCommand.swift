@@ -1,5 +1,6 @@
 import ArgumentParser
 import CortexRuntime
+import Foundation
 
 struct ModelsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,7 +21,9 @@ struct ModelsCommand: AsyncParsableCommand {
             var failed = false
             for path in paths {
                 do {
-                    let metadata = try ModelLoader().load(ModelSource(path: path)).metadata
+                    let metadata = try ModelLoader(onnxLibrary: ProcessInfo.processInfo.environment["ORT_LIBRARY_PATH"]).load(
+                        ModelSource(path: path)
+                    ).metadata
                     print("OK \(path): \(metadata.name) version \(metadata.version) (\(metadata.platform))")
                     for spec in metadata.inputs { print("  input  \(spec.name) \(spec.datatype.rawValue) \(spec.shape)") }
                     for spec in metadata.outputs { print("  output \(spec.name) \(spec.datatype.rawValue) \(spec.shape)") }

@@ -16,7 +16,7 @@ struct ConfigurationTests {
         #expect(config.log.level == .info)
         #expect(config.log.format == .json)
         #expect(config.database == .sqlite(path: CortexConfiguration.absolutePath("data/cortex.db")))
-        #expect(config.models.map(\.name) == ["lead-scoring"])
+        #expect(config.models.map(\.name) == ["lead-scoring", "vA", "vB"])
     }
 
     @Test("the file sets values and the environment overrides them")

@@ -1,24 +1,59 @@
 import Foundation
+import Synchronization
 import Yams
 
 /// Loads a model from disk into an ``InferenceModel``.
 ///
-/// A directory may hold a `model.yaml` manifest:
+/// A model is a file (`lead.json`, `vA.onnx`) or a directory holding a `model.yaml` manifest; a
+/// file may have its manifest next to it under the same stem (`vA.yaml` for `vA.onnx`):
 /// ```yaml
 /// version: "1.0.0"
-/// format: xgboost_json   # the only format this build loads natively
-/// file: model.json
+/// format: onnx            # or xgboost_json; by default from the file's extension
+/// file: model.onnx        # in a directory; default model.onnx or model.json
+/// description: "handwritten digits"
+/// onnx: {intra_op_threads: 1, inter_op_threads: 1, optimization: all}
+/// image: {color: gray, scale: 0.00392156862745098, mean: [0], std: [1], labels: ["0", "1"]}
 /// ```
-/// Without a manifest the directory must hold `model.json`.
-public struct ModelLoader: Sendable {
+public final class ModelLoader: Sendable {
     struct Manifest: Decodable {
         var version: String?
         var format: String?
         var file: String?
+        var description: String?
+        var onnx: ONNXSettings?
+        var image: ImagePreprocessing?
+
+        struct ONNXSettings: Decodable {
+            var intraOpThreads: Int?
+            var interOpThreads: Int?
+            var optimization: String?
+
+            enum CodingKeys: String, CodingKey {
+                case intraOpThreads = "intra_op_threads"
+                case interOpThreads = "inter_op_threads"
+                case optimization
+            }
+        }
     }
 
-    /// Creates a loader.
-    public init() {}
+    /// Where ONNX Runtime is: a path from the configuration, or found at first use.
+    let onnxLibraryPath: String?
+    private let onnxLibrary = Mutex<Result<ONNXRuntimeLibrary, ONNXRuntimeLibrary.LoadError>?>(nil)
+
+    /// Creates a loader; `onnxLibrary` is `onnx.library` / `ORT_LIBRARY_PATH` when configured.
+    public init(onnxLibrary: String? = nil) {
+        self.onnxLibraryPath = onnxLibrary
+    }
+
+    /// ONNX Runtime, located and opened on first use; the same answer afterwards.
+    public var onnxRuntime: Result<ONNXRuntimeLibrary, ONNXRuntimeLibrary.LoadError> {
+        onnxLibrary.withLock { cached in
+            if let cached { return cached }
+            let result = ONNXRuntimeLibrary.locate(configured: onnxLibraryPath).flatMap { ONNXRuntimeLibrary.open(path: $0) }
+            cached = result
+            return result
+        }
+    }
 
     /// Loads the model a source points at.
     ///
@@ -35,7 +70,15 @@ public struct ModelLoader: Sendable {
             if FileManager.default.fileExists(atPath: manifestPath) {
                 manifest = try readManifest(manifestPath)
             }
-            file = (source.path as NSString).appendingPathComponent(manifest.file ?? "model.json")
+            let defaultFile =
+                FileManager.default.fileExists(atPath: (source.path as NSString).appendingPathComponent("model.onnx"))
+                ? "model.onnx" : "model.json"
+            file = (source.path as NSString).appendingPathComponent(manifest.file ?? defaultFile)
+        } else {
+            let sidecar = (source.path as NSString).deletingPathExtension + ".yaml"
+            if sidecar != source.path, FileManager.default.fileExists(atPath: sidecar) {
+                manifest = try readManifest(sidecar)
+            }
         }
         let version = source.version ?? manifest.version ?? "1"
         let format = manifest.format ?? Self.format(ofFile: file)
@@ -47,10 +90,47 @@ public struct ModelLoader: Sendable {
             let ensemble = try TreeEnsemble(xgboostJSON: data, path: file)
             return TreeEnsembleModel(name: source.name, version: version, ensemble: ensemble)
         case "onnx":
-            throw ModelLoadError(path: file, reason: "ONNX models need the ONNX Runtime backend, which this build does not include yet")
+            let library: ONNXRuntimeLibrary
+            switch onnxRuntime {
+            case .success(let opened): library = opened
+            case .failure(let error): throw ModelLoadError(path: file, reason: error.description)
+            }
+            return try ONNXModel(
+                name: source.name,
+                version: version,
+                path: file,
+                library: library,
+                options: try sessionOptions(manifest.onnx, path: file),
+                image: manifest.image,
+                description: manifest.description
+            )
         default:
-            throw ModelLoadError(path: file, field: "format", reason: "unknown model format '\(format)'; expected xgboost_json")
+            throw ModelLoadError(path: file, field: "format", reason: "unknown model format '\(format)'; expected xgboost_json or onnx")
         }
+    }
+
+    private func sessionOptions(_ settings: Manifest.ONNXSettings?, path: String) throws -> ONNXSessionOptions {
+        var options = ONNXSessionOptions()
+        guard let settings else { return options }
+        if let threads = settings.intraOpThreads {
+            guard (1...256).contains(threads) else {
+                throw ModelLoadError(path: path, field: "onnx.intra_op_threads", reason: "must be from 1 to 256")
+            }
+            options.intraOpThreads = threads
+        }
+        if let threads = settings.interOpThreads {
+            guard (1...256).contains(threads) else {
+                throw ModelLoadError(path: path, field: "onnx.inter_op_threads", reason: "must be from 1 to 256")
+            }
+            options.interOpThreads = threads
+        }
+        if let name = settings.optimization {
+            guard let level = ONNXSessionOptions.Optimization(rawValue: name) else {
+                throw ModelLoadError(path: path, field: "onnx.optimization", reason: "must be one of disable, basic, extended, all")
+            }
+            options.optimization = level
+        }
+        return options
     }
 
     private static func format(ofFile file: String) -> String {

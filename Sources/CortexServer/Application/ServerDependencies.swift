@@ -60,7 +60,7 @@ public struct ServerDependencies: Sendable {
         let schemaVersion = try await store.schemaVersion()
         logger.info("DB_OPEN", metadata: ["path": "\(store.location)", "schema_version": .stringConvertible(schemaVersion)])
         try await seedIdentities(configuration: configuration, store: store, logger: logger)
-        let registry = ModelRegistry(logger: logger)
+        let registry = ModelRegistry(loader: ModelLoader(onnxLibrary: configuration.onnx.library), logger: logger)
         registry.load(configuration.models)
         metrics.tenantCount.record(try await store.tenants().count)
         var authConfiguration = Authenticator.Configuration()

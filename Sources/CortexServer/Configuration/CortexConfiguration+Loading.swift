@@ -185,6 +185,11 @@ extension CortexConfiguration {
             value in
             parse(value, into: &config.rateLimit.redisTimeoutMilliseconds, in: 1...10_000)
         },
+        Setting(yamlPath: "onnx.library", environment: "ORT_LIBRARY_PATH", accepted: "the path of libonnxruntime.so") { config, value in
+            guard !value.isEmpty else { return false }
+            config.onnx.library = value
+            return true
+        },
         Setting(yamlPath: "scoring.model", environment: "SCORING_MODEL", accepted: "a model name") { config, value in
             guard !value.isEmpty else { return false }
             config.scoringModel = value
@@ -273,6 +278,19 @@ extension CortexConfiguration {
                 throw ConfigurationError(key: "MODEL_PATH", value: paths, expected: "one or more comma-separated model paths")
             }
             models = list.map { ModelSource(path: $0) }
+        }
+        // Seed 001: the two image classifiers keep their names whatever their files are called.
+        for (variable, name) in [("MODEL_VA_PATH", "vA"), ("MODEL_VB_PATH", "vB")] {
+            guard let path = environment[variable] else { continue }
+            guard !path.trimmingCharacters(in: .whitespaces).isEmpty else {
+                throw ConfigurationError(key: variable, value: path, expected: "the path of an ONNX model")
+            }
+            let source = ModelSource(name: name, path: path.trimmingCharacters(in: .whitespaces))
+            if let index = models.firstIndex(where: { $0.name == name }) {
+                models[index] = source
+            } else {
+                models.append(source)
+            }
         }
         if let version = environment["MODEL_VERSION"] {
             guard !version.isEmpty else {

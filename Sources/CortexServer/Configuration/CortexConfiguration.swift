@@ -160,8 +160,21 @@ public struct CortexConfiguration: Sendable, Equatable {
     public var readiness = Readiness()
     public var billing = Billing()
     public var rateLimit = RateLimit()
-    /// Models to serve (`models:` in YAML, or `MODEL_PATH`, comma-separated).
-    public var models: [ModelSource] = [ModelSource(path: "models/lead-scoring")]
+    /// Models to serve (`models:` in YAML, or `MODEL_PATH`, comma-separated); by default the
+    /// bundled lead-scoring model and seed 001's two image classifiers, `vA` and `vB`
+    /// (`MODEL_VA_PATH`, `MODEL_VB_PATH` replace their files).
+    public var models: [ModelSource] = [
+        ModelSource(path: "models/lead-scoring"), ModelSource(name: "vA", path: "models/vA.onnx"),
+        ModelSource(name: "vB", path: "models/vB.onnx"),
+    ]
+    /// ONNX Runtime.
+    public var onnx = ONNX()
+
+    /// Where ONNX Runtime's library is.
+    public struct ONNX: Sendable, Equatable {
+        /// `onnx.library` / `ORT_LIBRARY_PATH`; `nil` looks in `ORT_DYLIB_PATH`, `.venv`, then the system's Python.
+        public var library: String?
+    }
     /// The model behind `/api/v1/score` (`SCORING_MODEL`); `nil` picks the first tabular model.
     public var scoringModel: String?
 

@@ -59,19 +59,17 @@ public final class ReadinessChecks: Sendable {
             metrics.model(entry.source.name).ready.record(entry.state.name == "ready" ? 1 : 0)
         }
         if ready.isEmpty {
-            let reasons = entries.map { entry -> String in
-                if case .failed(let reason) = entry.state { return "\(entry.source.name): \(reason)" }
-                return "\(entry.source.name): \(entry.state.name)"
-            }
+            let reasons = entries.map(Self.notReadyReason)
             let detail = entries.isEmpty ? "no models configured" : "no model ready (" + reasons.joined(separator: "; ") + ")"
             checks.append(.init(name: "models", ok: false, detail: detail))
         } else {
-            let notReady = entries.count - ready.count
+            let notReady = entries.filter { $0.state.name != "ready" }.map(Self.notReadyReason)
             checks.append(
                 .init(
                     name: "models",
                     ok: true,
-                    detail: "\(ready.count) ready (\(ready.joined(separator: ", ")))" + (notReady > 0 ? ", \(notReady) not ready" : "")
+                    detail: "\(ready.count) ready (\(ready.joined(separator: ", ")))"
+                        + (notReady.isEmpty ? "" : ", \(notReady.count) not ready (\(notReady.joined(separator: "; ")))")
                 )
             )
         }
@@ -111,6 +109,12 @@ public final class ReadinessChecks: Sendable {
             )
         }
         return report
+    }
+
+    /// `name: why` for a model that does not serve.
+    static func notReadyReason(_ entry: ModelRegistry.Entry) -> String {
+        if case .failed(let reason) = entry.state { return "\(entry.source.name): \(reason)" }
+        return "\(entry.source.name): \(entry.state.name)"
     }
 
     /// Bytes available to this process on the filesystem holding `path`.

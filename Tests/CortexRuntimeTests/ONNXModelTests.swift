@@ -1,0 +1,200 @@
+import CortexCore
+import Foundation
+import Testing
+
+@testable import CortexRuntime
+
+/// ONNX models through the real ONNX Runtime library that `scripts/onnxruntime.sh install` puts
+/// in `.venv` (the test command runs it first).
+@Suite("ONNX Runtime backend")
+struct ONNXModelTests {
+    /// ONNX Runtime's own outputs for the bundled test images, written by scripts/make_image_models.py.
+    struct Expected: Decodable {
+        struct Image: Decodable {
+            var file: String
+            var label: Int
+            var size: Int
+            var pixels: [UInt8]?
+            var vA: [Float]?
+            var vB: [Float]?
+        }
+        var images: [Image]
+
+        static func load() throws -> Expected {
+            try JSONDecoder().decode(
+                Expected.self, from: Data(contentsOf: URL(fileURLWithPath: Fixture.path("models/digits/expected.json"))))
+        }
+
+        /// The 8x8 images, which carry pixels and both models' probabilities.
+        var exact: [Image] { images.filter { $0.pixels != nil } }
+    }
+
+    static let loader = ModelLoader()
+
+    static func model(_ name: String) throws -> any InferenceModel {
+        try loader.load(ModelSource(path: Fixture.path("models/\(name).onnx")))
+    }
+
+    /// `[n, 1, 8, 8]` of pixel / 255 in FP32, as Python computed it.
+    static func tensor(_ images: [Expected.Image]) -> Tensor {
+        let values = images.flatMap { $0.pixels! }.map { Double(Float($0) / 255) }
+        return Tensor(name: "image", datatype: .fp32, shape: TensorShape([images.count, 1, 8, 8]), data: .float(values))
+    }
+
+    static func probabilities(_ tensor: Tensor) -> [Float] {
+        guard case .float(let values) = tensor.data else { return [] }
+        return values.map(Float.init)
+    }
+
+    @Test("the library is found in the project's virtualenv and reports its version")
+    func library() throws {
+        let path = try ONNXRuntimeLibrary.locate(configured: nil, environment: [:], workingDirectory: Fixture.packageRoot.path).get()
+        #expect(path.contains(".venv/lib/python3"))
+        let library = try ONNXRuntimeLibrary.open(path: path).get()
+        #expect(library.version.split(separator: ".").count == 3)
+    }
+
+    @Test("metadata comes from the session: names, element types, dynamic dimensions", arguments: ["vA", "vB"])
+    func metadata(name: String) throws {
+        let metadata = try Self.model(name).metadata
+        #expect(metadata.name == name)
+        #expect(metadata.version == "1.0.0")
+        #expect(metadata.platform == "onnxruntime_onnx")
+        #expect(metadata.inputs == [TensorSpec(name: "image", datatype: .fp32, shape: TensorShape([-1, 1, -1, -1]))])
+        #expect(metadata.outputs == [TensorSpec(name: "probabilities", datatype: .fp32, shape: TensorShape([-1, 10]))])
+        let image = try #require((try Self.model(name) as? ONNXModel)?.image)
+        #expect(image.labels == (0...9).map(String.init))
+        #expect(image.color == .gray)
+    }
+
+    @Test("outputs equal Python onnxruntime's bit for bit, one image at a time", arguments: ["vA", "vB"])
+    func parity(name: String) throws {
+        let model = try Self.model(name)
+        let images = try Expected.load().exact
+        #expect(images.count == 20)
+        var correct = 0
+        for image in images {
+            let output = try #require(try model.infer([Self.tensor([image])]).first)
+            #expect(output.name == "probabilities")
+            #expect(output.shape == TensorShape([1, 10]))
+            let expected = try #require(name == "vA" ? image.vA : image.vB)
+            #expect(Self.probabilities(output) == expected, "\(image.file)")
+            if Self.probabilities(output).indices.max(by: { Self.probabilities(output)[$0] < Self.probabilities(output)[$1] })
+                == image.label
+            {
+                correct += 1
+            }
+        }
+        #expect(correct >= 18, "a real classifier: \(correct) of 20 right")
+    }
+
+    @Test("a batch of 20 images gives each image's own result", arguments: ["vA", "vB"])
+    func batchParity(name: String) throws {
+        let model = try Self.model(name)
+        let images = try Expected.load().exact
+        let output = try #require(try model.infer([Self.tensor(images)]).first)
+        #expect(output.shape == TensorShape([20, 10]))
+        let rows = Self.probabilities(output)
+        for (index, image) in images.enumerated() {
+            let expected = try #require(name == "vA" ? image.vA : image.vB)
+            for (got, want) in zip(rows[index * 10..<index * 10 + 10], expected) {
+                #expect(abs(got - want) <= 1e-6, "\(image.file)")
+            }
+        }
+    }
+
+    @Test("any image size: the graph resizes to 8x8 itself", arguments: ["vA", "vB"])
+    func anySize(name: String) throws {
+        let model = try Self.model(name)
+        let tensor = Tensor(
+            name: "image", datatype: .fp32, shape: TensorShape([2, 1, 224, 224]), data: .float(Array(repeating: 0.5, count: 2 * 224 * 224)))
+        let output = try #require(try model.infer([tensor]).first)
+        #expect(output.shape == TensorShape([2, 10]))
+        #expect(abs(Self.probabilities(output)[0..<10].reduce(0, +) - 1) < 1e-5)
+    }
+
+    @Test("every element type ONNX Runtime takes goes in and comes back unchanged")
+    func datatypes() throws {
+        let model = try Self.loader.load(ModelSource(path: Fixture.path("Tests/CortexRuntimeTests/Fixtures/types.onnx")))
+        let inputs = model.metadata.inputs.map { spec -> Tensor in
+            let data: TensorData
+            switch spec.datatype {
+            case .fp32: data = .float([1.5, -2.25, 3.125, 0x1p100])
+            case .fp64: data = .float([1.5, -2.25, 1e300, 0.1])
+            case .fp16: data = .float([1.5, -2.25, 65504, 0.5])
+            case .bool: data = .bool([true, false, false, true])
+            case .int8: data = .int([-128, 127, 0, -1])
+            case .int16: data = .int([-32768, 32767, 0, -1])
+            case .int32: data = .int([Int64(Int32.min), Int64(Int32.max), 0, -1])
+            case .int64: data = .int([Int64.min, Int64.max, 0, -1])
+            case .uint8: data = .int([0, 255, 1, 2])
+            case .uint16: data = .int([0, 65535, 1, 2])
+            case .uint32: data = .int([0, Int64(UInt32.max), 1, 2])
+            case .uint64: data = .int([0, Int64.max, 1, 2])
+            case .bytes: data = .bytes([])
+            }
+            return Tensor(name: spec.name, datatype: spec.datatype, shape: TensorShape([2, 2]), data: data)
+        }
+        #expect(inputs.count == 12)
+        let outputs = try model.infer(try model.metadata.validate(inputs: inputs))
+        #expect(outputs.count == 12)
+        for (input, output) in zip(inputs, outputs) {
+            #expect(output.name == "y_" + input.name.dropFirst(2))
+            #expect(output.datatype == input.datatype)
+            #expect(output.shape == input.shape)
+            #expect(output.data == input.data, "\(input.datatype)")
+        }
+    }
+
+    @Test("without the library, an ONNX model fails to load with the reason")
+    func missingLibrary() throws {
+        let loader = ModelLoader(onnxLibrary: "/nonexistent/libonnxruntime.so")
+        #expect {
+            try loader.load(ModelSource(path: Fixture.path("models/vA.onnx")))
+        } throws: { error in
+            String(describing: error).contains("/nonexistent/libonnxruntime.so does not exist")
+        }
+        let nowhere = ONNXRuntimeLibrary.locate(configured: nil, environment: [:], workingDirectory: "/nonexistent")
+        if case .failure(let error) = nowhere {
+            #expect(error.description.contains("scripts/onnxruntime.sh install"))
+        }
+        // Not a library at all.
+        let fake = ONNXRuntimeLibrary.open(path: Fixture.path("models/vA.onnx"))
+        #expect(throws: ONNXRuntimeLibrary.LoadError.self) { try fake.get() }
+    }
+
+    @Test("a file ONNX Runtime refuses fails to load with ONNX Runtime's message")
+    func corruptModel() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cortex-onnx-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("broken.onnx").path
+        try Data("not a protobuf".utf8).write(to: URL(fileURLWithPath: path))
+        #expect {
+            try Self.loader.load(ModelSource(path: path))
+        } throws: { error in
+            let text = String(describing: error)
+            return text.contains("broken.onnx") && text.contains("ONNX Runtime cannot load it")
+        }
+    }
+
+    @Test("an image config that does not fit the model is refused at load")
+    func badImageConfig() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cortex-onnx-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try FileManager.default.copyItem(atPath: Fixture.path("models/vA.onnx"), toPath: directory.appendingPathComponent("m.onnx").path)
+        try Data("image: {color: rgb}\n".utf8).write(to: directory.appendingPathComponent("m.yaml"))
+        #expect {
+            try Self.loader.load(ModelSource(path: directory.appendingPathComponent("m.onnx").path))
+        } throws: { error in
+            String(describing: error).contains("channel")
+        }
+        try Data("image: {color: gray, labels: [a, b]}\n".utf8).write(to: directory.appendingPathComponent("m.yaml"))
+        #expect {
+            try Self.loader.load(ModelSource(path: directory.appendingPathComponent("m.onnx").path))
+        } throws: { error in
+            String(describing: error).contains("2 labels")
+        }
+    }
+}
