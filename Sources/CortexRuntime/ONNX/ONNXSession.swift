@@ -141,12 +141,14 @@ final class ONNXSession: @unchecked Sendable {
         for (index, tensor) in inputs.enumerated() {
             let buffer = Self.encode(tensor.data, as: self.inputs[index].datatype)
             buffers.append(buffer)
+            // `encode` allocates at least one byte, so there is always an address.
+            guard let base = buffer.baseAddress else { throw ONNXRuntimeError(code: 1, message: "out of memory") }
             var shape = tensor.shape.dimensions.map(Int64.init)
             var value: OpaquePointer?
             let byteCount = tensor.data.count * self.inputs[index].datatype.byteWidth
             try api.check(
                 api.createTensorWithDataAsOrtValue(
-                    library.cpuMemory, buffer.baseAddress!, byteCount, &shape, shape.count, self.inputs[index].datatype.onnxElementType,
+                    library.cpuMemory, base, byteCount, &shape, shape.count, self.inputs[index].datatype.onnxElementType,
                     &value)
             )
             values.append(value)
