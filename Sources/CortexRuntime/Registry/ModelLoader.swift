@@ -22,6 +22,19 @@ public final class ModelLoader: Sendable {
         var description: String?
         var onnx: ONNXSettings?
         var image: ImagePreprocessing?
+        var batching: BatchingSettings?
+
+        struct BatchingSettings: Decodable {
+            var maxBatchSize: Int
+            var maxQueueDelayUs: Int?
+            var maxQueue: Int?
+
+            enum CodingKeys: String, CodingKey {
+                case maxBatchSize = "max_batch_size"
+                case maxQueueDelayUs = "max_queue_delay_us"
+                case maxQueue = "max_queue"
+            }
+        }
 
         struct ONNXSettings: Decodable {
             var intraOpThreads: Int?
@@ -40,9 +53,16 @@ public final class ModelLoader: Sendable {
     let onnxLibraryPath: String?
     private let onnxLibrary = Mutex<Result<ONNXRuntimeLibrary, ONNXRuntimeLibrary.LoadError>?>(nil)
 
+    /// Told of every dynamic batch a loaded model runs: the model's name and what ran.
+    let onExecution: @Sendable (String, DynamicBatcher.Execution) -> Void
+
     /// Creates a loader; `onnxLibrary` is `onnx.library` / `ORT_LIBRARY_PATH` when configured.
-    public init(onnxLibrary: String? = nil) {
+    public init(
+        onnxLibrary: String? = nil,
+        onExecution: @escaping @Sendable (String, DynamicBatcher.Execution) -> Void = { _, _ in }
+    ) {
         self.onnxLibraryPath = onnxLibrary
+        self.onExecution = onExecution
     }
 
     /// ONNX Runtime, located and opened on first use; the same answer afterwards.
@@ -88,14 +108,14 @@ public final class ModelLoader: Sendable {
                 throw ModelLoadError(path: file, reason: "cannot read file")
             }
             let ensemble = try TreeEnsemble(xgboostJSON: data, path: file)
-            return TreeEnsembleModel(name: source.name, version: version, ensemble: ensemble)
+            return try batched(TreeEnsembleModel(name: source.name, version: version, ensemble: ensemble), manifest.batching, path: file)
         case "onnx":
             let library: ONNXRuntimeLibrary
             switch onnxRuntime {
             case .success(let opened): library = opened
             case .failure(let error): throw ModelLoadError(path: file, reason: error.description)
             }
-            return try ONNXModel(
+            let model = try ONNXModel(
                 name: source.name,
                 version: version,
                 path: file,
@@ -104,9 +124,34 @@ public final class ModelLoader: Sendable {
                 image: manifest.image,
                 description: manifest.description
             )
+            return try batched(model, manifest.batching, path: file)
         default:
             throw ModelLoadError(path: file, field: "format", reason: "unknown model format '\(format)'; expected xgboost_json or onnx")
         }
+    }
+
+    /// `model` behind a dynamic batcher when the manifest asks for one (`max_batch_size` over 1).
+    private func batched(_ model: any InferenceModel, _ settings: Manifest.BatchingSettings?, path: String) throws -> any InferenceModel {
+        guard let settings, settings.maxBatchSize > 1 else { return model }
+        guard settings.maxBatchSize <= 65_536 else {
+            throw ModelLoadError(path: path, field: "batching.max_batch_size", reason: "must be from 1 to 65536")
+        }
+        let delay = settings.maxQueueDelayUs ?? 0
+        guard (0...1_000_000).contains(delay) else {
+            throw ModelLoadError(path: path, field: "batching.max_queue_delay_us", reason: "must be from 0 to 1000000")
+        }
+        let queue = settings.maxQueue ?? 1024
+        guard (1...1_000_000).contains(queue) else {
+            throw ModelLoadError(path: path, field: "batching.max_queue", reason: "must be from 1 to 1000000")
+        }
+        let name = model.metadata.name
+        let onExecution = self.onExecution
+        return try BatchedModel(
+            base: model,
+            options: BatchingOptions(maxBatchSize: settings.maxBatchSize, maxQueueDelayMicroseconds: delay, maxQueue: queue),
+            path: path,
+            onExecution: { onExecution(name, $0) }
+        )
     }
 
     private func sessionOptions(_ settings: Manifest.ONNXSettings?, path: String) throws -> ONNXSessionOptions {

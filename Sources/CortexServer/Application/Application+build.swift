@@ -20,7 +20,7 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
         inferring.add(middleware: RateLimitMiddleware(limiter: dependencies.rateLimiter, limit: limit, metrics: dependencies.metrics))
     }
 
-    let runner = InferenceRunner(registry: dependencies.registry, metrics: dependencies.metrics)
+    let runner = InferenceRunner(registry: dependencies.registry, metrics: dependencies.metrics, statistics: dependencies.statistics)
     let modelLimits = ModelRateLimits(
         limiter: dependencies.rateLimiter,
         configuration: configuration.rateLimit,

@@ -31,6 +31,8 @@ public struct ServerDependencies: Sendable {
     public let sharedRateLimiter: SharedRateLimiter?
     /// Reads the configuration again (file and environment), for `POST /admin/reload-auth`.
     public let reloadConfiguration: @Sendable () throws -> CortexConfiguration
+    /// Per-model counts and times for `/v2/models/{model}/stats`.
+    public let statistics: InferenceStatistics
     /// When the server was opened, for `/status`.
     public let startedAt = Date()
 
@@ -60,7 +62,11 @@ public struct ServerDependencies: Sendable {
         let schemaVersion = try await store.schemaVersion()
         logger.info("DB_OPEN", metadata: ["path": "\(store.location)", "schema_version": .stringConvertible(schemaVersion)])
         try await seedIdentities(configuration: configuration, store: store, logger: logger)
-        let registry = ModelRegistry(loader: ModelLoader(onnxLibrary: configuration.onnx.library), logger: logger)
+        let statistics = InferenceStatistics()
+        let loader = ModelLoader(onnxLibrary: configuration.onnx.library) { model, execution in
+            InferenceRunner.recordExecution(execution, model: model, metrics: metrics, statistics: statistics)
+        }
+        let registry = ModelRegistry(loader: loader, logger: logger)
         registry.load(configuration.models)
         metrics.tenantCount.record(try await store.tenants().count)
         var authConfiguration = Authenticator.Configuration()
@@ -100,7 +106,8 @@ public struct ServerDependencies: Sendable {
             billing: Billing(ledger: store.ledger, configuration: configuration.billing, metrics: metrics),
             rateLimiter: sharedLimiter ?? localLimiter,
             sharedRateLimiter: sharedLimiter,
-            reloadConfiguration: reload ?? { configuration }
+            reloadConfiguration: reload ?? { configuration },
+            statistics: statistics
         )
     }
 

@@ -35,7 +35,7 @@ public struct Billing: Sendable {
     ///   - model: The model billed; its price comes from the configuration.
     ///   - request: The request, for its `Idempotency-Key`, method and path.
     ///   - body: The request body as received, fingerprinted with an `Idempotency-Key`.
-    ///   - work: Produces the JSON body of the 200 response.
+    ///   - work: Produces the body of the 200 response.
     /// - Returns: The 200 response, or the stored response of an earlier request with the same key.
     /// - Throws: ``APIError``: 402 without credits, 409 for a repeated request id or a key still in
     ///   use, 422 for a key reused with another request, 503 if the ledger cannot be written; or
@@ -45,11 +45,11 @@ public struct Billing: Sendable {
         request: Request,
         body: ByteBuffer,
         context: Context,
-        work: () async throws -> String
+        work: () async throws -> ResponseContent
     ) async throws -> Response {
         let price = configuration.price(of: model)
         guard price > .zero, let principal = context.principal else {
-            return ProbeController<Context>.json(.ok, try await work())
+            return try await work().response()
         }
         let logger = context.logger
         let tenantID = principal.tenant.id
@@ -84,13 +84,10 @@ public struct Billing: Sendable {
                         "request id '\(requestID)' was billed already; send a new X-Request-ID, or an Idempotency-Key to get the first answer back"
                 )
             case .idempotentReplay(let stored?, true):
-                var headers: HTTPFields = [.contentType: "application/json", .idempotentReplayed: "true"]
-                headers[.xCreditsCharged] = "0"
-                return Response(
-                    status: HTTPResponse.Status(code: stored.status),
-                    headers: headers,
-                    body: ResponseBody(byteBuffer: ByteBuffer(string: stored.body))
-                )
+                var response = ResponseContent(stored: stored.body).response(status: HTTPResponse.Status(code: stored.status))
+                response.headers[.idempotentReplayed] = "true"
+                response.headers[.xCreditsCharged] = "0"
+                return response
             case .idempotentReplay(nil, true):
                 throw APIError(
                     status: 409,
@@ -114,9 +111,9 @@ public struct Billing: Sendable {
             throw APIError.billingUnavailable
         }
 
-        let text: String
+        let content: ResponseContent
         do {
-            text = try await work()
+            content = try await work()
         } catch {
             do {
                 _ = try await ledger.release(tenantID: tenantID, requestID: requestID)
@@ -136,7 +133,7 @@ public struct Billing: Sendable {
                 tenantID: tenantID,
                 requestID: requestID,
                 cost: price,
-                idempotentResponse: idempotency.map { _ in StoredResponse(status: 200, body: text) }
+                idempotentResponse: idempotency.map { _ in StoredResponse(status: 200, body: content.stored) }
             )
         } catch {
             logger.error("BILLING_FAIL", metadata: ["model": "\(model)", "reason": "settlement failed", "error": "\(error)"])
@@ -148,7 +145,7 @@ public struct Billing: Sendable {
             throw APIError.billingUnavailable
         }
         metrics.model(model).creditsSpent.increment(by: Double(price.microcredits) / Double(Credits.scale))
-        var response = ProbeController<Context>.json(.ok, text)
+        var response = content.response()
         response.headers[.xCreditsCharged] = price.description
         response.headers[.xCreditsBalance] = balance.description
         return response
@@ -190,5 +187,59 @@ extension APIError {
             message: "the credits ledger could not record this request; nothing was charged, retry shortly",
             fields: [("retry_after_s", .double(1))]
         )
+    }
+}
+
+/// The body of a billed route's answer: JSON, or (the Open Inference Protocol's binary data
+/// extension) JSON followed by raw tensor bytes.
+public struct ResponseContent: Sendable {
+    /// The JSON text (the whole body, or its first part).
+    public var json: String
+    /// Raw tensor bytes after the JSON, `nil` for a plain JSON body.
+    public var binary: [UInt8]?
+
+    /// A plain JSON body.
+    public init(json: String, binary: [UInt8]? = nil) {
+        self.json = json
+        self.binary = binary
+    }
+
+    /// The response: `application/json`, or `application/octet-stream` with
+    /// `Inference-Header-Content-Length` when binary data follows.
+    func response(status: HTTPResponse.Status = .ok) -> Response {
+        guard let binary else {
+            return Response(
+                status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: json)))
+        }
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(json.utf8.count + binary.count)
+        let headerLength = buffer.writeString(json)
+        buffer.writeBytes(binary)
+        return Response(
+            status: status,
+            headers: [.contentType: "application/octet-stream", .inferenceHeaderContentLength: String(headerLength)],
+            body: ResponseBody(byteBuffer: buffer)
+        )
+    }
+
+    /// How the body is kept for an `Idempotency-Key` replay: the JSON as is (it starts with `{`),
+    /// or `b64:<JSON length>:<base64 of JSON and bytes>` when binary data follows.
+    var stored: String {
+        guard let binary else { return json }
+        let bytes = Array(json.utf8) + binary
+        return "b64:\(json.utf8.count):" + Data(bytes).base64EncodedString()
+    }
+
+    /// Reads a body kept by ``stored``.
+    init(stored: String) {
+        let parts = stored.split(separator: ":", maxSplits: 2)
+        guard stored.hasPrefix("b64:"), parts.count == 3, let length = Int(parts[1]), let data = Data(base64Encoded: String(parts[2])),
+            length <= data.count
+        else {
+            self.init(json: stored)
+            return
+        }
+        let bytes = [UInt8](data)
+        self.init(json: String(decoding: bytes[..<length], as: UTF8.self), binary: Array(bytes[length...]))
     }
 }

@@ -13,35 +13,72 @@ public struct InferenceProtocolController<Context: AuthenticatedContext>: Sendab
             var name: String
             var shape: [Int]
             var datatype: String
-            var data: JSONValue
+            /// The JSON `data`, or `nil` when the tensor is binary (`binary_data_size`).
+            var data: JSONValue?
+            var binaryDataSize: Int?
+        }
+        struct Output {
+            var name: String
+            /// `parameters.binary_data`; `nil` follows the request's `binary_data_output`.
+            var binary: Bool?
         }
         var id: String?
         var inputs: [Input]
-        var outputs: [String]?
+        var outputs: [Output]?
+        /// `parameters.binary_data_output`: every output as binary data unless it says otherwise.
+        var binaryDataOutput = false
 
         init(json: JSONValue) throws(APIError) {
             _ = try json.object(at: "")
             id = try json["id"].map { value throws(APIError) in try value.string(at: "id") }
+            if let parameters = json["parameters"] {
+                binaryDataOutput = try Self.flag("binary_data_output", in: parameters, at: "parameters") ?? false
+            }
             inputs = []
             for (index, input) in try json.required("inputs", in: "").array(at: "inputs").enumerated() {
                 let path = "inputs[\(index)]"
                 _ = try input.object(at: path)
+                var binaryDataSize: Int?
+                if let parameters = input["parameters"], let size = parameters["binary_data_size"] {
+                    guard case .number(let number) = size, let bytes = Int(exactly: number), bytes >= 0 else {
+                        throw JSONValue.wrongType(path + ".parameters.binary_data_size", expected: "a byte count", got: size)
+                    }
+                    binaryDataSize = bytes
+                }
+                let data = input["data"]
+                guard (data == nil) != (binaryDataSize == nil) else {
+                    throw APIError.invalidJSON(
+                        "'\(path)' needs either 'data' or 'parameters.binary_data_size' (with Inference-Header-Content-Length), not \(data == nil ? "neither" : "both")"
+                    )
+                }
                 inputs.append(
                     Input(
                         name: try input.required("name", in: path).string(at: path + ".name"),
                         shape: try input.required("shape", in: path).integers(at: path + ".shape"),
                         datatype: try input.required("datatype", in: path).string(at: path + ".datatype"),
-                        data: try input.required("data", in: path)
+                        data: data,
+                        binaryDataSize: binaryDataSize
                     )
                 )
             }
             if let requested = json["outputs"] {
-                var names: [String] = []
+                var outputs: [Output] = []
                 for (index, output) in try requested.array(at: "outputs").enumerated() {
-                    names.append(try output.required("name", in: "outputs[\(index)]").string(at: "outputs[\(index)].name"))
+                    let path = "outputs[\(index)]"
+                    let binary = try output["parameters"].flatMap { parameters throws(APIError) in
+                        try Self.flag("binary_data", in: parameters, at: path + ".parameters")
+                    }
+                    outputs.append(Output(name: try output.required("name", in: path).string(at: path + ".name"), binary: binary))
                 }
-                outputs = names
+                self.outputs = outputs
             }
+        }
+
+        private static func flag(_ key: String, in parameters: JSONValue, at path: String) throws(APIError) -> Bool? {
+            _ = try parameters.object(at: path)
+            guard let value = parameters[key] else { return nil }
+            guard case .bool(let flag) = value else { throw JSONValue.wrongType("\(path).\(key)", expected: "true or false", got: value) }
+            return flag
         }
     }
 
@@ -74,18 +111,22 @@ public struct InferenceProtocolController<Context: AuthenticatedContext>: Sendab
             json.member("version", serverVersion)
             json.key("extensions")
             json.beginArray()
+            for name in ["binary_tensor_data", "model_configuration", "statistics"] { json.string(name) }
             json.endArray()
             json.endObject()
             return ProbeController<Context>.json(.ok, json.text)
         }
+        router.get("/v2/models/stats") { _, context in try self.stats(context) }
         for prefix in ["/v2/models/{model}", "/v2/models/{model}/versions/{version}"] {
             router.get(RouterPath(prefix)) { _, context in try self.metadata(context) }
             router.get(RouterPath(prefix + "/ready")) { _, context in try self.ready(context) }
+            router.get(RouterPath(prefix + "/config")) { _, context in try self.config(context) }
+            router.get(RouterPath(prefix + "/stats")) { _, context in try self.stats(context) }
             protected.post(RouterPath(prefix + "/infer")) { request, context in try await self.infer(request, context) }
         }
     }
 
-    private func names(_ context: Context) throws -> (model: String, version: String?) {
+    func names(_ context: Context) throws -> (model: String, version: String?) {
         let model = try context.parameters.require("model")
         return (model, context.parameters.get("version"))
     }
@@ -148,30 +189,75 @@ public struct InferenceProtocolController<Context: AuthenticatedContext>: Sendab
         let (name, version) = try names(context)
         let model = try runner.model(named: name, version: version, logger: context.logger)
         let buffer = try await request.collectBody(limit: maxBodyBytes)
-        let body = try InferRequest(json: try JSONValue.parse(buffer))
-        var tensors: [Tensor] = []
-        tensors.reserveCapacity(body.inputs.count)
-        for input in body.inputs {
-            tensors.append(try Self.tensor(from: input))
-        }
-        let requested = body.outputs
-        if let requested {
-            let known = Set(model.metadata.outputs.map(\.name))
-            if let unknown = requested.first(where: { !known.contains($0) }) {
-                throw APIError.invalidTensor(
-                    "unknown output '\(unknown)'; model '\(name)' has \(known.sorted().map { "'\($0)'" }.joined(separator: ", "))"
+        // The binary data extension: the JSON comes first, the tensors' bytes after it.
+        var json = buffer
+        var binary: [UInt8] = []
+        if let field = request.headers[.inferenceHeaderContentLength] {
+            guard let length = Int(field), length > 0, length <= buffer.readableBytes else {
+                throw APIError.invalidJSON(
+                    "Inference-Header-Content-Length must be the length of the JSON part, 1 to \(buffer.readableBytes); got '\(field)'"
                 )
             }
+            json = buffer.getSlice(at: buffer.readerIndex, length: length) ?? buffer
+            binary = buffer.getBytes(at: buffer.readerIndex + length, length: buffer.readableBytes - length) ?? []
+        }
+        let body = try InferRequest(json: try JSONValue.parse(json))
+        let tensors = try Self.tensors(from: body.inputs, binary: binary)
+        var requested: [(index: Int, binary: Bool)] = []
+        if let outputs = body.outputs {
+            let known = model.metadata.outputs.map(\.name)
+            for output in outputs {
+                guard let index = known.firstIndex(of: output.name) else {
+                    throw APIError.invalidTensor(
+                        "unknown output '\(output.name)'; model '\(name)' has \(known.map { "'\($0)'" }.joined(separator: ", "))"
+                    )
+                }
+                requested.append((index, output.binary ?? body.binaryDataOutput))
+            }
+        } else {
+            requested = model.metadata.outputs.indices.map { ($0, body.binaryDataOutput) }
         }
         let validated = try runner.validate(model, inputs: tensors, logger: context.logger)
         try await modelLimits.check(model: model.metadata.name, context: context)
         return try await billing.charge(model: model.metadata.name, request: request, body: buffer, context: context) {
-            Self.render(try runner.predict(validated), of: model, id: body.id, requested: requested)
+            Self.render(try await runner.predict(validated), of: model, id: body.id, requested: requested)
         }
     }
 
-    private static func render(_ outputs: [Tensor], of model: any InferenceModel, id: String?, requested: [String]?) -> String {
+    /// The request's tensors: JSON `data`, or their bytes in order from `binary`.
+    static func tensors(from inputs: [InferRequest.Input], binary: [UInt8]) throws(APIError) -> [Tensor] {
+        var tensors: [Tensor] = []
+        tensors.reserveCapacity(inputs.count)
+        var offset = 0
+        for input in inputs {
+            guard let size = input.binaryDataSize else {
+                tensors.append(try tensor(from: input))
+                continue
+            }
+            let datatype = try Self.datatype(of: input)
+            guard size <= binary.count - offset else {
+                throw .invalidTensor(
+                    "input '\(input.name)' claims \(size) bytes of binary data, but only \(binary.count - offset) follow the JSON"
+                )
+            }
+            guard let count = TensorShape(input.shape).elementCount else {
+                throw .invalidTensor("input '\(input.name)' has an invalid shape \(TensorShape(input.shape))")
+            }
+            let data = try BinaryTensorData.decode(binary[offset..<offset + size], datatype: datatype, count: count, input: input.name)
+            offset += size
+            tensors.append(Tensor(name: input.name, datatype: datatype, shape: TensorShape(input.shape), data: data))
+        }
+        guard offset == binary.count else {
+            throw .invalidTensor("\(binary.count - offset) bytes of binary data follow the inputs that claim them")
+        }
+        return tensors
+    }
+
+    private static func render(_ outputs: [Tensor], of model: any InferenceModel, id: String?, requested: [(index: Int, binary: Bool)])
+        -> ResponseContent
+    {
         var json = JSONWriter(capacity: 256)
+        var binary: [UInt8]?
         json.beginObject()
         json.member("model_name", model.metadata.name)
         json.member("model_version", model.metadata.version)
@@ -180,30 +266,50 @@ public struct InferenceProtocolController<Context: AuthenticatedContext>: Sendab
         }
         json.key("outputs")
         json.beginArray()
-        for output in outputs where requested?.contains(output.name) ?? true {
-            write(output, to: &json)
+        for (index, asBinary) in requested where index < outputs.count {
+            let output = outputs[index]
+            guard asBinary else {
+                write(output, to: &json)
+                continue
+            }
+            var bytes = binary ?? []
+            let before = bytes.count
+            BinaryTensorData.encode(output, into: &bytes)
+            binary = bytes
+            json.beginObject()
+            writeHead(name: output.name, datatype: output.datatype, shape: output.shape, to: &json)
+            json.key("parameters")
+            json.beginObject()
+            json.member("binary_data_size", bytes.count - before)
+            json.endObject()
+            json.endObject()
         }
         json.endArray()
         json.endObject()
-        return json.text
+        return ResponseContent(json: json.text, binary: binary)
     }
 
-    /// Converts a JSON input into a typed tensor, rejecting values that do not fit its datatype.
-    ///
-    /// `data` may be flat or nested as deep as the shape has dimensions, row-major either way.
-    static func tensor(from input: InferRequest.Input) throws(APIError) -> Tensor {
+    static func datatype(of input: InferRequest.Input) throws(APIError) -> TensorDataType {
         guard let datatype = TensorDataType(rawValue: input.datatype) else {
             throw .invalidTensor(
                 "input '\(input.name)' has unknown datatype '\(input.datatype)'; expected one of "
                     + TensorDataType.allCases.map(\.rawValue).joined(separator: ", ")
             )
         }
-        guard case .array = input.data else {
-            throw JSONValue.wrongType("data of input '\(input.name)'", expected: "an array", got: input.data)
+        return datatype
+    }
+
+    /// Converts a JSON input into a typed tensor, rejecting values that do not fit its datatype.
+    ///
+    /// `data` may be flat or nested as deep as the shape has dimensions, row-major either way.
+    static func tensor(from input: InferRequest.Input) throws(APIError) -> Tensor {
+        let datatype = try datatype(of: input)
+        guard let json = input.data, case .array = json else {
+            throw JSONValue.wrongType("data of input '\(input.name)'", expected: "an array", got: input.data ?? .null)
         }
         var values: [JSONValue] = []
         if let count = TensorShape(input.shape).elementCount { values.reserveCapacity(min(count, 1 << 20)) }
-        let depth = flatten(input.data, into: &values)
+        let depth = flatten(json, into: &values)
         guard depth == 1 || depth == input.shape.count else {
             throw .invalidTensor(
                 "input '\(input.name)' nests its data \(depth) deep; shape \(TensorShape(input.shape)) allows flat data or \(input.shape.count) levels"

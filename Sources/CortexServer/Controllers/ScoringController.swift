@@ -120,11 +120,12 @@ public struct ScoringController<Context: AuthenticatedContext>: Sendable {
         let validated = try runner.validate(model, inputs: [input], logger: context.logger)
         try await modelLimits.check(model: metadata.name, context: context)
         return try await billing.charge(model: metadata.name, request: request, body: buffer, context: context) {
-            let outputs = try runner.predict(validated)
+            let outputs = try await runner.predict(validated)
             guard let output = outputs.first, case .float(let values) = output.data else {
                 throw APIError.inferenceFailed(model: metadata.name)
             }
-            return Self.render(values, leads: leads, isBatch: isBatch, metadata: metadata, requestID: context.requestID)
+            return ResponseContent(
+                json: Self.render(values, leads: leads, isBatch: isBatch, metadata: metadata, requestID: context.requestID))
         }
     }
 

@@ -9,11 +9,13 @@ public import Logging
 public struct InferenceRunner: Sendable {
     let registry: ModelRegistry
     let metrics: ServerMetrics
+    let statistics: InferenceStatistics
 
     /// Creates a runner over a registry.
-    public init(registry: ModelRegistry, metrics: ServerMetrics) {
+    public init(registry: ModelRegistry, metrics: ServerMetrics, statistics: InferenceStatistics = InferenceStatistics()) {
         self.registry = registry
         self.metrics = metrics
+        self.statistics = statistics
     }
 
     /// The ready model of that name, recording `model_not_ready` outcomes.
@@ -35,8 +37,8 @@ public struct InferenceRunner: Sendable {
     ///
     /// - Returns: The model's outputs.
     /// - Throws: ``APIError`` 400 for invalid input (nothing runs), 500 if the backend fails.
-    public func infer(_ model: any InferenceModel, inputs: [Tensor], logger: Logger) throws(APIError) -> [Tensor] {
-        try predict(validate(model, inputs: inputs, logger: logger))
+    public func infer(_ model: any InferenceModel, inputs: [Tensor], logger: Logger) async throws(APIError) -> [Tensor] {
+        try await predict(validate(model, inputs: inputs, logger: logger))
     }
 
     /// Checks `inputs` against the model's signature: the step before anything is held or run.
@@ -55,10 +57,11 @@ public struct InferenceRunner: Sendable {
         }
     }
 
-    /// Runs a model on validated inputs.
+    /// Runs a model on validated inputs: through its dynamic batcher when it has one, else at once.
     ///
-    /// - Throws: ``APIError`` 500 if the backend fails; `INFERENCE_FAIL` is logged.
-    public func predict(_ input: ValidatedInput) throws(APIError) -> [Tensor] {
+    /// - Throws: ``APIError`` 500 if the backend fails (`INFERENCE_FAIL` is logged), 503 when the
+    ///   batcher's queue is full.
+    public func predict(_ input: ValidatedInput) async throws(APIError) -> [Tensor] {
         let model = input.model
         let metadata = model.metadata
         let handles = metrics.model(metadata.name)
@@ -66,11 +69,27 @@ public struct InferenceRunner: Sendable {
         let rows = input.inputs.first?.shape.dimensions.first ?? 1
         let predictStart = DispatchTime.now().uptimeNanoseconds
         let outputs: [Tensor]
+        var queued: UInt64 = 0
         do {
-            outputs = try model.infer(input.inputs)
+            if let batched = model as? BatchedModel {
+                (outputs, queued) = try await batched.batcher.infer(input.inputs)
+                handles.queueLatency.recordNanoseconds(Int64(queued))
+            } else {
+                outputs = try model.infer(input.inputs)
+                let elapsed = DispatchTime.now().uptimeNanoseconds &- predictStart
+                handles.batchSize.record(rows)
+                statistics.recordExecution(model: metadata.name, rows: rows, nanoseconds: elapsed)
+            }
+        } catch let error as APIError where error.status == 503 {
+            handles.record(.queueFull)
+            logger.warning("INFERENCE_FAIL", metadata: ["model": "\(metadata.name)", "reason": "\(error.message)"])
+            throw error
         } catch {
             handles.predictionErrors.increment()
             handles.record(.error)
+            statistics.recordRequest(
+                model: metadata.name, rows: rows, success: false, total: DispatchTime.now().uptimeNanoseconds &- input.start, queued: queued
+            )
             logger.error(
                 "INFERENCE_FAIL",
                 metadata: ["model": "\(metadata.name)", "version": "\(metadata.version)", "error": "\(error)"]
@@ -81,8 +100,8 @@ public struct InferenceRunner: Sendable {
         let end = DispatchTime.now().uptimeNanoseconds
         handles.predictionLatency.recordNanoseconds(Int64(end &- predictStart))
         handles.latency.recordNanoseconds(Int64(end &- input.start))
-        handles.batchSize.record(rows)
         handles.record(.success)
+        statistics.recordRequest(model: metadata.name, rows: rows, success: true, total: end &- input.start, queued: queued)
         logger.info(
             "INFERENCE_SUCCESS",
             metadata: [
@@ -93,6 +112,17 @@ public struct InferenceRunner: Sendable {
             ]
         )
         return outputs
+    }
+
+    /// Records one dynamic batch: `model_batch_size` (rows per execution) and the statistics.
+    public static func recordExecution(
+        _ execution: DynamicBatcher.Execution,
+        model: String,
+        metrics: ServerMetrics,
+        statistics: InferenceStatistics
+    ) {
+        metrics.model(model).batchSize.record(execution.rows)
+        statistics.recordExecution(model: model, rows: execution.rows, nanoseconds: execution.nanoseconds)
     }
 }
 

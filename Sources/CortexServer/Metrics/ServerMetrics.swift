@@ -15,6 +15,8 @@ public final class ServerMetrics: Sendable {
         case modelNotReady = "model_not_ready"
         /// Refused with 402: the tenant's balance could not cover the price.
         case creditsExhausted = "credits_exhausted"
+        /// Refused with 503: the model's dynamic batching queue was full.
+        case queueFull = "queue_full"
         case error
     }
 
@@ -24,6 +26,8 @@ public final class ServerMetrics: Sendable {
         let predictionLatency: Timer
         let predictionErrors: Counter
         let batchSize: Recorder
+        /// `model_queue_seconds{model}`: time a request waited in the dynamic batcher.
+        let queueLatency: Timer
         let outcomes: [Outcome: Counter]
         let ready: Gauge
         /// `credits_spent_total{model}`: credits settled (seed 000).
@@ -113,6 +117,7 @@ public final class ServerMetrics: Sendable {
                 predictionLatency: Timer(label: "model_prediction_latency", dimensions: dimensions, factory: factory),
                 predictionErrors: Counter(label: "model_prediction_errors", dimensions: dimensions, factory: factory),
                 batchSize: Recorder(label: "model_batch_size", dimensions: dimensions, aggregate: true, factory: factory),
+                queueLatency: Timer(label: "model_queue_seconds", dimensions: dimensions, factory: factory),
                 outcomes: outcomes,
                 ready: Gauge(label: "model_ready", dimensions: dimensions, factory: factory),
                 creditsSpent: FloatingPointCounter(label: "credits_spent_total", dimensions: dimensions, factory: factory)

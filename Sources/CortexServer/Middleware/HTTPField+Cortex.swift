@@ -52,3 +52,11 @@ extension HTTPField.Name {
     // A literal, valid field name.
     public static let rateLimitReset = Self("RateLimit-Reset")!
 }
+
+extension HTTPField.Name {
+    /// The Open Inference Protocol's binary data extension: the length of the JSON part of a
+    /// body whose tensors follow as raw bytes.
+    // swift-format-ignore: NeverForceUnwrap
+    // A literal, valid field name.
+    public static let inferenceHeaderContentLength = Self("Inference-Header-Content-Length")!
+}

@@ -1,0 +1,110 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import Testing
+
+/// The bundled ONNX classifiers served by a real Cortex process: NVIDIA's `tritonclient` against
+/// it, and dynamic batching under concurrency.
+@Suite("ONNX models over HTTP (real processes, real ONNX Runtime)", .serialized)
+struct ONNXServingTests {
+    /// ONNX Runtime's outputs for the bundled test images (scripts/make_image_models.py).
+    struct Expected: Decodable {
+        struct Image: Decodable {
+            var pixels: [UInt8]?
+            var vA: [Float]?
+        }
+        var images: [Image]
+
+        static func exact() throws -> [Image] {
+            let data = try Data(contentsOf: URL(fileURLWithPath: Repository.path("models/digits/expected.json")))
+            return try JSONDecoder().decode(Expected.self, from: data).images.filter { $0.pixels != nil }
+        }
+    }
+
+    @Test("the official tritonclient (pip) works against Cortex: metadata, config, JSON and binary tensors, errors, stats")
+    func tritonClient() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let (cortex, port) = try await CortexProcess.serve(environment: [:], directory: directory)
+        defer { cortex.terminate() }
+        let (status, output) = try await Self.python(["Tests/Python/tritonclient_check.py", "127.0.0.1:\(port)", RawHTTPConnection.demoKey])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("tritonclient: all checks passed"), "\(output)")
+    }
+
+    @Test("dynamic batching: concurrent single requests merge into batches and each answer equals its unbatched result")
+    func batching() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        // vA with a queue delay, so concurrent requests surely meet in the queue.
+        let model = directory.file("vA.onnx")
+        try FileManager.default.copyItem(atPath: Repository.path("models/vA.onnx"), toPath: model)
+        let manifest = try String(contentsOfFile: Repository.path("models/vA.yaml"), encoding: .utf8)
+            .replacingOccurrences(of: "max_queue_delay_us: 0", with: "max_queue_delay_us: 2000")
+        try manifest.write(toFile: directory.file("vA.yaml"), atomically: true, encoding: .utf8)
+        let (cortex, port) = try await CortexProcess.serve(
+            environment: ["MODEL_VA_PATH": model],
+            directory: directory
+        )
+        defer { cortex.terminate() }
+        let images = try Expected.exact()
+        let requests = 240
+        let mismatches = try await LedgerLoadTests.withClient { client in
+            await withTaskGroup(of: Int.self) { group in
+                for index in 0..<requests {
+                    group.addTask {
+                        let image = images[index % images.count]
+                        let data = (image.pixels ?? []).map { "\(Float($0) / 255)" }.joined(separator: ",")
+                        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v2/models/vA/infer")
+                        request.method = .POST
+                        request.headers.add(name: "X-API-Key", value: RawHTTPConnection.demoKey)
+                        request.body = .bytes(
+                            ByteBuffer(string: #"{"inputs":[{"name":"image","shape":[1,1,8,8],"datatype":"FP32","data":[\#(data)]}]}"#))
+                        guard let response = try? await client.execute(request, timeout: .seconds(60)), response.status == .ok,
+                            let body = try? await response.body.collect(upTo: 1 << 20),
+                            let json = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any],
+                            let output = (json["outputs"] as? [[String: Any]])?.first, let values = output["data"] as? [Double]
+                        else { return 1 }
+                        return values.map(Float.init) == image.vA ? 0 : 1
+                    }
+                }
+                return await group.reduce(0, +)
+            }
+        }
+        #expect(mismatches == 0, "\(mismatches) of \(requests) answers differ from ONNX Runtime's unbatched result")
+        let stats = try #require(try RawHTTPConnection.request(port: port, path: "/v2/models/vA/stats"))
+        let model0 = try #require(
+            ((try JSONSerialization.jsonObject(with: Data(stats.body.utf8)) as? [String: Any])?["model_stats"] as? [[String: Any]])?.first)
+        let executions = try #require(model0["execution_count"] as? Int)
+        #expect(model0["inference_count"] as? Int == requests)
+        #expect(executions < requests, "batches larger than 1 formed: \(executions) executions for \(requests) requests")
+        let batchSizes = ((model0["batch_stats"] as? [[String: Any]]) ?? []).compactMap { $0["batch_size"] as? Int }
+        #expect(batchSizes.contains { $0 > 1 })
+        let metrics = try #require(try RawHTTPConnection.request(port: port, path: "/metrics")).body
+        #expect(metrics.contains(#"model_batch_size_count{model="vA"} \#(executions)"#))
+        #expect(metrics.contains(#"model_batch_size_sum{model="vA"} \#(requests).0"#))
+        #expect(metrics.contains(#"model_queue_seconds_count{model="vA"} \#(requests)"#))
+    }
+
+    /// Runs the project's virtualenv Python (scripts/onnxruntime.sh install made it) from the repository root.
+    static func python(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Repository.path(".venv/bin/python"))
+        process.arguments = arguments
+        process.currentDirectoryURL = Repository.root
+        let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("cortex-python-\(UUID().uuidString).txt").path
+        FileManager.default.createFile(atPath: outputPath, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: outputPath) }
+        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let deadline = ContinuousClock.now + .seconds(120)
+        while process.isRunning && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        if process.isRunning { process.terminate() }
+        try? output.close()
+        return (process.isRunning ? -1 : process.terminationStatus, (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
+    }
+}
