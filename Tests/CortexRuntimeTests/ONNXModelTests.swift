@@ -62,7 +62,8 @@ struct ONNXModelTests {
         #expect(metadata.platform == "onnxruntime_onnx")
         #expect(metadata.inputs == [TensorSpec(name: "image", datatype: .fp32, shape: TensorShape([-1, 1, -1, -1]))])
         #expect(metadata.outputs == [TensorSpec(name: "probabilities", datatype: .fp32, shape: TensorShape([-1, 10]))])
-        let image = try #require((try Self.model(name) as? ONNXModel)?.image)
+        let image = try #require(try Self.model(name).image)
+        #expect(try Self.model(name) is BatchedModel, "the manifest turns batching on")
         #expect(image.labels == (0...9).map(String.init))
         #expect(image.color == .gray)
     }

@@ -10,6 +10,7 @@ public struct BatchedModel: InferenceModel {
     public let batcher: DynamicBatcher
 
     public var metadata: ModelMetadata { base.metadata }
+    public var image: ImagePreprocessing? { base.image }
 
     /// Wraps `base`; every input and output must have a dynamic first dimension.
     ///

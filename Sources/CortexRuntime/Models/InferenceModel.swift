@@ -9,4 +9,11 @@ public protocol InferenceModel: Sendable {
 
     /// Runs the model on inputs already validated against ``metadata``, in signature order.
     func infer(_ inputs: [Tensor]) throws -> [Tensor]
+
+    /// How an image becomes this model's input, for image classifiers; `nil` otherwise.
+    var image: ImagePreprocessing? { get }
+}
+
+extension InferenceModel {
+    public var image: ImagePreprocessing? { nil }
 }
