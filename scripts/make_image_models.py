@@ -133,6 +133,8 @@ image:
   mean: [0.0]
   std: [1.0]
   labels: ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]
+warmup:
+  runs: 20             # synthetic inferences before the model counts as ready
 batching:              # merge concurrent requests into one ONNX Runtime call
   max_batch_size: 64
   max_queue_delay_us: 0  # never wait: batch what queued up while the last batch ran

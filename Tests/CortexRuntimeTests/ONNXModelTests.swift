@@ -1,5 +1,6 @@
 import CortexCore
 import Foundation
+import Logging
 import Testing
 
 @testable import CortexRuntime
@@ -196,6 +197,39 @@ struct ONNXModelTests {
             try Self.loader.load(ModelSource(path: directory.appendingPathComponent("m.onnx").path))
         } throws: { error in
             String(describing: error).contains("2 labels")
+        }
+    }
+}
+
+@Suite("Warm-up before ready")
+struct WarmupTests {
+    @Test("a model with warm-up runs is 'warming' (503 on use) until its runs finish, then ready")
+    func warmup() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cortex-warmup-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("slow.onnx").path
+        try FileManager.default.copyItem(atPath: Fixture.path("models/vB.onnx"), toPath: path)
+        try Data("warmup: {runs: 10000}\n".utf8).write(to: directory.appendingPathComponent("slow.yaml"))
+        let registry = ModelRegistry(logger: Logger(label: "test"))
+        let state = registry.load(ModelSource(path: path))
+        #expect(state.name == "warming")
+        #expect(throws: APIError.self) { try registry.model(named: "slow") }
+        do {
+            _ = try registry.model(named: "slow")
+        } catch {
+            #expect(error.status == 503)
+            #expect(error.message.contains("warming up"))
+        }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while registry.entry(named: "slow")?.state.name == "warming", ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(registry.entry(named: "slow")?.state.name == "ready")
+        #expect(try registry.model(named: "slow").metadata.name == "slow")
+        #expect(throws: ModelLoadError.self) {
+            try Data("warmup: {runs: -1}\n".utf8).write(to: directory.appendingPathComponent("slow.yaml"))
+            _ = try ModelLoader().loadModel(ModelSource(path: path))
         }
     }
 }

@@ -27,6 +27,7 @@ struct ONNXServingTests {
         defer { directory.remove() }
         let (cortex, port) = try await CortexProcess.serve(environment: [:], directory: directory)
         defer { cortex.terminate() }
+        try await Self.waitUntilReady(["vA", "vB"], port: port)
         let (status, output) = try await Self.python(["Tests/Python/tritonclient_check.py", "127.0.0.1:\(port)", RawHTTPConnection.demoKey])
         #expect(status == 0, "\(output)")
         #expect(output.contains("tritonclient: all checks passed"), "\(output)")
@@ -47,6 +48,7 @@ struct ONNXServingTests {
             directory: directory
         )
         defer { cortex.terminate() }
+        try await Self.waitUntilReady(["vA"], port: port)
         let images = try Expected.exact()
         let requests = 240
         let mismatches = try await LedgerLoadTests.withClient { client in
@@ -84,6 +86,50 @@ struct ONNXServingTests {
         #expect(metrics.contains(#"model_batch_size_count{model="vA"} \#(executions)"#))
         #expect(metrics.contains(#"model_batch_size_sum{model="vA"} \#(requests).0"#))
         #expect(metrics.contains(#"model_queue_seconds_count{model="vA"} \#(requests)"#))
+    }
+
+    @Test("without ONNX Runtime the server starts and serves the rest; the ONNX models say why they are not ready")
+    func missingLibrary() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let (cortex, port) = try await CortexProcess.serve(
+            environment: ["ORT_LIBRARY_PATH": "/nonexistent/libonnxruntime.so"],
+            directory: directory
+        )
+        defer { cortex.terminate() }
+        let ready = try #require(try RawHTTPConnection.request(port: port, path: "/ready"))
+        #expect(ready.status == 200, "lead-scoring still serves")
+        #expect(
+            ready.body.contains("vA: models/vA.onnx: the configured ONNX Runtime library /nonexistent/libonnxruntime.so does not exist"))
+        let status = try #require(try RawHTTPConnection.request(port: port, path: "/status"))
+        let models = try #require(
+            (try JSONSerialization.jsonObject(with: Data(status.body.utf8)) as? [String: Any])?["models"] as? [[String: Any]])
+        let vB = try #require(models.first { $0["name"] as? String == "vB" })
+        #expect(vB["state"] as? String == "failed")
+        #expect((vB["reason"] as? String)?.contains("ONNX Runtime library") == true)
+        let infer = try #require(
+            try RawHTTPConnection.request(
+                port: port, method: "POST", path: "/v2/models/vA/infer",
+                body: #"{"inputs":[{"name":"image","shape":[1,1,1,1],"datatype":"FP32","data":[0]}]}"#))
+        #expect(infer.status == 503)
+        #expect(infer.body.contains("model_not_ready"))
+        let score = try #require(
+            try RawHTTPConnection.request(port: port, method: "POST", path: "/api/v1/score", body: LedgerLoadTests.lead))
+        #expect(score.status == 200)
+    }
+
+    /// Waits (at most 30 s) until each model answers ready: warm-up runs after the server starts.
+    static func waitUntilReady(_ models: [String], port: Int) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        for model in models {
+            while try RawHTTPConnection.request(port: port, path: "/v2/models/\(model)/ready")?.status != 200 {
+                guard ContinuousClock.now < deadline else {
+                    Issue.record("\(model) did not become ready")
+                    return
+                }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
     }
 
     /// Runs the project's virtualenv Python (scripts/onnxruntime.sh install made it) from the repository root.

@@ -75,6 +75,29 @@ struct ProbeTests {
         #expect(server.logs.events(named: "MODEL_LOAD_FAIL").first?.metadata["reason"]?.contains("model.json") == true)
     }
 
+    @Test("a model warming up keeps /ready at 503 (detail 'warming') until its warm-up runs finish")
+    func warming() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let model = directory.file("slow.onnx")
+        try FileManager.default.copyItem(atPath: Repository.path("models/vB.onnx"), toPath: model)
+        _ = try directory.write("slow.yaml", "warmup: {runs: 10000}\n")
+        let server = try await TestServer.make(models: [ModelSource(path: model)])
+        try await server.test { client in
+            let warming = try await client.get("/ready")
+            #expect(warming.status == .serviceUnavailable)
+            let detail = ((warming.body.jsonObject["checks"] as? [String: Any])?["models"] as? [String: Any])?["detail"] as? String
+            #expect(detail?.contains("slow: warming") == true, "\(detail ?? "")")
+            var status = warming.status
+            let deadline = ContinuousClock.now + .seconds(30)
+            while status != .ok, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+                status = try await client.get("/ready").status
+            }
+            #expect(status == .ok)
+        }
+    }
+
     @Test("no model loaded: /ready is 503 and names the models check and the file at fault")
     func noModel() async throws {
         let directory = try TemporaryDirectory()

@@ -63,3 +63,19 @@ public struct ModelMetadata: Sendable, Equatable {
         return ordered
     }
 }
+
+extension TensorSpec {
+    /// A tensor of zeros (false, empty strings) of this spec, dynamic dimensions as 1: warm-up input.
+    public func zeros() -> Tensor {
+        let shape = TensorShape(shape.dimensions.map { $0 < 0 ? 1 : $0 })
+        let count = shape.elementCount ?? 0
+        let data: TensorData
+        switch datatype {
+        case .bool: data = .bool(Array(repeating: false, count: count))
+        case .bytes: data = .bytes(Array(repeating: "", count: count))
+        case .fp16, .fp32, .fp64: data = .float(Array(repeating: 0, count: count))
+        default: data = .int(Array(repeating: 0, count: count))
+        }
+        return Tensor(name: name, datatype: datatype, shape: shape, data: data)
+    }
+}

@@ -23,6 +23,11 @@ public final class ModelLoader: Sendable {
         var onnx: ONNXSettings?
         var image: ImagePreprocessing?
         var batching: BatchingSettings?
+        var warmup: WarmupSettings?
+
+        struct WarmupSettings: Decodable {
+            var runs: Int
+        }
 
         struct BatchingSettings: Decodable {
             var maxBatchSize: Int
@@ -75,10 +80,24 @@ public final class ModelLoader: Sendable {
         }
     }
 
+    /// A loaded model and how many warm-up runs its manifest asks for.
+    public struct Loaded: Sendable {
+        public var model: any InferenceModel
+        /// `warmup.runs`: synthetic inferences before the model serves (0: none).
+        public var warmupRuns: Int
+    }
+
     /// Loads the model a source points at.
     ///
     /// - Throws: ``ModelLoadError`` naming the file (and field) at fault.
     public func load(_ source: ModelSource) throws -> any InferenceModel {
+        try loadModel(source).model
+    }
+
+    /// Loads the model a source points at, with its warm-up setting.
+    ///
+    /// - Throws: ``ModelLoadError`` naming the file (and field) at fault.
+    public func loadModel(_ source: ModelSource) throws -> Loaded {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: source.path, isDirectory: &isDirectory) else {
             throw ModelLoadError(path: source.path, reason: "no such file or directory")
@@ -101,7 +120,17 @@ public final class ModelLoader: Sendable {
             }
         }
         let version = source.version ?? manifest.version ?? "1"
-        let format = manifest.format ?? Self.format(ofFile: file)
+        let warmupRuns = manifest.warmup?.runs ?? 0
+        guard (0...10_000).contains(warmupRuns) else {
+            throw ModelLoadError(path: file, field: "warmup.runs", reason: "must be from 0 to 10000")
+        }
+        return Loaded(
+            model: try load(
+                file: file, format: manifest.format ?? Self.format(ofFile: file), version: version, manifest: manifest, source: source),
+            warmupRuns: warmupRuns)
+    }
+
+    private func load(file: String, format: String, version: String, manifest: Manifest, source: ModelSource) throws -> any InferenceModel {
         switch format {
         case "xgboost_json":
             guard let data = FileManager.default.contents(atPath: file) else {

@@ -1,4 +1,5 @@
 public import CortexCore
+import Foundation
 public import Logging
 import Synchronization
 
@@ -10,6 +11,8 @@ public final class ModelRegistry: Sendable {
     public enum State: Sendable {
         /// Being loaded from disk.
         case loading
+        /// Loaded, running its warm-up (`warmup.runs` synthetic inferences) before serving.
+        case warming(any InferenceModel)
         /// Serving.
         case ready(any InferenceModel)
         /// Could not be loaded; the reason names the file and field.
@@ -19,6 +22,7 @@ public final class ModelRegistry: Sendable {
         public var name: String {
             switch self {
             case .loading: "loading"
+            case .warming: "warming"
             case .ready: "ready"
             case .failed: "failed"
             }
@@ -36,6 +40,9 @@ public final class ModelRegistry: Sendable {
     private struct Storage {
         var order: [String] = []
         var entries: [String: Entry] = [:]
+        /// Bumped by every ``update(_:_:)``, so a late warm-up cannot overwrite a newer entry.
+        var generations: [String: UInt64] = [:]
+        var nextGeneration: UInt64 = 0
     }
 
     private let storage = Mutex(Storage())
@@ -56,23 +63,73 @@ public final class ModelRegistry: Sendable {
     }
 
     /// Loads one source, replacing any model of the same name.
+    ///
+    /// A model whose manifest asks for warm-up is `warming` when this returns; a thread of its own
+    /// runs the synthetic inferences and then makes it `ready` (`MODEL_WARMED`, then `MODEL_READY`).
     @discardableResult
     public func load(_ source: ModelSource) -> State {
         update(source, .loading)
         let state: State
         do {
-            let model = try loader.load(source)
-            state = .ready(model)
-            logger.info(
-                "MODEL_READY",
-                metadata: ["model": "\(source.name)", "version": "\(model.metadata.version)", "path": "\(source.path)"]
-            )
+            let loaded = try loader.loadModel(source)
+            if loaded.warmupRuns > 0 {
+                state = .warming(loaded.model)
+                let generation = update(source, state)
+                warmUp(loaded.model, source: source, runs: loaded.warmupRuns, generation: generation)
+                return state
+            } else {
+                state = .ready(loaded.model)
+                logReady(loaded.model, source: source)
+            }
         } catch {
             state = .failed("\(error)")
             logger.error("MODEL_LOAD_FAIL", metadata: ["model": "\(source.name)", "path": "\(source.path)", "reason": "\(error)"])
         }
         update(source, state)
         return state
+    }
+
+    private func logReady(_ model: any InferenceModel, source: ModelSource) {
+        logger.info(
+            "MODEL_READY",
+            metadata: ["model": "\(source.name)", "version": "\(model.metadata.version)", "path": "\(source.path)"]
+        )
+    }
+
+    /// Runs `runs` inferences on zeros shaped like the model's inputs (dynamic dimensions as 1),
+    /// off the caller's thread, then marks the model ready if it is still the registered one.
+    private func warmUp(_ model: any InferenceModel, source: ModelSource, runs: Int, generation: UInt64) {
+        let logger = self.logger
+        let thread = Thread { [self] in
+            let start = DispatchTime.now().uptimeNanoseconds
+            let inputs = model.metadata.inputs.map { $0.zeros() }
+            var failure: (any Error)?
+            for _ in 0..<runs where failure == nil {
+                do { _ = try model.infer(inputs) } catch { failure = error }
+            }
+            let milliseconds = Double((DispatchTime.now().uptimeNanoseconds - start) / 1000) / 1000
+            let next: State
+            if let failure {
+                next = .failed("warm-up failed: \(failure)")
+                logger.error("MODEL_LOAD_FAIL", metadata: ["model": "\(source.name)", "path": "\(source.path)", "reason": "\(failure)"])
+            } else {
+                next = .ready(model)
+                logger.info(
+                    "MODEL_WARMED",
+                    metadata: [
+                        "model": "\(source.name)", "runs": .stringConvertible(runs), "duration_ms": .stringConvertible(milliseconds),
+                    ]
+                )
+                logReady(model, source: source)
+            }
+            storage.withLock { storage in
+                // Only if nothing replaced the model meanwhile.
+                guard storage.generations[source.name] == generation else { return }
+                storage.entries[source.name] = Entry(source: source, state: next)
+            }
+        }
+        thread.name = "cortex-warmup-\(source.name)"
+        thread.start()
     }
 
     /// Every entry, in registration order.
@@ -107,17 +164,23 @@ public final class ModelRegistry: Sendable {
             return model
         case .loading:
             throw .modelNotReady(name, reason: "loading")
+        case .warming:
+            throw .modelNotReady(name, reason: "warming up")
         case .failed(let reason):
             throw .modelNotReady(name, reason: "failed to load (\(reason))")
         }
     }
 
-    private func update(_ source: ModelSource, _ state: State) {
+    @discardableResult
+    private func update(_ source: ModelSource, _ state: State) -> UInt64 {
         storage.withLock { storage in
             if storage.entries[source.name] == nil {
                 storage.order.append(source.name)
             }
             storage.entries[source.name] = Entry(source: source, state: state)
+            storage.nextGeneration += 1
+            storage.generations[source.name] = storage.nextGeneration
+            return storage.nextGeneration
         }
     }
 }

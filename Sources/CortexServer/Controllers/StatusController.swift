@@ -45,7 +45,7 @@ public struct StatusController<Context: RequestIDContext>: Sendable {
             json.member("name", entry.source.name)
             json.member("state", entry.state.name)
             switch entry.state {
-            case .ready(let model):
+            case .ready(let model), .warming(let model):
                 json.member("version", model.metadata.version)
                 json.member("platform", model.metadata.platform)
             case .failed(let reason):
