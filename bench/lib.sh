@@ -1,5 +1,6 @@
 # Shared by the bench scripts: wrk runs, medians, waiting for servers, RSS.
-# Expects WORK (a scratch folder) and CONNECTIONS, DURATION to be set by the caller.
+# Expects WORK (a scratch folder) and CONNECTIONS, DURATION to be set by the caller; THREADS
+# (wrk threads) defaults to 2, and to 1 at one connection.
 
 if ! command -v wrk >/dev/null; then
   echo "installing wrk (Debian package)"
@@ -17,20 +18,26 @@ wait_for() { # url
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
 # wrk prints "Requests/sec: N" and, with --latency, "99% Nms"; normalise p99 to milliseconds.
-# Appends "rps p99" to $WORK/NAME.results.
+# Appends "rps p99 p50" to $WORK/NAME.results (columns 1, 2, 3 for `median`).
 run_wrk() { # name url [lua]
-  local out
+  local out threads=${THREADS:-2}
+  [ "$CONNECTIONS" -lt "$threads" ] && threads=$CONNECTIONS
   if [ -n "${3:-}" ]; then
-    out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$3" "$2")
+    out=$(wrk -t"$threads" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$3" "$2")
   else
-    out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$2")
+    out=$(wrk -t"$threads" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$2")
   fi
-  local rps p99 errors
+  local rps p99 p50 errors
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-  p99=$(echo "$out" | awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}')
+  p99=$(echo "$out" | latency_ms "99%")
+  p50=$(echo "$out" | latency_ms "50%")
   errors=$(echo "$out" | awk '/Non-2xx/ {print $4}')
-  printf '  %-16s %10.0f req/s   p99 %7.3f ms%s\n' "$1" "$rps" "$p99" "${errors:+   NON-2xx: $errors}"
-  echo "$rps $p99" >> "$WORK/$1.results"
+  printf '  %-16s %10.0f req/s   p50 %7.3f ms   p99 %7.3f ms%s\n' "$1" "$rps" "$p50" "$p99" "${errors:+   NON-2xx: $errors}"
+  echo "$rps $p99 $p50" >> "$WORK/$1.results"
+}
+# A percentile line of wrk --latency ("99%  1.23ms"), in milliseconds.
+latency_ms() { # percentile
+  awk -v p="$1" '$1==p {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}'
 }
 median() { # name column
   sort -n -k"$2" "$WORK/$1.results" | awk -v c="$2" '{v[NR]=$c} END {print v[int((NR+1)/2)]}'

@@ -6,7 +6,8 @@ models take `image`, FP32 [N, 1, H, W] with pixels in 0..1 (ink bright), at any 
 graph first resizes (bilinear, antialiased) to 8x8, so seed 001's `img_size` can be anything.
 They answer `probabilities`, FP32 [N, 10].
 
-    models/vA.onnx   variant A: a multi-layer perceptron (64 -> 32 ReLU -> 10), trained by scikit-learn
+    models/vA.onnx   variant A: a multi-layer perceptron (64 -> 512 ReLU -> 512 ReLU -> 10), trained by
+                     scikit-learn; big enough that merging requests (dynamic batching) pays
     models/vB.onnx   variant B: a small convolutional net: 8 fixed 3x3 filters (seeded), ReLU,
                      2x2 average pooling, then a softmax layer trained by scikit-learn
     models/vA.yaml, models/vB.yaml          how Cortex serves them (image preprocessing, labels)
@@ -73,18 +74,18 @@ def graph(name, nodes, initializers):
 
 
 def variant_a(X, y):
-    mlp = MLPClassifier(hidden_layer_sizes=(32,), activation="relu", max_iter=600, random_state=0)
+    mlp = MLPClassifier(hidden_layer_sizes=(512, 512), activation="relu", max_iter=300, random_state=0)
     mlp.fit(X.reshape(len(X), 64), y)
-    (w1, w2), (b1, b2) = mlp.coefs_, mlp.intercepts_
     nodes, inits = resize_nodes()
-    nodes += [
-        helper.make_node("Flatten", ["x8"], ["flat"], axis=1),
-        helper.make_node("Gemm", ["flat", "w1", "b1"], ["h"]),
-        helper.make_node("Relu", ["h"], ["hr"]),
-        helper.make_node("Gemm", ["hr", "w2", "b2"], ["logits"]),
-        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
-    ]
-    inits += [numpy_helper.from_array(a.astype(np.float32), n) for a, n in [(w1, "w1"), (b1, "b1"), (w2, "w2"), (b2, "b2")]]
+    nodes.append(helper.make_node("Flatten", ["x8"], ["h0"], axis=1))
+    layers = len(mlp.coefs_)
+    for i, (w, b) in enumerate(zip(mlp.coefs_, mlp.intercepts_)):
+        out = "logits" if i == layers - 1 else f"g{i}"
+        nodes.append(helper.make_node("Gemm", [f"h{i}", f"w{i}", f"b{i}"], [out]))
+        if i < layers - 1:
+            nodes.append(helper.make_node("Relu", [out], [f"h{i + 1}"]))
+        inits += [numpy_helper.from_array(w.astype(np.float32), f"w{i}"), numpy_helper.from_array(b.astype(np.float32), f"b{i}")]
+    nodes.append(helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1))
     return graph("digits_mlp", nodes, inits), lambda X: mlp.predict_proba(X.reshape(len(X), 64))
 
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CortexCore
 import CortexRuntime
 import Foundation
 
@@ -6,7 +7,7 @@ struct ModelsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "models",
         abstract: "Work with model files.",
-        subcommands: [Validate.self]
+        subcommands: [Validate.self, Bench.self]
     )
 
     struct Validate: AsyncParsableCommand {
@@ -35,6 +36,45 @@ struct ModelsCommand: AsyncParsableCommand {
                 }
             }
             if failed { throw ExitCode(1) }
+        }
+    }
+
+    struct Bench: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Time bare ONNX Runtime Run calls on an ONNX model (zeros, dynamic dimensions as --size) and print percentiles."
+        )
+
+        @Argument(help: "An ONNX model file or directory.")
+        var path: String
+
+        @Option(help: "Run calls to time (after 100 untimed).")
+        var runs = 10_000
+
+        @Option(help: "Size of every dynamic dimension but the first.")
+        var size = 8
+
+        @Option(help: "Size of the first (batch) dimension when it is dynamic.")
+        var batch = 1
+
+        func run() async throws {
+            let loaded = try ModelLoader(onnxLibrary: ProcessInfo.processInfo.environment["ORT_LIBRARY_PATH"]).load(ModelSource(path: path))
+            let base = (loaded as? BatchedModel)?.base ?? loaded
+            guard let model = base as? ONNXModel else {
+                throw ValidationError("\(path) is not an ONNX model")
+            }
+            let inputs = model.metadata.inputs.map { spec in
+                var sized = spec
+                sized.shape = TensorShape(
+                    spec.shape.dimensions.enumerated().map { index, dimension in dimension >= 0 ? dimension : (index == 0 ? batch : size) })
+                return sized.zeros()
+            }
+            _ = try model.timeRuns(inputs, iterations: 100)
+            let times = try model.timeRuns(inputs, iterations: max(1, runs)).sorted()
+            func percentile(_ p: Double) -> Double { Double(times[min(times.count - 1, Int(Double(times.count) * p))]) / 1000 }
+            print(
+                "\(model.metadata.name): \(times.count) Run calls, inputs \(inputs.map { "\($0.name) \($0.shape)" }.joined(separator: ", "))"
+            )
+            print(String(format: "run_p50_us %.2f\nrun_p90_us %.2f\nrun_p99_us %.2f", percentile(0.5), percentile(0.9), percentile(0.99)))
         }
     }
 }

@@ -203,24 +203,18 @@ struct ONNXModelTests {
 
 @Suite("Warm-up before ready")
 struct WarmupTests {
-    @Test("a model with warm-up runs is 'warming' (503 on use) until its runs finish, then ready")
+    @Test("a manifest's warm-up runs make the model 'warming' at load, then ready once they finish")
     func warmup() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cortex-warmup-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("slow.onnx").path
         try FileManager.default.copyItem(atPath: Fixture.path("models/vB.onnx"), toPath: path)
-        try Data("warmup: {runs: 10000}\n".utf8).write(to: directory.appendingPathComponent("slow.yaml"))
+        try Data("warmup: {runs: 200}\n".utf8).write(to: directory.appendingPathComponent("slow.yaml"))
         let registry = ModelRegistry(logger: Logger(label: "test"))
         let state = registry.load(ModelSource(path: path))
+        // (The 503 while warming is pinned without timing by ProbeTests' gated model.)
         #expect(state.name == "warming")
-        #expect(throws: APIError.self) { try registry.model(named: "slow") }
-        do {
-            _ = try registry.model(named: "slow")
-        } catch {
-            #expect(error.status == 503)
-            #expect(error.message.contains("warming up"))
-        }
         let deadline = ContinuousClock.now + .seconds(30)
         while registry.entry(named: "slow")?.state.name == "warming", ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(10))

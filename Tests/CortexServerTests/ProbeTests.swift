@@ -1,9 +1,11 @@
+import CortexCore
 import CortexRuntime
 import CortexServer
 import Foundation
 import Hummingbird
 import HummingbirdTesting
 import SQLiteNIO
+import Synchronization
 import Testing
 
 @Suite("Liveness and readiness")
@@ -77,24 +79,29 @@ struct ProbeTests {
 
     @Test("a model warming up keeps /ready at 503 (detail 'warming') until its warm-up runs finish")
     func warming() async throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let model = directory.file("slow.onnx")
-        try FileManager.default.copyItem(atPath: Repository.path("models/vB.onnx"), toPath: model)
-        _ = try directory.write("slow.yaml", "warmup: {runs: 10000}\n")
-        let server = try await TestServer.make(models: [ModelSource(path: model)])
+        let server = try await TestServer.make(models: [])
+        let gate = Gate()
+        let model = GatedModel(gate: gate)
+        #expect(
+            server.dependencies.registry.register(model, source: ModelSource(name: "slow", path: "slow"), warmupRuns: 3).name == "warming")
         try await server.test { client in
             let warming = try await client.get("/ready")
             #expect(warming.status == .serviceUnavailable)
             let detail = ((warming.body.jsonObject["checks"] as? [String: Any])?["models"] as? [String: Any])?["detail"] as? String
             #expect(detail?.contains("slow: warming") == true, "\(detail ?? "")")
+            let infer = try await client.post(
+                "/v2/models/slow/infer", json: #"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}"#)
+            #expect(infer.status == .serviceUnavailable)
+            #expect((infer.body.jsonObject["error"] as? String)?.contains("warming up") == true)
+            gate.open()
             var status = warming.status
             let deadline = ContinuousClock.now + .seconds(30)
             while status != .ok, ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(20))
+                try await Task.sleep(for: .milliseconds(10))
                 status = try await client.get("/ready").status
             }
             #expect(status == .ok)
+            #expect(gate.passed.withLock { $0 } == 3)
         }
     }
 
@@ -161,5 +168,41 @@ struct ProbeTests {
             #expect(try await client.get("/v2/health/live").status == .ok)
         }
         #expect(server.logs.events(named: "READY_CHANGED").count >= 2)
+    }
+}
+
+/// Blocks its callers until opened; counts who passed.
+final class Gate: Sendable {
+    private let condition = NSCondition()
+    private let isOpen = Mutex(false)
+    /// Calls to ``wait()`` that returned.
+    let passed = Mutex(0)
+
+    func open() {
+        condition.lock()
+        isOpen.withLock { $0 = true }
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func wait() {
+        condition.lock()
+        while !isOpen.withLock({ $0 }) { condition.wait() }
+        condition.unlock()
+        passed.withLock { $0 += 1 }
+    }
+}
+
+/// A model whose inferences wait for a gate: warm-up that finishes when the test says so.
+struct GatedModel: InferenceModel {
+    let gate: Gate
+    let metadata = ModelMetadata(
+        name: "slow", version: "1", platform: "test",
+        inputs: [TensorSpec(name: "x", datatype: .fp32, shape: TensorShape([-1]))],
+        outputs: [TensorSpec(name: "y", datatype: .fp32, shape: TensorShape([-1]))])
+
+    func infer(_ inputs: [Tensor]) throws -> [Tensor] {
+        gate.wait()
+        return inputs
     }
 }

@@ -1,5 +1,6 @@
 public import CortexCore
 import Foundation
+import Synchronization
 
 /// How a model's requests are merged (`batching:` in its manifest).
 public struct BatchingOptions: Sendable, Hashable {
@@ -21,11 +22,14 @@ public struct BatchingOptions: Sendable, Hashable {
 
 /// Merges concurrent requests to one model into one execution and splits the outputs back.
 ///
-/// One thread per batched model runs the executions, off the event loops: it takes the oldest
-/// waiting request and every later one whose inputs have the same types and the same dimensions
-/// after the first (the batch dimension), up to ``BatchingOptions/maxBatchSize`` rows, stacks
-/// them, runs the model once, and hands each request its own rows. Each answer is exactly the
-/// rows the model computes for that request's rows (for models whose rows do not interact).
+/// No thread of its own: a request that finds the model idle runs at once, on its own thread,
+/// and while it runs, later requests queue. When it finishes it hands the queue to the oldest
+/// waiting request, which runs the next batch: every waiting request whose inputs have the same
+/// types and the same dimensions after the first (the batch dimension), up to
+/// ``BatchingOptions/maxBatchSize`` rows, stacked and run once, each request getting its own rows
+/// back. A lone request therefore pays nothing for batching, and under load batches form by
+/// themselves. Each answer is exactly the rows the model computes for that request's rows (for
+/// models whose rows do not interact, which the stacking assumes).
 public final class DynamicBatcher: Sendable {
     /// What one execution did, for metrics.
     public struct Execution: Sendable {
@@ -37,61 +41,41 @@ public final class DynamicBatcher: Sendable {
         public var nanoseconds: UInt64
     }
 
-    private final class Pending: @unchecked Sendable {
+    /// What a waiting request is told.
+    private enum Turn: Sendable {
+        /// Its rows, and how long it waited.
+        case done([Tensor], queuedNanoseconds: UInt64)
+        /// It is the oldest waiting request and the model is free: run the next batch.
+        case lead
+    }
+
+    private struct Pending: Sendable {
+        let id: UInt64
         let inputs: [Tensor]
         let rows: Int
         let enqueued: UInt64
-        let continuation: CheckedContinuation<(outputs: [Tensor], queuedNanoseconds: UInt64), any Error>
-
-        init(
-            inputs: [Tensor],
-            rows: Int,
-            enqueued: UInt64,
-            continuation: CheckedContinuation<(outputs: [Tensor], queuedNanoseconds: UInt64), any Error>
-        ) {
-            self.inputs = inputs
-            self.rows = rows
-            self.enqueued = enqueued
-            self.continuation = continuation
-        }
+        let continuation: CheckedContinuation<Turn, any Error>
     }
 
-    /// The waiting requests, guarded by `condition`.
-    private final class Queue: @unchecked Sendable {
-        let condition = NSCondition()
+    private struct State: Sendable {
         var pending: [Pending] = []
-        var stopped = false
+        /// Whether a request is running a batch (or about to).
+        var running = false
+        var nextID: UInt64 = 0
     }
 
     public let model: any InferenceModel
     public let options: BatchingOptions
     private let onExecution: @Sendable (Execution) -> Void
-    private let queue = Queue()
+    private let state = Mutex(State())
 
-    /// Starts the batching thread for `model`.
+    /// A batcher for `model`.
     ///
     /// - Parameter onExecution: Called after every execution (for `model_batch_size` and the like).
     public init(model: any InferenceModel, options: BatchingOptions, onExecution: @escaping @Sendable (Execution) -> Void = { _ in }) {
         self.model = model
         self.options = options
         self.onExecution = onExecution
-        let thread = Thread { [queue, model, options, onExecution] in
-            Self.run(queue: queue, model: model, options: options, onExecution: onExecution)
-        }
-        thread.name = "cortex-batch-\(model.metadata.name)"
-        thread.start()
-    }
-
-    deinit {
-        stop()
-    }
-
-    /// Stops the thread once the queue is empty; later requests fail with 503.
-    public func stop() {
-        queue.condition.lock()
-        queue.stopped = true
-        queue.condition.broadcast()
-        queue.condition.unlock()
     }
 
     /// Runs `inputs` (validated, in signature order) as part of a batch.
@@ -101,51 +85,79 @@ public final class DynamicBatcher: Sendable {
     ///   already; whatever the model throws.
     public func infer(_ inputs: [Tensor]) async throws -> (outputs: [Tensor], queuedNanoseconds: UInt64) {
         let rows = inputs.first?.shape.dimensions.first ?? 1
-        return try await withCheckedThrowingContinuation { continuation in
-            let pending = Pending(inputs: inputs, rows: rows, enqueued: DispatchTime.now().uptimeNanoseconds, continuation: continuation)
-            queue.condition.lock()
-            guard !queue.stopped, queue.pending.count < options.maxQueue else {
-                let stopped = queue.stopped
-                queue.condition.unlock()
+        let enqueued = DispatchTime.now().uptimeNanoseconds
+        var id: UInt64 = 0
+        let turn = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Turn, any Error>) in
+            let admitted = state.withLock { state -> Bool? in
+                guard state.pending.count < options.maxQueue else { return nil }
+                state.nextID += 1
+                id = state.nextID
+                state.pending.append(Pending(id: id, inputs: inputs, rows: rows, enqueued: enqueued, continuation: continuation))
+                if state.running { return false }
+                state.running = true
+                return true
+            }
+            switch admitted {
+            case nil:
                 continuation.resume(
                     throwing: APIError(
                         status: 503,
-                        code: stopped ? "model_not_ready" : "queue_full",
-                        message: stopped
-                            ? "model '\(model.metadata.name)' is shutting down"
-                            : "model '\(model.metadata.name)' has \(options.maxQueue) requests waiting already; retry shortly",
+                        code: "queue_full",
+                        message: "model '\(model.metadata.name)' has \(options.maxQueue) requests waiting already; retry shortly",
                         fields: [("retry_after_s", .double(1))]
                     )
                 )
-                return
+            case true?: continuation.resume(returning: .lead)
+            case false?: break
             }
-            queue.pending.append(pending)
-            queue.condition.signal()
-            queue.condition.unlock()
+        }
+        switch turn {
+        case .done(let outputs, let queued):
+            return (outputs, queued)
+        case .lead:
+            return try await lead(id: id)
         }
     }
 
-    private static func run(queue: Queue, model: any InferenceModel, options: BatchingOptions, onExecution: (Execution) -> Void) {
-        while true {
-            queue.condition.lock()
-            while queue.pending.isEmpty && !queue.stopped { queue.condition.wait() }
-            if queue.pending.isEmpty && queue.stopped {
-                queue.condition.unlock()
-                return
+    /// Runs one batch that includes request `id` (the oldest waiting), hands the model to the
+    /// next waiting request, and returns request `id`'s rows.
+    private func lead(id: UInt64) async throws -> (outputs: [Tensor], queuedNanoseconds: UInt64) {
+        if options.maxQueueDelayMicroseconds > 0 {
+            // Let company arrive, up to the delay after this (the oldest) request arrived.
+            let (oldest, rows) = state.withLock { ($0.pending.first?.enqueued ?? 0, $0.pending.reduce(0) { $0 + $1.rows }) }
+            let deadline = oldest + UInt64(options.maxQueueDelayMicroseconds) * 1000
+            let now = DispatchTime.now().uptimeNanoseconds
+            if rows < options.maxBatchSize, now < deadline {
+                try? await Task.sleep(for: .nanoseconds(Int64(deadline - now)))
             }
-            // Wait for more rows, up to the delay after the oldest request arrived.
-            if options.maxQueueDelayMicroseconds > 0 {
-                let deadline = queue.pending[0].enqueued + UInt64(options.maxQueueDelayMicroseconds) * 1000
-                while !queue.stopped, queue.pending.reduce(0, { $0 + $1.rows }) < options.maxBatchSize {
-                    let now = DispatchTime.now().uptimeNanoseconds
-                    guard now < deadline else { break }
-                    _ = queue.condition.wait(until: Date(timeIntervalSinceNow: Double(deadline - now) / 1e9))
+        }
+        let batch = state.withLock { state in Self.take(from: &state.pending, maxRows: options.maxBatchSize) }
+        let start = DispatchTime.now().uptimeNanoseconds
+        var mine: Result<(outputs: [Tensor], queuedNanoseconds: UInt64), any Error> = .failure(CancellationError())
+        do {
+            let results = try execute(batch)
+            for (pending, outputs) in zip(batch, results) {
+                let queued = start - pending.enqueued
+                if pending.id == id {
+                    mine = .success((outputs, queued))
+                } else {
+                    pending.continuation.resume(returning: .done(outputs, queuedNanoseconds: queued))
                 }
             }
-            let batch = take(from: &queue.pending, maxRows: options.maxBatchSize)
-            queue.condition.unlock()
-            execute(batch, model: model, onExecution: onExecution)
+        } catch {
+            for pending in batch where pending.id != id { pending.continuation.resume(throwing: error) }
+            mine = .failure(error)
         }
+        // The next batch is led by the oldest request still waiting, on its own thread.
+        let next = state.withLock { state -> Pending? in
+            guard let first = state.pending.first else {
+                state.running = false
+                return nil
+            }
+            return first
+        }
+        next?.continuation.resume(returning: .lead)
+        return try mine.get()
     }
 
     /// The oldest request and every later one that stacks with it, up to `maxRows` rows.
@@ -176,28 +188,17 @@ public final class DynamicBatcher: Sendable {
         return true
     }
 
-    private static func execute(_ batch: [Pending], model: any InferenceModel, onExecution: (Execution) -> Void) {
+    /// Runs the batch once; each request's outputs, in batch order.
+    private func execute(_ batch: [Pending]) throws -> [[Tensor]] {
         let start = DispatchTime.now().uptimeNanoseconds
         let rows = batch.reduce(0) { $0 + $1.rows }
-        do {
-            let inputs = batch.count == 1 ? batch[0].inputs : stack(batch.map(\.inputs))
-            let outputs = try model.infer(inputs)
-            let end = DispatchTime.now().uptimeNanoseconds
-            onExecution(Execution(requests: batch.count, rows: rows, nanoseconds: end - start))
-            guard batch.count > 1 else {
-                batch[0].continuation.resume(returning: (outputs, start - batch[0].enqueued))
-                return
-            }
-            var offset = 0
-            let split = try batch.map { pending -> [Tensor] in
-                defer { offset += pending.rows }
-                return try outputs.map { try slice($0, rows: offset..<offset + pending.rows, of: rows) }
-            }
-            for (pending, outputs) in zip(batch, split) {
-                pending.continuation.resume(returning: (outputs, start - pending.enqueued))
-            }
-        } catch {
-            for pending in batch { pending.continuation.resume(throwing: error) }
+        let outputs = try model.infer(batch.count == 1 ? batch[0].inputs : Self.stack(batch.map(\.inputs)))
+        onExecution(Execution(requests: batch.count, rows: rows, nanoseconds: DispatchTime.now().uptimeNanoseconds - start))
+        guard batch.count > 1 else { return [outputs] }
+        var offset = 0
+        return try batch.map { pending -> [Tensor] in
+            defer { offset += pending.rows }
+            return try outputs.map { try Self.slice($0, rows: offset..<offset + pending.rows, of: rows) }
         }
     }
 

@@ -50,4 +50,10 @@ public struct ONNXModel: InferenceModel {
     public func infer(_ inputs: [Tensor]) throws -> [Tensor] {
         try session.run(inputs)
     }
+
+    /// Nanoseconds of each of `iterations` bare ONNX Runtime `Run` calls on `inputs`, without
+    /// Cortex's conversions: `cortex models bench` and `bench/onnx.sh` measure against it.
+    public func timeRuns(_ inputs: [Tensor], iterations: Int) throws -> [UInt64] {
+        try session.timeRuns(inputs, iterations: iterations)
+    }
 }

@@ -1,4 +1,5 @@
 public import CortexCore
+import Dispatch
 
 #if canImport(Glibc)
     import Glibc
@@ -125,6 +126,47 @@ final class ONNXSession: @unchecked Sendable {
             specs.append(TensorSpec(name: name, datatype: datatype, shape: TensorShape(dimensions.map { $0 < 0 ? -1 : Int($0) })))
         }
         return (specs, names)
+    }
+
+    /// Times `iterations` bare `Run` calls on `inputs` (converted once, outputs released each
+    /// time): the baseline Cortex's own cost per request is measured against.
+    ///
+    /// - Returns: Each call's nanoseconds.
+    func timeRuns(_ inputs: [Tensor], iterations: Int) throws(ONNXRuntimeError) -> [UInt64] {
+        let api = library.api
+        var buffers: [UnsafeMutableRawBufferPointer] = []
+        var values: [OpaquePointer?] = []
+        defer {
+            for value in values { api.releaseValue(value) }
+            for buffer in buffers { buffer.deallocate() }
+        }
+        for (index, tensor) in inputs.enumerated() {
+            let buffer = Self.encode(tensor.data, as: self.inputs[index].datatype)
+            buffers.append(buffer)
+            guard let base = buffer.baseAddress else { throw ONNXRuntimeError(code: 1, message: "out of memory") }
+            var shape = tensor.shape.dimensions.map(Int64.init)
+            var value: OpaquePointer?
+            try api.check(
+                api.createTensorWithDataAsOrtValue(
+                    library.cpuMemory, base, tensor.data.count * self.inputs[index].datatype.byteWidth, &shape, shape.count,
+                    self.inputs[index].datatype.onnxElementType, &value)
+            )
+            values.append(value)
+        }
+        let inputNamePointers = inputNames.map { UnsafePointer<CChar>?(UnsafePointer($0)) }
+        let outputNamePointers = outputNames.map { UnsafePointer<CChar>?(UnsafePointer($0)) }
+        var times: [UInt64] = []
+        times.reserveCapacity(iterations)
+        for _ in 0..<iterations {
+            var results = [OpaquePointer?](repeating: nil, count: outputNames.count)
+            let start = DispatchTime.now().uptimeNanoseconds
+            let status = api.run(
+                session, nil, inputNamePointers, values, values.count, outputNamePointers, outputNamePointers.count, &results)
+            times.append(DispatchTime.now().uptimeNanoseconds - start)
+            for result in results { api.releaseValue(result) }
+            try api.check(status)
+        }
+        return times
     }
 
     /// Runs the session on `inputs` (one per declared input, in order, already validated) and

@@ -72,21 +72,27 @@ public final class ModelRegistry: Sendable {
         let state: State
         do {
             let loaded = try loader.loadModel(source)
-            if loaded.warmupRuns > 0 {
-                state = .warming(loaded.model)
-                let generation = update(source, state)
-                warmUp(loaded.model, source: source, runs: loaded.warmupRuns, generation: generation)
-                return state
-            } else {
-                state = .ready(loaded.model)
-                logReady(loaded.model, source: source)
-            }
+            return register(loaded.model, source: source, warmupRuns: loaded.warmupRuns)
         } catch {
             state = .failed("\(error)")
             logger.error("MODEL_LOAD_FAIL", metadata: ["model": "\(source.name)", "path": "\(source.path)", "reason": "\(error)"])
         }
         update(source, state)
         return state
+    }
+
+    /// Registers a loaded model under `source.name`, replacing any model of that name: ready at
+    /// once, or `warming` until `warmupRuns` inferences on zeros have run on a thread of their own.
+    @discardableResult
+    public func register(_ model: any InferenceModel, source: ModelSource, warmupRuns: Int = 0) -> State {
+        guard warmupRuns > 0 else {
+            update(source, .ready(model))
+            logReady(model, source: source)
+            return .ready(model)
+        }
+        let generation = update(source, .warming(model))
+        warmUp(model, source: source, runs: warmupRuns, generation: generation)
+        return .warming(model)
     }
 
     private func logReady(_ model: any InferenceModel, source: ModelSource) {

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# ONNX benchmark, all in one run on one machine:
+#
+# 1. Cortex's own cost per request at one connection: Cortex's p50 for one 8x8 image on vA
+#    (POST /v2/models/vA/infer, JSON) minus bare Hummingbird's p50 echoing the same body, minus
+#    the bare ONNX Runtime Run p50 for that input (`cortex models bench`). Target <= 50 us.
+# 2. Dynamic batching: requests/s on vA at BATCH_CONNECTIONS connections with the bundled
+#    manifest (batching on) against a copy with batching off. Target >= 2x.
+# 3. Memory: RSS after 10,000 requests and after REQUESTS requests to vA. Target within 10%.
+#
+# Needs ONNX Runtime in .venv (scripts/onnxruntime.sh install; this script runs it).
+# Environment: DURATION (s per wrk run, default 5), ROUNDS (default 3), BATCH_CONNECTIONS
+# (default 64), REQUESTS (default 1000000), SKIP_RSS=1 to skip the soak.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/opt/swift/usr/bin:$PATH"
+
+DURATION=${DURATION:-5}
+ROUNDS=${ROUNDS:-3}
+BATCH_CONNECTIONS=${BATCH_CONNECTIONS:-64}
+REQUESTS=${REQUESTS:-1000000}
+CORTEX_PORT=${CORTEX_PORT:-18110}
+UNBATCHED_PORT=${UNBATCHED_PORT:-18111}
+BARE_PORT=${BARE_PORT:-18112}
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
+CONNECTIONS=1
+. bench/lib.sh
+
+scripts/onnxruntime.sh install >/dev/null
+echo "== building release binaries"
+swift build -c release --product cortex >/dev/null
+swift build -c release --product BareHummingbird >/dev/null
+BIN=$(swift build -c release --show-bin-path)
+
+# vA with batching off: the same file, a manifest without `batching`.
+mkdir -p "$WORK/unbatched"
+cp models/vA.onnx "$WORK/unbatched/vA.onnx"
+sed '/^batching:/,$d' models/vA.yaml >"$WORK/unbatched/vA.yaml"
+
+start_cortex "$CORTEX_PORT" ""
+start_cortex "$UNBATCHED_PORT" "" MODEL_VA_PATH="$WORK/unbatched/vA.onnx"
+for port in "$CORTEX_PORT" "$UNBATCHED_PORT"; do wait_for "http://127.0.0.1:$port/v2/models/vA/ready"; done
+PORT=$BARE_PORT "$BIN/BareHummingbird" >"$WORK/bare.log" 2>&1 &
+wait_for "http://127.0.0.1:$BARE_PORT/health"
+
+echo "== 1. one connection, one image: $ROUNDS rounds of ${DURATION}s"
+for round in $(seq 1 "$ROUNDS"); do
+  # Batching waits for nothing at one connection; the unbatched server is the plain path.
+  run_wrk bare "http://127.0.0.1:$BARE_PORT/v2/models/vA/infer" bench/image.lua
+  run_wrk cortex "http://127.0.0.1:$UNBATCHED_PORT/v2/models/vA/infer" bench/image.lua
+  run_wrk batched "http://127.0.0.1:$CORTEX_PORT/v2/models/vA/infer" bench/image.lua
+done
+run_p50_us=$("$BIN/cortex" models bench models/vA.onnx --runs 20000 | awk '/run_p50_us/ {print $2}')
+
+echo "== 2. batching on vs off at $BATCH_CONNECTIONS connections: $ROUNDS rounds of ${DURATION}s"
+CONNECTIONS=$BATCH_CONNECTIONS
+for round in $(seq 1 "$ROUNDS"); do
+  if [ $((round % 2)) = 1 ]; then order="on off"; else order="off on"; fi
+  for name in $order; do
+    case $name in on) port=$CORTEX_PORT ;; off) port=$UNBATCHED_PORT ;; esac
+    run_wrk "batching-$name" "http://127.0.0.1:$port/v2/models/vA/infer" bench/image.lua
+  done
+done
+stats=$(curl -fs "http://127.0.0.1:$CORTEX_PORT/v2/models/vA/stats")
+rows=$(echo "$stats" | python3 -c 'import json,sys; s=json.load(sys.stdin)["model_stats"][0]; print(s["inference_count"], s["execution_count"])')
+
+echo
+echo "== figures (medians)"
+awk -v c="$(median cortex 3)" -v b="$(median bare 3)" -v r="$run_p50_us" -v batched="$(median batched 3)" 'BEGIN {
+  printf "p50 at 1 connection: cortex %.1f us, bare Hummingbird echo %.1f us, ONNX Runtime Run %.1f us\n", c*1000, b*1000, r
+  printf "Cortex own cost per request         %.1f us   target <= 50 us\n", c*1000 - b*1000 - r
+  printf "  (with the dynamic batcher on the path: %.1f us)\n", batched*1000 - b*1000 - r
+}'
+awk -v on="$(median batching-on 1)" -v off="$(median batching-off 1)" \
+  'BEGIN {printf "batching on / off requests/s         %.2fx (%.0f / %.0f req/s)   target >= 2x\n", on/off, on, off}'
+echo "p99 batching on / off                $(median batching-on 2) ms / $(median batching-off 2) ms"
+echo "$rows" | awk '{printf "rows per execution with batching     %.1f (%d rows in %d executions, whole run)\n", $1/$2, $1, $2}'
+
+if [ "${SKIP_RSS:-0}" != 1 ]; then
+  echo "== 3. memory over $REQUESTS requests to vA at 32 connections"
+  CONNECTIONS=32
+  PID=$(pgrep -f "PORT=$CORTEX_PORT" >/dev/null 2>&1 || true)
+  PID=$(ss -ltnp "sport = :$CORTEX_PORT" | awk -F'pid=' 'NR>1 {split($2,a,","); print a[1]}' | head -1)
+  DURATION=2 run_wrk soak-warm "http://127.0.0.1:$CORTEX_PORT/v2/models/vA/infer" bench/image.lua >/dev/null
+  before=$(rss_kb "$PID")
+  done_requests=0
+  while [ "$done_requests" -lt "$REQUESTS" ]; do
+    out=$(wrk -t2 -c32 -d10s -s bench/image.lua "http://127.0.0.1:$CORTEX_PORT/v2/models/vA/infer")
+    done_requests=$((done_requests + $(echo "$out" | awk '/requests in/ {print $1}')))
+  done
+  after=$(rss_kb "$PID")
+  awk -v a="$after" -v b="$before" -v n="$done_requests" \
+    'BEGIN {printf "RSS after warm-up %d KiB, after %d more requests %d KiB: %+.1f%%   target within 10%%\n", b, n, a, 100*(a-b)/b}'
+fi
