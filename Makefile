@@ -1,7 +1,7 @@
 # Cortex: the two commands are `make run` and `make test`; see README.md.
 SWIFT ?= swift
 
-.PHONY: run build release onnxruntime test lint format bench models image-models clean
+.PHONY: run build release image-libraries onnxruntime test lint format bench models image-models clean
 
 ## Build in release mode, install ONNX Runtime (PyPI, into .venv) and serve the bundled models on http://127.0.0.1:8000.
 run: release onnxruntime
@@ -10,11 +10,14 @@ run: release onnxruntime
 onnxruntime:
 	scripts/onnxruntime.sh install
 
-build:
+build: image-libraries
 	$(SWIFT) build
 
-release:
+release: image-libraries
 	$(SWIFT) build -c release --product cortex
+
+image-libraries:
+	scripts/image-libraries.sh
 
 ## Set up whatever the tests need, check formatting, build and run every test.
 test:

@@ -32,10 +32,15 @@ let package = Package(
             name: "CortexCore",
             swiftSettings: swiftSettings
         ),
+        // Image decoding for POST /v1/infer (scripts/image-libraries.sh installs them).
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG", providers: [.apt(["libturbojpeg0-dev"])]),
         .target(
             name: "CortexRuntime",
             dependencies: [
                 "CortexCore",
+                "CPNG",
+                "CTurboJPEG",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Yams", package: "Yams"),

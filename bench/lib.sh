@@ -2,6 +2,9 @@
 # Expects WORK (a scratch folder) and CONNECTIONS, DURATION to be set by the caller; THREADS
 # (wrk threads) defaults to 2, and to 1 at one connection.
 
+# Building Cortex needs the image libraries' headers.
+"$(dirname "${BASH_SOURCE[0]}")/../scripts/image-libraries.sh"
+
 if ! command -v wrk >/dev/null; then
   echo "installing wrk (Debian package)"
   (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null

@@ -12,6 +12,9 @@ command -v swift >/dev/null || { echo "swift not found: Cortex needs Swift 6 (ex
 echo "== swift format lint"
 swift format lint --strict --recursive Sources Tests bench Package.swift
 
+echo "== image libraries (libpng, libjpeg-turbo from Debian; the build needs their headers)"
+scripts/image-libraries.sh
+
 echo "== build"
 swift build --build-tests
 

@@ -45,6 +45,14 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
         modelName: configuration.scoringModel,
         maxBodyBytes: configuration.server.maxBodyBytes
     ).addRoutes(to: inferring)
+    ImageController(
+        runner: runner,
+        billing: dependencies.billing,
+        modelLimits: modelLimits,
+        defaultModel: configuration.imageModel,
+        maxBodyBytes: configuration.server.maxBodyBytes,
+        decoder: ImageDecoder(maxPixels: configuration.imageMaxPixels)
+    ).addRoutes(to: inferring)
     AccountController(
         store: dependencies.store,
         authenticator: dependencies.authenticator,

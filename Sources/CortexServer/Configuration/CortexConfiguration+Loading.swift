@@ -190,6 +190,16 @@ extension CortexConfiguration {
             config.onnx.library = value
             return true
         },
+        Setting(yamlPath: "image.model", environment: "IMAGE_MODEL", accepted: "a model name") { config, value in
+            guard isValidModelName(value) else { return false }
+            config.imageModel = value
+            return true
+        },
+        Setting(yamlPath: "image.max_pixels", environment: "IMAGE_MAX_PIXELS", accepted: "an integer from 1 to 268435456") {
+            config,
+            value in
+            parse(value, into: &config.imageMaxPixels, in: 1...(1 << 28))
+        },
         Setting(yamlPath: "scoring.model", environment: "SCORING_MODEL", accepted: "a model name") { config, value in
             guard !value.isEmpty else { return false }
             config.scoringModel = value

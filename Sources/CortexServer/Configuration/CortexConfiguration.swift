@@ -169,6 +169,10 @@ public struct CortexConfiguration: Sendable, Equatable {
     ]
     /// ONNX Runtime.
     public var onnx = ONNX()
+    /// The model behind `POST /v1/infer` when the request names none (`IMAGE_MODEL`).
+    public var imageModel = "vA"
+    /// Most pixels an image sent to `POST /v1/infer` may have (`IMAGE_MAX_PIXELS`).
+    public var imageMaxPixels = 4096 * 4096
 
     /// Where ONNX Runtime's library is.
     public struct ONNX: Sendable, Equatable {

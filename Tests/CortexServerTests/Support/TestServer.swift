@@ -17,6 +17,10 @@ enum Repository {
     }
 
     static var leadScoring: String { path("models/lead-scoring") }
+    /// Seed 001's two bundled image classifiers.
+    static var imageModels: [ModelSource] {
+        [ModelSource(name: "vA", path: path("models/vA.onnx")), ModelSource(name: "vB", path: path("models/vB.onnx"))]
+    }
 }
 
 /// A fresh temporary directory, removed by `remove()`.
@@ -147,6 +151,11 @@ struct TestServer: Sendable {
             reload: reload.map { change in { @Sendable in change.apply(loaded) } },
             clock: now
         )
+        // Models with warm-up runs serve once it is done: wait for it, so tests start on ready models.
+        let deadline = ContinuousClock.now + .seconds(60)
+        while dependencies.registry.entries.contains(where: { $0.state.name == "warming" }), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
         return TestServer(directory: directory, dependencies: dependencies, logs: logs, logLevel: logLevel)
     }
 

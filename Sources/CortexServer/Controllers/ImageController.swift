@@ -1,0 +1,125 @@
+import CortexCore
+public import CortexRuntime
+import Foundation
+public import Hummingbird
+
+/// Seed 001's image classification: `POST /v1/infer` with `{"image_b64": "<PNG or JPEG, base64>",
+/// "img_size": 224}`.
+///
+/// The image is decoded (libpng, libjpeg-turbo) to the model's colour, resized to
+/// `img_size`×`img_size`, normalised as the model's `image:` settings say, run, and answered with
+/// the most probable classes. Optional: `"model"` (default `IMAGE_MODEL`, `vA`), `"top_k"` (1 to
+/// the number of labels, default 5).
+public struct ImageController<Context: AuthenticatedContext>: Sendable {
+    /// Largest `img_size` accepted.
+    public static var maximumImageSize: Int { 1024 }
+
+    let runner: InferenceRunner
+    let billing: Billing
+    let modelLimits: ModelRateLimits
+    let defaultModel: String
+    let maxBodyBytes: Int
+    let decoder: ImageDecoder
+
+    /// Creates the controller.
+    public init(
+        runner: InferenceRunner, billing: Billing, modelLimits: ModelRateLimits, defaultModel: String, maxBodyBytes: Int,
+        decoder: ImageDecoder = ImageDecoder()
+    ) {
+        self.runner = runner
+        self.billing = billing
+        self.modelLimits = modelLimits
+        self.defaultModel = defaultModel
+        self.maxBodyBytes = maxBodyBytes
+        self.decoder = decoder
+    }
+
+    /// Adds `POST /v1/infer` (needs an API key when keys are required).
+    public func addRoutes(to router: some RouterMethods<Context>) {
+        router.post("/v1/infer") { request, context in try await self.infer(request, context) }
+    }
+
+    func infer(_ request: Request, _ context: Context) async throws -> Response {
+        let buffer = try await request.collectBody(limit: maxBodyBytes)
+        let body = try JSONValue.parse(buffer)
+        _ = try body.object(at: "")
+        let name = try body["model"].map { value throws(APIError) in try value.string(at: "model") } ?? defaultModel
+        let model = try runner.model(named: name, logger: context.logger)
+        guard let image = model.image, let input = model.metadata.inputs.first else {
+            throw APIError.invalidInput("model '\(name)' does not classify images; POST /v2/models/\(name)/infer instead")
+        }
+        let size = try Self.integer(body["img_size"], name: "img_size", in: 1...Self.maximumImageSize) ?? image.fixedHeight ?? 224
+        if let height = image.fixedHeight, let width = image.fixedWidth, height != size || width != size {
+            throw APIError.invalidInput("model '\(name)' takes \(height)x\(width) images; img_size must be \(height)")
+        }
+        let labels = image.labels
+        let topK = try Self.integer(body["top_k"], name: "top_k", in: 1...max(1, labels.count)) ?? min(5, max(1, labels.count))
+        let encoded = try body.required("image_b64", in: "").string(at: "image_b64")
+        let bytes = try Self.base64(encoded)
+        let decoded = try decoder.decode(bytes, channels: image.color.channels)
+        let tensor = image.tensor(from: decoded, height: size, width: size, name: input.name)
+        let validated = try runner.validate(model, inputs: [tensor], logger: context.logger)
+        try await modelLimits.check(model: model.metadata.name, context: context)
+        return try await billing.charge(model: model.metadata.name, request: request, body: buffer, context: context) {
+            let outputs = try await runner.predict(validated)
+            guard let output = outputs.first, case .float(let values) = output.data, !values.isEmpty else {
+                throw APIError.inferenceFailed(model: model.metadata.name)
+            }
+            return ResponseContent(
+                json: Self.render(values, labels: labels, topK: topK, model: model.metadata, size: size, requestID: context.requestID))
+        }
+    }
+
+    /// `{"model": "vA", "model_version": "1.0.0", "label": "3", "probability": 0.98,
+    /// "predictions": [{"label": "3", "probability": 0.98}, ...], "img_size": 8, "request_id": ...}`
+    static func render(_ values: [Double], labels: [String], topK: Int, model: ModelMetadata, size: Int, requestID: String) -> String {
+        let ranked = values.indices.sorted { values[$0] > values[$1] || (values[$0] == values[$1] && $0 < $1) }.prefix(topK)
+        func label(_ index: Int) -> String { index < labels.count ? labels[index] : String(index) }
+        var json = JSONWriter(capacity: 256)
+        json.beginObject()
+        json.member("model", model.name)
+        json.member("model_version", model.version)
+        if let best = ranked.first {
+            json.member("label", label(best))
+            json.key("probability")
+            json.number(Float(values[best]))
+        }
+        json.key("predictions")
+        json.beginArray()
+        for index in ranked {
+            json.beginObject()
+            json.member("label", label(index))
+            json.key("probability")
+            json.number(Float(values[index]))
+            json.endObject()
+        }
+        json.endArray()
+        json.member("img_size", size)
+        json.member("request_id", requestID)
+        json.endObject()
+        return json.text
+    }
+
+    private static func integer(_ value: JSONValue?, name: String, in range: ClosedRange<Int>) throws(APIError) -> Int? {
+        guard let value else { return nil }
+        guard case .number(let number) = value, let integer = Int(exactly: number), range.contains(integer) else {
+            throw APIError.invalidInput("'\(name)' must be an integer from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return integer
+    }
+
+    /// Standard base64 (whitespace allowed), optionally as a `data:image/...;base64,` URL.
+    static func base64(_ text: String) throws(APIError) -> [UInt8] {
+        var payload = Substring(text)
+        if payload.hasPrefix("data:"), let comma = payload.firstIndex(of: ",") {
+            payload = payload[payload.index(after: comma)...]
+        }
+        guard !payload.isEmpty else { throw APIError(status: 400, code: "invalid_image", message: "'image_b64' is empty") }
+        guard let data = Data(base64Encoded: String(payload), options: .ignoreUnknownCharacters), !data.isEmpty,
+            payload.allSatisfy({ $0.isLetter || $0.isNumber || "+/=\r\n ".contains($0) })
+        else {
+            throw APIError(status: 400, code: "invalid_image", message: "'image_b64' is not valid base64")
+        }
+        return [UInt8](data)
+    }
+}
