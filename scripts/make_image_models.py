@@ -147,7 +147,7 @@ TYPES = [
     ("fp32", TensorProto.FLOAT), ("fp64", TensorProto.DOUBLE), ("fp16", TensorProto.FLOAT16),
     ("int8", TensorProto.INT8), ("int16", TensorProto.INT16), ("int32", TensorProto.INT32), ("int64", TensorProto.INT64),
     ("uint8", TensorProto.UINT8), ("uint16", TensorProto.UINT16), ("uint32", TensorProto.UINT32),
-    ("uint64", TensorProto.UINT64), ("bool", TensorProto.BOOL),
+    ("uint64", TensorProto.UINT64), ("bool", TensorProto.BOOL), ("bytes", TensorProto.STRING),
 ]
 
 

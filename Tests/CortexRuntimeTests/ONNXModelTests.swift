@@ -133,13 +133,13 @@ struct ONNXModelTests {
             case .uint16: data = .int([0, 65535, 1, 2])
             case .uint32: data = .int([0, Int64(UInt32.max), 1, 2])
             case .uint64: data = .int([0, Int64.max, 1, 2])
-            case .bytes: data = .bytes([])
+            case .bytes: data = .bytes(["a", "", "héllo wörld", "x y"])
             }
             return Tensor(name: spec.name, datatype: spec.datatype, shape: TensorShape([2, 2]), data: data)
         }
-        #expect(inputs.count == 12)
+        #expect(inputs.count == 13)
         let outputs = try model.infer(try model.metadata.validate(inputs: inputs))
-        #expect(outputs.count == 12)
+        #expect(outputs.count == 13)
         for (input, output) in zip(inputs, outputs) {
             #expect(output.name == "y_" + input.name.dropFirst(2))
             #expect(output.datatype == input.datatype)

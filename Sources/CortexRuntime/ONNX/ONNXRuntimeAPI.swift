@@ -24,6 +24,10 @@ struct ONNXRuntimeAPI: @unchecked Sendable {
     let sessionGetOutputTypeInfo: @convention(c) (Pointer, Int, UnsafeMutablePointer<Pointer>) -> Status
     let sessionGetInputName: @convention(c) (Pointer, Int, Pointer, UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Status
     let sessionGetOutputName: @convention(c) (Pointer, Int, Pointer, UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Status
+    let createTensorAsOrtValue: @convention(c) (Pointer, UnsafePointer<Int64>, Int, Int32, UnsafeMutablePointer<Pointer>) -> Status
+    let fillStringTensor: @convention(c) (Pointer, UnsafePointer<UnsafePointer<CChar>?>, Int) -> Status
+    let getStringTensorDataLength: @convention(c) (Pointer, UnsafeMutablePointer<Int>) -> Status
+    let getStringTensorContent: @convention(c) (Pointer, UnsafeMutableRawPointer?, Int, UnsafeMutablePointer<Int>, Int) -> Status
     let createTensorWithDataAsOrtValue:
         @convention(c) (Pointer, UnsafeMutableRawPointer, Int, UnsafePointer<Int64>, Int, Int32, UnsafeMutablePointer<Pointer>) -> Status
     let getTensorMutableData: @convention(c) (Pointer, UnsafeMutablePointer<UnsafeMutableRawPointer?>) -> Status
@@ -66,7 +70,11 @@ struct ONNXRuntimeAPI: @unchecked Sendable {
         sessionGetOutputTypeInfo = slot(34)
         sessionGetInputName = slot(36)
         sessionGetOutputName = slot(37)
+        createTensorAsOrtValue = slot(48)
         createTensorWithDataAsOrtValue = slot(49)
+        fillStringTensor = slot(52)
+        getStringTensorDataLength = slot(53)
+        getStringTensorContent = slot(54)
         getTensorMutableData = slot(51)
         castTypeInfoToTensorInfo = slot(55)
         getTensorElementType = slot(60)

@@ -141,17 +141,7 @@ final class ONNXSession: @unchecked Sendable {
             for buffer in buffers { buffer.deallocate() }
         }
         for (index, tensor) in inputs.enumerated() {
-            let buffer = Self.encode(tensor.data, as: self.inputs[index].datatype)
-            buffers.append(buffer)
-            guard let base = buffer.baseAddress else { throw ONNXRuntimeError(code: 1, message: "out of memory") }
-            var shape = tensor.shape.dimensions.map(Int64.init)
-            var value: OpaquePointer?
-            try api.check(
-                api.createTensorWithDataAsOrtValue(
-                    library.cpuMemory, base, tensor.data.count * self.inputs[index].datatype.byteWidth, &shape, shape.count,
-                    self.inputs[index].datatype.onnxElementType, &value)
-            )
-            values.append(value)
+            values.append(try value(of: tensor, as: self.inputs[index].datatype, buffers: &buffers))
         }
         let inputNamePointers = inputNames.map { UnsafePointer<CChar>?(UnsafePointer($0)) }
         let outputNamePointers = outputNames.map { UnsafePointer<CChar>?(UnsafePointer($0)) }
@@ -181,19 +171,7 @@ final class ONNXSession: @unchecked Sendable {
             for buffer in buffers { buffer.deallocate() }
         }
         for (index, tensor) in inputs.enumerated() {
-            let buffer = Self.encode(tensor.data, as: self.inputs[index].datatype)
-            buffers.append(buffer)
-            // `encode` allocates at least one byte, so there is always an address.
-            guard let base = buffer.baseAddress else { throw ONNXRuntimeError(code: 1, message: "out of memory") }
-            var shape = tensor.shape.dimensions.map(Int64.init)
-            var value: OpaquePointer?
-            let byteCount = tensor.data.count * self.inputs[index].datatype.byteWidth
-            try api.check(
-                api.createTensorWithDataAsOrtValue(
-                    library.cpuMemory, base, byteCount, &shape, shape.count, self.inputs[index].datatype.onnxElementType,
-                    &value)
-            )
-            values.append(value)
+            values.append(try value(of: tensor, as: self.inputs[index].datatype, buffers: &buffers))
         }
         let inputNamePointers = inputNames.map { UnsafePointer<CChar>?(UnsafePointer($0)) }
         let outputNamePointers = wanted.map { UnsafePointer<CChar>?(UnsafePointer(outputNames[$0])) }
@@ -207,6 +185,54 @@ final class ONNXSession: @unchecked Sendable {
             tensors.append(try decode(results[position], name: outputs[index].name))
         }
         return tensors
+    }
+
+    /// An `OrtValue` holding `tensor`: numbers in a buffer Cortex owns (added to `buffers`, which
+    /// must outlive the value), strings copied into ONNX Runtime's own string tensor.
+    private func value(
+        of tensor: Tensor,
+        as datatype: TensorDataType,
+        buffers: inout [UnsafeMutableRawBufferPointer]
+    ) throws(ONNXRuntimeError) -> OpaquePointer? {
+        let api = library.api
+        var shape = tensor.shape.dimensions.map(Int64.init)
+        var value: OpaquePointer?
+        if datatype == .bytes {
+            try api.check(api.createTensorAsOrtValue(library.allocator, &shape, shape.count, datatype.onnxElementType, &value))
+            guard case .bytes(let strings) = tensor.data, !strings.isEmpty else { return value }
+            let copies = strings.map { strdup($0) }
+            defer { for copy in copies { free(copy) } }
+            let pointers = copies.map { $0.map { UnsafePointer<CChar>($0) } }
+            let status = api.fillStringTensor(value, pointers, pointers.count)
+            if status != nil { api.releaseValue(value) }
+            try api.check(status)
+            return value
+        }
+        let buffer = Self.encode(tensor.data, as: datatype)
+        buffers.append(buffer)
+        // `encode` allocates at least one byte, so there is always an address.
+        guard let base = buffer.baseAddress else { throw ONNXRuntimeError(code: 1, message: "out of memory") }
+        try api.check(
+            api.createTensorWithDataAsOrtValue(
+                library.cpuMemory, base, tensor.data.count * datatype.byteWidth, &shape, shape.count, datatype.onnxElementType, &value)
+        )
+        return value
+    }
+
+    /// The elements of an ONNX Runtime string tensor of `count` elements.
+    private func strings(of value: OpaquePointer?, count: Int) throws(ONNXRuntimeError) -> [String] {
+        guard count > 0 else { return [] }
+        let api = library.api
+        var length = 0
+        try api.check(api.getStringTensorDataLength(value, &length))
+        var bytes = [UInt8](repeating: 0, count: max(length, 1))
+        var offsets = [Int](repeating: 0, count: count)
+        let status = bytes.withUnsafeMutableBytes { api.getStringTensorContent(value, $0.baseAddress, length, &offsets, count) }
+        try api.check(status)
+        return (0..<count).map { index in
+            let end = index + 1 < count ? offsets[index + 1] : length
+            return String(decoding: bytes[offsets[index]..<end], as: UTF8.self)
+        }
     }
 
     private func decode(_ value: OpaquePointer?, name: String) throws(ONNXRuntimeError) -> Tensor {
@@ -224,6 +250,11 @@ final class ONNXSession: @unchecked Sendable {
         try api.check(api.getTensorShapeElementCount(info, &count))
         guard let datatype = TensorDataType(onnxElementType: elementType) else {
             throw ONNXRuntimeError(code: 1, message: "output '\(name)' has unsupported element type \(elementType)")
+        }
+        if datatype == .bytes {
+            return Tensor(
+                name: name, datatype: datatype, shape: TensorShape(dimensions.map(Int.init)),
+                data: .bytes(try strings(of: value, count: count)))
         }
         var data: UnsafeMutableRawPointer?
         try api.check(api.getTensorMutableData(value, &data))
@@ -287,7 +318,7 @@ final class ONNXSession: @unchecked Sendable {
 }
 
 extension TensorDataType {
-    /// ONNX's `TensorProto.DataType` number of this type (strings are not carried yet).
+    /// ONNX's `TensorProto.DataType` number of this type.
     init?(onnxElementType: Int32) {
         switch onnxElementType {
         case 1: self = .fp32
@@ -297,6 +328,7 @@ extension TensorDataType {
         case 5: self = .int16
         case 6: self = .int32
         case 7: self = .int64
+        case 8: self = .bytes
         case 9: self = .bool
         case 10: self = .fp16
         case 11: self = .fp64
