@@ -134,23 +134,8 @@ struct ONNXServingTests {
 
     /// Runs the project's virtualenv Python (scripts/onnxruntime.sh install made it) from the repository root.
     static func python(_ arguments: [String]) async throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Repository.path(".venv/bin/python"))
-        process.arguments = arguments
-        process.currentDirectoryURL = Repository.root
-        let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("cortex-python-\(UUID().uuidString).txt").path
-        FileManager.default.createFile(atPath: outputPath, contents: nil)
-        defer { try? FileManager.default.removeItem(atPath: outputPath) }
-        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let deadline = ContinuousClock.now + .seconds(120)
-        while process.isRunning && ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        if process.isRunning { process.terminate() }
-        try? output.close()
-        return (process.isRunning ? -1 : process.terminationStatus, (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
+        let (status, stdout, stderr) = try await CortexProcess.runToCompletion(
+            Repository.path(".venv/bin/python"), arguments, timeout: .seconds(120))
+        return (status ?? -1, stdout + stderr)
     }
 }

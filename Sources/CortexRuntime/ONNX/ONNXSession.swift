@@ -134,6 +134,30 @@ final class ONNXSession: @unchecked Sendable {
     /// - Returns: Each call's nanoseconds.
     func timeRuns(_ inputs: [Tensor], iterations: Int) throws(ONNXRuntimeError) -> [UInt64] {
         let api = library.api
+        return try withValues(of: inputs) { values throws(ONNXRuntimeError) in
+            let inputNamePointers = inputNames.map { UnsafePointer<CChar>?(UnsafePointer($0)) }
+            let outputNamePointers = outputNames.map { UnsafePointer<CChar>?(UnsafePointer($0)) }
+            var times: [UInt64] = []
+            times.reserveCapacity(iterations)
+            for _ in 0..<iterations {
+                var results = [OpaquePointer?](repeating: nil, count: outputNames.count)
+                let start = DispatchTime.now().uptimeNanoseconds
+                let status = api.run(
+                    session, nil, inputNamePointers, values, values.count, outputNamePointers, outputNamePointers.count, &results)
+                times.append(DispatchTime.now().uptimeNanoseconds - start)
+                for result in results { api.releaseValue(result) }
+                try api.check(status)
+            }
+            return times
+        }
+    }
+
+    /// Calls `body` with an `OrtValue` per input, released (with their buffers) afterwards.
+    private func withValues<Result>(
+        of inputs: [Tensor],
+        _ body: ([OpaquePointer?]) throws(ONNXRuntimeError) -> Result
+    ) throws(ONNXRuntimeError) -> Result {
+        let api = library.api
         var buffers: [UnsafeMutableRawBufferPointer] = []
         var values: [OpaquePointer?] = []
         defer {
@@ -143,20 +167,7 @@ final class ONNXSession: @unchecked Sendable {
         for (index, tensor) in inputs.enumerated() {
             values.append(try value(of: tensor, as: self.inputs[index].datatype, buffers: &buffers))
         }
-        let inputNamePointers = inputNames.map { UnsafePointer<CChar>?(UnsafePointer($0)) }
-        let outputNamePointers = outputNames.map { UnsafePointer<CChar>?(UnsafePointer($0)) }
-        var times: [UInt64] = []
-        times.reserveCapacity(iterations)
-        for _ in 0..<iterations {
-            var results = [OpaquePointer?](repeating: nil, count: outputNames.count)
-            let start = DispatchTime.now().uptimeNanoseconds
-            let status = api.run(
-                session, nil, inputNamePointers, values, values.count, outputNamePointers, outputNamePointers.count, &results)
-            times.append(DispatchTime.now().uptimeNanoseconds - start)
-            for result in results { api.releaseValue(result) }
-            try api.check(status)
-        }
-        return times
+        return try body(values)
     }
 
     /// Runs the session on `inputs` (one per declared input, in order, already validated) and
@@ -164,27 +175,20 @@ final class ONNXSession: @unchecked Sendable {
     func run(_ inputs: [Tensor], outputIndices: [Int]? = nil) throws(ONNXRuntimeError) -> [Tensor] {
         let api = library.api
         let wanted = outputIndices ?? Array(outputs.indices)
-        var buffers: [UnsafeMutableRawBufferPointer] = []
-        var values: [OpaquePointer?] = []
-        defer {
-            for value in values { api.releaseValue(value) }
-            for buffer in buffers { buffer.deallocate() }
+        return try withValues(of: inputs) { values throws(ONNXRuntimeError) in
+            let inputNamePointers = inputNames.map { UnsafePointer<CChar>?(UnsafePointer($0)) }
+            let outputNamePointers = wanted.map { UnsafePointer<CChar>?(UnsafePointer(outputNames[$0])) }
+            var results = [OpaquePointer?](repeating: nil, count: wanted.count)
+            defer { for result in results { api.releaseValue(result) } }
+            try api.check(
+                api.run(session, nil, inputNamePointers, values, values.count, outputNamePointers, outputNamePointers.count, &results)
+            )
+            var tensors: [Tensor] = []
+            for (position, index) in wanted.enumerated() {
+                tensors.append(try decode(results[position], name: outputs[index].name))
+            }
+            return tensors
         }
-        for (index, tensor) in inputs.enumerated() {
-            values.append(try value(of: tensor, as: self.inputs[index].datatype, buffers: &buffers))
-        }
-        let inputNamePointers = inputNames.map { UnsafePointer<CChar>?(UnsafePointer($0)) }
-        let outputNamePointers = wanted.map { UnsafePointer<CChar>?(UnsafePointer(outputNames[$0])) }
-        var results = [OpaquePointer?](repeating: nil, count: wanted.count)
-        defer { for result in results { api.releaseValue(result) } }
-        try api.check(
-            api.run(session, nil, inputNamePointers, values, values.count, outputNamePointers, outputNamePointers.count, &results)
-        )
-        var tensors: [Tensor] = []
-        for (position, index) in wanted.enumerated() {
-            tensors.append(try decode(results[position], name: outputs[index].name))
-        }
-        return tensors
     }
 
     /// An `OrtValue` holding `tensor`: numbers in a buffer Cortex owns (added to `buffers`, which
@@ -260,7 +264,8 @@ final class ONNXSession: @unchecked Sendable {
         try api.check(api.getTensorMutableData(value, &data))
         let elements = UnsafeRawBufferPointer(start: data, count: count * datatype.byteWidth)
         return Tensor(
-            name: name, datatype: datatype, shape: TensorShape(dimensions.map(Int.init)), data: Self.decode(elements, as: datatype))
+            name: name, datatype: datatype, shape: TensorShape(dimensions.map(Int.init)),
+            data: TensorData(littleEndian: elements, as: datatype, count: count))
     }
 
     /// Packs validated elements into a new buffer in the element type's native layout.
@@ -289,31 +294,6 @@ final class ONNXSession: @unchecked Sendable {
     private static func write<C: Collection>(_ values: C, into buffer: UnsafeMutableRawBufferPointer) {
         let typed = buffer.bindMemory(to: C.Element.self)
         _ = typed.initialize(from: values)
-    }
-
-    /// Reads elements of `datatype` from ONNX Runtime's buffer into Cortex's tensor data.
-    static func decode(_ bytes: UnsafeRawBufferPointer, as datatype: TensorDataType) -> TensorData {
-        func read<T>(_: T.Type, _ convert: (T) -> Double) -> TensorData {
-            .float(bytes.bindMemory(to: T.self).map(convert))
-        }
-        func integers<T: BinaryInteger>(_: T.Type) -> TensorData {
-            .int(bytes.bindMemory(to: T.self).map { Int64(truncatingIfNeeded: $0) })
-        }
-        switch datatype {
-        case .fp32: return read(Float.self) { Double($0) }
-        case .fp64: return read(Double.self) { $0 }
-        case .fp16: return read(Float16.self) { Double($0) }
-        case .int8: return integers(Int8.self)
-        case .int16: return integers(Int16.self)
-        case .int32: return integers(Int32.self)
-        case .int64: return integers(Int64.self)
-        case .uint8: return integers(UInt8.self)
-        case .uint16: return integers(UInt16.self)
-        case .uint32: return integers(UInt32.self)
-        case .uint64: return integers(UInt64.self)
-        case .bool: return .bool(bytes.map { $0 != 0 })
-        case .bytes: return .bytes([])
-        }
     }
 }
 

@@ -18,32 +18,7 @@ enum BinaryTensorData {
                 "input '\(input)' has \(bytes.count) bytes of binary data; \(count) \(datatype.rawValue) elements need \(count * datatype.byteWidth)"
             )
         }
-        return bytes.withUnsafeBytes { raw -> TensorData in
-            func floats<T: BinaryFloatingPoint>(_: T.Type) -> TensorData {
-                .float((0..<count).map { Double(raw.loadUnaligned(fromByteOffset: $0 * MemoryLayout<T>.size, as: T.self)) })
-            }
-            func integers<T: FixedWidthInteger>(_: T.Type) -> TensorData {
-                .int(
-                    (0..<count).map {
-                        Int64(truncatingIfNeeded: T(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * MemoryLayout<T>.size, as: T.self)))
-                    })
-            }
-            switch datatype {
-            case .fp32: return floats(Float.self)
-            case .fp64: return floats(Double.self)
-            case .fp16: return floats(Float16.self)
-            case .int8: return integers(Int8.self)
-            case .int16: return integers(Int16.self)
-            case .int32: return integers(Int32.self)
-            case .int64: return integers(Int64.self)
-            case .uint8: return integers(UInt8.self)
-            case .uint16: return integers(UInt16.self)
-            case .uint32: return integers(UInt32.self)
-            case .uint64: return integers(UInt64.self)
-            case .bool: return .bool(raw.map { $0 != 0 })
-            case .bytes: return .bytes([])
-            }
-        }
+        return bytes.withUnsafeBytes { TensorData(littleEndian: $0, as: datatype, count: count) }
     }
 
     private static func decodeStrings(_ bytes: ArraySlice<UInt8>, count: Int, input: String) throws(APIError) -> TensorData {

@@ -82,6 +82,17 @@ final class CortexProcess: Sendable {
     static func run(_ arguments: [String], environment: [String: String]) async throws -> (status: Int32?, stdout: String, stderr: String) {
         let binary = Self.binary
         guard FileManager.default.isExecutableFile(atPath: binary) else { throw Failure.binaryMissing(binary) }
+        return try await runToCompletion(binary, arguments, environment: environment, timeout: .seconds(60))
+    }
+
+    /// Runs any program from the repository root to completion (killed after `timeout`); `status`
+    /// is `nil` when it had to be killed.
+    static func runToCompletion(
+        _ executable: String,
+        _ arguments: [String],
+        environment: [String: String] = [:],
+        timeout: Duration
+    ) async throws -> (status: Int32?, stdout: String, stderr: String) {
         let base = NSTemporaryDirectory() + "cortex-cli-" + UUID().uuidString
         let (outPath, errPath) = (base + ".out", base + ".err")
         FileManager.default.createFile(atPath: outPath, contents: nil)
@@ -91,7 +102,7 @@ final class CortexProcess: Sendable {
             try? FileManager.default.removeItem(atPath: errPath)
         }
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.currentDirectoryURL = Repository.root
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
@@ -100,7 +111,7 @@ final class CortexProcess: Sendable {
         process.standardOutput = out
         process.standardError = err
         try process.run()
-        let deadline = ContinuousClock.now + .seconds(60)
+        let deadline = ContinuousClock.now + timeout
         while process.isRunning && ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(10))
         }
