@@ -78,6 +78,11 @@ public final class DynamicBatcher: Sendable {
         self.onExecution = onExecution
     }
 
+    /// Requests waiting for their turn (a batch that is running has left the queue).
+    public var waitingCount: Int {
+        state.withLock { $0.pending.count }
+    }
+
     /// Runs `inputs` (validated, in signature order) as part of a batch.
     ///
     /// - Returns: The outputs for these rows, and how long the request waited to be run.

@@ -1,0 +1,157 @@
+import CortexCore
+import Foundation
+import Synchronization
+import Testing
+
+@testable import CortexRuntime
+
+/// The dynamic batcher without ONNX Runtime: a model that reports how it was called.
+///
+/// The first request of each test is held inside the model, which blocks its thread: it runs on
+/// a thread of its own (`HeldThread`), never on the concurrency pool the other requests need.
+@Suite("Dynamic batcher")
+struct DynamicBatcherTests {
+    /// A task executor with one thread, which the held first request may block.
+    final class HeldThread: TaskExecutor, @unchecked Sendable {
+        private let condition = NSCondition()
+        private var jobs: [UnownedJob] = []
+
+        init() {
+            let thread = Thread { [self] in
+                while true {
+                    condition.lock()
+                    while jobs.isEmpty { condition.wait() }
+                    let job = jobs.removeFirst()
+                    condition.unlock()
+                    job.runSynchronously(on: asUnownedTaskExecutor())
+                }
+            }
+            thread.start()
+        }
+
+        func enqueue(_ job: consuming ExecutorJob) {
+            let job = UnownedJob(job)
+            condition.lock()
+            jobs.append(job)
+            condition.signal()
+            condition.unlock()
+        }
+    }
+
+    /// Doubles every element; records each call's row count; the first call can be held at a gate.
+    final class RecordingModel: InferenceModel, @unchecked Sendable {
+        let metadata = ModelMetadata(
+            name: "double", version: "1", platform: "test",
+            inputs: [TensorSpec(name: "x", datatype: .fp32, shape: TensorShape([-1, -1]))],
+            outputs: [TensorSpec(name: "y", datatype: .fp32, shape: TensorShape([-1, -1]))])
+        let calls = Mutex<[Int]>([])
+        private let condition = NSCondition()
+        private var held: Bool
+        private(set) var waiting = false
+
+        init(holdFirstCall: Bool) {
+            held = holdFirstCall
+        }
+
+        func release() {
+            condition.lock()
+            held = false
+            condition.broadcast()
+            condition.unlock()
+        }
+
+        /// Whether a call is waiting at the gate.
+        var isWaiting: Bool {
+            condition.lock()
+            defer { condition.unlock() }
+            return waiting
+        }
+
+        func infer(_ inputs: [Tensor]) throws -> [Tensor] {
+            condition.lock()
+            waiting = true
+            while held { condition.wait() }
+            waiting = false
+            condition.unlock()
+            let input = inputs[0]
+            calls.withLock { $0.append(input.shape.dimensions[0]) }
+            guard case .float(let values) = input.data else { return [] }
+            return [Tensor(name: "y", datatype: .fp32, shape: input.shape, data: .float(values.map { $0 * 2 }))]
+        }
+    }
+
+    static func rows(_ count: Int, width: Int = 2, start: Double) -> Tensor {
+        Tensor(
+            name: "x", datatype: .fp32, shape: TensorShape([count, width]),
+            data: .float((0..<count * width).map { start + Double($0) }))
+    }
+
+    static func waitUntil(_ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !condition(), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
+    }
+
+    @Test("requests waiting while a batch runs are merged into one call, and each gets its own rows back")
+    func merges() async throws {
+        let model = RecordingModel(holdFirstCall: true)
+        let batcher = DynamicBatcher(model: model, options: BatchingOptions(maxBatchSize: 64))
+        // The first request runs at once and is held; the next five queue behind it.
+        let first = Task(executorPreference: HeldThread()) { try await batcher.infer([Self.rows(1, start: 0)]) }
+        try await Self.waitUntil { model.isWaiting }
+        var waiting: [Task<(outputs: [Tensor], queuedNanoseconds: UInt64), any Error>] = []
+        for index in 1...5 {
+            waiting.append(Task { try await batcher.infer([Self.rows(index, start: Double(index * 100))]) })
+        }
+        try await Self.waitUntil { batcher.waitingCount == 5 }
+        model.release()
+        _ = try await first.value
+        for (offset, task) in waiting.enumerated() {
+            let index = offset + 1
+            let (outputs, _) = try await task.value
+            #expect(outputs[0].shape == TensorShape([index, 2]))
+            #expect(outputs[0].data == .float((0..<index * 2).map { (Double(index * 100) + Double($0)) * 2 }))
+        }
+        #expect(model.calls.withLock { $0 } == [1, 15], "one call for the first, one for the five waiting (1+2+3+4+5 rows)")
+    }
+
+    @Test("inputs of different trailing shapes are not stacked; max_batch_size caps the rows")
+    func shapesAndCap() async throws {
+        let model = RecordingModel(holdFirstCall: true)
+        let batcher = DynamicBatcher(model: model, options: BatchingOptions(maxBatchSize: 4))
+        let first = Task(executorPreference: HeldThread()) { try await batcher.infer([Self.rows(1, start: 0)]) }
+        try await Self.waitUntil { model.isWaiting }
+        let tasks = [
+            Task { try await batcher.infer([Self.rows(3, start: 10)]) },
+            Task { try await batcher.infer([Self.rows(1, width: 3, start: 20)]) },
+            Task { try await batcher.infer([Self.rows(2, start: 30)]) },
+        ]
+        try await Self.waitUntil { batcher.waitingCount == 3 }
+        model.release()
+        _ = try await first.value
+        for task in tasks { _ = try await task.value }
+        // Rows 3 (width 2) lead; the width-3 request cannot join; 3 + 2 exceeds 4, so each runs alone.
+        #expect(model.calls.withLock { $0 } == [1, 3, 1, 2])
+    }
+
+    @Test("a full queue refuses with 503 queue_full and retry_after_s")
+    func queueFull() async throws {
+        let model = RecordingModel(holdFirstCall: true)
+        let batcher = DynamicBatcher(model: model, options: BatchingOptions(maxBatchSize: 8, maxQueue: 2))
+        let first = Task(executorPreference: HeldThread()) { try await batcher.infer([Self.rows(1, start: 0)]) }
+        try await Self.waitUntil { model.isWaiting }
+        let queued = [
+            Task { try await batcher.infer([Self.rows(1, start: 1)]) }, Task { try await batcher.infer([Self.rows(1, start: 2)]) },
+        ]
+        try await Self.waitUntil { batcher.waitingCount == 2 }
+        await #expect {
+            try await batcher.infer([Self.rows(1, start: 3)])
+        } throws: { error in
+            guard let error = error as? APIError else { return false }
+            return error.status == 503 && error.code == "queue_full" && error.message.contains("2 requests waiting")
+        }
+        model.release()
+        _ = try await first.value
+        for task in queued { _ = try await task.value }
+        #expect(model.calls.withLock { $0 } == [1, 2])
+    }
+}
