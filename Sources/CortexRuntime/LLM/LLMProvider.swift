@@ -1,0 +1,115 @@
+import Foundation
+
+/// One message of a chat.
+public struct ChatMessage: Sendable, Hashable, Codable {
+    /// `system`, `user` or `assistant`.
+    public var role: String
+    public var content: String
+
+    public init(role: String, content: String) {
+        self.role = role
+        self.content = content
+    }
+}
+
+/// What a client asks of an LLM.
+public struct ChatRequest: Sendable, Hashable {
+    public var messages: [ChatMessage]
+    /// Most tokens to generate; `nil` leaves it to the provider.
+    public var maxTokens: Int?
+    public var temperature: Double?
+
+    public init(messages: [ChatMessage], maxTokens: Int? = nil, temperature: Double? = nil) {
+        self.messages = messages
+        self.maxTokens = maxTokens
+        self.temperature = temperature
+    }
+}
+
+/// Tokens a provider reports for one request.
+public struct TokenUsage: Sendable, Hashable {
+    public var promptTokens: Int
+    public var completionTokens: Int
+
+    public init(promptTokens: Int, completionTokens: Int) {
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+    }
+}
+
+/// A provider's answer.
+public struct ChatResponse: Sendable, Hashable {
+    public var text: String
+    /// `stop`, `length`, ... as the provider says.
+    public var finishReason: String?
+    /// `nil` when the provider reported none.
+    public var usage: TokenUsage?
+    /// The provider that answered, and its model.
+    public var provider: String
+    public var model: String
+}
+
+/// Why a provider did not answer.
+public enum ProviderError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// It could not be reached.
+    case connection(String)
+    /// It did not answer within a timeout.
+    case timeout(String)
+    /// It answered 5xx.
+    case upstream(status: Int, message: String)
+    /// It answered 429.
+    case rateLimited(String)
+    /// It answered something that is not its wire format.
+    case invalidResponse(String)
+    /// It refused the request itself (a 4xx other than 429): the client's fault, not the provider's.
+    case rejected(status: Int, message: String)
+    /// The circuit breaker is open: not attempted.
+    case circuitOpen
+
+    /// Whether the next provider of a chain should be tried: faults of the provider, never the
+    /// client's own 4xx.
+    public var fallsBack: Bool {
+        if case .rejected = self { return false }
+        return true
+    }
+
+    public var description: String {
+        switch self {
+        case .connection(let reason): "unreachable: \(reason)"
+        case .timeout(let what): "timed out (\(what))"
+        case .upstream(let status, let message): "answered \(status): \(message)"
+        case .rateLimited(let message): "rate limited (429): \(message)"
+        case .invalidResponse(let reason): "answered in an unexpected format: \(reason)"
+        case .rejected(let status, let message): "refused the request (\(status)): \(message)"
+        case .circuitOpen: "circuit open after repeated failures"
+        }
+    }
+}
+
+/// Timeouts of one provider.
+public struct ProviderTimeouts: Sendable, Hashable {
+    /// Opening the connection.
+    public var connect: Duration
+    /// From sending the request to the first byte of the answer (the first token when streaming).
+    public var firstToken: Duration
+    /// The whole request.
+    public var total: Duration
+
+    public init(connect: Duration = .seconds(2), firstToken: Duration = .seconds(30), total: Duration = .seconds(120)) {
+        self.connect = connect
+        self.firstToken = firstToken
+        self.total = total
+    }
+}
+
+/// An LLM server Cortex forwards chats to: Ollama or an OpenAI-compatible server.
+public protocol LLMProvider: Sendable {
+    /// A name for logs and metrics, e.g. `ollama` or `openai`.
+    var name: String { get }
+    /// The model asked for.
+    var model: String { get }
+    /// Sends a chat and waits for the whole answer.
+    func chat(_ request: ChatRequest) async throws(ProviderError) -> ChatResponse
+    /// The models the server has (to see whether `model` is present).
+    func listModels() async throws(ProviderError) -> [String]
+}

@@ -1,0 +1,44 @@
+import Foundation
+
+/// An Ollama server: `POST /api/chat`, `GET /api/tags`.
+public struct OllamaProvider: LLMProvider {
+    public let name: String
+    public let model: String
+    let http: ProviderHTTP
+
+    /// A provider at `baseURL`, e.g. `http://127.0.0.1:11434`.
+    public init(name: String = "ollama", baseURL: String, model: String, timeouts: ProviderTimeouts = .init()) {
+        self.name = name
+        self.model = model
+        self.http = ProviderHTTP(baseURL: baseURL, headers: [], timeouts: timeouts)
+    }
+
+    public func chat(_ request: ChatRequest) async throws(ProviderError) -> ChatResponse {
+        var options: [String: Any] = [:]
+        if let maxTokens = request.maxTokens { options["num_predict"] = maxTokens }
+        if let temperature = request.temperature { options["temperature"] = temperature }
+        let body: [String: Any] = [
+            "model": model,
+            "messages": request.messages.map { ["role": $0.role, "content": $0.content] },
+            "stream": false,
+            "options": options,
+        ]
+        let object = try await http.json(.POST, "/api/chat", body: body)
+        guard let message = object["message"] as? [String: Any], let text = message["content"] as? String else {
+            throw .invalidResponse("no message.content")
+        }
+        var usage: TokenUsage?
+        if let prompt = object["prompt_eval_count"] as? Int, let completion = object["eval_count"] as? Int {
+            usage = TokenUsage(promptTokens: prompt, completionTokens: completion)
+        }
+        return ChatResponse(
+            text: text, finishReason: object["done_reason"] as? String, usage: usage, provider: name,
+            model: object["model"] as? String ?? model)
+    }
+
+    public func listModels() async throws(ProviderError) -> [String] {
+        let object = try await http.json(.GET, "/api/tags")
+        guard let models = object["models"] as? [[String: Any]] else { throw .invalidResponse("no models[]") }
+        return models.compactMap { $0["name"] as? String }
+    }
+}

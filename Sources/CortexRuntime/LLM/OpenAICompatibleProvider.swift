@@ -1,0 +1,48 @@
+import Foundation
+
+/// An OpenAI-compatible server: OpenAI itself, vLLM, llama.cpp's server.
+/// `POST /v1/chat/completions`, `GET /v1/models`.
+public struct OpenAICompatibleProvider: LLMProvider {
+    public let name: String
+    public let model: String
+    let http: ProviderHTTP
+
+    /// A provider at `baseURL` (e.g. `http://127.0.0.1:8080`, without `/v1`); `apiKey` is sent as
+    /// a bearer token.
+    public init(name: String = "openai", baseURL: String, model: String, apiKey: String? = nil, timeouts: ProviderTimeouts = .init()) {
+        self.name = name
+        self.model = model
+        self.http = ProviderHTTP(baseURL: baseURL, headers: apiKey.map { [("Authorization", "Bearer \($0)")] } ?? [], timeouts: timeouts)
+    }
+
+    public func chat(_ request: ChatRequest) async throws(ProviderError) -> ChatResponse {
+        var body: [String: Any] = [
+            "model": model,
+            "messages": request.messages.map { ["role": $0.role, "content": $0.content] },
+            "stream": false,
+        ]
+        if let maxTokens = request.maxTokens { body["max_tokens"] = maxTokens }
+        if let temperature = request.temperature { body["temperature"] = temperature }
+        let object = try await http.json(.POST, "/v1/chat/completions", body: body)
+        guard let choice = (object["choices"] as? [[String: Any]])?.first, let message = choice["message"] as? [String: Any],
+            let text = message["content"] as? String
+        else {
+            throw .invalidResponse("no choices[0].message.content")
+        }
+        var usage: TokenUsage?
+        if let counts = object["usage"] as? [String: Any], let prompt = counts["prompt_tokens"] as? Int,
+            let completion = counts["completion_tokens"] as? Int
+        {
+            usage = TokenUsage(promptTokens: prompt, completionTokens: completion)
+        }
+        return ChatResponse(
+            text: text, finishReason: choice["finish_reason"] as? String, usage: usage, provider: name,
+            model: object["model"] as? String ?? model)
+    }
+
+    public func listModels() async throws(ProviderError) -> [String] {
+        let object = try await http.json(.GET, "/v1/models")
+        guard let data = object["data"] as? [[String: Any]] else { throw .invalidResponse("no data[] of models") }
+        return data.compactMap { $0["id"] as? String }
+    }
+}

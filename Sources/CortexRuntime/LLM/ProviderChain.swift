@@ -1,0 +1,94 @@
+public import CortexCore
+import Dispatch
+import Synchronization
+
+/// An ordered chain of providers (primary first, then fallbacks), each behind its own circuit
+/// breaker.
+///
+/// A chat goes to the first provider whose circuit lets it through. A provider's fault
+/// (unreachable, timeout, 5xx, 429, a broken answer) counts against its breaker and moves on to
+/// the next; the client's own 4xx (``ProviderError/rejected(status:message:)``) is returned at
+/// once, without trying others.
+public final class ProviderChain: Sendable {
+    /// What happened on the way to an answer.
+    public struct Attempt: Sendable, Hashable {
+        public var provider: String
+        public var error: ProviderError
+
+        public init(provider: String, error: ProviderError) {
+            self.provider = provider
+            self.error = error
+        }
+    }
+
+    /// A chat nobody answered: every attempt and why it failed.
+    public struct Unavailable: Error, Sendable, CustomStringConvertible {
+        public var attempts: [Attempt]
+
+        public var description: String {
+            attempts.map { "\($0.provider) \($0.error)" }.joined(separator: "; ")
+        }
+    }
+
+    /// The providers, primary first.
+    public let providers: [any LLMProvider]
+    private let breakers: Mutex<[CircuitBreaker]>
+    private let now: @Sendable () -> Int64
+    private let onTransition: @Sendable (String, CircuitBreaker.Transition) -> Void
+
+    /// A chain over `providers`, a breaker per provider made from `breaker`.
+    ///
+    /// - Parameters:
+    ///   - now: Nanoseconds on a monotonic clock (tests pass their own).
+    ///   - onTransition: Told when a provider's circuit opens, half-opens or closes.
+    public init(
+        providers: [any LLMProvider],
+        breaker: CircuitBreaker = CircuitBreaker(),
+        now: (@Sendable () -> Int64)? = nil,
+        onTransition: @escaping @Sendable (String, CircuitBreaker.Transition) -> Void = { _, _ in }
+    ) {
+        self.providers = providers
+        self.breakers = Mutex(Array(repeating: breaker, count: providers.count))
+        self.now = now ?? { Int64(DispatchTime.now().uptimeNanoseconds) }
+        self.onTransition = onTransition
+    }
+
+    /// Each provider's breaker state, primary first.
+    public var states: [CircuitBreaker.State] {
+        breakers.withLock { $0.map(\.state) }
+    }
+
+    /// Sends `request` down the chain.
+    ///
+    /// - Returns: The answer and the providers that failed before it (empty when the primary answered).
+    /// - Throws: ``ProviderError/rejected(status:message:)`` when a provider refused the request
+    ///   itself; ``Unavailable`` when no provider answered.
+    public func chat(_ request: ChatRequest) async throws -> (response: ChatResponse, failed: [Attempt]) {
+        var attempts: [Attempt] = []
+        for (index, provider) in providers.enumerated() {
+            let (allowed, transition) = breakers.withLock { $0[index].allow(now: now()) }
+            if let transition { onTransition(provider.name, transition) }
+            guard allowed else {
+                attempts.append(Attempt(provider: provider.name, error: .circuitOpen))
+                continue
+            }
+            do {
+                let response = try await provider.chat(request)
+                if let transition = breakers.withLock({ $0[index].recordSuccess() }) { onTransition(provider.name, transition) }
+                return (response, attempts)
+            } catch {
+                guard error.fallsBack else {
+                    // The request's fault: the provider is fine.
+                    if let transition = breakers.withLock({ $0[index].recordSuccess() }) { onTransition(provider.name, transition) }
+                    throw error
+                }
+                let instant = now()
+                if let transition = breakers.withLock({ $0[index].recordFailure(now: instant) }) {
+                    onTransition(provider.name, transition)
+                }
+                attempts.append(Attempt(provider: provider.name, error: error))
+            }
+        }
+        throw Unavailable(attempts: attempts)
+    }
+}

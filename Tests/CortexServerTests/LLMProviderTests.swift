@@ -1,0 +1,137 @@
+import CortexCore
+import CortexRuntime
+import Foundation
+import Synchronization
+import Testing
+
+/// Ollama and OpenAI-compatible providers against fake upstreams that speak the real wire
+/// formats, and the chain's fallback and circuit breakers.
+@Suite("LLM providers and fallback (fake upstreams on loopback ports)")
+struct LLMProviderTests {
+    static let hello = ChatRequest(messages: [ChatMessage(role: "user", content: "Hello")], maxTokens: 16, temperature: 0.2)
+    /// Generous: a busy machine must never time out a healthy fake (the timeout test sets its own).
+    static let fast = ProviderTimeouts(connect: .seconds(5), firstToken: .seconds(20), total: .seconds(30))
+
+    @Test("OpenAI-compatible: the request's wire format, the answer, usage, and the model list")
+    func openAI() async throws {
+        let server = try await FakeLLMServer(.answer("Hi there", usage: (prompt: 9, completion: 3)), models: ["gpt-x", "other"])
+        defer { server.stop() }
+        let provider = OpenAICompatibleProvider(baseURL: server.url, model: "gpt-x", apiKey: "sk-test", timeouts: Self.fast)
+        let response = try await provider.chat(Self.hello)
+        #expect(response.text == "Hi there")
+        #expect(response.usage == TokenUsage(promptTokens: 9, completionTokens: 3))
+        #expect(response.finishReason == "stop")
+        #expect(response.provider == "openai" && response.model == "gpt-x")
+        let sent = try #require(server.requests.first)
+        #expect(sent["model"] as? String == "gpt-x")
+        #expect(sent["max_tokens"] as? Int == 16)
+        #expect(sent["stream"] as? Bool == false)
+        #expect((sent["messages"] as? [[String: String]]) == [["role": "user", "content": "Hello"]])
+        #expect(try await provider.listModels() == ["gpt-x", "other"])
+    }
+
+    @Test("Ollama: /api/chat with options.num_predict, eval counts as usage, /api/tags as the model list")
+    func ollama() async throws {
+        let server = try await FakeLLMServer(.answer("Hallo", usage: (prompt: 5, completion: 2)), models: ["gemma3:270m"])
+        defer { server.stop() }
+        let provider = OllamaProvider(baseURL: server.url, model: "gemma3:270m", timeouts: Self.fast)
+        let response = try await provider.chat(Self.hello)
+        #expect(response.text == "Hallo")
+        #expect(response.usage == TokenUsage(promptTokens: 5, completionTokens: 2))
+        let sent = try #require(server.requests.first)
+        #expect((sent["options"] as? [String: Any])?["num_predict"] as? Int == 16)
+        #expect(sent["stream"] as? Bool == false)
+        #expect(try await provider.listModels() == ["gemma3:270m"])
+        server.set(.answer("no usage", usage: nil))
+        #expect(try await provider.chat(Self.hello).usage == nil, "usage missing stays missing; billing decides")
+    }
+
+    @Test("errors map to what a chain needs: 5xx, 429, timeouts and a closed port fall back; the client's 4xx does not")
+    func errors() async throws {
+        let server = try await FakeLLMServer(.fail(status: 503, message: "overloaded"))
+        defer { server.stop() }
+        let provider = OpenAICompatibleProvider(baseURL: server.url, model: "m", timeouts: Self.fast)
+        await #expect(throws: ProviderError.upstream(status: 503, message: "overloaded")) { try await provider.chat(Self.hello) }
+        server.set(.fail(status: 429, message: "slow down"))
+        await #expect(throws: ProviderError.rateLimited("slow down")) { try await provider.chat(Self.hello) }
+        server.set(.fail(status: 400, message: "bad messages"))
+        await #expect(throws: ProviderError.rejected(status: 400, message: "bad messages")) { try await provider.chat(Self.hello) }
+        #expect(!ProviderError.rejected(status: 400, message: "").fallsBack)
+        server.set(.slow(.seconds(60), "late"))
+        let impatient = OpenAICompatibleProvider(
+            baseURL: server.url, model: "m", timeouts: ProviderTimeouts(connect: .seconds(5), firstToken: .seconds(1), total: .seconds(30)))
+        do {
+            _ = try await impatient.chat(Self.hello)
+            Issue.record("a slow upstream answered within the timeout")
+        } catch {
+            guard case .timeout = error else { throw error }
+        }
+        let closed = OllamaProvider(baseURL: "http://127.0.0.1:1", model: "m", timeouts: Self.fast)
+        do {
+            _ = try await closed.chat(Self.hello)
+            Issue.record("a closed port answered")
+        } catch {
+            #expect(error.fallsBack)
+        }
+    }
+
+    @Test("chain: primary down, fallback answers; the breaker opens, skips the primary, probes after the cooldown and closes")
+    func chain() async throws {
+        let primary = try await FakeLLMServer(.fail(status: 500, message: "boom"))
+        defer { primary.stop() }
+        let fallback = try await FakeLLMServer(.answer("from fallback", usage: (prompt: 1, completion: 2)))
+        defer { fallback.stop() }
+        let clock = Mutex<Int64>(0)
+        let transitions = Mutex<[String]>([])
+        let chain = ProviderChain(
+            providers: [
+                OllamaProvider(name: "ollama", baseURL: primary.url, model: "m", timeouts: Self.fast),
+                OpenAICompatibleProvider(name: "openai", baseURL: fallback.url, model: "m", timeouts: Self.fast),
+            ],
+            breaker: CircuitBreaker(failureThreshold: 2, cooldown: .seconds(10)),
+            now: { clock.withLock { $0 } },
+            onTransition: { name, transition in transitions.withLock { $0.append("\(name) \(transition.rawValue)") } }
+        )
+        for _ in 0..<2 {
+            let (response, failed) = try await chain.chat(Self.hello)
+            #expect(response.text == "from fallback" && response.provider == "openai")
+            #expect(failed.map(\.provider) == ["ollama"])
+        }
+        #expect(transitions.withLock { $0 } == ["ollama opened"])
+        // Open: the primary is not even tried.
+        let before = primary.requests.count
+        let (_, skipped) = try await chain.chat(Self.hello)
+        #expect(skipped == [ProviderChain.Attempt(provider: "ollama", error: .circuitOpen)])
+        #expect(primary.requests.count == before)
+        // The primary recovers; after the cooldown one probe goes through and closes the circuit.
+        primary.set(.answer("from primary", usage: (prompt: 1, completion: 1)))
+        clock.withLock { $0 = 10_000_000_000 }
+        let (recovered, failed) = try await chain.chat(Self.hello)
+        #expect(recovered.text == "from primary" && failed.isEmpty)
+        #expect(transitions.withLock { $0 } == ["ollama opened", "ollama half_opened", "ollama closed"])
+        #expect(chain.states == [.closed(failures: 0), .closed(failures: 0)])
+    }
+
+    @Test("chain: a client's 4xx is returned at once, without fallback; nobody answering lists every attempt")
+    func chainErrors() async throws {
+        let primary = try await FakeLLMServer(.fail(status: 400, message: "context too long"))
+        defer { primary.stop() }
+        let fallback = try await FakeLLMServer(.answer("never", usage: nil))
+        defer { fallback.stop() }
+        let chain = ProviderChain(providers: [
+            OpenAICompatibleProvider(baseURL: primary.url, model: "m", timeouts: Self.fast),
+            OpenAICompatibleProvider(name: "backup", baseURL: fallback.url, model: "m", timeouts: Self.fast),
+        ])
+        await #expect(throws: ProviderError.rejected(status: 400, message: "context too long")) { try await chain.chat(Self.hello) }
+        #expect(fallback.requests.isEmpty)
+        primary.set(.fail(status: 502, message: "bad gateway"))
+        fallback.set(.fail(status: 503, message: "down too"))
+        do {
+            _ = try await chain.chat(Self.hello)
+            Issue.record("nobody should have answered")
+        } catch let error as ProviderChain.Unavailable {
+            #expect(error.attempts.map(\.provider) == ["openai", "backup"])
+            #expect(error.description.contains("bad gateway") && error.description.contains("down too"))
+        }
+    }
+}

@@ -1,0 +1,116 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import Synchronization
+
+/// A stand-in for an LLM server on a loopback port, speaking the real wire formats of OpenAI's
+/// chat completions (`/v1/chat/completions`, `/v1/models`) and Ollama (`/api/chat`, `/api/tags`).
+/// Tests switch its behaviour while it runs, and read what it was sent.
+final class FakeLLMServer: Sendable {
+    enum Behaviour: Sendable {
+        /// Answers `text` with usage counts (or none).
+        case answer(String, usage: (prompt: Int, completion: Int)?)
+        /// Answers this status with an error body in the format's shape.
+        case fail(status: Int, message: String)
+        /// Waits this long, then answers.
+        case slow(Duration, String)
+    }
+
+    /// What the routes read and write while the server runs.
+    final class State: Sendable {
+        let behaviour: Mutex<Behaviour>
+        /// Bodies of the chat requests received.
+        let received = Mutex<[Data]>([])
+
+        init(_ behaviour: Behaviour) {
+            self.behaviour = Mutex(behaviour)
+        }
+    }
+
+    let port: Int
+    private let state: State
+    private let task: Task<Void, any Error>
+
+    /// Bodies of the chat requests received, parsed.
+    var requests: [[String: Any]] {
+        state.received.withLock { $0 }.map { (try? JSONSerialization.jsonObject(with: $0)) as? [String: Any] ?? [:] }
+    }
+
+    func set(_ behaviour: Behaviour) {
+        state.behaviour.withLock { $0 = behaviour }
+    }
+
+    init(_ behaviour: Behaviour, models: [String] = ["fake-model"]) async throws {
+        let state = State(behaviour)
+        self.state = state
+        let router = Router()
+        @Sendable func answer(_ request: Request, ollama: Bool) async throws -> Response {
+            let body = try await request.body.collect(upTo: 1 << 20)
+            let json = (try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any] ?? [:]
+            state.received.withLock { $0.append(Data(buffer: body)) }
+            let model = json["model"] as? String ?? ""
+            var current = state.behaviour.withLock { $0 }
+            if case .slow(let delay, let text) = current {
+                try await Task.sleep(for: delay)
+                current = .answer(text, usage: (1, 1))
+            }
+            switch current {
+            case .answer(let text, let usage):
+                var object: [String: Any]
+                if ollama {
+                    object = ["model": model, "message": ["role": "assistant", "content": text], "done": true, "done_reason": "stop"]
+                    if let usage {
+                        object["prompt_eval_count"] = usage.prompt
+                        object["eval_count"] = usage.completion
+                    }
+                } else {
+                    object = [
+                        "id": "chatcmpl-1", "object": "chat.completion", "created": 1_700_000_000, "model": model,
+                        "choices": [["index": 0, "message": ["role": "assistant", "content": text], "finish_reason": "stop"]],
+                    ]
+                    if let usage {
+                        object["usage"] = [
+                            "prompt_tokens": usage.prompt, "completion_tokens": usage.completion,
+                            "total_tokens": usage.prompt + usage.completion,
+                        ]
+                    }
+                }
+                return Self.json(.ok, object)
+            case .fail(let status, let message):
+                let object: [String: Any] = ollama ? ["error": message] : ["error": ["message": message, "type": "server_error"]]
+                return Self.json(HTTPResponse.Status(code: status), object)
+            case .slow:
+                return Self.json(.internalServerError, [:])
+            }
+        }
+        router.post("/v1/chat/completions") { request, _ in try await answer(request, ollama: false) }
+        router.post("/api/chat") { request, _ in try await answer(request, ollama: true) }
+        router.get("/v1/models") { _, _ in
+            Self.json(.ok, ["object": "list", "data": models.map { ["id": $0, "object": "model", "owned_by": "fake"] }])
+        }
+        router.get("/api/tags") { _, _ in Self.json(.ok, ["models": models.map { ["name": $0, "model": $0] }]) }
+        let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
+        let application = Application(
+            router: router,
+            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in continuation.yield(channel.localAddress?.port ?? 0) },
+            logger: Logger(label: "fake-llm", factory: { _ in SwiftLogNoOpLogHandler() })
+        )
+        task = Task { try await application.runService() }
+        var iterator = stream.makeAsyncIterator()
+        port = await iterator.next() ?? 0
+    }
+
+    /// The base URL providers are given.
+    var url: String { "http://127.0.0.1:\(port)" }
+
+    func stop() {
+        task.cancel()
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ object: [String: Any]) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object)) ?? Data()
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(data: data)))
+    }
+}
