@@ -49,6 +49,28 @@ struct ConfigurationTests {
         #expect(config.models == [ModelSource(name: "scorer", version: "2.1", path: "models/lead-scoring")])
     }
 
+    @Test("MODEL_VA_PATH and MODEL_VB_PATH replace seed 001's classifiers by name; ONNX and image settings")
+    func imageModels() throws {
+        let config = try CortexConfiguration.load(
+            file: nil,
+            environment: [
+                "MODEL_VA_PATH": "/models/resnet.onnx", "MODEL_VB_PATH": "/models/mobilenet.onnx",
+                "ORT_LIBRARY_PATH": "/opt/ort/libonnxruntime.so",
+                "IMAGE_MODEL": "vB", "IMAGE_MAX_PIXELS": "1000000",
+            ]
+        )
+        #expect(config.models.map(\.name) == ["lead-scoring", "vA", "vB"])
+        #expect(config.models.map(\.path) == ["models/lead-scoring", "/models/resnet.onnx", "/models/mobilenet.onnx"])
+        #expect(config.onnx.library == "/opt/ort/libonnxruntime.so")
+        #expect(config.imageModel == "vB" && config.imageMaxPixels == 1_000_000)
+        #expect(config.summary.contains("onnx.library: /opt/ort/libonnxruntime.so"))
+        let only = try CortexConfiguration.load(file: nil, environment: ["MODEL_PATH": "models/lead-scoring", "MODEL_VA_PATH": "a.onnx"])
+        #expect(only.models.map(\.name) == ["lead-scoring", "vA"], "MODEL_VA_PATH adds vA to an explicit list")
+        for (key, value) in [("MODEL_VA_PATH", " "), ("IMAGE_MAX_PIXELS", "0"), ("IMAGE_MODEL", "bad name"), ("ORT_LIBRARY_PATH", "")] {
+            #expect(throws: ConfigurationError.self) { try CortexConfiguration.load(file: nil, environment: [key: value]) }
+        }
+    }
+
     @Test("MODEL_PATH and MODEL_VERSION replace the configured models")
     func modelPath() throws {
         let config = try CortexConfiguration.load(

@@ -38,6 +38,9 @@ extension CortexConfiguration {
             "rate_limit.redis_url: \(rateLimit.redisURL.map(Self.redacted) ?? "not set (limits per process)"), timeout \(rateLimit.redisTimeoutMilliseconds) ms"
         )
         lines.append("scoring.model: \(scoringModel ?? "(first tabular model)")")
+        lines.append("image.model: \(imageModel)")
+        lines.append("image.max_pixels: \(imageMaxPixels)")
+        lines.append("onnx.library: \(onnx.library ?? "(found: ORT_DYLIB_PATH, .venv, then the system's python3)")")
         for model in models {
             lines.append("models: \(model.name) at \(model.path)" + (model.version.map { " version \($0)" } ?? ""))
         }
