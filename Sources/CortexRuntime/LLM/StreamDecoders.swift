@@ -1,0 +1,123 @@
+import Foundation
+
+/// A piece of a streamed answer.
+public struct ChatDelta: Sendable, Hashable {
+    /// Text generated since the last delta (may be empty).
+    public var text: String
+    /// Set on the last delta: `stop`, `length`, ...
+    public var finishReason: String?
+    /// Token counts, when the provider sends them (usually on the last delta).
+    public var usage: TokenUsage?
+
+    public init(text: String, finishReason: String? = nil, usage: TokenUsage? = nil) {
+        self.text = text
+        self.finishReason = finishReason
+        self.usage = usage
+    }
+}
+
+/// Splits a byte stream into lines, whatever the chunk boundaries (`\n` or `\r\n`).
+struct LineSplitter: Sendable {
+    private var pending: [UInt8] = []
+    /// Longest line kept; a longer one is an error of the upstream (8 MiB).
+    static let maximumLine = 8 << 20
+
+    /// The complete lines in `bytes` (and what was pending), without their terminators.
+    mutating func feed(_ bytes: some Sequence<UInt8>) throws(ProviderError) -> [String] {
+        var lines: [String] = []
+        for byte in bytes {
+            if byte == UInt8(ascii: "\n") {
+                if pending.last == UInt8(ascii: "\r") { pending.removeLast() }
+                lines.append(String(decoding: pending, as: UTF8.self))
+                pending.removeAll(keepingCapacity: true)
+            } else {
+                pending.append(byte)
+                guard pending.count <= Self.maximumLine else { throw .invalidResponse("a streamed line over 8 MiB") }
+            }
+        }
+        return lines
+    }
+
+    /// The last line when the stream ended without a terminator.
+    mutating func finish() -> String? {
+        defer { pending.removeAll() }
+        return pending.isEmpty ? nil : String(decoding: pending, as: UTF8.self)
+    }
+}
+
+/// Server-sent events (`text/event-stream`), as OpenAI-compatible servers stream: `data:` lines
+/// (several join with `\n`), an empty line ends an event, `:` lines are comments.
+struct ServerSentEventDecoder: Sendable {
+    private var lines = LineSplitter()
+    private var data: [String] = []
+
+    /// The `data` of every event completed by `bytes`.
+    mutating func feed(_ bytes: some Sequence<UInt8>) throws(ProviderError) -> [String] {
+        var events: [String] = []
+        for line in try lines.feed(bytes) {
+            if let event = take(line) { events.append(event) }
+        }
+        return events
+    }
+
+    /// An event left open when the stream ended.
+    mutating func finish() -> String? {
+        if let line = lines.finish(), let event = take(line) { return event }
+        defer { data.removeAll() }
+        return data.isEmpty ? nil : data.joined(separator: "\n")
+    }
+
+    private mutating func take(_ line: String) -> String? {
+        if line.isEmpty {
+            defer { data.removeAll() }
+            return data.isEmpty ? nil : data.joined(separator: "\n")
+        }
+        if line.hasPrefix(":") { return nil }
+        if line.hasPrefix("data:") {
+            var value = line.dropFirst(5)
+            if value.first == " " { value = value.dropFirst() }
+            data.append(String(value))
+        }
+        // `event:`, `id:`, `retry:` carry nothing a chat needs.
+        return nil
+    }
+}
+
+/// The chunks of a streamed chat in each provider's format.
+enum StreamChunk {
+    /// One OpenAI `chat.completion.chunk` event's data; `nil` for `[DONE]`.
+    static func openAI(_ data: String) throws(ProviderError) -> ChatDelta? {
+        guard data != "[DONE]" else { return nil }
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(data.utf8))) as? [String: Any] else {
+            throw .invalidResponse("a stream event that is not JSON: \(data.prefix(200))")
+        }
+        if let error = object["error"] as? [String: Any] {
+            throw .upstream(status: 500, message: error["message"] as? String ?? "error event")
+        }
+        let choice = (object["choices"] as? [[String: Any]])?.first
+        let delta = choice?["delta"] as? [String: Any]
+        var usage: TokenUsage?
+        if let counts = object["usage"] as? [String: Any], let prompt = counts["prompt_tokens"] as? Int,
+            let completion = counts["completion_tokens"] as? Int
+        {
+            usage = TokenUsage(promptTokens: prompt, completionTokens: completion)
+        }
+        return ChatDelta(text: delta?["content"] as? String ?? "", finishReason: choice?["finish_reason"] as? String, usage: usage)
+    }
+
+    /// One line of Ollama's NDJSON stream (`{"message":{"content":...},"done":false}`).
+    static func ollama(_ line: String) throws(ProviderError) -> ChatDelta? {
+        guard !line.trimmingCharacters(in: .whitespaces).isEmpty else { return nil }
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else {
+            throw .invalidResponse("a stream line that is not JSON: \(line.prefix(200))")
+        }
+        if let error = object["error"] as? String { throw .upstream(status: 500, message: error) }
+        let text = (object["message"] as? [String: Any])?["content"] as? String ?? object["response"] as? String ?? ""
+        guard object["done"] as? Bool == true else { return ChatDelta(text: text) }
+        var usage: TokenUsage?
+        if let prompt = object["prompt_eval_count"] as? Int, let completion = object["eval_count"] as? Int {
+            usage = TokenUsage(promptTokens: prompt, completionTokens: completion)
+        }
+        return ChatDelta(text: text, finishReason: object["done_reason"] as? String ?? "stop", usage: usage)
+    }
+}

@@ -1,0 +1,81 @@
+import Testing
+
+@testable import CortexRuntime
+
+/// The streaming wire formats, fed in every possible split: OpenAI's server-sent events and
+/// Ollama's NDJSON.
+@Suite("LLM stream decoders")
+struct StreamDecoderTests {
+    static let openAIStream =
+        "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n"
+        + ": keep-alive\r\n\r\n"
+        + "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"},\"finish_reason\":null}]}\n\n"
+        + "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo ✓\"},\"finish_reason\":null}]}\r\n\r\n"
+        + "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":2,\"total_tokens\":9}}\n\n"
+        + "data: [DONE]\n\n"
+
+    static let ollamaStream =
+        "{\"model\":\"gemma3\",\"message\":{\"role\":\"assistant\",\"content\":\"Hal\"},\"done\":false}\n"
+        + "{\"model\":\"gemma3\",\"message\":{\"role\":\"assistant\",\"content\":\"lo ✓\"},\"done\":false}\n"
+        + "{\"model\":\"gemma3\",\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":true,\"done_reason\":\"stop\",\"prompt_eval_count\":5,\"eval_count\":2}\n"
+
+    static func openAIDeltas(_ chunks: [ArraySlice<UInt8>]) throws -> [ChatDelta] {
+        var decoder = ServerSentEventDecoder()
+        var events: [String] = []
+        for chunk in chunks { events += try decoder.feed(chunk) }
+        if let last = decoder.finish() { events.append(last) }
+        return try events.compactMap { try StreamChunk.openAI($0) }
+    }
+
+    static func ollamaDeltas(_ chunks: [ArraySlice<UInt8>]) throws -> [ChatDelta] {
+        var lines = LineSplitter()
+        var all: [String] = []
+        for chunk in chunks { all += try lines.feed(chunk) }
+        if let last = lines.finish() { all.append(last) }
+        return try all.compactMap { try StreamChunk.ollama($0) }
+    }
+
+    /// The bytes cut at `size`-byte boundaries (1 cuts inside UTF-8 sequences too).
+    static func chunks(_ text: String, size: Int) -> [ArraySlice<UInt8>] {
+        let bytes = Array(text.utf8)
+        return stride(from: 0, to: bytes.count, by: size).map { bytes[$0..<min($0 + size, bytes.count)] }
+    }
+
+    @Test("OpenAI server-sent events: text, finish reason and usage, whatever the chunk size", arguments: [1, 2, 7, 64, 100_000])
+    func openAI(size: Int) throws {
+        let deltas = try Self.openAIDeltas(Self.chunks(Self.openAIStream, size: size))
+        #expect(deltas.map(\.text).joined() == "Hello ✓")
+        #expect(deltas.last?.finishReason == "stop")
+        #expect(deltas.last?.usage == TokenUsage(promptTokens: 7, completionTokens: 2))
+        #expect(deltas.count == 4, "the comment and [DONE] are not deltas")
+    }
+
+    @Test("Ollama NDJSON: text, done reason and eval counts, whatever the chunk size", arguments: [1, 3, 50, 100_000])
+    func ollama(size: Int) throws {
+        let deltas = try Self.ollamaDeltas(Self.chunks(Self.ollamaStream, size: size))
+        #expect(deltas.map(\.text).joined() == "Hallo ✓")
+        #expect(deltas.last?.finishReason == "stop")
+        #expect(deltas.last?.usage == TokenUsage(promptTokens: 5, completionTokens: 2))
+        #expect(deltas.dropLast().allSatisfy { $0.finishReason == nil && $0.usage == nil })
+    }
+
+    @Test("multi-line data, a missing final blank line, error events and garbage")
+    func edges() throws {
+        var decoder = ServerSentEventDecoder()
+        #expect(try decoder.feed(Array("event: x\ndata: a\ndata: b\nid: 1\n\n".utf8)) == ["a\nb"])
+        #expect(try decoder.feed(Array("data: tail".utf8)).isEmpty)
+        #expect(decoder.finish() == "tail")
+        #expect(throws: ProviderError.upstream(status: 500, message: "model overloaded")) {
+            try StreamChunk.openAI(#"{"error":{"message":"model overloaded"}}"#)
+        }
+        #expect(throws: ProviderError.self) { try StreamChunk.openAI("not json") }
+        #expect(throws: ProviderError.upstream(status: 500, message: "out of memory")) {
+            try StreamChunk.ollama(#"{"error":"out of memory"}"#)
+        }
+        #expect(try StreamChunk.ollama("   ") == nil)
+        let done = try StreamChunk.ollama(#"{"done":true}"#)
+        #expect(done?.finishReason == "stop" && done?.usage == nil, "a stream without counts reports no usage")
+        var lines = LineSplitter()
+        #expect(throws: ProviderError.self) { try lines.feed(Array(repeating: UInt8(ascii: "a"), count: LineSplitter.maximumLine + 1)) }
+    }
+}
