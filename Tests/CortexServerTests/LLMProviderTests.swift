@@ -134,4 +134,69 @@ struct LLMProviderTests {
             #expect(error.description.contains("bad gateway") && error.description.contains("down too"))
         }
     }
+
+    static func collect(_ deltas: AsyncThrowingStream<ChatDelta, any Error>) async -> (text: String, last: ChatDelta?, error: (any Error)?)
+    {
+        var text = ""
+        var last: ChatDelta?
+        do {
+            for try await delta in deltas {
+                text += delta.text
+                last = delta
+            }
+            return (text, last, nil)
+        } catch {
+            return (text, last, error)
+        }
+    }
+
+    @Test("streaming in both wire formats: every token in order, then finish reason and usage", arguments: [false, true])
+    func streaming(ollama: Bool) async throws {
+        let server = try await FakeLLMServer(.answer("one two three four", usage: (prompt: 4, completion: 4)))
+        defer { server.stop() }
+        let provider: any LLMProvider =
+            ollama
+            ? OllamaProvider(baseURL: server.url, model: "m", timeouts: Self.fast)
+            : OpenAICompatibleProvider(baseURL: server.url, model: "m", timeouts: Self.fast)
+        let (text, last, error) = await Self.collect(try await provider.streamChat(Self.hello))
+        #expect(error == nil)
+        #expect(text == "one two three four")
+        #expect(last?.finishReason == "stop")
+        #expect(last?.usage == TokenUsage(promptTokens: 4, completionTokens: 4))
+        #expect(server.requests.first?["stream"] as? Bool == true)
+        if !ollama {
+            #expect((server.requests.first?["stream_options"] as? [String: Any])?["include_usage"] as? Bool == true)
+        }
+    }
+
+    @Test("a stream that fails or stays silent before its first token falls back; after it, a cut ends the stream with an error")
+    func streamFallback() async throws {
+        let primary = try await FakeLLMServer(.fail(status: 503, message: "loading"))
+        defer { primary.stop() }
+        let fallback = try await FakeLLMServer(.answer("from the fallback", usage: nil))
+        defer { fallback.stop() }
+        let impatient = ProviderTimeouts(connect: .seconds(5), firstToken: .seconds(1), total: .seconds(30))
+        let chain = ProviderChain(providers: [
+            OllamaProvider(name: "ollama", baseURL: primary.url, model: "m", timeouts: impatient),
+            OpenAICompatibleProvider(name: "openai", baseURL: fallback.url, model: "m", timeouts: Self.fast),
+        ])
+        // 503 before the first token.
+        var (deltas, provider, failed) = try await chain.streamChat(Self.hello)
+        #expect(provider == "openai" && failed.map(\.provider) == ["ollama"])
+        #expect(await Self.collect(deltas).text == "from the fallback")
+        // A head, then silence past the first-token timeout.
+        primary.set(.silent(.seconds(3)))
+        (deltas, provider, failed) = try await chain.streamChat(Self.hello)
+        #expect(provider == "openai")
+        guard case .timeout = failed.first?.error else {
+            Issue.record("expected a first-token timeout, got \(failed)")
+            return
+        }
+        // Cut after two tokens: the stream is the primary's; it ends with an error after the text delivered.
+        let direct = OllamaProvider(baseURL: primary.url, model: "m", timeouts: Self.fast)
+        primary.set(.cut("alpha beta gamma delta", words: 2))
+        let (text, _, error) = await Self.collect(try await direct.streamChat(Self.hello))
+        #expect(text == "alpha beta ")
+        #expect(error != nil, "a cut stream ends with an error, not as if complete")
+    }
 }

@@ -37,29 +37,32 @@ struct ProviderHTTP: Sendable {
         }
     }
 
-    /// Sends `request`, failing with a timeout when the answer's head takes longer than
-    /// `firstToken` or the whole answer longer than `total`.
-    private func execute(_ request: HTTPClientRequest) async throws -> (status: Int, body: ByteBuffer) {
+    /// Sends `request` and waits for the answer's head: a timeout when it takes longer than
+    /// `firstToken`; the whole request (body included) is bounded by `total`.
+    private func head(_ request: HTTPClientRequest) async throws(ProviderError) -> HTTPClientResponse {
         let (client, timeouts) = (self.client, self.timeouts)
-        return try await withThrowingTaskGroup(of: (status: Int, body: ByteBuffer)?.self) { group in
-            group.addTask {
-                let response = try await client.execute(request, timeout: TimeAmount(timeouts.total))
-                return (Int(response.status.code), try await response.body.collect(upTo: Self.maximumBody))
+        do {
+            return try await withThrowingTaskGroup(of: HTTPClientResponse?.self) { group in
+                group.addTask { try await client.execute(request, timeout: TimeAmount(timeouts.total)) }
+                group.addTask {
+                    try await Task.sleep(for: timeouts.firstToken)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next(), let response = first else {
+                    throw ProviderError.timeout("first token after \(timeouts.firstToken)")
+                }
+                return response
             }
-            group.addTask {
-                try await Task.sleep(for: timeouts.firstToken)
-                return nil
-            }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let answer = first else {
-                throw ProviderError.timeout("first token after \(timeouts.firstToken)")
-            }
-            return answer
+        } catch let error as ProviderError {
+            throw error
+        } catch {
+            throw Self.map(error)
         }
     }
 
-    /// GET or POST `path`; returns the parsed JSON object of a 2xx answer.
-    func json(_ method: HTTPMethod, _ path: String, body: [String: Any]? = nil) async throws(ProviderError) -> [String: Any] {
+    /// A request to `path` with the provider's headers and a JSON body.
+    private func request(_ method: HTTPMethod, _ path: String, body: [String: Any]?) throws(ProviderError) -> HTTPClientRequest {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }
@@ -71,28 +74,90 @@ struct ProviderHTTP: Sendable {
                 throw .invalidResponse("request not encodable: \(error)")
             }
         }
-        let status: Int
+        return request
+    }
+
+    /// Throws the ``ProviderError`` of a non-2xx answer.
+    private static func check(_ status: Int, body text: String) throws(ProviderError) {
+        guard !(200..<300).contains(status) else { return }
+        let message = errorMessage(in: text)
+        switch status {
+        case 429: throw .rateLimited(message)
+        case 500...: throw .upstream(status: status, message: message)
+        default: throw .rejected(status: status, message: message)
+        }
+    }
+
+    /// GET or POST `path`; returns the parsed JSON object of a 2xx answer.
+    func json(_ method: HTTPMethod, _ path: String, body: [String: Any]? = nil) async throws(ProviderError) -> [String: Any] {
+        let response = try await head(try request(method, path, body: body))
         let bytes: ByteBuffer
         do {
-            (status, bytes) = try await execute(request)
-        } catch let error as ProviderError {
-            throw error
+            bytes = try await response.body.collect(upTo: Self.maximumBody)
         } catch {
             throw Self.map(error)
         }
-        let text = String(buffer: bytes)
-        guard (200..<300).contains(status) else {
-            let message = Self.errorMessage(in: text)
-            switch status {
-            case 429: throw .rateLimited(message)
-            case 500...: throw .upstream(status: status, message: message)
-            default: throw .rejected(status: status, message: message)
-            }
-        }
+        try Self.check(Int(response.status.code), body: String(buffer: bytes))
         guard let object = (try? JSONSerialization.jsonObject(with: Data(buffer: bytes))) as? [String: Any] else {
-            throw .invalidResponse("not a JSON object: \(text.prefix(200))")
+            throw .invalidResponse("not a JSON object: \(String(buffer: bytes).prefix(200))")
         }
         return object
+    }
+
+    /// POSTs `body` and, once a 2xx head arrives (within the first-token timeout), streams the
+    /// answer's bytes through `decode`, yielding its deltas. A failure before the head is thrown
+    /// (the chain may fall back); a failure after it ends the stream with that error.
+    func stream(
+        _ path: String,
+        body: [String: Any],
+        decode: @escaping @Sendable () -> any ChatStreamDecoder
+    ) async throws(ProviderError) -> AsyncThrowingStream<ChatDelta, any Error> {
+        let response = try await head(try request(.POST, path, body: body))
+        let status = Int(response.status.code)
+        if !(200..<300).contains(status) {
+            let text = (try? await response.body.collect(upTo: 1 << 20)).map { String(buffer: $0) } ?? ""
+            try Self.check(status, body: text)
+        }
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: ChatDelta.self)
+        let started = FirstDelta()
+        let task = Task {
+            var decoder = decode()
+            do {
+                for try await chunk in response.body {
+                    for delta in try decoder.feed(chunk.readableBytesView) {
+                        continuation.yield(delta)
+                        started.signal(nil)
+                    }
+                }
+                for delta in try decoder.finish() { continuation.yield(delta) }
+                started.signal(nil)
+                continuation.finish()
+            } catch {
+                let failure = (error as? ProviderError) ?? Self.map(error)
+                started.signal(failure)
+                continuation.finish(throwing: failure)
+            }
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        // Until the first delta the provider may still be replaced: a failure or a silence longer
+        // than the first-token timeout is thrown, not streamed.
+        let firstToken = timeouts.firstToken
+        // `nil`: the first delta arrived (or the stream ended cleanly); else why not.
+        let failure = await withTaskGroup(of: Optional<ProviderError>.self) { group -> ProviderError? in
+            group.addTask { await started.wait() }
+            group.addTask {
+                try? await Task.sleep(for: firstToken)
+                return ProviderError.timeout("first token after \(firstToken)")
+            }
+            defer { group.cancelAll() }
+            guard let first = await group.next() else { return nil }
+            return first
+        }
+        if let failure {
+            task.cancel()
+            throw failure
+        }
+        return stream
     }
 
     /// The `error` of an OpenAI- or Ollama-style error body, else the body's start.
@@ -121,5 +186,40 @@ extension TimeAmount {
     init(_ duration: Duration) {
         let (seconds, attoseconds) = duration.components
         self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}
+
+/// Signals, once, that a stream delivered its first delta (`nil`) or failed before it.
+final class FirstDelta: Sendable {
+    private enum State {
+        case waiting([CheckedContinuation<ProviderError?, Never>])
+        case done(ProviderError?)
+    }
+
+    private let state = Mutex(State.waiting([]))
+
+    func signal(_ failure: ProviderError?) {
+        let waiters = state.withLock { state -> [CheckedContinuation<ProviderError?, Never>] in
+            guard case .waiting(let waiters) = state else { return [] }
+            state = .done(failure)
+            return waiters
+        }
+        for waiter in waiters { waiter.resume(returning: failure) }
+    }
+
+    /// Waits for the signal; `nil` means the first delta arrived (or the stream ended cleanly).
+    func wait() async -> ProviderError? {
+        await withCheckedContinuation { (continuation: CheckedContinuation<ProviderError?, Never>) in
+            let finished = state.withLock { state -> (done: Bool, failure: ProviderError?) in
+                switch state {
+                case .waiting(let waiters):
+                    state = .waiting(waiters + [continuation])
+                    return (false, nil)
+                case .done(let failure):
+                    return (true, failure)
+                }
+            }
+            if finished.done { continuation.resume(returning: finished.failure) }
+        }
     }
 }

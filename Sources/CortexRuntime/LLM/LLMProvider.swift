@@ -110,6 +110,10 @@ public protocol LLMProvider: Sendable {
     var model: String { get }
     /// Sends a chat and waits for the whole answer.
     func chat(_ request: ChatRequest) async throws(ProviderError) -> ChatResponse
+    /// Sends a chat and streams the answer: returns once the provider accepted it (a failure before
+    /// that is thrown); the stream then yields deltas and ends with the provider's error if the
+    /// answer is cut.
+    func streamChat(_ request: ChatRequest) async throws(ProviderError) -> AsyncThrowingStream<ChatDelta, any Error>
     /// The models the server has (to see whether `model` is present).
     func listModels() async throws(ProviderError) -> [String]
 }

@@ -13,17 +13,24 @@ public struct OllamaProvider: LLMProvider {
         self.http = ProviderHTTP(baseURL: baseURL, headers: [], timeouts: timeouts)
     }
 
-    public func chat(_ request: ChatRequest) async throws(ProviderError) -> ChatResponse {
+    func body(_ request: ChatRequest, stream: Bool) -> [String: Any] {
         var options: [String: Any] = [:]
         if let maxTokens = request.maxTokens { options["num_predict"] = maxTokens }
         if let temperature = request.temperature { options["temperature"] = temperature }
-        let body: [String: Any] = [
+        return [
             "model": model,
             "messages": request.messages.map { ["role": $0.role, "content": $0.content] },
-            "stream": false,
+            "stream": stream,
             "options": options,
         ]
-        let object = try await http.json(.POST, "/api/chat", body: body)
+    }
+
+    public func streamChat(_ request: ChatRequest) async throws(ProviderError) -> AsyncThrowingStream<ChatDelta, any Error> {
+        try await http.stream("/api/chat", body: body(request, stream: true)) { OllamaStreamDecoder() }
+    }
+
+    public func chat(_ request: ChatRequest) async throws(ProviderError) -> ChatResponse {
+        let object = try await http.json(.POST, "/api/chat", body: body(request, stream: false))
         guard let message = object["message"] as? [String: Any], let text = message["content"] as? String else {
             throw .invalidResponse("no message.content")
         }

@@ -15,15 +15,24 @@ public struct OpenAICompatibleProvider: LLMProvider {
         self.http = ProviderHTTP(baseURL: baseURL, headers: apiKey.map { [("Authorization", "Bearer \($0)")] } ?? [], timeouts: timeouts)
     }
 
-    public func chat(_ request: ChatRequest) async throws(ProviderError) -> ChatResponse {
+    func body(_ request: ChatRequest, stream: Bool) -> [String: Any] {
         var body: [String: Any] = [
             "model": model,
             "messages": request.messages.map { ["role": $0.role, "content": $0.content] },
-            "stream": false,
+            "stream": stream,
         ]
+        if stream { body["stream_options"] = ["include_usage": true] }
         if let maxTokens = request.maxTokens { body["max_tokens"] = maxTokens }
         if let temperature = request.temperature { body["temperature"] = temperature }
-        let object = try await http.json(.POST, "/v1/chat/completions", body: body)
+        return body
+    }
+
+    public func streamChat(_ request: ChatRequest) async throws(ProviderError) -> AsyncThrowingStream<ChatDelta, any Error> {
+        try await http.stream("/v1/chat/completions", body: body(request, stream: true)) { OpenAIStreamDecoder() }
+    }
+
+    public func chat(_ request: ChatRequest) async throws(ProviderError) -> ChatResponse {
+        let object = try await http.json(.POST, "/v1/chat/completions", body: body(request, stream: false))
         guard let choice = (object["choices"] as? [[String: Any]])?.first, let message = choice["message"] as? [String: Any],
             let text = message["content"] as? String
         else {

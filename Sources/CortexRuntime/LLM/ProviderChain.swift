@@ -64,6 +64,25 @@ public final class ProviderChain: Sendable {
     /// - Throws: ``ProviderError/rejected(status:message:)`` when a provider refused the request
     ///   itself; ``Unavailable`` when no provider answered.
     public func chat(_ request: ChatRequest) async throws -> (response: ChatResponse, failed: [Attempt]) {
+        let (response, _, failed) = try await first { provider throws(ProviderError) in try await provider.chat(request) }
+        return (response, failed)
+    }
+
+    /// Streams `request` from the first provider that starts answering: a provider that fails or
+    /// stays silent before its first delta is replaced by the next; after it, the stream is that
+    /// provider's, and a cut ends it with the provider's error.
+    ///
+    /// - Returns: The deltas, the provider streaming them, and the providers that failed before.
+    public func streamChat(_ request: ChatRequest) async throws -> (
+        deltas: AsyncThrowingStream<ChatDelta, any Error>, provider: String, failed: [Attempt]
+    ) {
+        try await first { provider throws(ProviderError) in try await provider.streamChat(request) }
+    }
+
+    /// `call` on each provider in turn until one succeeds.
+    private func first<Result>(
+        _ call: (any LLMProvider) async throws(ProviderError) -> Result
+    ) async throws -> (Result, String, [Attempt]) {
         var attempts: [Attempt] = []
         for (index, provider) in providers.enumerated() {
             let (allowed, transition) = breakers.withLock { $0[index].allow(now: now()) }
@@ -73,9 +92,9 @@ public final class ProviderChain: Sendable {
                 continue
             }
             do {
-                let response = try await provider.chat(request)
+                let result = try await call(provider)
                 if let transition = breakers.withLock({ $0[index].recordSuccess() }) { onTransition(provider.name, transition) }
-                return (response, attempts)
+                return (result, provider.name, attempts)
             } catch {
                 guard error.fallsBack else {
                     // The request's fault: the provider is fine.

@@ -121,3 +121,45 @@ enum StreamChunk {
         return ChatDelta(text: text, finishReason: object["done_reason"] as? String ?? "stop", usage: usage)
     }
 }
+
+/// Turns a provider's streamed bytes into deltas.
+protocol ChatStreamDecoder: Sendable {
+    mutating func feed(_ bytes: some Sequence<UInt8>) throws(ProviderError) -> [ChatDelta]
+    mutating func finish() throws(ProviderError) -> [ChatDelta]
+}
+
+/// OpenAI's `text/event-stream` of `chat.completion.chunk`s, ending with `[DONE]`.
+struct OpenAIStreamDecoder: ChatStreamDecoder {
+    private var events = ServerSentEventDecoder()
+
+    mutating func feed(_ bytes: some Sequence<UInt8>) throws(ProviderError) -> [ChatDelta] {
+        var deltas: [ChatDelta] = []
+        for event in try events.feed(bytes) {
+            if let delta = try StreamChunk.openAI(event) { deltas.append(delta) }
+        }
+        return deltas
+    }
+
+    mutating func finish() throws(ProviderError) -> [ChatDelta] {
+        guard let event = events.finish(), let delta = try StreamChunk.openAI(event) else { return [] }
+        return [delta]
+    }
+}
+
+/// Ollama's NDJSON stream.
+struct OllamaStreamDecoder: ChatStreamDecoder {
+    private var lines = LineSplitter()
+
+    mutating func feed(_ bytes: some Sequence<UInt8>) throws(ProviderError) -> [ChatDelta] {
+        var deltas: [ChatDelta] = []
+        for line in try lines.feed(bytes) {
+            if let delta = try StreamChunk.ollama(line) { deltas.append(delta) }
+        }
+        return deltas
+    }
+
+    mutating func finish() throws(ProviderError) -> [ChatDelta] {
+        guard let line = lines.finish(), let delta = try StreamChunk.ollama(line) else { return [] }
+        return [delta]
+    }
+}

@@ -15,6 +15,10 @@ final class FakeLLMServer: Sendable {
         case fail(status: Int, message: String)
         /// Waits this long, then answers.
         case slow(Duration, String)
+        /// Streams the first `words` words of `text`, then drops the connection.
+        case cut(String, words: Int)
+        /// Sends the stream's head at once, then nothing for this long.
+        case silent(Duration)
     }
 
     /// What the routes read and write while the server runs.
@@ -55,6 +59,9 @@ final class FakeLLMServer: Sendable {
                 try await Task.sleep(for: delay)
                 current = .answer(text, usage: (1, 1))
             }
+            if json["stream"] as? Bool == true {
+                return Self.stream(current, ollama: ollama, model: model)
+            }
             switch current {
             case .answer(let text, let usage):
                 var object: [String: Any]
@@ -80,7 +87,7 @@ final class FakeLLMServer: Sendable {
             case .fail(let status, let message):
                 let object: [String: Any] = ollama ? ["error": message] : ["error": ["message": message, "type": "server_error"]]
                 return Self.json(HTTPResponse.Status(code: status), object)
-            case .slow:
+            case .slow, .cut, .silent:
                 return Self.json(.internalServerError, [:])
             }
         }
@@ -107,6 +114,75 @@ final class FakeLLMServer: Sendable {
 
     func stop() {
         task.cancel()
+    }
+
+    /// One event of a stream: an NDJSON line, or a server-sent event.
+    static func event(_ object: [String: Any], ollama: Bool) -> ByteBuffer {
+        let data = String(decoding: (try? JSONSerialization.data(withJSONObject: object)) ?? Data(), as: UTF8.self)
+        return ByteBuffer(string: ollama ? data + "\n" : "data: \(data)\n\n")
+    }
+
+    static func token(_ text: String, ollama: Bool, model: String) -> ByteBuffer {
+        ollama
+            ? event(["model": model, "message": ["role": "assistant", "content": text], "done": false], ollama: true)
+            : event(
+                ["id": "c1", "object": "chat.completion.chunk", "model": model, "choices": [["index": 0, "delta": ["content": text]]]],
+                ollama: false)
+    }
+
+    /// The closing event, with usage when given, and OpenAI's `[DONE]`.
+    static func last(usage: (prompt: Int, completion: Int)?, ollama: Bool, model: String) -> ByteBuffer {
+        if ollama {
+            var last: [String: Any] = [
+                "model": model, "message": ["role": "assistant", "content": ""], "done": true, "done_reason": "stop",
+            ]
+            if let usage {
+                last["prompt_eval_count"] = usage.prompt
+                last["eval_count"] = usage.completion
+            }
+            return event(last, ollama: true)
+        }
+        var last: [String: Any] = ["id": "c1", "choices": [["index": 0, "delta": [String: Any](), "finish_reason": "stop"]]]
+        if let usage {
+            last["usage"] = [
+                "prompt_tokens": usage.prompt, "completion_tokens": usage.completion, "total_tokens": usage.prompt + usage.completion,
+            ]
+        }
+        var buffer = event(last, ollama: false)
+        buffer.writeString("data: [DONE]\n\n")
+        return buffer
+    }
+
+    /// A streamed answer, word by word: OpenAI's server-sent events or Ollama's NDJSON.
+    static func stream(_ behaviour: Behaviour, ollama: Bool, model: String) -> Response {
+        if case .fail(let status, let message) = behaviour {
+            return json(HTTPResponse.Status(code: status), ollama ? ["error": message] : ["error": ["message": message]])
+        }
+        let headers: HTTPFields = [.contentType: ollama ? "application/x-ndjson" : "text/event-stream"]
+        return Response(
+            status: .ok, headers: headers,
+            body: ResponseBody { writer in
+                switch behaviour {
+                case .answer(let text, let usage):
+                    let words = text.split(separator: " ")
+                    for (index, word) in words.enumerated() {
+                        try await writer.write(token((index == 0 ? "" : " ") + word, ollama: ollama, model: model))
+                    }
+                    try await writer.write(last(usage: usage, ollama: ollama, model: model))
+                    try await writer.finish(nil)
+                case .cut(let text, let count):
+                    for word in text.split(separator: " ").prefix(count) {
+                        try await writer.write(token(String(word) + " ", ollama: ollama, model: model))
+                    }
+                    throw CancellationError()
+                case .silent(let delay):
+                    try await Task.sleep(for: delay)
+                    try await writer.finish(nil)
+                case .fail, .slow:
+                    try await writer.finish(nil)
+                }
+            }
+        )
     }
 
     static func json(_ status: HTTPResponse.Status, _ object: [String: Any]) -> Response {
