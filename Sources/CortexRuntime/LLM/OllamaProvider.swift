@@ -26,7 +26,7 @@ public struct OllamaProvider: LLMProvider {
     }
 
     public func streamChat(_ request: ChatRequest) async throws(ProviderError) -> AsyncThrowingStream<ChatDelta, any Error> {
-        try await http.stream("/api/chat", body: body(request, stream: true)) { OllamaStreamDecoder() }
+        try await http.stream("/api/chat", body: body(request, stream: true)) { DeltaStreamDecoder.ollama }
     }
 
     public func chat(_ request: ChatRequest) async throws(ProviderError) -> ChatResponse {

@@ -28,7 +28,7 @@ public struct OpenAICompatibleProvider: LLMProvider {
     }
 
     public func streamChat(_ request: ChatRequest) async throws(ProviderError) -> AsyncThrowingStream<ChatDelta, any Error> {
-        try await http.stream("/v1/chat/completions", body: body(request, stream: true)) { OpenAIStreamDecoder() }
+        try await http.stream("/v1/chat/completions", body: body(request, stream: true)) { DeltaStreamDecoder.openAI }
     }
 
     public func chat(_ request: ChatRequest) async throws(ProviderError) -> ChatResponse {

@@ -128,38 +128,40 @@ protocol ChatStreamDecoder: Sendable {
     mutating func finish() throws(ProviderError) -> [ChatDelta]
 }
 
-/// OpenAI's `text/event-stream` of `chat.completion.chunk`s, ending with `[DONE]`.
-struct OpenAIStreamDecoder: ChatStreamDecoder {
-    private var events = ServerSentEventDecoder()
+/// Cuts a byte stream into units (lines, server-sent events' data).
+protocol StreamUnits: Sendable {
+    mutating func feed(_ bytes: some Sequence<UInt8>) throws(ProviderError) -> [String]
+    mutating func finish() -> String?
+}
+
+extension LineSplitter: StreamUnits {}
+extension ServerSentEventDecoder: StreamUnits {}
+
+/// A provider's stream: units cut from the bytes, each parsed into a delta (or nothing).
+struct DeltaStreamDecoder<Units: StreamUnits>: ChatStreamDecoder {
+    var units: Units
+    let parse: @Sendable (String) throws(ProviderError) -> ChatDelta?
 
     mutating func feed(_ bytes: some Sequence<UInt8>) throws(ProviderError) -> [ChatDelta] {
         var deltas: [ChatDelta] = []
-        for event in try events.feed(bytes) {
-            if let delta = try StreamChunk.openAI(event) { deltas.append(delta) }
+        for unit in try units.feed(bytes) {
+            if let delta = try parse(unit) { deltas.append(delta) }
         }
         return deltas
     }
 
     mutating func finish() throws(ProviderError) -> [ChatDelta] {
-        guard let event = events.finish(), let delta = try StreamChunk.openAI(event) else { return [] }
+        guard let unit = units.finish(), let delta = try parse(unit) else { return [] }
         return [delta]
     }
 }
 
-/// Ollama's NDJSON stream.
-struct OllamaStreamDecoder: ChatStreamDecoder {
-    private var lines = LineSplitter()
+extension DeltaStreamDecoder where Units == ServerSentEventDecoder {
+    /// OpenAI's `text/event-stream` of `chat.completion.chunk`s, ending with `[DONE]`.
+    static var openAI: Self { Self(units: ServerSentEventDecoder(), parse: StreamChunk.openAI) }
+}
 
-    mutating func feed(_ bytes: some Sequence<UInt8>) throws(ProviderError) -> [ChatDelta] {
-        var deltas: [ChatDelta] = []
-        for line in try lines.feed(bytes) {
-            if let delta = try StreamChunk.ollama(line) { deltas.append(delta) }
-        }
-        return deltas
-    }
-
-    mutating func finish() throws(ProviderError) -> [ChatDelta] {
-        guard let line = lines.finish(), let delta = try StreamChunk.ollama(line) else { return [] }
-        return [delta]
-    }
+extension DeltaStreamDecoder where Units == LineSplitter {
+    /// Ollama's NDJSON stream.
+    static var ollama: Self { Self(units: LineSplitter(), parse: StreamChunk.ollama) }
 }
