@@ -1,3 +1,4 @@
+import CortexRuntime
 import CortexServer
 import Foundation
 import Hummingbird
@@ -32,6 +33,25 @@ struct ScoringTests {
             #expect(body["request_id"] as? String == response.headers[.xRequestID])
             let score = try #require(body["score"] as? Double)
             #expect(abs(Float(score) - fixture.predictions[row]) <= 1e-6)
+        }
+    }
+
+    @Test("a lead-scoring model behind a dynamic batcher still serves /api/v1/score, with the same scores")
+    func batchedTreeModel() async throws {
+        let fixture = try LeadScoringFixture.load()
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        _ = try directory.write(
+            "lead-scoring/model.yaml", "version: \"1.0.0\"\nformat: xgboost_json\nfile: model.json\nbatching: {max_batch_size: 8}\n")
+        try FileManager.default.copyItem(
+            atPath: Repository.path("models/lead-scoring/model.json"), toPath: directory.file("lead-scoring/model.json"))
+        let server = try await TestServer.make(models: [ModelSource(path: directory.file("lead-scoring"))])
+        #expect(try server.dependencies.registry.model(named: "lead-scoring") is BatchedModel)
+        try await server.test { client in
+            let response = try await client.post("/api/v1/score", json: #"{"features":"# + Self.features(fixture, row: 0) + "}")
+            #expect(response.status == .ok)
+            let score = try #require(response.body.jsonObject["score"] as? Double)
+            #expect(abs(Float(score) - fixture.predictions[0]) <= 1e-6)
         }
     }
 

@@ -55,7 +55,8 @@ public struct ScoringController<Context: AuthenticatedContext>: Sendable {
             return try runner.model(named: modelName, logger: context.logger)
         }
         for entry in registry.entries {
-            if case .ready(let model) = entry.state, model is TreeEnsembleModel {
+            // A tree model behind a dynamic batcher is still a tree model.
+            if case .ready(let model) = entry.state, ((model as? BatchedModel)?.base ?? model) is TreeEnsembleModel {
                 return model
             }
         }
