@@ -94,7 +94,7 @@ struct RedisClientTests {
         await client.close()
     }
 
-    @Test("a server that accepts but never answers times out within the deadline")
+    @Test("a server that accepts but never answers times out within the deadline (connecting late counts as a timeout too)")
     func timeout() async throws {
         // A listening socket nobody reads from: the connection opens, no reply ever comes.
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

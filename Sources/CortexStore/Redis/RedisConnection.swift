@@ -18,7 +18,18 @@ final class RedisConnection: Sendable {
     }
 
     /// Connects within `timeout`.
+    ///
+    /// - Throws: ``RedisError/timeout`` when connecting takes longer (a busy machine or a Redis
+    ///   that does not accept), another error when the connection is refused.
     static func connect(host: String, port: Int, timeout: Duration, loop: any EventLoop) async throws -> RedisConnection {
+        do {
+            return try await open(host: host, port: port, timeout: timeout, loop: loop)
+        } catch ChannelError.connectTimeout {
+            throw RedisError.timeout
+        }
+    }
+
+    private static func open(host: String, port: Int, timeout: Duration, loop: any EventLoop) async throws -> RedisConnection {
         let channel = try await ClientBootstrap(group: loop)
             .connectTimeout(TimeAmount(timeout))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
