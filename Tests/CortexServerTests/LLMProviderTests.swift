@@ -199,4 +199,45 @@ struct LLMProviderTests {
         #expect(text == "alpha beta ")
         #expect(error != nil, "a cut stream ends with an error, not as if complete")
     }
+
+    @Test("warming: polls the primary's model list and promotes to primary without a restart; Ollama's :latest counts")
+    func warming() async throws {
+        let primary = try await FakeLLMServer(.answer("hi", usage: nil), models: ["other:1b"])
+        defer { primary.stop() }
+        let changes = Mutex<[String]>([])
+        let warmup = PrimaryWarmup(
+            primary: OllamaProvider(baseURL: primary.url, model: "gemma3", timeouts: Self.fast), hasFallback: true,
+            interval: .milliseconds(20), budget: .seconds(60),
+            onChange: { path, _ in changes.withLock { $0.append(path.rawValue) } })
+        #expect(warmup.path == .warming && !warmup.primaryModelPresent)
+        #expect(await warmup.poll() == false)
+        #expect(warmup.path == .warming)
+        let running = Task { await warmup.run() }
+        primary.set(models: ["other:1b", "gemma3:latest"])
+        await running.value
+        #expect(warmup.path == .primary && warmup.primaryModelPresent)
+        #expect(changes.withLock { $0 } == ["primary"])
+        #expect(PrimaryWarmup.contains(["gemma3:270m"], model: "gemma3:270m"))
+        #expect(!PrimaryWarmup.contains(["gemma3:270m"], model: "gemma3"))
+    }
+
+    @Test("warming: the poll budget spent without the model switches to the fallback; without one it stays warming")
+    func warmingBudget() async throws {
+        let primary = try await FakeLLMServer(.answer("hi", usage: nil), models: [])
+        defer { primary.stop() }
+        for hasFallback in [true, false] {
+            let warmup = PrimaryWarmup(
+                primary: OpenAICompatibleProvider(baseURL: primary.url, model: "m", timeouts: Self.fast), hasFallback: hasFallback,
+                interval: .milliseconds(10), budget: .milliseconds(50))
+            await warmup.run()
+            #expect(warmup.path == (hasFallback ? .fallback : .warming))
+            #expect(!warmup.primaryModelPresent)
+        }
+        let unreachable = PrimaryWarmup(
+            primary: OllamaProvider(baseURL: "http://127.0.0.1:1", model: "m", timeouts: Self.fast), hasFallback: true,
+            interval: .milliseconds(10), budget: .milliseconds(30))
+        await unreachable.run()
+        #expect(unreachable.path == .fallback)
+        #expect(unreachable.lastError?.contains("unreachable") == true)
+    }
 }

@@ -26,9 +26,12 @@ final class FakeLLMServer: Sendable {
         let behaviour: Mutex<Behaviour>
         /// Bodies of the chat requests received.
         let received = Mutex<[Data]>([])
+        /// What the model lists answer.
+        let models: Mutex<[String]>
 
-        init(_ behaviour: Behaviour) {
+        init(_ behaviour: Behaviour, models: [String]) {
             self.behaviour = Mutex(behaviour)
+            self.models = Mutex(models)
         }
     }
 
@@ -45,8 +48,13 @@ final class FakeLLMServer: Sendable {
         state.behaviour.withLock { $0 = behaviour }
     }
 
+    /// Changes the model list (a pull finished).
+    func set(models: [String]) {
+        state.models.withLock { $0 = models }
+    }
+
     init(_ behaviour: Behaviour, models: [String] = ["fake-model"]) async throws {
-        let state = State(behaviour)
+        let state = State(behaviour, models: models)
         self.state = state
         let router = Router()
         @Sendable func answer(_ request: Request, ollama: Bool) async throws -> Response {
@@ -94,9 +102,13 @@ final class FakeLLMServer: Sendable {
         router.post("/v1/chat/completions") { request, _ in try await answer(request, ollama: false) }
         router.post("/api/chat") { request, _ in try await answer(request, ollama: true) }
         router.get("/v1/models") { _, _ in
-            Self.json(.ok, ["object": "list", "data": models.map { ["id": $0, "object": "model", "owned_by": "fake"] }])
+            let models = state.models.withLock { $0 }
+            return Self.json(.ok, ["object": "list", "data": models.map { ["id": $0, "object": "model", "owned_by": "fake"] }])
         }
-        router.get("/api/tags") { _, _ in Self.json(.ok, ["models": models.map { ["name": $0, "model": $0] }]) }
+        router.get("/api/tags") { _, _ in
+            let models = state.models.withLock { $0 }
+            return Self.json(.ok, ["models": models.map { ["name": $0, "model": $0] }])
+        }
         let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
         let application = Application(
             router: router,
