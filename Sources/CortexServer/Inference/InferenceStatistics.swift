@@ -53,28 +53,25 @@ public final class InferenceStatistics: Sendable {
     /// Records one request answered after `total` ns, of which `queued` ns waiting to be batched.
     func recordRequest(model: String, rows: Int, success: Bool, total: UInt64, queued: UInt64 = 0) {
         let wallClock = UInt64(max(0, Date().timeIntervalSince1970 * 1000))
+        // Mutated in place: a copy taken out and written back would copy `batches` every time.
         models.withLock { models in
-            var figures = models[model] ?? Model()
             if success {
-                figures.success.add(total)
-                figures.inferenceCount += rows
-                figures.lastInference = wallClock
+                models[model, default: Model()].success.add(total)
+                models[model, default: Model()].inferenceCount += rows
+                models[model, default: Model()].lastInference = wallClock
             } else {
-                figures.fail.add(total)
+                models[model, default: Model()].fail.add(total)
             }
-            if queued > 0 { figures.queue.add(queued) }
-            models[model] = figures
+            if queued > 0 { models[model, default: Model()].queue.add(queued) }
         }
     }
 
     /// Records one backend execution of `rows` rows taking `nanoseconds`.
     func recordExecution(model: String, rows: Int, nanoseconds: UInt64) {
         models.withLock { models in
-            var figures = models[model] ?? Model()
-            figures.executionCount += 1
-            figures.computeInfer.add(nanoseconds)
-            figures.batches[rows, default: Duration()].add(nanoseconds)
-            models[model] = figures
+            models[model, default: Model()].executionCount += 1
+            models[model, default: Model()].computeInfer.add(nanoseconds)
+            models[model, default: Model()].batches[rows, default: Duration()].add(nanoseconds)
         }
     }
 }
