@@ -7,7 +7,8 @@ public struct BatchedModel: InferenceModel {
     /// The model itself.
     public let base: any InferenceModel
     /// Where requests wait to be merged.
-    public let batcher: DynamicBatcher
+    public let queue: DynamicBatcher
+    public var batcher: DynamicBatcher? { queue }
 
     public var metadata: ModelMetadata { base.metadata }
     public var image: ImagePreprocessing? { base.image }
@@ -30,7 +31,7 @@ public struct BatchedModel: InferenceModel {
             )
         }
         self.base = base
-        self.batcher = DynamicBatcher(model: base, options: options, onExecution: onExecution)
+        self.queue = DynamicBatcher(model: base, options: options, onExecution: onExecution)
     }
 
     public func infer(_ inputs: [Tensor]) throws -> [Tensor] {

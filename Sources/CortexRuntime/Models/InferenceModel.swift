@@ -12,8 +12,12 @@ public protocol InferenceModel: Sendable {
 
     /// How an image becomes this model's input, for image classifiers; `nil` otherwise.
     var image: ImagePreprocessing? { get }
+
+    /// Where requests wait to be merged, for a model with dynamic batching; `nil` otherwise.
+    var batcher: DynamicBatcher? { get }
 }
 
 extension InferenceModel {
     public var image: ImagePreprocessing? { nil }
+    public var batcher: DynamicBatcher? { nil }
 }

@@ -9,7 +9,7 @@ extension InferenceProtocolController {
         let (name, version) = try names(context)
         let model = try registry.model(named: name, version: version)
         let metadata = model.metadata
-        let batching = (model as? BatchedModel)?.batcher.options
+        let batching = model.batcher?.options
         // As Triton: with batching, `dims` leave out the batch dimension.
         let maxBatchSize = batching?.maxBatchSize ?? 0
         var json = JSONWriter(capacity: 512)

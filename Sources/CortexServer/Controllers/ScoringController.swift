@@ -55,8 +55,8 @@ public struct ScoringController<Context: AuthenticatedContext>: Sendable {
             return try runner.model(named: modelName, logger: context.logger)
         }
         for entry in registry.entries {
-            // A tree model behind a dynamic batcher is still a tree model.
-            if case .ready(let model) = entry.state, ((model as? BatchedModel)?.base ?? model) is TreeEnsembleModel {
+            // Named features make a model scorable by name, with or without a dynamic batcher.
+            if case .ready(let model) = entry.state, !model.metadata.featureNames.isEmpty {
                 return model
             }
         }

@@ -71,8 +71,8 @@ public struct InferenceRunner: Sendable {
         let outputs: [Tensor]
         var queued: UInt64 = 0
         do {
-            if let batched = model as? BatchedModel {
-                (outputs, queued) = try await batched.batcher.infer(input.inputs)
+            if let batcher = model.batcher {
+                (outputs, queued) = try await batcher.infer(input.inputs)
                 handles.queueLatency.recordNanoseconds(Int64(queued))
             } else {
                 outputs = try model.infer(input.inputs)
