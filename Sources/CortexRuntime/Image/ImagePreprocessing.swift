@@ -50,16 +50,6 @@ public struct ImagePreprocessing: Sendable, Hashable, Decodable {
         )
     }
 
-    public static func == (lhs: Self, rhs: Self) -> Bool {
-        lhs.color == rhs.color && lhs.scale == rhs.scale && lhs.mean == rhs.mean && lhs.std == rhs.std && lhs.labels == rhs.labels
-            && lhs.fixedHeight == rhs.fixedHeight && lhs.fixedWidth == rhs.fixedWidth
-    }
-
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(color)
-        hasher.combine(labels)
-    }
-
     /// Checks the settings against the model: one FP32 input `[N, C, H, W]` with C channels, and
     /// an output whose last dimension has one column per label. Records a fixed H and W.
     mutating func check(against metadata: ModelMetadata, path: String) throws {
