@@ -1,4 +1,5 @@
 import CortexCore
+import CortexTestSupport
 import Foundation
 import Logging
 import Testing
@@ -9,27 +10,6 @@ import Testing
 /// in `.venv` (the test command runs it first).
 @Suite("ONNX Runtime backend")
 struct ONNXModelTests {
-    /// ONNX Runtime's own outputs for the bundled test images, written by scripts/make_image_models.py.
-    struct Expected: Decodable {
-        struct Image: Decodable {
-            var file: String
-            var label: Int
-            var size: Int
-            var pixels: [UInt8]?
-            var vA: [Float]?
-            var vB: [Float]?
-        }
-        var images: [Image]
-
-        static func load() throws -> Expected {
-            try JSONDecoder().decode(
-                Expected.self, from: Data(contentsOf: URL(fileURLWithPath: Fixture.path("models/digits/expected.json"))))
-        }
-
-        /// The 8x8 images, which carry pixels and both models' probabilities.
-        var exact: [Image] { images.filter { $0.pixels != nil } }
-    }
-
     static let loader = ModelLoader()
 
     static func model(_ name: String) throws -> any InferenceModel {
@@ -37,7 +17,7 @@ struct ONNXModelTests {
     }
 
     /// `[n, 1, 8, 8]` of pixel / 255 in FP32, as Python computed it.
-    static func tensor(_ images: [Expected.Image]) -> Tensor {
+    static func tensor(_ images: [DigitsFixture.Image]) -> Tensor {
         let values = images.flatMap { $0.pixels ?? [] }.map { Double(Float($0) / 255) }
         return Tensor(name: "image", datatype: .fp32, shape: TensorShape([images.count, 1, 8, 8]), data: .float(values))
     }
@@ -47,10 +27,19 @@ struct ONNXModelTests {
         return values.map(Float.init)
     }
 
-    @Test("the library is found in the project's virtualenv and reports its version")
+    @Test("the library is found in the project's virtualenv (or where ORT_DYLIB_PATH says) and reports its version")
     func library() throws {
         let path = try ONNXRuntimeLibrary.locate(configured: nil, environment: [:], workingDirectory: Fixture.packageRoot.path).get()
         #expect(path.contains(".venv/lib/python3"))
+        // ORT_DYLIB_PATH comes before the virtualenv.
+        let copy = FileManager.default.temporaryDirectory.appendingPathComponent("cortex-ort-\(UUID().uuidString).so").path
+        try FileManager.default.copyItem(atPath: path, toPath: copy)
+        defer { try? FileManager.default.removeItem(atPath: copy) }
+        #expect(
+            try ONNXRuntimeLibrary.locate(
+                configured: nil, environment: ["ORT_DYLIB_PATH": copy], workingDirectory: Fixture.packageRoot.path
+            )
+            .get() == copy)
         let library = try ONNXRuntimeLibrary.open(path: path).get()
         #expect(library.version.split(separator: ".").count == 3)
     }
@@ -72,7 +61,7 @@ struct ONNXModelTests {
     @Test("outputs equal Python onnxruntime's bit for bit, one image at a time", arguments: ["vA", "vB"])
     func parity(name: String) throws {
         let model = try Self.model(name)
-        let images = try Expected.load().exact
+        let images = try DigitsFixture.load(root: Fixture.packageRoot).exact
         #expect(images.count == 20)
         var correct = 0
         for image in images {
@@ -93,7 +82,7 @@ struct ONNXModelTests {
     @Test("a batch of 20 images gives each image's own result", arguments: ["vA", "vB"])
     func batchParity(name: String) throws {
         let model = try Self.model(name)
-        let images = try Expected.load().exact
+        let images = try DigitsFixture.load(root: Fixture.packageRoot).exact
         let output = try #require(try model.infer([Self.tensor(images)]).first)
         #expect(output.shape == TensorShape([20, 10]))
         let rows = Self.probabilities(output)
@@ -156,9 +145,16 @@ struct ONNXModelTests {
         } throws: { error in
             String(describing: error).contains("/nonexistent/libonnxruntime.so does not exist")
         }
-        let nowhere = ONNXRuntimeLibrary.locate(configured: nil, environment: [:], workingDirectory: "/nonexistent")
-        if case .failure(let error) = nowhere {
-            #expect(error.description.contains("scripts/onnxruntime.sh install"))
+        let nowhere = ONNXRuntimeLibrary.locate(configured: nil, environment: [:], workingDirectory: "/nonexistent", askSystemPython: false)
+        guard case .failure(let error) = nowhere else {
+            Issue.record("found a library where there is none: \(nowhere)")
+            return
+        }
+        #expect(error.description.contains("/nonexistent/.venv/lib/python3*"))
+        #expect(error.description.contains("scripts/onnxruntime.sh install"))
+        let badVariable = ONNXRuntimeLibrary.locate(configured: nil, environment: ["ORT_DYLIB_PATH": "/nonexistent/lib.so"])
+        #expect(throws: ONNXRuntimeLibrary.LoadError(description: "ORT_DYLIB_PATH=/nonexistent/lib.so does not exist")) {
+            try badVariable.get()
         }
         // Not a library at all.
         let fake = ONNXRuntimeLibrary.open(path: Fixture.path("models/vA.onnx"))
@@ -177,6 +173,32 @@ struct ONNXModelTests {
         } throws: { error in
             let text = String(describing: error)
             return text.contains("broken.onnx") && text.contains("ONNX Runtime cannot load it")
+        }
+    }
+
+    @Test("session options come from the manifest; bad ones are refused with the field named")
+    func sessionOptions() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cortex-onnx-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("m.onnx").path
+        try FileManager.default.copyItem(atPath: Fixture.path("models/vB.onnx"), toPath: path)
+        try Data("onnx: {intra_op_threads: 2, inter_op_threads: 3, optimization: basic}\n".utf8)
+            .write(to: directory.appendingPathComponent("m.yaml"))
+        let properties = try Self.loader.load(ModelSource(path: path)).metadata.properties
+        #expect(properties["intra_op_threads"] == "2")
+        #expect(properties["inter_op_threads"] == "3")
+        #expect(properties["optimization"] == "basic")
+        for (settings, field) in [
+            ("onnx: {optimization: fastest}", "onnx.optimization"), ("onnx: {intra_op_threads: 0}", "onnx.intra_op_threads"),
+            ("batching: {max_batch_size: 8, max_queue: 0}", "batching.max_queue"),
+        ] {
+            try Data((settings + "\n").utf8).write(to: directory.appendingPathComponent("m.yaml"))
+            #expect {
+                try Self.loader.load(ModelSource(path: path))
+            } throws: { error in
+                (error as? ModelLoadError)?.field == field
+            }
         }
     }
 

@@ -100,13 +100,14 @@ public final class ONNXRuntimeLibrary: Sendable {
     /// 1. `configured` (`onnx.library` / `ORT_LIBRARY_PATH`),
     /// 2. `ORT_DYLIB_PATH` (the name Rust's `ort` crate uses),
     /// 3. the project's virtualenv, `.venv/lib/python3*/site-packages/onnxruntime/capi/`,
-    /// 4. the `onnxruntime` package of the system's `python3`.
+    /// 4. the `onnxruntime` package of the system's `python3` (unless `askSystemPython` is false).
     ///
     /// - Returns: The path, or why none was found (every place looked at).
     public static func locate(
         configured: String?,
         environment: [String: String]? = nil,
-        workingDirectory: String? = nil
+        workingDirectory: String? = nil,
+        askSystemPython: Bool = true
     ) -> Result<String, LoadError> {
         let environment = environment ?? ProcessInfo.processInfo.environment
         let workingDirectory = workingDirectory ?? FileManager.default.currentDirectoryPath
@@ -128,9 +129,11 @@ public final class ONNXRuntimeLibrary: Sendable {
         for python in (try? FileManager.default.contentsOfDirectory(atPath: venv))?.sorted() ?? [] where python.hasPrefix("python3") {
             if let found = library(in: "\(venv)/\(python)/site-packages/onnxruntime/capi") { return .success(found) }
         }
-        looked.append("python3 -c 'import onnxruntime'")
-        if let directory = systemPythonPackage(), let found = library(in: directory + "/capi") {
-            return .success(found)
+        if askSystemPython {
+            looked.append("python3 -c 'import onnxruntime'")
+            if let directory = systemPythonPackage(), let found = library(in: directory + "/capi") {
+                return .success(found)
+            }
         }
         return .failure(
             LoadError(
