@@ -121,7 +121,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CortexRuntimeTests",
-            dependencies: ["CortexRuntime"],
+            dependencies: ["CortexRuntime", "CortexTestSupport"],
             exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),

@@ -1,5 +1,6 @@
 import CortexRuntime
 import CortexServer
+import CortexTestSupport
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -9,20 +10,8 @@ import Testing
 /// ONNX Runtime, and a table of bad images and bad requests.
 @Suite("Image classification (seed 001's /v1/infer)")
 struct ImageTests {
-    struct Expected: Decodable {
-        struct Image: Decodable {
-            var file: String
-            var label: Int
-            var size: Int
-            var vA: [Float]?
-            var vB: [Float]?
-        }
-        var images: [Image]
-    }
-
-    static func expected() throws -> [Expected.Image] {
-        let data = try Data(contentsOf: URL(fileURLWithPath: Repository.path("models/digits/expected.json")))
-        return try JSONDecoder().decode(Expected.self, from: data).images
+    static func expected() throws -> [DigitsFixture.Image] {
+        try DigitsFixture.load(root: Repository.root).images
     }
 
     static func base64(_ file: String) throws -> String {

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import CortexTestSupport
 import Foundation
 import NIOCore
 import Testing
@@ -7,20 +8,6 @@ import Testing
 /// it, and dynamic batching under concurrency.
 @Suite("ONNX models over HTTP (real processes, real ONNX Runtime)", .serialized)
 struct ONNXServingTests {
-    /// ONNX Runtime's outputs for the bundled test images (scripts/make_image_models.py).
-    struct Expected: Decodable {
-        struct Image: Decodable {
-            var pixels: [UInt8]?
-            var vA: [Float]?
-        }
-        var images: [Image]
-
-        static func exact() throws -> [Image] {
-            let data = try Data(contentsOf: URL(fileURLWithPath: Repository.path("models/digits/expected.json")))
-            return try JSONDecoder().decode(Expected.self, from: data).images.filter { $0.pixels != nil }
-        }
-    }
-
     @Test("the official tritonclient (pip) works against Cortex: metadata, config, JSON and binary tensors, errors, stats")
     func tritonClient() async throws {
         let directory = try TemporaryDirectory()
@@ -49,7 +36,7 @@ struct ONNXServingTests {
         )
         defer { cortex.terminate() }
         try await Self.waitUntilReady(["vA"], port: port)
-        let images = try Expected.exact()
+        let images = try DigitsFixture.load(root: Repository.root).exact
         let requests = 240
         let mismatches = try await LedgerLoadTests.withClient { client in
             await withTaskGroup(of: Int.self) { group in
