@@ -195,9 +195,15 @@ struct LLMProviderTests {
         // Cut after two tokens: the stream is the primary's; it ends with an error after the text delivered.
         let direct = OllamaProvider(baseURL: primary.url, model: "m", timeouts: Self.fast)
         primary.set(.cut("alpha beta gamma delta", words: 2))
-        let (text, _, error) = await Self.collect(try await direct.streamChat(Self.hello))
+        var cut = try await direct.streamChat(Self.hello).makeAsyncIterator()
+        var text = ""
+        while text != "alpha beta ", let delta = try await cut.next() { text += delta.text }
         #expect(text == "alpha beta ")
-        #expect(error != nil, "a cut stream ends with an error, not as if complete")
+        primary.releaseCut()
+        await #expect(throws: (any Error).self, "a cut stream ends with an error, not as if complete") {
+            while let delta = try await cut.next() { text += delta.text }
+        }
+        #expect(text == "alpha beta ")
     }
 
     @Test("warming: polls the primary's model list and promotes to primary without a restart; Ollama's :latest counts")

@@ -15,7 +15,9 @@ final class FakeLLMServer: Sendable {
         case fail(status: Int, message: String)
         /// Waits this long, then answers.
         case slow(Duration, String)
-        /// Streams the first `words` words of `text`, then drops the connection.
+        /// Streams the first `words` words of `text`, then drops the connection once the test calls
+        /// `releaseCut()` (after it has seen those words arrive, so none of them can be lost with
+        /// the connection).
         case cut(String, words: Int)
         /// Sends the stream's head at once, then nothing for this long.
         case silent(Duration)
@@ -28,6 +30,8 @@ final class FakeLLMServer: Sendable {
         let received = Mutex<[Data]>([])
         /// What the model lists answer.
         let models: Mutex<[String]>
+        /// Holds a cut stream open until the test releases it.
+        let cutGate = AsyncGate()
 
         init(_ behaviour: Behaviour, models: [String]) {
             self.behaviour = Mutex(behaviour)
@@ -46,6 +50,11 @@ final class FakeLLMServer: Sendable {
 
     func set(_ behaviour: Behaviour) {
         state.behaviour.withLock { $0 = behaviour }
+    }
+
+    /// Lets a `.cut` stream drop its connection.
+    func releaseCut() {
+        state.cutGate.open()
     }
 
     /// Changes the model list (a pull finished).
@@ -68,7 +77,7 @@ final class FakeLLMServer: Sendable {
                 current = .answer(text, usage: (1, 1))
             }
             if json["stream"] as? Bool == true {
-                return Self.stream(current, ollama: ollama, model: model)
+                return Self.stream(current, ollama: ollama, model: model, gate: state.cutGate)
             }
             switch current {
             case .answer(let text, let usage):
@@ -166,7 +175,7 @@ final class FakeLLMServer: Sendable {
     }
 
     /// A streamed answer, word by word: OpenAI's server-sent events or Ollama's NDJSON.
-    static func stream(_ behaviour: Behaviour, ollama: Bool, model: String) -> Response {
+    static func stream(_ behaviour: Behaviour, ollama: Bool, model: String, gate: AsyncGate) -> Response {
         if case .fail(let status, let message) = behaviour {
             return json(HTTPResponse.Status(code: status), ollama ? ["error": message] : ["error": ["message": message]])
         }
@@ -186,6 +195,7 @@ final class FakeLLMServer: Sendable {
                     for word in text.split(separator: " ").prefix(count) {
                         try await writer.write(token(String(word) + " ", ollama: ollama, model: model))
                     }
+                    await gate.wait()
                     throw CancellationError()
                 case .silent(let delay):
                     try await Task.sleep(for: delay)
@@ -200,5 +210,30 @@ final class FakeLLMServer: Sendable {
     static func json(_ status: HTTPResponse.Status, _ object: [String: Any]) -> Response {
         let data = (try? JSONSerialization.data(withJSONObject: object)) ?? Data()
         return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(data: data)))
+    }
+}
+
+/// Opens once; waiters before and after the opening pass.
+final class AsyncGate: Sendable {
+    private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func open() {
+        let waiters = state.withLock { state in
+            state.open = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    func wait() async {
+        await withCheckedContinuation { continuation in
+            let passes = state.withLock { state in
+                if state.open { return true }
+                state.waiters.append(continuation)
+                return false
+            }
+            if passes { continuation.resume() }
+        }
     }
 }
