@@ -12,17 +12,47 @@ public struct ChatMessage: Sendable, Hashable, Codable {
     }
 }
 
-/// What a client asks of an LLM.
+/// What a client asks of an LLM: a chat, or a plain completion of a prompt.
 public struct ChatRequest: Sendable, Hashable {
-    public var messages: [ChatMessage]
+    /// The text the model continues.
+    public enum Input: Sendable, Hashable {
+        /// A conversation (Ollama's `/api/chat`, OpenAI's `/v1/chat/completions`).
+        case messages([ChatMessage])
+        /// A raw prompt, without a chat template (Ollama's `/api/generate`, OpenAI's `/v1/completions`).
+        case prompt(String)
+    }
+
+    public var input: Input
     /// Most tokens to generate; `nil` leaves it to the provider.
     public var maxTokens: Int?
     public var temperature: Double?
 
     public init(messages: [ChatMessage], maxTokens: Int? = nil, temperature: Double? = nil) {
-        self.messages = messages
+        self.init(input: .messages(messages), maxTokens: maxTokens, temperature: temperature)
+    }
+
+    public init(prompt: String, maxTokens: Int? = nil, temperature: Double? = nil) {
+        self.init(input: .prompt(prompt), maxTokens: maxTokens, temperature: temperature)
+    }
+
+    public init(input: Input, maxTokens: Int?, temperature: Double?) {
+        self.input = input
         self.maxTokens = maxTokens
         self.temperature = temperature
+    }
+
+    /// The input as the JSON members a provider sends: `messages` or `prompt`.
+    var inputMembers: (key: String, value: Any) {
+        switch input {
+        case .messages(let messages): ("messages", messages.map { ["role": $0.role, "content": $0.content] })
+        case .prompt(let prompt): ("prompt", prompt)
+        }
+    }
+
+    /// Whether this is a plain completion.
+    var isPrompt: Bool {
+        if case .prompt = input { return true }
+        return false
     }
 }
 

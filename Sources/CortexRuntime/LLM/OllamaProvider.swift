@@ -1,6 +1,6 @@
 import Foundation
 
-/// An Ollama server: `POST /api/chat`, `GET /api/tags`.
+/// An Ollama server: `POST /api/chat`, `POST /api/generate` (prompts), `GET /api/tags`.
 public struct OllamaProvider: LLMProvider {
     public let name: String
     public let model: String
@@ -17,22 +17,19 @@ public struct OllamaProvider: LLMProvider {
         var options: [String: Any] = [:]
         if let maxTokens = request.maxTokens { options["num_predict"] = maxTokens }
         if let temperature = request.temperature { options["temperature"] = temperature }
-        return [
-            "model": model,
-            "messages": request.messages.map { ["role": $0.role, "content": $0.content] },
-            "stream": stream,
-            "options": options,
-        ]
+        let input = request.inputMembers
+        return ["model": model, input.key: input.value, "stream": stream, "options": options]
     }
 
     public func streamChat(_ request: ChatRequest) async throws(ProviderError) -> AsyncThrowingStream<ChatDelta, any Error> {
-        try await http.stream("/api/chat", body: body(request, stream: true)) { DeltaStreamDecoder.ollama }
+        try await http.stream(Self.path(request), body: body(request, stream: true)) { DeltaStreamDecoder.ollama }
     }
 
     public func chat(_ request: ChatRequest) async throws(ProviderError) -> ChatResponse {
-        let object = try await http.json(.POST, "/api/chat", body: body(request, stream: false))
-        guard let message = object["message"] as? [String: Any], let text = message["content"] as? String else {
-            throw .invalidResponse("no message.content")
+        let object = try await http.json(.POST, Self.path(request), body: body(request, stream: false))
+        // A chat answers `message.content`, a generation `response`.
+        guard let text = (object["message"] as? [String: Any])?["content"] as? String ?? object["response"] as? String else {
+            throw .invalidResponse(request.isPrompt ? "no response" : "no message.content")
         }
         var usage: TokenUsage?
         if let prompt = object["prompt_eval_count"] as? Int, let completion = object["eval_count"] as? Int {
@@ -41,6 +38,10 @@ public struct OllamaProvider: LLMProvider {
         return ChatResponse(
             text: text, finishReason: object["done_reason"] as? String, usage: usage, provider: name,
             model: object["model"] as? String ?? model)
+    }
+
+    static func path(_ request: ChatRequest) -> String {
+        request.isPrompt ? "/api/generate" : "/api/chat"
     }
 
     public func listModels() async throws(ProviderError) -> [String] {

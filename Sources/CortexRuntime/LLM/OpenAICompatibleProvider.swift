@@ -1,7 +1,7 @@
 import Foundation
 
 /// An OpenAI-compatible server: OpenAI itself, vLLM, llama.cpp's server.
-/// `POST /v1/chat/completions`, `GET /v1/models`.
+/// `POST /v1/chat/completions`, `POST /v1/completions` (prompts), `GET /v1/models`.
 public struct OpenAICompatibleProvider: LLMProvider {
     public let name: String
     public let model: String
@@ -16,11 +16,8 @@ public struct OpenAICompatibleProvider: LLMProvider {
     }
 
     func body(_ request: ChatRequest, stream: Bool) -> [String: Any] {
-        var body: [String: Any] = [
-            "model": model,
-            "messages": request.messages.map { ["role": $0.role, "content": $0.content] },
-            "stream": stream,
-        ]
+        let input = request.inputMembers
+        var body: [String: Any] = ["model": model, input.key: input.value, "stream": stream]
         if stream { body["stream_options"] = ["include_usage": true] }
         if let maxTokens = request.maxTokens { body["max_tokens"] = maxTokens }
         if let temperature = request.temperature { body["temperature"] = temperature }
@@ -28,15 +25,15 @@ public struct OpenAICompatibleProvider: LLMProvider {
     }
 
     public func streamChat(_ request: ChatRequest) async throws(ProviderError) -> AsyncThrowingStream<ChatDelta, any Error> {
-        try await http.stream("/v1/chat/completions", body: body(request, stream: true)) { DeltaStreamDecoder.openAI }
+        try await http.stream(Self.path(request), body: body(request, stream: true)) { DeltaStreamDecoder.openAI }
     }
 
     public func chat(_ request: ChatRequest) async throws(ProviderError) -> ChatResponse {
-        let object = try await http.json(.POST, "/v1/chat/completions", body: body(request, stream: false))
-        guard let choice = (object["choices"] as? [[String: Any]])?.first, let message = choice["message"] as? [String: Any],
-            let text = message["content"] as? String
-        else {
-            throw .invalidResponse("no choices[0].message.content")
+        let object = try await http.json(.POST, Self.path(request), body: body(request, stream: false))
+        let choice = (object["choices"] as? [[String: Any]])?.first
+        // A chat answers `message.content`, a completion `text`.
+        guard let text = (choice?["message"] as? [String: Any])?["content"] as? String ?? choice?["text"] as? String else {
+            throw .invalidResponse(request.isPrompt ? "no choices[0].text" : "no choices[0].message.content")
         }
         var usage: TokenUsage?
         if let counts = object["usage"] as? [String: Any], let prompt = counts["prompt_tokens"] as? Int,
@@ -45,8 +42,12 @@ public struct OpenAICompatibleProvider: LLMProvider {
             usage = TokenUsage(promptTokens: prompt, completionTokens: completion)
         }
         return ChatResponse(
-            text: text, finishReason: choice["finish_reason"] as? String, usage: usage, provider: name,
+            text: text, finishReason: choice?["finish_reason"] as? String, usage: usage, provider: name,
             model: object["model"] as? String ?? model)
+    }
+
+    static func path(_ request: ChatRequest) -> String {
+        request.isPrompt ? "/v1/completions" : "/v1/chat/completions"
     }
 
     public func listModels() async throws(ProviderError) -> [String] {

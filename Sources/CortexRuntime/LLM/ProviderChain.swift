@@ -58,13 +58,14 @@ public final class ProviderChain: Sendable {
         breakers.withLock { $0.map(\.state) }
     }
 
-    /// Sends `request` down the chain.
+    /// Sends `request` down the chain, from the provider at `start` on (`1` skips a primary that is
+    /// still warming).
     ///
     /// - Returns: The answer and the providers that failed before it (empty when the primary answered).
     /// - Throws: ``ProviderError/rejected(status:message:)`` when a provider refused the request
     ///   itself; ``Unavailable`` when no provider answered.
-    public func chat(_ request: ChatRequest) async throws -> (response: ChatResponse, failed: [Attempt]) {
-        let (response, _, failed) = try await first { provider throws(ProviderError) in try await provider.chat(request) }
+    public func chat(_ request: ChatRequest, from start: Int = 0) async throws -> (response: ChatResponse, failed: [Attempt]) {
+        let (response, _, failed) = try await first(from: start) { provider throws(ProviderError) in try await provider.chat(request) }
         return (response, failed)
     }
 
@@ -73,18 +74,19 @@ public final class ProviderChain: Sendable {
     /// provider's, and a cut ends it with the provider's error.
     ///
     /// - Returns: The deltas, the provider streaming them, and the providers that failed before.
-    public func streamChat(_ request: ChatRequest) async throws -> (
+    public func streamChat(_ request: ChatRequest, from start: Int = 0) async throws -> (
         deltas: AsyncThrowingStream<ChatDelta, any Error>, provider: String, failed: [Attempt]
     ) {
-        try await first { provider throws(ProviderError) in try await provider.streamChat(request) }
+        try await first(from: start) { provider throws(ProviderError) in try await provider.streamChat(request) }
     }
 
     /// `call` on each provider in turn until one succeeds.
     private func first<Result>(
+        from start: Int,
         _ call: (any LLMProvider) async throws(ProviderError) -> Result
     ) async throws -> (Result, String, [Attempt]) {
         var attempts: [Attempt] = []
-        for (index, provider) in providers.enumerated() {
+        for (index, provider) in providers.enumerated() where index >= start {
             let (allowed, transition) = breakers.withLock { $0[index].allow(now: now()) }
             if let transition { onTransition(provider.name, transition) }
             guard allowed else {

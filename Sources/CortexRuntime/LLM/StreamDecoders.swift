@@ -85,7 +85,7 @@ struct ServerSentEventDecoder: Sendable {
 
 /// The chunks of a streamed chat in each provider's format.
 enum StreamChunk {
-    /// One OpenAI `chat.completion.chunk` event's data; `nil` for `[DONE]`.
+    /// One OpenAI `chat.completion.chunk` (or completion chunk) event's data; `nil` for `[DONE]`.
     static func openAI(_ data: String) throws(ProviderError) -> ChatDelta? {
         guard data != "[DONE]" else { return nil }
         guard let object = (try? JSONSerialization.jsonObject(with: Data(data.utf8))) as? [String: Any] else {
@@ -102,7 +102,9 @@ enum StreamChunk {
         {
             usage = TokenUsage(promptTokens: prompt, completionTokens: completion)
         }
-        return ChatDelta(text: delta?["content"] as? String ?? "", finishReason: choice?["finish_reason"] as? String, usage: usage)
+        // A chat chunk carries `delta.content`, a completion chunk `text`.
+        let text = delta?["content"] as? String ?? choice?["text"] as? String ?? ""
+        return ChatDelta(text: text, finishReason: choice?["finish_reason"] as? String, usage: usage)
     }
 
     /// One line of Ollama's NDJSON stream (`{"message":{"content":...},"done":false}`).

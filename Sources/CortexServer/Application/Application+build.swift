@@ -60,6 +60,22 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
         rateLimit: configuration.rateLimit.limit,
         maxBodyBytes: configuration.server.maxBodyBytes
     ).addRoutes(to: inferring)
+    if let llm = dependencies.llm {
+        // `/chat` answers browsers on ALLOWED_ORIGINS (seed 004): its preflight needs no key.
+        let cors = router.group().add(middleware: CORSMiddleware(allowedOrigins: configuration.llm.allowedOrigins))
+        cors.on("/chat", method: .options) { _, _ in Response(status: .noContent) }
+        let chat = cors.group().add(middleware: APIKeyMiddleware(authenticator: dependencies.authenticator, scope: .infer))
+        if let limit = configuration.rateLimit.limit {
+            chat.add(middleware: RateLimitMiddleware(limiter: dependencies.rateLimiter, limit: limit, metrics: dependencies.metrics))
+        }
+        LLMController(
+            gateway: llm,
+            billing: dependencies.billing,
+            modelLimits: modelLimits,
+            maxBodyBytes: configuration.server.maxBodyBytes,
+            created: dependencies.startedAt
+        ).addRoutes(to: inferring, chat: chat)
+    }
     AdminController(dependencies: dependencies).addRoutes(
         to: router.group().add(
             middleware: AdminAuthMiddleware(adminToken: configuration.auth.adminToken, authenticator: dependencies.authenticator)
@@ -130,6 +146,7 @@ public func runServer(_ dependencies: ServerDependencies, logger: Logger) async 
     try await group.run()
     await dependencies.store.close()
     await dependencies.sharedRateLimiter?.redis.close()
+    dependencies.llm?.stop()
     logger.notice("SERVER_STOPPED")
 }
 

@@ -33,6 +33,8 @@ public struct ServerDependencies: Sendable {
     public let reloadConfiguration: @Sendable () throws -> CortexConfiguration
     /// Per-model counts and times for `/v2/models/{model}/stats`.
     public let statistics: InferenceStatistics
+    /// The LLM deployment, when `LLM_PRIMARY_URL` is set.
+    public let llm: LLMGateway?
     /// When the server was opened, for `/status`.
     public let startedAt = Date()
 
@@ -85,6 +87,8 @@ public struct ServerDependencies: Sendable {
             )
         }
         let drain = DrainState()
+        let llm = configuration.llm.isEnabled ? LLMGateway(configuration: configuration.llm, metricsFactory: factory, logger: logger) : nil
+        llm?.start()
         let readiness = ReadinessChecks(
             store: store,
             registry: registry,
@@ -92,6 +96,7 @@ public struct ServerDependencies: Sendable {
             minFreeDiskMB: configuration.readiness.minFreeDiskMB,
             metrics: metrics,
             sharedRateLimiter: sharedLimiter,
+            llm: llm,
             logger: logger
         )
         return ServerDependencies(
@@ -107,7 +112,8 @@ public struct ServerDependencies: Sendable {
             rateLimiter: sharedLimiter ?? localLimiter,
             sharedRateLimiter: sharedLimiter,
             reloadConfiguration: reload ?? { configuration },
-            statistics: statistics
+            statistics: statistics,
+            llm: llm
         )
     }
 

@@ -48,9 +48,62 @@ public struct Billing: Sendable {
         work: () async throws -> ResponseContent
     ) async throws -> Response {
         let price = configuration.price(of: model)
-        guard price > .zero, let principal = context.principal else {
-            return try await work().response()
+        let held: HeldCharge
+        switch try await hold(price, model: model, request: request, body: body, context: context) {
+        case .notBilled: return try await work().response()
+        case .replay(let response): return response
+        case .held(let charge): held = charge
         }
+        let content: ResponseContent
+        do {
+            content = try await work()
+        } catch {
+            await release(held)
+            throw error
+        }
+        let balance = try await settle(held, cost: price, storing: content)
+        var response = content.response()
+        response.headers[.xCreditsCharged] = price.description
+        response.headers[.xCreditsBalance] = balance.description
+        return response
+    }
+
+    /// What ``hold(_:model:request:body:context:)`` did.
+    public enum HoldResult: Sendable {
+        /// Nothing to bill: no price, or an anonymous request.
+        case notBilled
+        /// The stored answer of an earlier request with the same `Idempotency-Key`, uncharged.
+        case replay(Response)
+        /// Credits are held: settle or release them.
+        case held(HeldCharge)
+    }
+
+    /// Credits held for one request, until it is settled or released.
+    public struct HeldCharge: Sendable {
+        let tenantID: Int64
+        let requestID: String
+        let model: String
+        /// The amount held: the most the request can be charged.
+        public let amount: Credits
+        /// The balance right after the hold.
+        let remaining: Credits
+        let idempotency: Idempotency?
+        let logger: Logger
+    }
+
+    /// Holds `amount` for the request: the first step of billing when the cost is known only
+    /// after the work (an LLM's tokens), or is the model's price (``charge(model:request:body:context:work:)``).
+    ///
+    /// - Throws: ``APIError``: 402 without credits, 409 for a repeated request id or a key still in
+    ///   use, 422 for a key reused with another request, 503 if the ledger cannot be written.
+    public func hold<Context: AuthenticatedContext>(
+        _ amount: Credits,
+        model: String,
+        request: Request,
+        body: ByteBuffer,
+        context: Context
+    ) async throws -> HoldResult {
+        guard amount > .zero, let principal = context.principal else { return .notBilled }
         let logger = context.logger
         let tenantID = principal.tenant.id
         let requestID = context.requestID
@@ -58,24 +111,26 @@ public struct Billing: Sendable {
         let hold = Hold(
             tenantID: tenantID,
             requestID: requestID,
-            amount: price,
+            amount: amount,
             model: model,
             keyID: principal.key.id,
             expiresAt: Date().addingTimeInterval(configuration.holdTTLSeconds),
             idempotency: idempotency
         )
-        let balance: Credits
         do {
             switch try await ledger.hold(hold) {
             case .held(let remaining):
-                balance = remaining
+                return .held(
+                    HeldCharge(
+                        tenantID: tenantID, requestID: requestID, model: model, amount: amount, remaining: remaining,
+                        idempotency: idempotency, logger: logger))
             case .insufficient(let available):
                 metrics.model(model).record(.creditsExhausted)
                 logger.warning(
                     "BILLING_FAIL",
-                    metadata: ["model": "\(model)", "reason": "insufficient credits", "balance": "\(available)", "price": "\(price)"]
+                    metadata: ["model": "\(model)", "reason": "insufficient credits", "balance": "\(available)", "price": "\(amount)"]
                 )
-                throw APIError.creditsExhausted(balance: available, price: price)
+                throw APIError.creditsExhausted(balance: available, price: amount)
             case .duplicateRequest:
                 throw APIError(
                     status: 409,
@@ -87,7 +142,7 @@ public struct Billing: Sendable {
                 var response = ResponseContent(stored: stored.body).response(status: HTTPResponse.Status(code: stored.status))
                 response.headers[.idempotentReplayed] = "true"
                 response.headers[.xCreditsCharged] = "0"
-                return response
+                return .replay(response)
             case .idempotentReplay(nil, true):
                 throw APIError(
                     status: 409,
@@ -110,45 +165,48 @@ public struct Billing: Sendable {
             logger.error("BILLING_FAIL", metadata: ["model": "\(model)", "reason": "ledger unavailable", "error": "\(error)"])
             throw APIError.billingUnavailable
         }
+    }
 
-        let content: ResponseContent
+    /// Returns a hold: the work failed, nothing is charged.
+    public func release(_ held: HeldCharge) async {
         do {
-            content = try await work()
+            _ = try await ledger.release(tenantID: held.tenantID, requestID: held.requestID)
         } catch {
-            do {
-                _ = try await ledger.release(tenantID: tenantID, requestID: requestID)
-            } catch let releaseError {
-                // The hold expires and is released by the sweeper: still no charge.
-                logger.error(
-                    "BILLING_FAIL",
-                    metadata: ["model": "\(model)", "reason": "release failed; the hold will expire", "error": "\(releaseError)"]
-                )
-            }
-            throw error
+            // The hold expires and is released by the sweeper: still no charge.
+            held.logger.error(
+                "BILLING_FAIL",
+                metadata: ["model": "\(held.model)", "reason": "release failed; the hold will expire", "error": "\(error)"]
+            )
         }
+    }
 
+    /// Charges `cost` (at most the amount held; the rest goes back), durably, and keeps `content`
+    /// for an `Idempotency-Key` retry.
+    ///
+    /// - Returns: The balance after the charge.
+    /// - Throws: ``APIError/billingUnavailable`` when the ledger cannot be written or the hold
+    ///   expired (`HOLD_TTL_S`) before the work finished: then nothing is charged.
+    @discardableResult
+    public func settle(_ held: HeldCharge, cost: Credits, storing content: ResponseContent?) async throws(APIError) -> Credits {
+        let cost = min(cost, held.amount)
         let settled: Bool
         do {
             settled = try await ledger.settle(
-                tenantID: tenantID,
-                requestID: requestID,
-                cost: price,
-                idempotentResponse: idempotency.map { _ in StoredResponse(status: 200, body: content.stored) }
+                tenantID: held.tenantID,
+                requestID: held.requestID,
+                cost: cost,
+                idempotentResponse: held.idempotency.flatMap { _ in content.map { StoredResponse(status: 200, body: $0.stored) } }
             )
         } catch {
-            logger.error("BILLING_FAIL", metadata: ["model": "\(model)", "reason": "settlement failed", "error": "\(error)"])
+            held.logger.error("BILLING_FAIL", metadata: ["model": "\(held.model)", "reason": "settlement failed", "error": "\(error)"])
             throw APIError.billingUnavailable
         }
         guard settled else {
-            // The hold expired (HOLD_TTL_S) before the work finished and was released: no charge, no answer.
-            logger.error("BILLING_FAIL", metadata: ["model": "\(model)", "reason": "hold expired before settlement"])
+            held.logger.error("BILLING_FAIL", metadata: ["model": "\(held.model)", "reason": "hold expired before settlement"])
             throw APIError.billingUnavailable
         }
-        metrics.model(model).creditsSpent.increment(by: Double(price.microcredits) / Double(Credits.scale))
-        var response = content.response()
-        response.headers[.xCreditsCharged] = price.description
-        response.headers[.xCreditsBalance] = balance.description
-        return response
+        metrics.model(held.model).creditsSpent.increment(by: Double(cost.microcredits) / Double(Credits.scale))
+        return held.remaining.adding(held.amount.subtracting(cost) ?? .zero) ?? held.remaining
     }
 
     /// The request's `Idempotency-Key` with its fingerprint, or `nil` without one.

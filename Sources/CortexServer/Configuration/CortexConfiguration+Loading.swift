@@ -37,6 +37,13 @@ extension CortexConfiguration {
         Setting(yamlPath: "server.drain_delay_s", environment: "DRAIN_DELAY_S", accepted: "seconds from 0 to 600") { config, value in
             parse(value, into: &config.server.drainDelaySeconds, in: 0...600)
         },
+        Setting(yamlPath: "server.build_sha", environment: "BUILD_SHA", accepted: "a commit id of 1-64 letters and digits") {
+            config,
+            value in
+            guard (1...64).contains(value.count), value.allSatisfy({ $0.isLetter || $0.isNumber }) else { return false }
+            config.server.buildSHA = value
+            return true
+        },
         Setting(
             yamlPath: "log.level",
             environment: "LOG_LEVEL",
@@ -200,6 +207,115 @@ extension CortexConfiguration {
             value in
             parse(value, into: &config.imageMaxPixels, in: 1...(1 << 28))
         },
+        Setting(yamlPath: "llm.deployment", environment: "LLM_DEPLOYMENT", accepted: "a model name") { config, value in
+            guard isValidModelName(value) else { return false }
+            config.llm.deployment = value
+            return true
+        },
+        Setting(yamlPath: "llm.primary_url", environment: "LLM_PRIMARY_URL", accepted: "http://host:port or https://host:port") {
+            config,
+            value in
+            parse(url: value, into: &config.llm.primary.url)
+        },
+        Setting(yamlPath: "llm.primary_kind", environment: "LLM_PRIMARY_KIND", accepted: "ollama or openai") { config, value in
+            parse(value, into: &config.llm.primary.kind)
+        },
+        Setting(yamlPath: "llm.primary_model", environment: "LLM_PRIMARY_MODEL", accepted: "the provider's model name") {
+            config,
+            value in
+            parse(llmModel: value, into: &config.llm.primary.model)
+        },
+        Setting(yamlPath: "llm.primary_api_key", environment: "LLM_PRIMARY_API_KEY", accepted: "a key without spaces") { config, value in
+            guard !value.isEmpty, !value.contains(where: \.isWhitespace) else { return false }
+            config.llm.primary.apiKey = value
+            return true
+        },
+        Setting(yamlPath: "llm.fallback_url", environment: "LLM_FALLBACK_URL", accepted: "http://host:port or https://host:port") {
+            config,
+            value in
+            parse(url: value, into: &config.llm.fallback.url)
+        },
+        Setting(yamlPath: "llm.fallback_kind", environment: "LLM_FALLBACK_KIND", accepted: "ollama or openai") { config, value in
+            parse(value, into: &config.llm.fallback.kind)
+        },
+        Setting(yamlPath: "llm.fallback_model", environment: "LLM_FALLBACK_MODEL", accepted: "the provider's model name") {
+            config,
+            value in
+            parse(llmModel: value, into: &config.llm.fallback.model)
+        },
+        Setting(yamlPath: "llm.fallback_api_key", environment: "LLM_FALLBACK_API_KEY", accepted: "a key without spaces") {
+            config,
+            value in
+            guard !value.isEmpty, !value.contains(where: \.isWhitespace) else { return false }
+            config.llm.fallback.apiKey = value
+            return true
+        },
+        Setting(yamlPath: "llm.connect_timeout_s", environment: "LLM_CONNECT_TIMEOUT_S", accepted: "seconds from 0.01 to 600") {
+            config,
+            value in
+            parse(value, into: &config.llm.connectTimeoutSeconds, in: 0.01...600)
+        },
+        Setting(yamlPath: "llm.first_token_timeout_s", environment: "LLM_FIRST_TOKEN_TIMEOUT_S", accepted: "seconds from 0.01 to 3600") {
+            config,
+            value in
+            parse(value, into: &config.llm.firstTokenTimeoutSeconds, in: 0.01...3600)
+        },
+        Setting(yamlPath: "llm.total_timeout_s", environment: "LLM_TOTAL_TIMEOUT_S", accepted: "seconds from 0.01 to 86400") {
+            config,
+            value in
+            parse(value, into: &config.llm.totalTimeoutSeconds, in: 0.01...86_400)
+        },
+        Setting(yamlPath: "llm.poll_interval_s", environment: "PRIMARY_POLL_INTERVAL_S", accepted: "seconds from 0.01 to 3600") {
+            config,
+            value in
+            parse(value, into: &config.llm.pollIntervalSeconds, in: 0.01...3600)
+        },
+        Setting(yamlPath: "llm.poll_max_s", environment: "PRIMARY_POLL_MAX_S", accepted: "seconds from 0 to 604800") { config, value in
+            parse(value, into: &config.llm.pollMaxSeconds, in: 0...604_800)
+        },
+        Setting(yamlPath: "llm.breaker_failures", environment: "LLM_BREAKER_FAILURES", accepted: "an integer from 1 to 1000") {
+            config,
+            value in
+            parse(value, into: &config.llm.breakerFailures, in: 1...1000)
+        },
+        Setting(yamlPath: "llm.breaker_cooldown_s", environment: "LLM_BREAKER_COOLDOWN_S", accepted: "seconds from 0 to 86400") {
+            config,
+            value in
+            parse(value, into: &config.llm.breakerCooldownSeconds, in: 0...86_400)
+        },
+        Setting(
+            yamlPath: "llm.price_input_per_1k",
+            environment: "LLM_PRICE_INPUT_PER_1K",
+            accepted: "credits per 1,000 prompt tokens, a decimal of at least 0 with at most 6 places"
+        ) { config, value in
+            parse(value, into: &config.llm.inputPricePer1K)
+        },
+        Setting(
+            yamlPath: "llm.price_output_per_1k",
+            environment: "LLM_PRICE_OUTPUT_PER_1K",
+            accepted: "credits per 1,000 generated tokens, a decimal of at least 0 with at most 6 places"
+        ) { config, value in
+            parse(value, into: &config.llm.outputPricePer1K)
+        },
+        Setting(yamlPath: "llm.max_tokens", environment: "LLM_MAX_TOKENS", accepted: "an integer from 1 to 1000000") { config, value in
+            parse(value, into: &config.llm.defaultMaxTokens, in: 1...1_000_000)
+        },
+        Setting(yamlPath: "llm.max_tokens_limit", environment: "LLM_MAX_TOKENS_LIMIT", accepted: "an integer from 1 to 1000000") {
+            config,
+            value in
+            parse(value, into: &config.llm.maxTokensLimit, in: 1...1_000_000)
+        },
+        Setting(
+            yamlPath: "llm.allowed_origins",
+            environment: "ALLOWED_ORIGINS",
+            accepted: "comma-separated origins such as https://app.example.com, or *"
+        ) { config, value in
+            let origins = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            guard origins.allSatisfy({ $0 == "*" || (($0.hasPrefix("http://") || $0.hasPrefix("https://")) && !$0.hasSuffix("/")) })
+            else { return false }
+            config.llm.allowedOrigins = origins
+            return true
+        },
         Setting(yamlPath: "scoring.model", environment: "SCORING_MODEL", accepted: "a model name") { config, value in
             guard !value.isEmpty else { return false }
             config.scoringModel = value
@@ -222,6 +338,12 @@ extension CortexConfiguration {
             try config.apply(yaml: text)
         }
         try config.apply(environment: environment)
+        try config.llm.validate()
+        if config.llm.isEnabled, config.billing.holdTTLSeconds < config.llm.totalTimeoutSeconds {
+            throw ConfigurationError(
+                key: "HOLD_TTL_S", value: String(config.billing.holdTTLSeconds),
+                expected: "at least LLM_TOTAL_TIMEOUT_S (\(config.llm.totalTimeoutSeconds)): a hold must outlive the longest LLM request")
+        }
         return config
     }
 
@@ -276,6 +398,10 @@ extension CortexConfiguration {
         // Seed 003 calls the admin token API_ADMIN_KEY; ADMIN_TOKEN wins when both are set.
         if environment["ADMIN_TOKEN"] == nil, let legacy = environment["API_ADMIN_KEY"] {
             environment["ADMIN_TOKEN"] = legacy
+        }
+        // An OpenAI fallback's key under the name OpenAI's own tools read.
+        if environment["LLM_FALLBACK_API_KEY"] == nil, let key = environment["OPENAI_API_KEY"] {
+            environment["LLM_FALLBACK_API_KEY"] = key
         }
         for setting in Self.settings {
             if let value = environment[setting.environment] {
@@ -372,6 +498,26 @@ extension CortexConfiguration {
             && name.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) || "-_.".unicodeScalars.contains($0) }
     }
 
+    private static func parse(url text: String, into value: inout String) -> Bool {
+        guard let components = URLComponents(string: text), ["http", "https"].contains(components.scheme ?? ""),
+            let host = components.host, !host.isEmpty, components.query == nil
+        else { return false }
+        value = text.hasSuffix("/") ? String(text.dropLast()) : text
+        return true
+    }
+
+    private static func parse(llmModel text: String, into value: inout String) -> Bool {
+        guard !text.isEmpty, text.count <= 256, !text.contains(where: \.isWhitespace) else { return false }
+        value = text
+        return true
+    }
+
+    private static func parse(_ text: String, into value: inout LLM.Kind) -> Bool {
+        guard let kind = LLM.Kind(rawValue: text.lowercased()) else { return false }
+        value = kind
+        return true
+    }
+
     private static func parse(_ text: String, into value: inout Bool) -> Bool {
         switch text.lowercased() {
         case "true", "1", "yes", "on": value = true
@@ -417,5 +563,22 @@ extension CortexConfiguration.Database {
         }
         if path.contains("://") || path.isEmpty { return nil }
         self = .sqlite(path: CortexConfiguration.absolutePath(path))
+    }
+}
+
+extension CortexConfiguration.LLM {
+    /// A provider with a URL needs a model; a fallback needs a primary before it; limits must agree.
+    func validate() throws {
+        for (provider, prefix) in [(primary, "LLM_PRIMARY"), (fallback, "LLM_FALLBACK")]
+        where !provider.url.isEmpty && provider.model.isEmpty {
+            throw ConfigurationError(key: "\(prefix)_MODEL", value: nil, expected: "the model to ask \(provider.url) for")
+        }
+        if primary.url.isEmpty, !fallback.url.isEmpty {
+            throw ConfigurationError(key: "LLM_PRIMARY_URL", value: nil, expected: "a primary provider when LLM_FALLBACK_URL is set")
+        }
+        if defaultMaxTokens > maxTokensLimit {
+            throw ConfigurationError(
+                key: "LLM_MAX_TOKENS", value: String(defaultMaxTokens), expected: "at most LLM_MAX_TOKENS_LIMIT (\(maxTokensLimit))")
+        }
     }
 }

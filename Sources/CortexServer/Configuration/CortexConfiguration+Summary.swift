@@ -37,6 +37,24 @@ extension CortexConfiguration {
         lines.append(
             "rate_limit.redis_url: \(rateLimit.redisURL.map(Self.redacted) ?? "not set (limits per process)"), timeout \(rateLimit.redisTimeoutMilliseconds) ms"
         )
+        if llm.isEnabled {
+            for (role, provider) in zip(["primary", "fallback"], [llm.primary, llm.fallback]) where !provider.url.isEmpty {
+                lines.append(
+                    "llm.\(role): \(provider.kind.rawValue) at \(provider.url), model \(provider.model)"
+                        + (provider.apiKey == nil ? "" : ", api key set"))
+            }
+            lines.append("llm.deployment: \(llm.deployment)")
+            lines.append(
+                "llm.timeouts: connect \(llm.connectTimeoutSeconds) s, first token \(llm.firstTokenTimeoutSeconds) s, total \(llm.totalTimeoutSeconds) s"
+            )
+            lines.append("llm.primary_poll: every \(llm.pollIntervalSeconds) s for at most \(llm.pollMaxSeconds) s")
+            lines.append("llm.breaker: opens after \(llm.breakerFailures) failures for \(llm.breakerCooldownSeconds) s")
+            lines.append("llm.prices: \(llm.inputPricePer1K) in, \(llm.outputPricePer1K) out per 1,000 tokens")
+            lines.append("llm.max_tokens: \(llm.defaultMaxTokens) by default, at most \(llm.maxTokensLimit)")
+            lines.append("llm.allowed_origins: \(llm.allowedOrigins.isEmpty ? "(none)" : llm.allowedOrigins.joined(separator: ","))")
+        } else {
+            lines.append("llm: off (LLM_PRIMARY_URL not set)")
+        }
         lines.append("scoring.model: \(scoringModel ?? "(first tabular model)")")
         lines.append("image.model: \(imageModel)")
         lines.append("image.max_pixels: \(imageMaxPixels)")

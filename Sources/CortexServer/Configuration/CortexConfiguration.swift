@@ -20,6 +20,9 @@ public struct CortexConfiguration: Sendable, Equatable {
         public var drainTimeoutSeconds = 30.0
         /// Seconds `/ready` reports 503 while the listener still accepts, before it closes (`DRAIN_DELAY_S`).
         public var drainDelaySeconds = 0.0
+        /// The commit this build came from (`BUILD_SHA`, set by the image build), shown as
+        /// `build.sha` in `/status/summary`.
+        public var buildSHA = "unknown"
     }
 
     /// How logs are written.
@@ -181,6 +184,80 @@ public struct CortexConfiguration: Sendable, Equatable {
     }
     /// The model behind `/api/v1/score` (`SCORING_MODEL`); `nil` picks the first tabular model.
     public var scoringModel: String?
+
+    /// The LLM deployment behind `/generate`, `/chat` and the OpenAI-compatible routes.
+    public var llm = LLM()
+
+    /// One LLM deployment: an ordered chain of providers (the primary, then a fallback), their
+    /// timeouts and breakers, the primary's warm-up polling, and per-token prices.
+    public struct LLM: Sendable, Equatable {
+        /// The wire format a provider speaks.
+        public enum Kind: String, Sendable, CaseIterable {
+            case ollama, openai
+        }
+
+        /// One provider of the chain.
+        public struct Provider: Sendable, Equatable {
+            public var kind: Kind
+            /// Base URL without the API path, e.g. `http://127.0.0.1:11434`.
+            public var url: String
+            /// The model asked for, e.g. `gemma3:270m`.
+            public var model: String
+            /// Sent as a bearer token (OpenAI-compatible servers). A secret: never printed.
+            public var apiKey: String?
+
+            /// A provider of `kind` at `url` asked for `model`.
+            public init(kind: Kind, url: String, model: String, apiKey: String? = nil) {
+                self.kind = kind
+                self.url = url
+                self.model = model
+                self.apiKey = apiKey
+            }
+        }
+
+        /// The name clients call the deployment by (`LLM_DEPLOYMENT`): `model` in the
+        /// OpenAI-compatible routes, the label of the `llm_*` metrics.
+        public var deployment = "chat"
+        /// The primary (`LLM_PRIMARY_URL`, `LLM_PRIMARY_KIND`, `LLM_PRIMARY_MODEL`, `LLM_PRIMARY_API_KEY`).
+        public var primary = Provider(kind: .ollama, url: "", model: "", apiKey: nil)
+        /// The fallback (`LLM_FALLBACK_URL`, `LLM_FALLBACK_KIND`, `LLM_FALLBACK_MODEL`, `LLM_FALLBACK_API_KEY`).
+        public var fallback = Provider(kind: .openai, url: "", model: "", apiKey: nil)
+        /// Seconds to open a connection to a provider (`LLM_CONNECT_TIMEOUT_S`).
+        public var connectTimeoutSeconds = 2.0
+        /// Seconds from sending a request to the first token (`LLM_FIRST_TOKEN_TIMEOUT_S`).
+        public var firstTokenTimeoutSeconds = 30.0
+        /// Seconds a whole request may take (`LLM_TOTAL_TIMEOUT_S`).
+        public var totalTimeoutSeconds = 120.0
+        /// Seconds between polls of the primary's model list while warming (`PRIMARY_POLL_INTERVAL_S`).
+        public var pollIntervalSeconds = 5.0
+        /// Seconds of polling before the fallback takes over for good (`PRIMARY_POLL_MAX_S`).
+        public var pollMaxSeconds = 600.0
+        /// Consecutive failures that open a provider's circuit (`LLM_BREAKER_FAILURES`).
+        public var breakerFailures = 5
+        /// Seconds a provider's circuit stays open (`LLM_BREAKER_COOLDOWN_S`).
+        public var breakerCooldownSeconds = 30.0
+        /// Credits per 1,000 prompt tokens (`LLM_PRICE_INPUT_PER_1K`).
+        public var inputPricePer1K = Credits.zero
+        /// Credits per 1,000 generated tokens (`LLM_PRICE_OUTPUT_PER_1K`).
+        public var outputPricePer1K = Credits.zero
+        /// Tokens generated when a request names no `max_tokens` (`LLM_MAX_TOKENS`).
+        public var defaultMaxTokens = 256
+        /// Largest `max_tokens` accepted (`LLM_MAX_TOKENS_LIMIT`); more is a 400.
+        public var maxTokensLimit = 4096
+        /// Browser origins allowed to call `/chat` (`ALLOWED_ORIGINS`, comma-separated, or `*`).
+        public var allowedOrigins: [String] = []
+
+        /// The configured providers, primary first; empty when no LLM is configured.
+        public var providers: [Provider] {
+            [primary, fallback].filter { !$0.url.isEmpty }
+        }
+
+        /// Whether an LLM is configured.
+        public var isEnabled: Bool { !providers.isEmpty }
+
+        /// Whether the chain has a provider after the primary.
+        public var hasFallback: Bool { !primary.url.isEmpty && !fallback.url.isEmpty }
+    }
 
     /// The embedded defaults.
     public init() {}

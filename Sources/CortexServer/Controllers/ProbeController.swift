@@ -10,7 +10,7 @@ public struct ProbeController<Context: RequestIDContext>: Sendable {
     static var quietRoutes: Set<String> {
         [
             "/health", "/healthz", "/ready", "/readyz", "/health/ready", "/api/ready", "/v2/health/live", "/v2/health/ready", "/metrics",
-            "/status",
+            "/status", "/status/summary", "/api/status/summary",
         ]
     }
 

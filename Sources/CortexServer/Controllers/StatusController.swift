@@ -16,9 +16,79 @@ public struct StatusController<Context: RequestIDContext>: Sendable {
         self.dependencies = dependencies
     }
 
-    /// Adds `/status`.
+    /// Adds `/status`, and seed 004's `/api/status/summary` (with its legacy path `/status/summary`).
     public func addRoutes(to router: Router<Context>) {
         router.get("/status") { _, _ in await self.status() }
+        router.get("/api/status/summary") { _, _ in await self.summary(path: "api") }
+        router.get("/status/summary") { _, _ in await self.summary(path: "legacy") }
+    }
+
+    /// Seed 004's aggregate: readiness, the LLM's path and model presence, the fallback flag,
+    /// model counts and the build. `X-Status-Path` says which path was called, to count legacy use.
+    func summary(path: String) async -> Response {
+        let report = await dependencies.readiness.evaluate()
+        let entries = dependencies.registry.entries
+        let llm = dependencies.llm
+        var json = JSONWriter(capacity: 512)
+        json.beginObject()
+        json.member("ready", report.isReady)
+        json.member("status_ready", report.isReady ? 1 : 0)
+        json.key("failing")
+        json.beginArray()
+        for name in report.failing { json.string(name) }
+        json.endArray()
+        json.key("status")
+        json.beginObject()
+        json.member("model_present", llm.map(\.warmup.primaryModelPresent) ?? !entries.isEmpty)
+        json.member("fallback", llm?.isFallbackActive ?? false)
+        json.endObject()
+        json.key("llm")
+        writeLLM(to: &json)
+        json.key("models")
+        json.beginObject()
+        json.member("total", entries.count)
+        json.member("ready", entries.filter { $0.state.name == "ready" }.count)
+        json.endObject()
+        json.key("build")
+        json.beginObject()
+        json.member("sha", dependencies.configuration.server.buildSHA)
+        json.member("version", CortexVersion.current)
+        json.endObject()
+        json.member("uptime_s", Int(Date().timeIntervalSince(dependencies.startedAt)))
+        json.endObject()
+        var response = ProbeController<Context>.json(.ok, json.text)
+        response.headers[.xStatusPath] = path
+        return response
+    }
+
+    /// `{"enabled": false}`, or the deployment, its path, whether the primary has its model,
+    /// whether a fallback answers, and each provider's circuit.
+    private func writeLLM(to json: inout JSONWriter) {
+        json.beginObject()
+        guard let llm = dependencies.llm else {
+            json.member("enabled", false)
+            json.endObject()
+            return
+        }
+        json.member("enabled", true)
+        json.member("deployment", llm.configuration.deployment)
+        json.member("path", llm.warmup.path.rawValue)
+        json.member("primary_model_present", llm.warmup.primaryModelPresent)
+        json.member("fallback", llm.isFallbackActive)
+        if let error = llm.warmup.lastError { json.member("last_poll_error", error) }
+        json.key("providers")
+        json.beginArray()
+        for ((name, provider), state) in zip(zip(llm.providerNames, llm.configuration.providers), llm.breakerStates) {
+            json.beginObject()
+            json.member("name", name)
+            json.member("kind", provider.kind.rawValue)
+            json.member("url", provider.url)
+            json.member("model", provider.model)
+            json.member("circuit", state.name)
+            json.endObject()
+        }
+        json.endArray()
+        json.endObject()
     }
 
     func status() async -> Response {
@@ -65,6 +135,8 @@ public struct StatusController<Context: RequestIDContext>: Sendable {
 
         json.key("rate_limit")
         writeRateLimit(to: &json)
+        json.key("llm")
+        writeLLM(to: &json)
         json.endObject()
         return ProbeController<Context>.json(.ok, json.text)
     }

@@ -13,11 +13,19 @@ public struct ErrorResponseMiddleware<Context: RequestIDContext>: RouterMiddlewa
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
-        } catch let error as APIError {
-            return error.response(requestID: context.requestID)
-        } catch let error as HTTPError {
-            return Self.apiError(for: error, request: request).response(requestID: context.requestID)
         } catch {
+            return Self.response(for: error, request: request, context: context)
+        }
+    }
+
+    /// The JSON error response for anything thrown while handling `request`.
+    static func response(for error: any Error, request: Request, context: Context) -> Response {
+        switch error {
+        case let error as APIError:
+            return error.response(requestID: context.requestID)
+        case let error as HTTPError:
+            return apiError(for: error, request: request).response(requestID: context.requestID)
+        default:
             context.logger.error(
                 "UNHANDLED_ERROR",
                 metadata: ["request_id": "\(context.requestID)", "error_type": "\(type(of: error))", "error": "\(error)"]

@@ -60,3 +60,10 @@ extension HTTPField.Name {
     // A literal, valid field name.
     public static let inferenceHeaderContentLength = Self("Inference-Header-Content-Length")!
 }
+
+extension HTTPField.Name {
+    /// Seed 004's marker on status answers: `api` or `legacy`, to count legacy use.
+    // swift-format-ignore: NeverForceUnwrap
+    // A literal, valid field name.
+    public static let xStatusPath = Self("X-Status-Path")!
+}

@@ -11,7 +11,8 @@ import Synchronization
 #endif
 
 /// Decides whether this replica should receive traffic: the database accepts a real write,
-/// at least one model is ready, free disk is above the minimum, and the server is not draining.
+/// at least one model is ready, free disk is above the minimum, the LLM deployment (if any) can
+/// answer, and the server is not draining.
 public final class ReadinessChecks: Sendable {
     let store: StateStore
     let registry: ModelRegistry
@@ -19,6 +20,7 @@ public final class ReadinessChecks: Sendable {
     let minFreeDiskBytes: UInt64
     let metrics: ServerMetrics
     let sharedRateLimiter: SharedRateLimiter?
+    let llm: LLMGateway?
     let logger: Logger
     /// -1 unknown, 0 not ready, 1 ready: to log transitions once.
     private let lastState = Atomic<Int>(-1)
@@ -31,6 +33,7 @@ public final class ReadinessChecks: Sendable {
         minFreeDiskMB: Int,
         metrics: ServerMetrics,
         sharedRateLimiter: SharedRateLimiter? = nil,
+        llm: LLMGateway? = nil,
         logger: Logger
     ) {
         self.store = store
@@ -39,6 +42,7 @@ public final class ReadinessChecks: Sendable {
         self.minFreeDiskBytes = UInt64(minFreeDiskMB) * 1_048_576
         self.metrics = metrics
         self.sharedRateLimiter = sharedRateLimiter
+        self.llm = llm
         self.logger = logger
     }
 
@@ -94,6 +98,23 @@ public final class ReadinessChecks: Sendable {
                 ? "shared through \(limiter.location)"
                 : "degraded: local limits since \(status.since.ISO8601Format()) (\(status.reason))"
             checks.append(.init(name: "rate_limit", ok: true, detail: detail))
+        }
+
+        // Seed 004: warming is not ready only when nothing else can answer.
+        if let llm {
+            let path = llm.warmup.path
+            let primary = llm.providerNames[0]
+            let detail: String
+            switch path {
+            case .primary: detail = "primary: \(primary) has \(llm.warmup.primary.model)"
+            case .warming:
+                detail =
+                    "warming: \(primary) does not have \(llm.warmup.primary.model) yet"
+                    + (llm.warmup.hasFallback ? "; the fallback answers" : " and no fallback is configured")
+                    + (llm.warmup.lastError.map { " (last poll: \($0))" } ?? "")
+            case .fallback: detail = "fallback: \(primary) never got \(llm.warmup.primary.model) within PRIMARY_POLL_MAX_S"
+            }
+            checks.append(.init(name: "llm", ok: path != .warming || llm.warmup.hasFallback, detail: detail))
         }
 
         let draining = drain.isDraining

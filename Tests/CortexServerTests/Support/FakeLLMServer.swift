@@ -66,7 +66,7 @@ final class FakeLLMServer: Sendable {
         let state = State(behaviour, models: models)
         self.state = state
         let router = Router()
-        @Sendable func answer(_ request: Request, ollama: Bool) async throws -> Response {
+        @Sendable func answer(_ request: Request, _ wire: Wire) async throws -> Response {
             let body = try await request.body.collect(upTo: 1 << 20)
             let json = (try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any] ?? [:]
             state.received.withLock { $0.append(Data(buffer: body)) }
@@ -77,39 +77,22 @@ final class FakeLLMServer: Sendable {
                 current = .answer(text, usage: (1, 1))
             }
             if json["stream"] as? Bool == true {
-                return Self.stream(current, ollama: ollama, model: model, gate: state.cutGate)
+                return Self.stream(current, wire, model: model, gate: state.cutGate)
             }
             switch current {
             case .answer(let text, let usage):
-                var object: [String: Any]
-                if ollama {
-                    object = ["model": model, "message": ["role": "assistant", "content": text], "done": true, "done_reason": "stop"]
-                    if let usage {
-                        object["prompt_eval_count"] = usage.prompt
-                        object["eval_count"] = usage.completion
-                    }
-                } else {
-                    object = [
-                        "id": "chatcmpl-1", "object": "chat.completion", "created": 1_700_000_000, "model": model,
-                        "choices": [["index": 0, "message": ["role": "assistant", "content": text], "finish_reason": "stop"]],
-                    ]
-                    if let usage {
-                        object["usage"] = [
-                            "prompt_tokens": usage.prompt, "completion_tokens": usage.completion,
-                            "total_tokens": usage.prompt + usage.completion,
-                        ]
-                    }
-                }
-                return Self.json(.ok, object)
+                return Self.json(.ok, wire.whole(text, usage: usage, model: model))
             case .fail(let status, let message):
-                let object: [String: Any] = ollama ? ["error": message] : ["error": ["message": message, "type": "server_error"]]
+                let object: [String: Any] = wire.ollama ? ["error": message] : ["error": ["message": message, "type": "server_error"]]
                 return Self.json(HTTPResponse.Status(code: status), object)
             case .slow, .cut, .silent:
                 return Self.json(.internalServerError, [:])
             }
         }
-        router.post("/v1/chat/completions") { request, _ in try await answer(request, ollama: false) }
-        router.post("/api/chat") { request, _ in try await answer(request, ollama: true) }
+        router.post("/v1/chat/completions") { request, _ in try await answer(request, Wire(ollama: false, completion: false)) }
+        router.post("/v1/completions") { request, _ in try await answer(request, Wire(ollama: false, completion: true)) }
+        router.post("/api/chat") { request, _ in try await answer(request, Wire(ollama: true, completion: false)) }
+        router.post("/api/generate") { request, _ in try await answer(request, Wire(ollama: true, completion: true)) }
         router.get("/v1/models") { _, _ in
             let models = state.models.withLock { $0 }
             return Self.json(.ok, ["object": "list", "data": models.map { ["id": $0, "object": "model", "owned_by": "fake"] }])
@@ -137,49 +120,12 @@ final class FakeLLMServer: Sendable {
         task.cancel()
     }
 
-    /// One event of a stream: an NDJSON line, or a server-sent event.
-    static func event(_ object: [String: Any], ollama: Bool) -> ByteBuffer {
-        let data = String(decoding: (try? JSONSerialization.data(withJSONObject: object)) ?? Data(), as: UTF8.self)
-        return ByteBuffer(string: ollama ? data + "\n" : "data: \(data)\n\n")
-    }
-
-    static func token(_ text: String, ollama: Bool, model: String) -> ByteBuffer {
-        ollama
-            ? event(["model": model, "message": ["role": "assistant", "content": text], "done": false], ollama: true)
-            : event(
-                ["id": "c1", "object": "chat.completion.chunk", "model": model, "choices": [["index": 0, "delta": ["content": text]]]],
-                ollama: false)
-    }
-
-    /// The closing event, with usage when given, and OpenAI's `[DONE]`.
-    static func last(usage: (prompt: Int, completion: Int)?, ollama: Bool, model: String) -> ByteBuffer {
-        if ollama {
-            var last: [String: Any] = [
-                "model": model, "message": ["role": "assistant", "content": ""], "done": true, "done_reason": "stop",
-            ]
-            if let usage {
-                last["prompt_eval_count"] = usage.prompt
-                last["eval_count"] = usage.completion
-            }
-            return event(last, ollama: true)
-        }
-        var last: [String: Any] = ["id": "c1", "choices": [["index": 0, "delta": [String: Any](), "finish_reason": "stop"]]]
-        if let usage {
-            last["usage"] = [
-                "prompt_tokens": usage.prompt, "completion_tokens": usage.completion, "total_tokens": usage.prompt + usage.completion,
-            ]
-        }
-        var buffer = event(last, ollama: false)
-        buffer.writeString("data: [DONE]\n\n")
-        return buffer
-    }
-
     /// A streamed answer, word by word: OpenAI's server-sent events or Ollama's NDJSON.
-    static func stream(_ behaviour: Behaviour, ollama: Bool, model: String, gate: AsyncGate) -> Response {
+    static func stream(_ behaviour: Behaviour, _ wire: Wire, model: String, gate: AsyncGate) -> Response {
         if case .fail(let status, let message) = behaviour {
-            return json(HTTPResponse.Status(code: status), ollama ? ["error": message] : ["error": ["message": message]])
+            return json(HTTPResponse.Status(code: status), wire.ollama ? ["error": message] : ["error": ["message": message]])
         }
-        let headers: HTTPFields = [.contentType: ollama ? "application/x-ndjson" : "text/event-stream"]
+        let headers: HTTPFields = [.contentType: wire.ollama ? "application/x-ndjson" : "text/event-stream"]
         return Response(
             status: .ok, headers: headers,
             body: ResponseBody { writer in
@@ -187,13 +133,13 @@ final class FakeLLMServer: Sendable {
                 case .answer(let text, let usage):
                     let words = text.split(separator: " ")
                     for (index, word) in words.enumerated() {
-                        try await writer.write(token((index == 0 ? "" : " ") + word, ollama: ollama, model: model))
+                        try await writer.write(wire.token((index == 0 ? "" : " ") + word, model: model))
                     }
-                    try await writer.write(last(usage: usage, ollama: ollama, model: model))
+                    try await writer.write(wire.last(usage: usage, model: model))
                     try await writer.finish(nil)
                 case .cut(let text, let count):
                     for word in text.split(separator: " ").prefix(count) {
-                        try await writer.write(token(String(word) + " ", ollama: ollama, model: model))
+                        try await writer.write(wire.token(String(word) + " ", model: model))
                     }
                     await gate.wait()
                     throw CancellationError()
@@ -235,5 +181,88 @@ final class AsyncGate: Sendable {
             }
             if passes { continuation.resume() }
         }
+    }
+}
+
+/// One of the four wire formats: Ollama or OpenAI, chat or plain completion.
+struct Wire: Sendable {
+    var ollama: Bool
+    var completion: Bool
+
+    /// A whole answer.
+    func whole(_ text: String, usage: (prompt: Int, completion: Int)?, model: String) -> [String: Any] {
+        var object: [String: Any]
+        if ollama {
+            object = ["model": model, "done": true, "done_reason": "stop"]
+            if completion {
+                object["response"] = text
+            } else {
+                object["message"] = ["role": "assistant", "content": text]
+            }
+            if let usage {
+                object["prompt_eval_count"] = usage.prompt
+                object["eval_count"] = usage.completion
+            }
+            return object
+        }
+        let choice: [String: Any] =
+            completion
+            ? ["index": 0, "text": text, "finish_reason": "stop"]
+            : ["index": 0, "message": ["role": "assistant", "content": text], "finish_reason": "stop"]
+        object = [
+            "id": "fake-1", "object": completion ? "text_completion" : "chat.completion", "created": 1_700_000_000, "model": model,
+            "choices": [choice],
+        ]
+        if let usage { object["usage"] = Self.usage(usage) }
+        return object
+    }
+
+    /// One token's event.
+    func token(_ text: String, model: String) -> ByteBuffer {
+        if ollama {
+            return event(
+                completion
+                    ? ["model": model, "response": text, "done": false]
+                    : ["model": model, "message": ["role": "assistant", "content": text], "done": false])
+        }
+        let choice: [String: Any] = completion ? ["index": 0, "text": text] : ["index": 0, "delta": ["content": text]]
+        return event([
+            "id": "fake-1", "object": completion ? "text_completion" : "chat.completion.chunk", "model": model, "choices": [choice],
+        ])
+    }
+
+    /// The closing event, with usage when given, and OpenAI's `[DONE]`.
+    func last(usage: (prompt: Int, completion: Int)?, model: String) -> ByteBuffer {
+        if ollama {
+            var last: [String: Any] = ["model": model, "done": true, "done_reason": "stop"]
+            if completion {
+                last["response"] = ""
+            } else {
+                last["message"] = ["role": "assistant", "content": ""]
+            }
+            if let usage {
+                last["prompt_eval_count"] = usage.prompt
+                last["eval_count"] = usage.completion
+            }
+            return event(last)
+        }
+        let choice: [String: Any] =
+            completion
+            ? ["index": 0, "text": "", "finish_reason": "stop"] : ["index": 0, "delta": [String: Any](), "finish_reason": "stop"]
+        var last: [String: Any] = ["id": "fake-1", "choices": [choice]]
+        if let usage { last["usage"] = Self.usage(usage) }
+        var buffer = event(last)
+        buffer.writeString("data: [DONE]\n\n")
+        return buffer
+    }
+
+    /// An NDJSON line, or a server-sent event.
+    func event(_ object: [String: Any]) -> ByteBuffer {
+        let data = String(decoding: (try? JSONSerialization.data(withJSONObject: object)) ?? Data(), as: UTF8.self)
+        return ByteBuffer(string: ollama ? data + "\n" : "data: \(data)\n\n")
+    }
+
+    static func usage(_ usage: (prompt: Int, completion: Int)) -> [String: Int] {
+        ["prompt_tokens": usage.prompt, "completion_tokens": usage.completion, "total_tokens": usage.prompt + usage.completion]
     }
 }

@@ -160,7 +160,11 @@ struct TestServer: Sendable {
     }
 
     /// Runs `body` against the router in process, then closes the database and removes the directory.
+    ///
+    /// - Parameter live: Serve on a real loopback port (the client's `port`), for tests that read
+    ///   a streamed answer as it comes.
     func test<Value: Sendable>(
+        live: Bool = false,
         addingRoutes extraRoutes: (Router<CortexRequestContext>) -> Void = { _ in },
         _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Value
     ) async throws -> Value {
@@ -168,7 +172,7 @@ struct TestServer: Sendable {
         extraRoutes(router)
         let application = Application(router: router, logger: logs.logger(level: logLevel))
         do {
-            let value = try await application.test(.router, body)
+            let value = try await application.test(live ? .live : .router, body)
             await cleanUp()
             return value
         } catch {
@@ -178,6 +182,7 @@ struct TestServer: Sendable {
     }
 
     private func cleanUp() async {
+        dependencies.llm?.stop()
         await dependencies.store.close()
         directory.remove()
         if case .postgres(let url) = dependencies.configuration.database {

@@ -1,0 +1,258 @@
+import CortexCore
+import CortexRuntime
+public import Foundation
+public import HTTPTypes
+public import Hummingbird
+import Logging
+
+/// The LLM routes: seed 000's `POST /generate`, seed 004's `POST /chat`, and OpenAI's
+/// `POST /v1/chat/completions`, `POST /v1/completions` and `GET /v1/models`, streaming or not.
+///
+/// Billing is per token. Before anything is sent upstream, the most the request can cost (its
+/// prompt's bytes as tokens, which no tokenizer exceeds, plus `max_tokens`) is held, so
+/// concurrent requests can never overrun a balance. Then the provider's reported usage is
+/// settled; with no usage reported the held estimate is charged, never zero; a stream cut after
+/// its first token is charged for the tokens delivered.
+public struct LLMController<Context: AuthenticatedContext>: Sendable {
+    let gateway: LLMGateway
+    let billing: Billing
+    let modelLimits: ModelRateLimits
+    let maxBodyBytes: Int
+    /// Names accepted as `model` on the OpenAI-compatible routes.
+    let modelNames: Set<String>
+    /// When the deployment came up, for `/v1/models`.
+    let created: Int
+
+    /// Creates the controller.
+    public init(gateway: LLMGateway, billing: Billing, modelLimits: ModelRateLimits, maxBodyBytes: Int, created: Date = Date()) {
+        self.gateway = gateway
+        self.billing = billing
+        self.modelLimits = modelLimits
+        self.maxBodyBytes = maxBodyBytes
+        let configuration = gateway.configuration
+        self.modelNames = Set([configuration.deployment] + configuration.providers.map(\.model))
+        self.created = Int(created.timeIntervalSince1970)
+    }
+
+    var deployment: String { gateway.configuration.deployment }
+
+    /// Adds the routes (all need an API key when keys are required); `/chat` goes on `chat`,
+    /// the group with seed 004's CORS.
+    public func addRoutes(to router: some RouterMethods<Context>, chat: some RouterMethods<Context>) {
+        for route in [LLMRoute.generate, .chatCompletions, .completions] {
+            router.post(RouterPath(route.rawValue)) { request, context in try await self.handle(route, request, context) }
+        }
+        chat.post(RouterPath(LLMRoute.chat.rawValue)) { request, context in try await self.handle(.chat, request, context) }
+        router.get("/v1/models") { _, context in self.models(context) }
+        router.get("/v1/models/{model}") { _, context in
+            let name = context.parameters.get("model") ?? ""
+            guard modelNames.contains(name) else {
+                return Self.openAIError(APIError.modelNotFound(name), requestID: context.requestID)
+            }
+            return Self.json(self.modelObject(name))
+        }
+    }
+
+    func handle(_ route: LLMRoute, _ request: Request, _ context: Context) async throws -> Response {
+        guard route.isOpenAI else { return try await answer(route, request, context) }
+        // OpenAI's clients read errors as `{"error": {"message", "type", "code"}}`.
+        do {
+            return try await answer(route, request, context)
+        } catch let error as APIError {
+            return Self.openAIError(error, requestID: context.requestID)
+        }
+    }
+
+    private func answer(_ route: LLMRoute, _ request: Request, _ context: Context) async throws -> Response {
+        let buffer = try await request.collectBody(limit: maxBodyBytes)
+        let call = try LLMCall(
+            route: route, body: try JSONValue.parse(buffer), configuration: gateway.configuration, models: modelNames)
+        try await modelLimits.check(model: deployment, context: context)
+        if call.stream, request.headers[.idempotencyKey] != nil {
+            throw APIError(
+                status: 400, code: "invalid_idempotency_key",
+                message: "Idempotency-Key cannot be replayed for a stream; send it with \"stream\": false, or retry the stream without it")
+        }
+        let promptBound = LLMGateway.promptTokenBound(call.request.input)
+        let estimate = TokenCount(prompt: promptBound, completion: call.maxTokens)
+        let held: Billing.HeldCharge?
+        switch try await billing.hold(gateway.cost(estimate), model: deployment, request: request, body: buffer, context: context) {
+        case .replay(let response): return response
+        case .notBilled: held = nil
+        case .held(let charge): held = charge
+        }
+        let answer = LLMAnswer(route: route, requestID: context.requestID, created: Int(Date().timeIntervalSince1970), model: deployment)
+        if call.stream {
+            return try await stream(call, answer: answer, estimate: estimate, held: held, logger: context.logger)
+        }
+
+        let response: ChatResponse
+        do {
+            response = try await gateway.complete(call.request, logger: context.logger)
+        } catch {
+            if let held { await billing.release(held) }
+            throw error
+        }
+        let tokens = response.usage.map { TokenCount(prompt: $0.promptTokens, completion: $0.completionTokens) }
+        var summary = LLMAnswer.Summary(
+            finishReason: response.finishReason, tokens: tokens ?? estimate, usageReported: tokens != nil,
+            provider: response.provider, path: gateway.warmup.path.rawValue)
+        let cost = gateway.cost(summary.tokens)
+        summary.charged = held.map { min(cost, $0.amount) }
+        let content = ResponseContent(json: answer.whole(text: response.text, summary: summary))
+        gateway.metrics.recordTokens(summary.tokens)
+        guard let held else { return content.response() }
+        let balance = try await billing.settle(held, cost: cost, storing: content)
+        var http = content.response()
+        http.headers[.xCreditsCharged] = min(cost, held.amount).description
+        http.headers[.xCreditsBalance] = balance.description
+        return http
+    }
+
+    /// Starts the stream (a failure before the first token is an ordinary error response, after
+    /// the hold was released), then sends each token as it comes and settles at the end.
+    private func stream(
+        _ call: LLMCall, answer: LLMAnswer, estimate: TokenCount, held: Billing.HeldCharge?, logger: Logger
+    ) async throws -> Response {
+        let started = ContinuousClock.now
+        let deltas: AsyncThrowingStream<ChatDelta, any Error>
+        let provider: String
+        do {
+            (deltas, provider) = try await gateway.stream(call.request, logger: logger)
+        } catch {
+            if let held { await billing.release(held) }
+            throw error
+        }
+        let (gateway, billing, path) = (self.gateway, self.billing, self.gateway.warmup.path.rawValue)
+        var headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
+        headers[.xLLMProvider] = provider
+        return Response(
+            status: .ok, headers: headers,
+            body: ResponseBody { writer in
+                var delivered = 0
+                var usage: TokenUsage?
+                var finishReason: String?
+                var failure: (any Error)?
+                var clientGone = false
+                if let start = answer.start() {
+                    do { try await writer.write(start) } catch { clientGone = true }
+                }
+                var iterator = deltas.makeAsyncIterator()
+                while !clientGone {
+                    let next: ChatDelta?
+                    do {
+                        next = try await iterator.next()
+                    } catch {
+                        failure = error
+                        break
+                    }
+                    guard let delta = next else { break }
+                    if let reported = delta.usage { usage = reported }
+                    if let reason = delta.finishReason { finishReason = reason }
+                    guard !delta.text.isEmpty else { continue }
+                    if delivered == 0 {
+                        let elapsed = started.duration(to: .now).components
+                        gateway.metrics.timeToFirstToken.recordNanoseconds(
+                            elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000)
+                    }
+                    delivered += 1
+                    do { try await writer.write(answer.delta(delta.text)) } catch { clientGone = true }
+                }
+                let complete = failure == nil && !clientGone
+                // Complete: the provider's usage, else the estimate held. Cut: what was delivered.
+                let tokens: TokenCount
+                if let usage {
+                    tokens = TokenCount(prompt: usage.promptTokens, completion: usage.completionTokens)
+                } else if complete {
+                    tokens = estimate
+                } else {
+                    tokens = TokenCount(prompt: estimate.prompt, completion: min(delivered, estimate.completion))
+                }
+                gateway.metrics.recordTokens(tokens)
+                gateway.metrics.record(provider: provider, complete || clientGone ? .success : .cut)
+                var summary = LLMAnswer.Summary(
+                    finishReason: finishReason, tokens: tokens, usageReported: usage != nil, provider: provider, path: path)
+                var billingFailure: APIError?
+                if let held {
+                    let cost = gateway.cost(tokens)
+                    do throws(APIError) {
+                        try await billing.settle(held, cost: cost, storing: nil)
+                        summary.charged = min(cost, held.amount)
+                    } catch {
+                        billingFailure = error
+                    }
+                }
+                if let failure {
+                    logger.warning(
+                        "LLM_STREAM_CUT",
+                        metadata: ["provider": "\(provider)", "tokens_delivered": "\(delivered)", "error": "\(failure)"])
+                }
+                guard !clientGone else { return }
+                let last: ByteBuffer
+                if let failure {
+                    last = answer.error(code: "stream_cut", message: "\(provider) stopped after \(delivered) tokens: \(failure)")
+                } else if let billingFailure {
+                    last = answer.error(code: billingFailure.code, message: billingFailure.message)
+                } else {
+                    last = answer.end(summary, includeUsage: call.includeUsage)
+                }
+                try? await writer.write(last)
+                try? await writer.finish(nil)
+            }
+        )
+    }
+
+    /// `GET /v1/models`: the deployment, as OpenAI lists models.
+    func models(_ context: Context) -> Response {
+        var json = JSONWriter(capacity: 160)
+        json.beginObject()
+        json.member("object", "list")
+        json.key("data")
+        json.beginArray()
+        json.raw(modelObject(deployment))
+        json.endArray()
+        json.endObject()
+        return Self.json(json.text)
+    }
+
+    private func modelObject(_ name: String) -> String {
+        var json = JSONWriter(capacity: 96)
+        json.beginObject()
+        json.member("id", name)
+        json.member("object", "model")
+        json.member("created", created)
+        json.member("owned_by", "cortex")
+        json.endObject()
+        return json.text
+    }
+
+    static func json(_ text: String) -> Response {
+        Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    /// An error in OpenAI's shape, with Cortex's code and request id.
+    static func openAIError(_ error: APIError, requestID: String) -> Response {
+        var response = error.response(requestID: requestID)
+        var json = JSONWriter(capacity: 256)
+        json.beginObject()
+        json.key("error")
+        json.beginObject()
+        json.member("message", error.message)
+        json.member("type", error.status >= 500 ? "server_error" : error.status == 429 ? "rate_limit_error" : "invalid_request_error")
+        json.member("code", error.code)
+        json.key("param")
+        json.null()
+        json.endObject()
+        json.member("request_id", requestID)
+        json.endObject()
+        response.body = ResponseBody(byteBuffer: ByteBuffer(string: json.text))
+        return response
+    }
+}
+
+extension HTTPField.Name {
+    /// The provider that answers a stream (its head is sent before the last token is known).
+    // swift-format-ignore: NeverForceUnwrap
+    // A literal, valid field name.
+    public static let xLLMProvider = Self("X-LLM-Provider")!
+}

@@ -1,0 +1,228 @@
+import CortexCore
+import CortexRuntime
+import NIOCore
+
+/// Writes the answers of the LLM routes: whole answers, and the events of a stream, in each
+/// route's shape (OpenAI's `chat.completion` and `text_completion` objects and chunks, or
+/// Cortex's own for `/generate` and `/chat`).
+struct LLMAnswer: Sendable {
+    let route: LLMRoute
+    /// `chatcmpl-<request id>` or `cmpl-<request id>`.
+    let id: String
+    /// Unix seconds.
+    let created: Int
+    /// The deployment's name, reported as `model`.
+    let model: String
+
+    init(route: LLMRoute, requestID: String, created: Int, model: String) {
+        self.route = route
+        self.id = (route == .completions ? "cmpl-" : "chatcmpl-") + requestID
+        self.created = created
+        self.model = model
+    }
+
+    /// What a finished request reports besides its text.
+    struct Summary: Sendable {
+        var finishReason: String?
+        /// Tokens billed: the provider's usage, or the held estimate when it reported none.
+        var tokens: TokenCount
+        /// Whether the provider reported its usage.
+        var usageReported: Bool
+        var provider: String
+        var path: String
+        /// Credits charged, when billed.
+        var charged: Credits?
+    }
+
+    /// A whole answer's JSON.
+    func whole(text: String, summary: Summary) -> String {
+        var json = JSONWriter(capacity: 256 + text.utf8.count)
+        json.beginObject()
+        switch route {
+        case .chatCompletions, .completions:
+            header(&json, object: route == .completions ? "text_completion" : "chat.completion")
+            json.key("choices")
+            json.beginArray()
+            json.beginObject()
+            json.member("index", 0)
+            if route == .completions {
+                json.member("text", text)
+            } else {
+                json.key("message")
+                json.beginObject()
+                json.member("role", "assistant")
+                json.member("content", text)
+                json.endObject()
+            }
+            json.key("logprobs")
+            json.null()
+            finishReason(&json, summary.finishReason ?? "stop")
+            json.endObject()
+            json.endArray()
+            usage(&json, summary.tokens)
+        case .generate, .chat:
+            if route == .chat {
+                json.member("reply", text)
+            }
+            json.member("text", text)
+            summaryMembers(&json, summary)
+        }
+        json.endObject()
+        return json.text
+    }
+
+    /// The first event of a stream (OpenAI's chat stream opens with the assistant's role).
+    func start() -> ByteBuffer? {
+        guard route == .chatCompletions else { return nil }
+        return event { json in
+            chunk(&json) { json in
+                json.key("delta")
+                json.beginObject()
+                json.member("role", "assistant")
+                json.member("content", "")
+                json.endObject()
+            }
+        }
+    }
+
+    /// One piece of generated text.
+    func delta(_ text: String) -> ByteBuffer {
+        event { json in
+            switch route {
+            case .chatCompletions:
+                chunk(&json) { json in
+                    json.key("delta")
+                    json.beginObject()
+                    json.member("content", text)
+                    json.endObject()
+                }
+            case .completions:
+                chunk(&json) { json in json.member("text", text) }
+            case .generate, .chat:
+                json.beginObject()
+                json.member("text", text)
+                json.endObject()
+            }
+        }
+    }
+
+    /// The events that end a complete stream: the finish reason, the usage (OpenAI: when asked
+    /// for with `stream_options.include_usage`), and OpenAI's `[DONE]`.
+    func end(_ summary: Summary, includeUsage: Bool) -> ByteBuffer {
+        switch route {
+        case .chatCompletions, .completions:
+            var buffer = event { json in
+                chunk(&json, finishReason: summary.finishReason ?? "stop") { json in
+                    if route == .completions {
+                        json.member("text", "")
+                    } else {
+                        json.key("delta")
+                        json.beginObject()
+                        json.endObject()
+                    }
+                }
+            }
+            if includeUsage {
+                var usageEvent = event { json in
+                    json.beginObject()
+                    header(&json, object: route == .completions ? "text_completion" : "chat.completion.chunk")
+                    json.key("choices")
+                    json.beginArray()
+                    json.endArray()
+                    usage(&json, summary.tokens)
+                    json.endObject()
+                }
+                buffer.writeBuffer(&usageEvent)
+            }
+            buffer.writeString("data: [DONE]\n\n")
+            return buffer
+        case .generate, .chat:
+            return event { json in
+                json.beginObject()
+                json.member("done", true)
+                summaryMembers(&json, summary)
+                json.endObject()
+            }
+        }
+    }
+
+    /// The event that ends a stream cut by the provider (or by billing): an error, no `[DONE]`,
+    /// so a client cannot take a cut answer for a complete one.
+    func error(code: String, message: String) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        if !route.isOpenAI { buffer.writeString("event: error\n") }
+        var json = JSONWriter(capacity: 128)
+        json.beginObject()
+        json.key("error")
+        if route.isOpenAI {
+            json.beginObject()
+            json.member("message", message)
+            json.member("type", "server_error")
+            json.member("code", code)
+            json.endObject()
+        } else {
+            json.string(message)
+            json.member("code", code)
+        }
+        json.endObject()
+        buffer.writeString("data: \(json.text)\n\n")
+        return buffer
+    }
+
+    private func event(_ write: (inout JSONWriter) -> Void) -> ByteBuffer {
+        var json = JSONWriter(capacity: 160)
+        write(&json)
+        return ByteBuffer(string: "data: \(json.text)\n\n")
+    }
+
+    private func header(_ json: inout JSONWriter, object: String) {
+        json.member("id", id)
+        json.member("object", object)
+        json.member("created", created)
+        json.member("model", model)
+    }
+
+    /// An OpenAI chunk with one choice; `body` writes the choice's `delta` or `text`.
+    private func chunk(_ json: inout JSONWriter, finishReason reason: String? = nil, _ body: (inout JSONWriter) -> Void) {
+        json.beginObject()
+        header(&json, object: route == .completions ? "text_completion" : "chat.completion.chunk")
+        json.key("choices")
+        json.beginArray()
+        json.beginObject()
+        json.member("index", 0)
+        body(&json)
+        json.key("logprobs")
+        json.null()
+        finishReason(&json, reason)
+        json.endObject()
+        json.endArray()
+        json.endObject()
+    }
+
+    private func finishReason(_ json: inout JSONWriter, _ reason: String?) {
+        json.key("finish_reason")
+        if let reason { json.string(reason) } else { json.null() }
+    }
+
+    private func usage(_ json: inout JSONWriter, _ tokens: TokenCount) {
+        json.key("usage")
+        json.beginObject()
+        json.member("prompt_tokens", tokens.prompt)
+        json.member("completion_tokens", tokens.completion)
+        json.member("total_tokens", tokens.prompt + tokens.completion)
+        json.endObject()
+    }
+
+    private func summaryMembers(_ json: inout JSONWriter, _ summary: Summary) {
+        json.member("model", model)
+        json.member("provider", summary.provider)
+        json.member("path", summary.path)
+        finishReason(&json, summary.finishReason)
+        usage(&json, summary.tokens)
+        json.member("usage_reported", summary.usageReported)
+        if let charged = summary.charged {
+            json.key("credits_charged")
+            json.raw(charged.description)
+        }
+    }
+}

@@ -1,0 +1,213 @@
+public import CoreMetrics
+public import CortexCore
+public import CortexRuntime
+import Foundation
+public import Logging
+import Synchronization
+
+/// The configured LLM deployment: its provider chain with a circuit breaker per provider, the
+/// primary's warm-up, per-token prices, and the `llm_*` metrics and log events.
+///
+/// Which providers a request may use follows seed 004's `llm.path`: while the primary is
+/// `warming` (its model not pulled yet) or after its poll budget ran out (`fallback`), requests
+/// start at the fallback; once `primary`, at the primary, falling back per request on its faults.
+/// Warming without a fallback refuses with 503 and `Retry-After`, and `/ready` says so.
+public final class LLMGateway: Sendable {
+    public let configuration: CortexConfiguration.LLM
+    let chain: ProviderChain
+    /// Polls the primary's model list until its model is present.
+    public let warmup: PrimaryWarmup
+    let metrics: LLMMetrics
+    let logger: Logger
+    private let warmupTask = Mutex<Task<Void, Never>?>(nil)
+    /// The provider that answered last, for `/status/summary`'s `fallback`.
+    private let lastProvider = Mutex<String?>(nil)
+
+    /// A gateway for `configuration` (which must have at least a primary).
+    ///
+    /// - Parameter now: Nanoseconds on a monotonic clock for the breakers (tests pass their own).
+    public init(
+        configuration: CortexConfiguration.LLM,
+        metricsFactory: any MetricsFactory,
+        logger: Logger,
+        now: (@Sendable () -> Int64)? = nil
+    ) {
+        self.configuration = configuration
+        self.logger = logger
+        let timeouts = ProviderTimeouts(
+            connect: .seconds(configuration.connectTimeoutSeconds),
+            firstToken: .seconds(configuration.firstTokenTimeoutSeconds),
+            total: .seconds(configuration.totalTimeoutSeconds)
+        )
+        let providers: [any LLMProvider] = zip(["primary", "fallback"], configuration.providers).map { role, provider in
+            let name = "\(role)-\(provider.kind.rawValue)"
+            switch provider.kind {
+            case .ollama:
+                return OllamaProvider(name: name, baseURL: provider.url, model: provider.model, timeouts: timeouts)
+            case .openai:
+                return OpenAICompatibleProvider(
+                    name: name, baseURL: provider.url, model: provider.model, apiKey: provider.apiKey, timeouts: timeouts)
+            }
+        }
+        let metrics = LLMMetrics(factory: metricsFactory, deployment: configuration.deployment)
+        self.metrics = metrics
+        for provider in providers { metrics.setUp(provider.name, true) }
+        self.chain = ProviderChain(
+            providers: providers,
+            breaker: CircuitBreaker(
+                failureThreshold: configuration.breakerFailures, cooldown: .seconds(configuration.breakerCooldownSeconds)),
+            now: now,
+            onTransition: { provider, transition in
+                metrics.setUp(provider, transition == .closed)
+                logger.log(
+                    level: transition == .opened ? .warning : .notice,
+                    "LLM_BREAKER",
+                    metadata: ["provider": "\(provider)", "transition": "\(transition.rawValue)"]
+                )
+            }
+        )
+        let deployment = configuration.deployment
+        self.warmup = PrimaryWarmup(
+            primary: providers[0],
+            hasFallback: providers.count > 1,
+            interval: .seconds(configuration.pollIntervalSeconds),
+            budget: .seconds(configuration.pollMaxSeconds),
+            onChange: { path, reason in
+                logger.log(
+                    level: path == .fallback ? .warning : .notice,
+                    "LLM_PATH_CHANGED",
+                    metadata: ["deployment": "\(deployment)", "path": "\(path.rawValue)", "reason": "\(reason)"]
+                )
+            }
+        )
+    }
+
+    /// Starts polling the primary (`PRIMARY_POLL_INTERVAL_S`, `PRIMARY_POLL_MAX_S`).
+    public func start() {
+        let warmup = self.warmup
+        warmupTask.withLock { $0 = Task { await warmup.run() } }
+    }
+
+    /// Stops polling.
+    public func stop() {
+        warmupTask.withLock { $0?.cancel() }
+    }
+
+    /// The providers' names, primary first.
+    public var providerNames: [String] { chain.providers.map(\.name) }
+
+    /// Whether requests are currently answered by a fallback: the path is not `primary`, or the
+    /// last answer came from a provider after the primary.
+    public var isFallbackActive: Bool {
+        guard warmup.path == .primary else { return chain.providers.count > 1 }
+        return lastProvider.withLock { $0 }.map { $0 != chain.providers[0].name } ?? false
+    }
+
+    /// Each provider's circuit state, primary first.
+    public var breakerStates: [CircuitBreaker.State] { chain.states }
+
+    /// Where requests start in the chain now.
+    ///
+    /// - Throws: 503 `llm_warming` with `Retry-After` while the primary warms without a fallback.
+    func start(for deployment: String) throws(APIError) -> Int {
+        switch warmup.path {
+        case .primary: return 0
+        case .warming, .fallback:
+            if chain.providers.count > 1 { return 1 }
+            throw APIError(
+                status: 503,
+                code: "llm_warming",
+                message:
+                    "'\(deployment)' is warming: \(chain.providers[0].name) does not have model \(chain.providers[0].model) yet, and no fallback is configured",
+                fields: [("retry_after_s", .double(max(1, configuration.pollIntervalSeconds.rounded(.up))))]
+            )
+        }
+    }
+
+    /// Sends a request and waits for the whole answer.
+    func complete(_ request: ChatRequest, logger: Logger) async throws -> ChatResponse {
+        let start = try start(for: configuration.deployment)
+        do {
+            let (response, failed) = try await chain.chat(request, from: start)
+            record(failed, answeredBy: response.provider, logger: logger)
+            metrics.record(provider: response.provider, .success)
+            return response
+        } catch {
+            throw failure(error, start: start, logger: logger)
+        }
+    }
+
+    /// Sends a request and returns its stream once a provider has produced the first token.
+    func stream(_ request: ChatRequest, logger: Logger) async throws -> (
+        deltas: AsyncThrowingStream<ChatDelta, any Error>, provider: String
+    ) {
+        let start = try start(for: configuration.deployment)
+        do {
+            let (deltas, provider, failed) = try await chain.streamChat(request, from: start)
+            record(failed, answeredBy: provider, logger: logger)
+            return (deltas, provider)
+        } catch {
+            throw failure(error, start: start, logger: logger)
+        }
+    }
+
+    /// Counts the attempts that failed before `provider` answered, and logs each fallback.
+    private func record(_ failed: [ProviderChain.Attempt], answeredBy provider: String, logger: Logger) {
+        lastProvider.withLock { $0 = provider }
+        var from: [String] = []
+        for attempt in failed {
+            metrics.record(provider: attempt.provider, attempt.error == .circuitOpen ? .circuitOpen : .error)
+            from.append(attempt.provider)
+        }
+        for (index, attempt) in failed.enumerated() {
+            let to = index + 1 < failed.count ? failed[index + 1].provider : provider
+            metrics.recordFallback(from: attempt.provider, to: to)
+            logger.warning(
+                "LLM_FALLBACK",
+                metadata: ["from": "\(attempt.provider)", "to": "\(to)", "reason": "\(attempt.error)"]
+            )
+        }
+    }
+
+    /// The client's error for a chain that did not answer.
+    private func failure(_ error: any Error, start: Int, logger: Logger) -> any Error {
+        switch error {
+        case let error as ProviderChain.Unavailable:
+            for attempt in error.attempts {
+                metrics.record(provider: attempt.provider, attempt.error == .circuitOpen ? .circuitOpen : .error)
+            }
+            logger.error("LLM_UNAVAILABLE", metadata: ["deployment": "\(configuration.deployment)", "attempts": "\(error)"])
+            return APIError(
+                status: 503,
+                code: "llm_unavailable",
+                message: "no provider of '\(configuration.deployment)' answered: \(error)",
+                fields: [("retry_after_s", .double(1))]
+            )
+        case ProviderError.rejected(let status, let message):
+            metrics.record(provider: chain.providers[start].name, .rejected)
+            return APIError(
+                status: status == 404 ? 400 : status, code: "llm_rejected", message: "the model refused the request: \(message)")
+        default:
+            return error
+        }
+    }
+
+    /// Tokens of a request's prompt, at most: one per byte of text (no tokenizer makes more) and
+    /// a few per message for the chat template, so a hold always covers the real count.
+    static func promptTokenBound(_ input: ChatRequest.Input) -> Int {
+        switch input {
+        case .messages(let messages): messages.reduce(8) { $0 + $1.content.utf8.count + $1.role.utf8.count + 8 }
+        case .prompt(let prompt): prompt.utf8.count + 8
+        }
+    }
+
+    /// Credits for `tokens` at the deployment's prices per 1,000, rounded up to the microcredit.
+    func cost(_ tokens: TokenCount) -> Credits {
+        func micro(_ count: Int, _ per1K: Credits) -> Int64 {
+            let (product, overflow) = Int64(count).multipliedReportingOverflow(by: per1K.microcredits)
+            return overflow ? .max / 4 : product
+        }
+        let total = micro(tokens.prompt, configuration.inputPricePer1K) + micro(tokens.completion, configuration.outputPricePer1K)
+        return Credits(microcredits: (total + 999) / 1000)
+    }
+}

@@ -1,0 +1,95 @@
+import CoreMetrics
+public import Metrics
+import Synchronization
+
+/// The `llm_*` metrics of one deployment, with handles cached per label set.
+public final class LLMMetrics: Sendable {
+    /// How an attempt at a provider ended, as `llm_requests_total{outcome}` counts it.
+    enum Outcome: String, Sendable {
+        /// The provider answered (a whole answer, or a stream to its end).
+        case success
+        /// A stream ended with an error after its first token.
+        case cut
+        /// The provider failed (unreachable, timeout, 5xx, 429, a broken answer); the chain moved on.
+        case error
+        /// The provider refused the request itself (a 4xx): the client's fault.
+        case rejected
+        /// Not attempted: its circuit was open.
+        case circuitOpen = "circuit_open"
+    }
+
+    private struct Key: Hashable {
+        var provider: String
+        var outcome: String
+    }
+
+    let factory: any MetricsFactory
+    let deployment: String
+    private let requests = Mutex<[Key: Counter]>([:])
+    private let fallbacks = Mutex<[Key: Counter]>([:])
+    private let up = Mutex<[String: Gauge]>([:])
+    /// `llm_tokens_total{type="prompt"}` and `{type="completion"}`: tokens billed.
+    let promptTokens: Counter
+    let completionTokens: Counter
+    /// `llm_time_to_first_token_seconds{deployment}`: from the request to the first token, streams only.
+    let timeToFirstToken: Timer
+
+    init(factory: any MetricsFactory, deployment: String) {
+        self.factory = factory
+        self.deployment = deployment
+        self.promptTokens = Counter(label: "llm_tokens_total", dimensions: [("type", "prompt")], factory: factory)
+        self.completionTokens = Counter(label: "llm_tokens_total", dimensions: [("type", "completion")], factory: factory)
+        self.timeToFirstToken = Timer(label: "llm_time_to_first_token_seconds", dimensions: [("deployment", deployment)], factory: factory)
+    }
+
+    /// `llm_requests_total{deployment,provider,outcome}`.
+    func record(provider: String, _ outcome: Outcome) {
+        let key = Key(provider: provider, outcome: outcome.rawValue)
+        let counter = requests.withLock { cache in
+            if let counter = cache[key] { return counter }
+            let counter = Counter(
+                label: "llm_requests_total",
+                dimensions: [("deployment", deployment), ("provider", provider), ("outcome", outcome.rawValue)],
+                factory: factory
+            )
+            cache[key] = counter
+            return counter
+        }
+        counter.increment()
+    }
+
+    /// `llm_fallback_total{from,to}`: a request moved from one provider to the next.
+    func recordFallback(from: String, to: String) {
+        let key = Key(provider: from, outcome: to)
+        let counter = fallbacks.withLock { cache in
+            if let counter = cache[key] { return counter }
+            let counter = Counter(label: "llm_fallback_total", dimensions: [("from", from), ("to", to)], factory: factory)
+            cache[key] = counter
+            return counter
+        }
+        counter.increment()
+    }
+
+    /// `llm_provider_up{provider}`: 1 while the provider's circuit is closed.
+    func setUp(_ provider: String, _ isUp: Bool) {
+        let gauge = up.withLock { cache in
+            if let gauge = cache[provider] { return gauge }
+            let gauge = Gauge(label: "llm_provider_up", dimensions: [("provider", provider)], factory: factory)
+            cache[provider] = gauge
+            return gauge
+        }
+        gauge.record(isUp ? 1 : 0)
+    }
+
+    /// Tokens billed for one request.
+    func recordTokens(_ usage: TokenCount) {
+        promptTokens.increment(by: usage.prompt)
+        completionTokens.increment(by: usage.completion)
+    }
+}
+
+/// Tokens of one request, as billed.
+struct TokenCount: Sendable, Hashable {
+    var prompt: Int
+    var completion: Int
+}

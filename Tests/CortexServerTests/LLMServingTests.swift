@@ -1,0 +1,434 @@
+import CortexCore
+import CortexRuntime
+import CortexServer
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+/// The LLM routes end to end: Cortex in front of fake Ollama and OpenAI-compatible upstreams on
+/// loopback ports that speak the real wire formats.
+@Suite("LLM routes: generate, chat, OpenAI-compatible, fallback, warming, per-token billing")
+struct LLMServingTests {
+    static var demo: HTTPFields { [.xAPIKey: CortexConfiguration.demoAPIKey] }
+
+    /// A server whose LLM deployment `chat` has `primary` (Ollama) and optionally `fallback` (OpenAI).
+    static func server(
+        primary: FakeLLMServer, fallback: FakeLLMServer? = nil, billed: Bool = false, credits: String = "1",
+        configure: (inout CortexConfiguration) -> Void = { _ in }
+    ) async throws -> TestServer {
+        try await TestServer.make { configuration in
+            configuration.llm.primary = .init(kind: .ollama, url: primary.url, model: "gemma3:270m", apiKey: nil)
+            if let fallback {
+                configuration.llm.fallback = .init(kind: .openai, url: fallback.url, model: "gpt-fake", apiKey: "sk-fallback")
+            }
+            configuration.llm.pollIntervalSeconds = 0.02
+            configuration.llm.firstTokenTimeoutSeconds = 20
+            if billed {
+                configuration.auth.requireAPIKey = true
+                configuration.auth.demo = .on
+                configuration.billing.demoCredits = Credits(decimal: credits) ?? .zero
+                // 1 credit per 1,000 prompt tokens, 2 per 1,000 generated.
+                configuration.llm.inputPricePer1K = Credits(decimal: "1") ?? .zero
+                configuration.llm.outputPricePer1K = Credits(decimal: "2") ?? .zero
+            }
+            configure(&configuration)
+        }
+    }
+
+    /// Waits (bounded) until the deployment's path is `path`.
+    static func wait(for path: LLMPath, _ server: TestServer) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while server.dependencies.llm?.warmup.path != path, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        try #require(server.dependencies.llm?.warmup.path == path)
+    }
+
+    static func balance(_ client: some TestClientProtocol) async throws -> Decimal? {
+        (try await client.get("/me", headers: demo).body.jsonObject["balance"] as? NSNumber)?.decimalValue
+    }
+
+    /// The `data:` payloads of a server-sent event stream.
+    static func events(_ body: String) -> [String] {
+        body.components(separatedBy: "\n").filter { $0.hasPrefix("data: ") }.map { String($0.dropFirst(6)) }
+    }
+
+    static func json(_ text: String) -> [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]
+    }
+
+    @Test("generate, chat and the OpenAI routes answer from the primary in their own shapes; /v1/models lists the deployment")
+    func shapes() async throws {
+        let primary = try await FakeLLMServer(.answer("Hello there", usage: (prompt: 7, completion: 2)), models: ["gemma3:270m"])
+        defer { primary.stop() }
+        let server = try await Self.server(primary: primary)
+        try await Self.wait(for: .primary, server)
+        try await server.test { client in
+            let generated = try await client.post("/generate", json: #"{"prompt":"Say hello","max_tokens":5}"#)
+            #expect(generated.status == .ok)
+            let body = generated.body.jsonObject
+            #expect(body["text"] as? String == "Hello there")
+            #expect(body["provider"] as? String == "primary-ollama" && body["path"] as? String == "primary")
+            #expect((body["usage"] as? [String: Int]) == ["prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9])
+            // Upstream: Ollama's /api/generate with the prompt, the model and num_predict.
+            let sent = try #require(primary.requests.last)
+            #expect(sent["prompt"] as? String == "Say hello" && sent["model"] as? String == "gemma3:270m")
+            #expect((sent["options"] as? [String: Any])?["num_predict"] as? Int == 5)
+
+            let chat = try await client.post("/chat", json: #"{"message":"Hi"}"#).body.jsonObject
+            #expect(chat["reply"] as? String == "Hello there")
+            #expect((primary.requests.last?["messages"] as? [[String: String]]) == [["role": "user", "content": "Hi"]])
+
+            let completion = try await client.post(
+                "/v1/chat/completions",
+                json:
+                    #"{"model":"chat","messages":[{"role":"system","content":"Be brief"},{"role":"user","content":[{"type":"text","text":"Hi"}]}]}"#
+            ).body.jsonObject
+            #expect(completion["object"] as? String == "chat.completion" && completion["model"] as? String == "chat")
+            let choice = (completion["choices"] as? [[String: Any]])?.first
+            #expect((choice?["message"] as? [String: String])?["content"] == "Hello there")
+            #expect(choice?["finish_reason"] as? String == "stop")
+            #expect((completion["usage"] as? [String: Int])?["total_tokens"] == 9)
+            // The default max_tokens went upstream.
+            #expect((primary.requests.last?["options"] as? [String: Any])?["num_predict"] as? Int == 256)
+
+            let text = try await client.post("/v1/completions", json: #"{"model":"gemma3:270m","prompt":"Once"}"#).body.jsonObject
+            #expect(text["object"] as? String == "text_completion")
+            #expect((text["choices"] as? [[String: Any]])?.first?["text"] as? String == "Hello there")
+
+            let models = try await client.get("/v1/models").body.jsonObject
+            #expect((models["data"] as? [[String: Any]])?.map { $0["id"] as? String } == ["chat"])
+            #expect(try await client.get("/v1/models/chat").status == .ok)
+
+            let unknown = try await client.post(
+                "/v1/chat/completions", json: #"{"model":"gpt-9","messages":[{"role":"user","content":"x"}]}"#)
+            #expect(unknown.status == .notFound)
+            let error = unknown.body.jsonObject["error"] as? [String: Any]
+            #expect(error?["code"] as? String == "model_not_found" && error?["type"] as? String == "invalid_request_error")
+        }
+    }
+
+    @Test("bad input is a 4xx naming the field; nothing is sent upstream, held or charged")
+    func badInput() async throws {
+        let primary = try await FakeLLMServer(.answer("never", usage: (prompt: 1, completion: 1)), models: ["gemma3:270m"])
+        defer { primary.stop() }
+        let server = try await Self.server(primary: primary, billed: true)
+        try await Self.wait(for: .primary, server)
+        try await server.test { client in
+            let before = try await Self.balance(client)
+            let cases: [(String, String, Int, String)] = [
+                ("/generate", #"{}"#, 400, "prompt"),
+                ("/generate", #"{"prompt":""}"#, 422, "prompt"),
+                ("/generate", #"{"prompt":"x","max_tokens":0}"#, 422, "max_tokens"),
+                ("/generate", #"{"prompt":"x","max_tokens":100000}"#, 422, "max_tokens"),
+                ("/generate", #"{"prompt":"x","temperature":9}"#, 400, "temperature"),
+                ("/generate", #"{"prompt":"x","stream":"yes"}"#, 400, "stream"),
+                ("/chat", #"{"messages":[]}"#, 422, "messages"),
+                ("/chat", #"{"messages":[{"role":"wizard","content":"x"}]}"#, 422, "role"),
+                ("/chat", #"{"messages":[{"role":"user"}]}"#, 400, "content"),
+                ("/chat", #"{"messages":"#, 400, "malformed"),
+                ("/v1/chat/completions", #"{"messages":[{"role":"user","content":"x"}]}"#, 400, "model"),
+                ("/v1/chat/completions", #"{"model":"chat","n":2,"messages":[{"role":"user","content":"x"}]}"#, 422, "'n'"),
+                (
+                    "/v1/chat/completions", #"{"model":"chat","messages":[{"role":"user","content":[{"type":"image_url"}]}]}"#, 422,
+                    "image_url"
+                ),
+            ]
+            for (route, body, status, mention) in cases {
+                let response = try await client.post(route, json: body, headers: Self.demo)
+                #expect(response.status.code == status, "\(route) \(body)")
+                #expect(response.body.text.contains(mention), "\(route) \(body): \(response.body.text)")
+            }
+            var streamed = Self.demo
+            streamed[.idempotencyKey] = "k-1"
+            #expect(try await client.post("/generate", json: #"{"prompt":"x","stream":true}"#, headers: streamed).status == .badRequest)
+            #expect(primary.requests.isEmpty)
+            #expect(try await Self.balance(client) == before)
+        }
+    }
+
+    @Test("primary down: the fallback answers, the breaker opens and skips the primary, then a probe after the cooldown closes it")
+    func fallback() async throws {
+        let primary = try await FakeLLMServer(.fail(status: 503, message: "loading"), models: ["gemma3:270m"])
+        defer { primary.stop() }
+        let fallback = try await FakeLLMServer(.answer("from the fallback", usage: (prompt: 3, completion: 3)))
+        defer { fallback.stop() }
+        let server = try await Self.server(primary: primary, fallback: fallback) { configuration in
+            configuration.llm.breakerFailures = 2
+            configuration.llm.breakerCooldownSeconds = 0.3
+        }
+        try await Self.wait(for: .primary, server)
+        try await server.test { client in
+            for _ in 0..<3 {
+                let body = try await client.post("/generate", json: #"{"prompt":"hi"}"#).body.jsonObject
+                #expect(body["text"] as? String == "from the fallback" && body["provider"] as? String == "fallback-openai")
+            }
+            // Two failures opened the circuit: the third request never reached the primary.
+            #expect(primary.requests.count == 2)
+            #expect(fallback.requests.last?["model"] as? String == "gpt-fake")
+            let summary = try await client.get("/api/status/summary")
+            #expect(summary.headers[.xStatusPath] == "api")
+            let llm = summary.body.jsonObject["llm"] as? [String: Any]
+            #expect(llm?["fallback"] as? Bool == true)
+            #expect((llm?["providers"] as? [[String: Any]])?.map { $0["circuit"] as? String } == ["open", "closed"])
+            var metrics = try await client.get("/metrics").body.text
+            #expect(metrics.contains(#"llm_fallback_total{from="primary-ollama",to="fallback-openai"} 3"#))
+            #expect(metrics.contains(#"llm_requests_total{deployment="chat",provider="primary-ollama",outcome="error"} 2"#))
+            #expect(metrics.contains(#"llm_requests_total{deployment="chat",provider="primary-ollama",outcome="circuit_open"} 1"#))
+            #expect(metrics.contains(#"llm_provider_up{provider="primary-ollama"} 0"#))
+            #expect(server.logs.events(named: "LLM_FALLBACK").count == 3)
+            #expect(server.logs.events(named: "LLM_BREAKER").first?.metadata["transition"] == "opened")
+
+            // The primary recovers; once the cooldown has passed, one probe closes the circuit.
+            primary.set(.answer("from the primary", usage: (prompt: 1, completion: 1)))
+            try await Task.sleep(for: .milliseconds(400))
+            let recovered = try await client.post("/generate", json: #"{"prompt":"hi"}"#).body.jsonObject
+            #expect(recovered["provider"] as? String == "primary-ollama")
+            metrics = try await client.get("/metrics").body.text
+            #expect(metrics.contains(#"llm_provider_up{provider="primary-ollama"} 1"#))
+            #expect(
+                server.logs.events(named: "LLM_BREAKER").map { $0.metadata["transition"] ?? "" } == ["opened", "half_opened", "closed"])
+            let after = try await client.get("/status/summary")
+            #expect(after.headers[.xStatusPath] == "legacy")
+            #expect((after.body.jsonObject["status"] as? [String: Any])?["fallback"] as? Bool == false)
+        }
+    }
+
+    @Test("primary slow past the first-token timeout: the fallback answers; nobody answering is a 503 naming every attempt")
+    func slowPrimary() async throws {
+        let primary = try await FakeLLMServer(.slow(.seconds(30), "late"), models: ["gemma3:270m"])
+        defer { primary.stop() }
+        let fallback = try await FakeLLMServer(.answer("quick", usage: nil))
+        defer { fallback.stop() }
+        let server = try await Self.server(primary: primary, fallback: fallback) { configuration in
+            configuration.llm.firstTokenTimeoutSeconds = 1
+        }
+        try await Self.wait(for: .primary, server)
+        try await server.test { client in
+            let body = try await client.post("/v1/completions", json: #"{"model":"chat","prompt":"hi"}"#).body.jsonObject
+            #expect((body["choices"] as? [[String: Any]])?.first?["text"] as? String == "quick")
+            #expect(server.logs.events(named: "LLM_FALLBACK").first?.metadata["reason"]?.contains("timed out") == true)
+
+            fallback.set(.fail(status: 500, message: "also down"))
+            primary.set(.fail(status: 502, message: "bad gateway"))
+            let down = try await client.post("/generate", json: #"{"prompt":"hi"}"#)
+            #expect(down.status == .serviceUnavailable)
+            #expect(down.headers[.retryAfter] != nil)
+            #expect(down.body.jsonObject["code"] as? String == "llm_unavailable")
+            #expect(down.body.text.contains("bad gateway") && down.body.text.contains("also down"))
+            #expect(server.logs.events(named: "LLM_UNAVAILABLE").count == 1)
+        }
+    }
+
+    @Test("a client's 4xx from the provider passes through as a 4xx without fallback")
+    func rejected() async throws {
+        let primary = try await FakeLLMServer(.fail(status: 400, message: "context length exceeded"), models: ["gemma3:270m"])
+        defer { primary.stop() }
+        let fallback = try await FakeLLMServer(.answer("never", usage: nil))
+        defer { fallback.stop() }
+        let server = try await Self.server(primary: primary, fallback: fallback)
+        try await Self.wait(for: .primary, server)
+        try await server.test { client in
+            let response = try await client.post("/generate", json: #"{"prompt":"hi"}"#)
+            #expect(response.status == .badRequest)
+            #expect(response.body.jsonObject["code"] as? String == "llm_rejected")
+            #expect(response.body.text.contains("context length exceeded"))
+            #expect(fallback.requests.isEmpty)
+        }
+    }
+
+    @Test("warming without a fallback: not ready and 503 with Retry-After; the model arrives and the primary serves without a restart")
+    func warming() async throws {
+        let primary = try await FakeLLMServer(.answer("warm now", usage: (prompt: 1, completion: 2)), models: [])
+        defer { primary.stop() }
+        let server = try await Self.server(primary: primary)
+        try await server.test { client in
+            let ready = try await client.get("/ready")
+            #expect(ready.status == .serviceUnavailable)
+            #expect((ready.body.jsonObject["failing"] as? [String]) == ["llm"])
+            #expect(ready.body.text.contains("warming"))
+            let summary = try await client.get("/api/status/summary").body.jsonObject
+            let llm = summary["llm"] as? [String: Any]
+            #expect(llm?["path"] as? String == "warming" && llm?["primary_model_present"] as? Bool == false)
+            #expect(summary["ready"] as? Bool == false && summary["status_ready"] as? Int == 0)
+            #expect((summary["build"] as? [String: Any])?["sha"] as? String == "unknown")
+            let refused = try await client.post("/generate", json: #"{"prompt":"hi"}"#)
+            #expect(refused.status == .serviceUnavailable)
+            #expect(refused.body.jsonObject["code"] as? String == "llm_warming")
+            #expect(refused.headers[.retryAfter] == "1")
+
+            primary.set(models: ["gemma3:270m"])
+            try await Self.wait(for: .primary, server)
+            #expect(try await client.get("/ready").status == .ok)
+            let promoted = try await client.get("/api/status/summary").body.jsonObject["llm"] as? [String: Any]
+            #expect(promoted?["path"] as? String == "primary" && promoted?["primary_model_present"] as? Bool == true)
+            #expect(try await client.post("/generate", json: #"{"prompt":"hi"}"#).body.jsonObject["text"] as? String == "warm now")
+            #expect(server.logs.events(named: "LLM_PATH_CHANGED").map { $0.metadata["path"] ?? "" } == ["primary"])
+        }
+    }
+
+    @Test("warming with a fallback: ready, and the fallback answers until the primary has its model")
+    func warmingWithFallback() async throws {
+        let primary = try await FakeLLMServer(.answer("primary", usage: nil), models: ["other"])
+        defer { primary.stop() }
+        let fallback = try await FakeLLMServer(.answer("fallback", usage: nil))
+        defer { fallback.stop() }
+        let server = try await Self.server(primary: primary, fallback: fallback)
+        try await server.test { client in
+            #expect(try await client.get("/ready").status == .ok)
+            let answer = try await client.post("/chat", json: #"{"message":"hi"}"#).body.jsonObject
+            #expect(answer["reply"] as? String == "fallback" && answer["path"] as? String == "warming")
+            #expect(primary.requests.isEmpty, "a warming primary is not asked")
+            primary.set(models: ["gemma3:270m"])
+            try await Self.wait(for: .primary, server)
+            #expect(try await client.post("/chat", json: #"{"message":"hi"}"#).body.jsonObject["reply"] as? String == "primary")
+        }
+    }
+
+    @Test("streaming in OpenAI's format: the role, each token, the finish reason, the usage when asked, then [DONE]")
+    func streamOpenAI() async throws {
+        let primary = try await FakeLLMServer(.answer("one two three", usage: (prompt: 5, completion: 3)), models: ["gemma3:270m"])
+        defer { primary.stop() }
+        let server = try await Self.server(primary: primary)
+        try await Self.wait(for: .primary, server)
+        try await server.test { client in
+            let response = try await client.post(
+                "/v1/chat/completions",
+                json:
+                    #"{"model":"chat","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"count"}]}"#
+            )
+            #expect(response.status == .ok)
+            #expect(response.headers[.contentType] == "text/event-stream")
+            let events = Self.events(response.body.text)
+            #expect(events.last == "[DONE]")
+            let chunks = events.dropLast().map(Self.json)
+            #expect(chunks.allSatisfy { $0["object"] as? String == "chat.completion.chunk" && $0["model"] as? String == "chat" })
+            let deltas = chunks.compactMap { ($0["choices"] as? [[String: Any]])?.first?["delta"] as? [String: Any] }
+            #expect(deltas.first?["role"] as? String == "assistant")
+            #expect(deltas.compactMap { $0["content"] as? String }.joined() == "one two three")
+            #expect(chunks.compactMap { ($0["choices"] as? [[String: Any]])?.first?["finish_reason"] as? String } == ["stop"])
+            #expect((chunks.last?["usage"] as? [String: Int]) == ["prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8])
+
+            // Cortex's own stream for /generate: text events, then one done event with the usage.
+            let generated = Self.events(try await client.post("/generate", json: #"{"prompt":"count","stream":true}"#).body.text)
+                .map(Self.json)
+            #expect(generated.compactMap { $0["text"] as? String }.joined() == "one two three")
+            #expect(generated.last?["done"] as? Bool == true && generated.last?["provider"] as? String == "primary-ollama")
+            let metrics = try await client.get("/metrics").body.text
+            #expect(metrics.contains(#"llm_time_to_first_token_seconds_count{deployment="chat"} 2"#))
+            #expect(metrics.contains(#"llm_tokens_total{type="prompt"} 10"#))
+            #expect(metrics.contains(#"llm_tokens_total{type="completion"} 6"#))
+        }
+    }
+
+    @Test("per-token credits: exact for reported usage; the held estimate when none is reported; a stream is billed at its end")
+    func billing() async throws {
+        let primary = try await FakeLLMServer(.answer("a b c", usage: (prompt: 9, completion: 3)), models: ["gemma3:270m"])
+        defer { primary.stop() }
+        let server = try await Self.server(primary: primary, billed: true, credits: "10")
+        try await Self.wait(for: .primary, server)
+        try await server.test { client in
+            // 9 prompt tokens at 1/1k and 3 generated at 2/1k: 0.009 + 0.006.
+            let known = try await client.post("/generate", json: #"{"prompt":"abc","max_tokens":50}"#, headers: Self.demo)
+            #expect(known.status == .ok)
+            #expect(known.headers[.xCreditsCharged] == "0.015")
+            #expect(known.headers[.xCreditsBalance] == "9.985")
+            #expect(try await Self.balance(client) == Decimal(string: "9.985"))
+
+            // No usage: the estimate held, (3 bytes + 8) prompt tokens and 50 generated: 0.011 + 0.1.
+            primary.set(.answer("a b c", usage: nil))
+            let unknown = try await client.post("/generate", json: #"{"prompt":"abc","max_tokens":50}"#, headers: Self.demo)
+            #expect(unknown.headers[.xCreditsCharged] == "0.111")
+            #expect(unknown.body.jsonObject["usage_reported"] as? Bool == false)
+            #expect(try await Self.balance(client) == Decimal(string: "9.874"))
+
+            // A stream with usage: charged what the provider reported, told in the last event.
+            primary.set(.answer("a b c", usage: (prompt: 9, completion: 3)))
+            let stream = try await client.post("/generate", json: #"{"prompt":"abc","stream":true}"#, headers: Self.demo)
+            let done = Self.events(stream.body.text).map(Self.json).last
+            #expect((done?["credits_charged"] as? NSNumber)?.decimalValue == Decimal(string: "0.015"))
+            #expect(try await Self.balance(client) == Decimal(string: "9.859"))
+            let me = try await client.get("/me", headers: Self.demo).body.jsonObject
+            #expect((me["held"] as? NSNumber)?.intValue == 0)
+        }
+    }
+
+    @Test("concurrent streams cannot overrun a balance: holds cover the worst case; cut streams are billed for what they delivered")
+    func concurrentStreams() async throws {
+        let primary = try await FakeLLMServer(.cut("w1 w2 w3 w4", words: 2), models: ["gemma3:270m"])
+        defer { primary.stop() }
+        // Each request holds (5 bytes + 8 + 8 per message... here a prompt: 5 + 8 = 13) prompt
+        // tokens and 100 generated: 0.013 + 0.2 = 0.213; a balance of 1 covers four holds.
+        let server = try await Self.server(primary: primary, billed: true, credits: "1")
+        try await Self.wait(for: .primary, server)
+        try await server.test { client in
+            let statuses = try await withThrowingTaskGroup(of: (Int, String).self) { group in
+                for _ in 0..<12 {
+                    group.addTask {
+                        let response = try await client.post(
+                            "/generate", json: #"{"prompt":"hello","max_tokens":100,"stream":true}"#, headers: Self.demo)
+                        return (Int(response.status.code), response.body.text)
+                    }
+                }
+                var results: [(Int, String)] = []
+                // The eight refused return at once; the four held streams wait on the cut.
+                for _ in 0..<8 {
+                    if let result = try await group.next() { results.append(result) }
+                }
+                primary.releaseCut()
+                for try await result in group { results.append(result) }
+                return results
+            }
+            #expect(statuses.filter { $0.0 == 402 }.count == 8)
+            let streams = statuses.filter { $0.0 == 200 }.map(\.1)
+            #expect(streams.count == 4)
+            for body in streams {
+                #expect(Self.events(body).compactMap { Self.json($0)["text"] as? String }.joined() == "w1 w2 ")
+                #expect(body.contains("event: error") && body.contains("stream_cut"))
+                #expect(!body.contains(#""done":true"#), "a cut stream never looks complete")
+            }
+            // Each cut stream: 13 prompt tokens (no usage came) and the 2 delivered: 0.013 + 0.004.
+            #expect(try await Self.balance(client) == Decimal(string: "0.932"))
+            let me = try await client.get("/me", headers: Self.demo).body.jsonObject
+            #expect((me["held"] as? NSNumber)?.intValue == 0)
+            let metrics = try await client.get("/metrics").body.text
+            #expect(metrics.contains(#"llm_requests_total{deployment="chat",provider="primary-ollama",outcome="cut"} 4"#))
+            #expect(server.logs.events(named: "LLM_STREAM_CUT").count == 4)
+        }
+    }
+
+    @Test("CORS on /chat: a preflight from an allowed origin passes without a key, others get 403; errors carry the header too")
+    func cors() async throws {
+        let primary = try await FakeLLMServer(.answer("hi", usage: nil), models: ["gemma3:270m"])
+        defer { primary.stop() }
+        let server = try await Self.server(primary: primary, billed: true) { configuration in
+            configuration.llm.allowedOrigins = ["https://app.example.com"]
+        }
+        try await Self.wait(for: .primary, server)
+        try await server.test { client in
+            let preflight = try await client.execute(
+                uri: "/chat", method: .options,
+                headers: [.origin: "https://app.example.com", .accessControlRequestMethod: "POST"]
+            ) { $0 }
+            #expect(preflight.status == .noContent)
+            #expect(preflight.headers[.accessControlAllowOrigin] == "https://app.example.com")
+            #expect(preflight.headers[.accessControlAllowMethods]?.contains("POST") == true)
+            #expect(preflight.headers[.accessControlAllowHeaders]?.contains("Authorization") == true)
+            let stranger = try await client.execute(uri: "/chat", method: .options, headers: [.origin: "https://evil.example"]) { $0 }
+            #expect(stranger.status == .forbidden)
+            #expect(stranger.headers[.accessControlAllowOrigin] == nil)
+            #expect(stranger.body.text.contains("ALLOWED_ORIGINS"))
+
+            let noKey = try await client.post("/chat", json: #"{"message":"hi"}"#, headers: [.origin: "https://app.example.com"])
+            #expect(noKey.status == .unauthorized)
+            #expect(noKey.headers[.accessControlAllowOrigin] == "https://app.example.com")
+            var headers = Self.demo
+            headers[.origin] = "https://app.example.com"
+            let answer = try await client.post("/chat", json: #"{"message":"hi"}"#, headers: headers)
+            #expect(answer.status == .ok)
+            #expect(answer.headers[.accessControlAllowOrigin] == "https://app.example.com")
+            #expect(answer.headers[.accessControlExposeHeaders]?.contains("X-Credits-Charged") == true)
+        }
+    }
+}
