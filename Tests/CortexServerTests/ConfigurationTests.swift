@@ -99,6 +99,14 @@ struct ConfigurationTests {
             ("MODEL_PRICES", "a=1,a=2", "MODEL=CREDITS"),
             ("DEFAULT_PRICE", "1e-3", "decimal"),
             ("HOLD_TTL_S", "0", "seconds from 1"),
+            ("LLM_PRIMARY_URL", "ftp://models.internal", "http://host:port"),
+            ("LLM_PRIMARY_KIND", "vllm", "ollama or openai"),
+            ("LLM_PRIMARY_MODEL", "has space", "model name"),
+            ("LLM_MAX_TOKENS", "0", "from 1"),
+            ("PRIMARY_POLL_INTERVAL_S", "0", "seconds from 0.01"),
+            ("ALLOWED_ORIGINS", "app.example.com", "origins"),
+            ("LLM_PRICE_OUTPUT_PER_1K", "-1", "credits per 1,000"),
+            ("BUILD_SHA", "not a sha", "commit id"),
         ]
     )
     func badEnvironment(key: String, value: String, expected: String) {
@@ -155,6 +163,50 @@ struct ConfigurationTests {
         #expect(config.summary.contains("postgres://cortex:***@db.internal:5433/cortex"))
         let list = try CortexConfiguration.load(file: nil, environment: ["MODEL_PRICES": "a=1, b=0.25"])
         #expect(list.billing.prices == ["a": Credits(microcredits: 1_000_000), "b": Credits(microcredits: 250_000)])
+    }
+
+    @Test("an LLM deployment from the file and the environment; the keys never printed; settings that disagree are refused")
+    func llm() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let file = try directory.write(
+            "cortex.yaml",
+            "llm:\n  deployment: assistant\n  primary_url: http://ollama:11434/\n  primary_model: gemma3:270m\n  price_input_per_1k: \"0.5\"\n"
+                + "  allowed_origins: [https://app.example.com]\n"
+        )
+        let config = try CortexConfiguration.load(
+            file: file,
+            environment: [
+                "LLM_FALLBACK_URL": "https://api.openai.com", "LLM_FALLBACK_MODEL": "gpt-4o-mini", "OPENAI_API_KEY": "sk-secret-123",
+                "PRIMARY_POLL_INTERVAL_S": "3", "PRIMARY_POLL_MAX_S": "900",
+            ]
+        )
+        #expect(config.llm.allowedOrigins == ["https://app.example.com"])
+        let origins = try CortexConfiguration.load(
+            file: nil, environment: ["ALLOWED_ORIGINS": "https://app.example.com, http://localhost:5173"])
+        #expect(config.llm.deployment == "assistant")
+        #expect(config.llm.primary == .init(kind: .ollama, url: "http://ollama:11434", model: "gemma3:270m"))
+        #expect(config.llm.fallback == .init(kind: .openai, url: "https://api.openai.com", model: "gpt-4o-mini", apiKey: "sk-secret-123"))
+        #expect(config.llm.pollIntervalSeconds == 3 && config.llm.pollMaxSeconds == 900)
+        #expect(config.llm.inputPricePer1K == Credits(microcredits: 500_000))
+        #expect(origins.llm.allowedOrigins == ["https://app.example.com", "http://localhost:5173"])
+        #expect(config.llm.hasFallback)
+        #expect(!config.summary.contains("sk-secret-123") && config.summary.contains("api key set"))
+        #expect(!CortexConfiguration().llm.isEnabled, "no LLM unless configured")
+
+        for (environment, key) in [
+            (["LLM_PRIMARY_URL": "http://127.0.0.1:11434"], "LLM_PRIMARY_MODEL"),
+            (["LLM_FALLBACK_URL": "http://127.0.0.1:8080", "LLM_FALLBACK_MODEL": "m"], "LLM_PRIMARY_URL"),
+            (["LLM_MAX_TOKENS": "500", "LLM_MAX_TOKENS_LIMIT": "100"], "LLM_MAX_TOKENS"),
+            (["LLM_PRIMARY_URL": "http://h:1", "LLM_PRIMARY_MODEL": "m", "HOLD_TTL_S": "30"], "HOLD_TTL_S"),
+        ] {
+            #expect(throws: ConfigurationError.self) { try CortexConfiguration.load(file: nil, environment: environment) }
+            do {
+                _ = try CortexConfiguration.load(file: nil, environment: environment)
+            } catch let error as ConfigurationError {
+                #expect(error.key == key, "\(environment)")
+            }
+        }
     }
 
     @Test("a missing file is an error naming --config")

@@ -169,6 +169,25 @@ struct LLMProviderTests {
         }
     }
 
+    @Test("a prompt goes to Ollama's /api/generate and OpenAI's /v1/completions, whole and streamed", arguments: [false, true])
+    func prompts(ollama: Bool) async throws {
+        let server = try await FakeLLMServer(.answer("upon a time", usage: (prompt: 2, completion: 3)))
+        defer { server.stop() }
+        let provider: any LLMProvider =
+            ollama
+            ? OllamaProvider(baseURL: server.url, model: "m", timeouts: Self.fast)
+            : OpenAICompatibleProvider(baseURL: server.url, model: "m", timeouts: Self.fast)
+        let request = ChatRequest(prompt: "Once", maxTokens: 8)
+        let response = try await provider.chat(request)
+        #expect(response.text == "upon a time")
+        #expect(response.usage == TokenUsage(promptTokens: 2, completionTokens: 3))
+        let sent = try #require(server.requests.last)
+        #expect(sent["prompt"] as? String == "Once" && sent["messages"] == nil)
+        let (text, last, error) = await Self.collect(try await provider.streamChat(request))
+        #expect(error == nil && text == "upon a time")
+        #expect(last?.usage == TokenUsage(promptTokens: 2, completionTokens: 3))
+    }
+
     @Test("a stream that fails or stays silent before its first token falls back; after it, a cut ends the stream with an error")
     func streamFallback() async throws {
         let primary = try await FakeLLMServer(.fail(status: 503, message: "loading"))

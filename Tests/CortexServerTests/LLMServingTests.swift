@@ -431,4 +431,33 @@ struct LLMServingTests {
             #expect(answer.headers[.accessControlExposeHeaders]?.contains("X-Credits-Charged") == true)
         }
     }
+
+    @Test("OpenAI's official Python client works against a real cortex process unchanged: models, chat, streamed chat, completion")
+    func openAIClient() async throws {
+        let upstream = try await FakeLLMServer(.answer("Hello from upstream", usage: (prompt: 12, completion: 4)), models: ["fake-model"])
+        defer { upstream.stop() }
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let (cortex, port) = try await CortexProcess.serve(
+            environment: [
+                "LLM_PRIMARY_URL": upstream.url, "LLM_PRIMARY_KIND": "openai", "LLM_PRIMARY_MODEL": "fake-model",
+                "LLM_DEPLOYMENT": "assistant", "PRIMARY_POLL_INTERVAL_S": "0.05",
+            ],
+            directory: directory
+        )
+        defer { cortex.terminate() }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try RawHTTPConnection.request(port: port, path: "/api/status/summary")?.body.contains(#""path":"primary""#) != true {
+            guard ContinuousClock.now < deadline else { throw CortexProcess.Failure.didNotStart("llm.path never became primary") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let (status, output) = try await ONNXServingTests.python([
+            "Tests/Python/openai_check.py", "http://127.0.0.1:\(port)/v1", RawHTTPConnection.demoKey, "assistant", "Hello from upstream",
+        ])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("openai: all checks passed"), "\(output)")
+        // What the client sent reached the upstream as OpenAI's wire format, with the upstream's model name.
+        #expect(upstream.requests.contains { $0["stream"] as? Bool == true && $0["model"] as? String == "fake-model" })
+        #expect(upstream.requests.contains { $0["prompt"] as? String == "Once upon a time" })
+    }
 }

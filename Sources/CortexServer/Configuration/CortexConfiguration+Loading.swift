@@ -384,6 +384,9 @@ extension CortexConfiguration {
                     text = mapping.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: ",")
                 } else if path == "rate_limit.overrides", let list = value as? [Any] {
                     text = try Self.overrides(fromYAML: list)
+                } else if let list = value as? [Any] {
+                    // A list (auth.api_keys, llm.allowed_origins) is read as its comma-separated form.
+                    text = list.map { "\($0)" }.joined(separator: ",")
                 } else {
                     text = "\(value)"
                 }
