@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import CortexCore
 import Foundation
 import NIOCore
 import NIOFoundationCompat
@@ -16,63 +17,49 @@ struct ProviderHTTP: Sendable {
     static let maximumBody = 16 << 20
 
     init(baseURL: String, headers: [(String, String)], timeouts: ProviderTimeouts) {
-        self.client = Self.client(connectTimeout: timeouts.connect)
+        self.client = Self.client(connect: timeouts.connect, read: timeouts.firstToken)
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.headers = headers
         self.timeouts = timeouts
     }
 
-    /// One client per connect timeout, for the life of the process (as `HTTPClient.shared` is):
+    /// One client per pair of timeouts, for the life of the process (as `HTTPClient.shared` is):
     /// providers come and go with configuration reloads, their connection pools stay.
-    private static let clients = Mutex<[Duration: HTTPClient]>([:])
+    private static let clients = Mutex<[[Duration]: HTTPClient]>([:])
 
-    static func client(connectTimeout: Duration) -> HTTPClient {
+    /// The client with these timeouts. The read timeout is the first-token timeout: the longest
+    /// wait for the answer's head, for its first byte, and for any byte after (a stream silent
+    /// that long is cut). It lives in the connection's own handler, so a request pays no timer
+    /// and no racing task for it.
+    static func client(connect: Duration, read: Duration) -> HTTPClient {
         clients.withLock { clients in
-            if let client = clients[connectTimeout] { return client }
+            if let client = clients[[connect, read]] { return client }
             var configuration = HTTPClient.Configuration()
-            configuration.timeout = .init(connect: TimeAmount(connectTimeout))
+            configuration.timeout = .init(connect: TimeAmount(connect), read: TimeAmount(read))
             let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-            clients[connectTimeout] = client
+            clients[[connect, read]] = client
             return client
         }
     }
 
     /// Sends `request` and waits for the answer's head: a timeout when it takes longer than
-    /// `firstToken`; the whole request (body included) is bounded by `total`.
+    /// `firstToken` (the client's read timeout); the whole request (body included) is bounded by `total`.
     private func head(_ request: HTTPClientRequest) async throws(ProviderError) -> HTTPClientResponse {
-        let (client, timeouts) = (self.client, self.timeouts)
         do {
-            return try await withThrowingTaskGroup(of: HTTPClientResponse?.self) { group in
-                group.addTask { try await client.execute(request, timeout: TimeAmount(timeouts.total)) }
-                group.addTask {
-                    try await Task.sleep(for: timeouts.firstToken)
-                    return nil
-                }
-                defer { group.cancelAll() }
-                guard let first = try await group.next(), let response = first else {
-                    throw ProviderError.timeout("first token after \(timeouts.firstToken)")
-                }
-                return response
-            }
-        } catch let error as ProviderError {
-            throw error
+            return try await client.execute(request, timeout: TimeAmount(timeouts.total))
         } catch {
             throw Self.map(error)
         }
     }
 
     /// A request to `path` with the provider's headers and a JSON body.
-    private func request(_ method: HTTPMethod, _ path: String, body: [String: Any]?) throws(ProviderError) -> HTTPClientRequest {
+    private func request(_ method: HTTPMethod, _ path: String, body: String?) -> HTTPClientRequest {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
-            do {
-                request.body = .bytes(ByteBuffer(data: try JSONSerialization.data(withJSONObject: body)))
-            } catch {
-                throw .invalidResponse("request not encodable: \(error)")
-            }
+            request.body = .bytes(ByteBuffer(string: body))
         }
         return request
     }
@@ -89,8 +76,8 @@ struct ProviderHTTP: Sendable {
     }
 
     /// GET or POST `path`; returns the parsed JSON object of a 2xx answer.
-    func json(_ method: HTTPMethod, _ path: String, body: [String: Any]? = nil) async throws(ProviderError) -> [String: Any] {
-        let response = try await head(try request(method, path, body: body))
+    func json(_ method: HTTPMethod, _ path: String, body: String? = nil) async throws(ProviderError) -> JSONValue {
+        let response = try await head(request(method, path, body: body))
         let bytes: ByteBuffer
         do {
             bytes = try await response.body.collect(upTo: Self.maximumBody)
@@ -98,7 +85,7 @@ struct ProviderHTTP: Sendable {
             throw Self.map(error)
         }
         try Self.check(Int(response.status.code), body: String(buffer: bytes))
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(buffer: bytes))) as? [String: Any] else {
+        guard let object = Self.parse(bytes), case .object = object else {
             throw .invalidResponse("not a JSON object: \(String(buffer: bytes).prefix(200))")
         }
         return object
@@ -109,10 +96,10 @@ struct ProviderHTTP: Sendable {
     /// (the chain may fall back); a failure after it ends the stream with that error.
     func stream(
         _ path: String,
-        body: [String: Any],
+        body: String,
         decode: @escaping @Sendable () -> any ChatStreamDecoder
     ) async throws(ProviderError) -> AsyncThrowingStream<ChatDelta, any Error> {
-        let response = try await head(try request(.POST, path, body: body))
+        let response = try await head(request(.POST, path, body: body))
         let status = Int(response.status.code)
         if !(200..<300).contains(status) {
             let text = (try? await response.body.collect(upTo: 1 << 20)).map { String(buffer: $0) } ?? ""
@@ -139,21 +126,9 @@ struct ProviderHTTP: Sendable {
             }
         }
         continuation.onTermination = { _ in task.cancel() }
-        // Until the first delta the provider may still be replaced: a failure or a silence longer
-        // than the first-token timeout is thrown, not streamed.
-        let firstToken = timeouts.firstToken
-        // `nil`: the first delta arrived (or the stream ended cleanly); else why not.
-        let failure = await withTaskGroup(of: Optional<ProviderError>.self) { group -> ProviderError? in
-            group.addTask { await started.wait() }
-            group.addTask {
-                try? await Task.sleep(for: firstToken)
-                return ProviderError.timeout("first token after \(firstToken)")
-            }
-            defer { group.cancelAll() }
-            guard let first = await group.next() else { return nil }
-            return first
-        }
-        if let failure {
+        // Until the first delta the provider may still be replaced: a failure, or a silence longer
+        // than the first-token timeout (the client's read timeout), is thrown, not streamed.
+        if let failure = await started.wait() {
             task.cancel()
             throw failure
         }
@@ -162,18 +137,22 @@ struct ProviderHTTP: Sendable {
 
     /// The `error` of an OpenAI- or Ollama-style error body, else the body's start.
     static func errorMessage(in text: String) -> String {
-        if let object = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] {
-            if let error = object["error"] as? [String: Any], let message = error["message"] as? String { return message }
-            if let message = object["error"] as? String { return message }
+        if let object = parse(ByteBuffer(string: text)) {
+            if let message = object["error"]?["message"]?.stringValue ?? object["error"]?.stringValue { return message }
         }
         return String(text.prefix(200))
+    }
+
+    /// `bytes` parsed as JSON, or `nil`.
+    static func parse(_ bytes: ByteBuffer) -> JSONValue? {
+        bytes.withUnsafeReadableBytes { bytes in try? JSONParser.parse(bytes) }
     }
 
     static func map(_ error: any Error) -> ProviderError {
         if let error = error as? HTTPClientError {
             switch error {
             case .connectTimeout: return .timeout("connect")
-            case .readTimeout: return .timeout("first token")
+            case .readTimeout: return .timeout("first token: nothing arrived within the first-token timeout")
             case .deadlineExceeded: return .timeout("total")
             default: return .connection("\(error)")
             }

@@ -1,3 +1,4 @@
+import CortexCore
 import Foundation
 
 /// One message of a chat.
@@ -41,11 +42,21 @@ public struct ChatRequest: Sendable, Hashable {
         self.temperature = temperature
     }
 
-    /// The input as the JSON members a provider sends: `messages` or `prompt`.
-    var inputMembers: (key: String, value: Any) {
+    /// Writes the input as the member a provider expects: `messages` or `prompt`.
+    func writeInput(to json: inout JSONWriter) {
         switch input {
-        case .messages(let messages): ("messages", messages.map { ["role": $0.role, "content": $0.content] })
-        case .prompt(let prompt): ("prompt", prompt)
+        case .messages(let messages):
+            json.key("messages")
+            json.beginArray()
+            for message in messages {
+                json.beginObject()
+                json.member("role", message.role)
+                json.member("content", message.content)
+                json.endObject()
+            }
+            json.endArray()
+        case .prompt(let prompt):
+            json.member("prompt", prompt)
         }
     }
 

@@ -1,3 +1,4 @@
+import CortexCore
 import Foundation
 
 /// An Ollama server: `POST /api/chat`, `POST /api/generate` (prompts), `GET /api/tags`.
@@ -13,12 +14,22 @@ public struct OllamaProvider: LLMProvider {
         self.http = ProviderHTTP(baseURL: baseURL, headers: [], timeouts: timeouts)
     }
 
-    func body(_ request: ChatRequest, stream: Bool) -> [String: Any] {
-        var options: [String: Any] = [:]
-        if let maxTokens = request.maxTokens { options["num_predict"] = maxTokens }
-        if let temperature = request.temperature { options["temperature"] = temperature }
-        let input = request.inputMembers
-        return ["model": model, input.key: input.value, "stream": stream, "options": options]
+    func body(_ request: ChatRequest, stream: Bool) -> String {
+        var json = JSONWriter(capacity: 256)
+        json.beginObject()
+        json.member("model", model)
+        request.writeInput(to: &json)
+        json.member("stream", stream)
+        json.key("options")
+        json.beginObject()
+        if let maxTokens = request.maxTokens { json.member("num_predict", maxTokens) }
+        if let temperature = request.temperature {
+            json.key("temperature")
+            json.number(temperature)
+        }
+        json.endObject()
+        json.endObject()
+        return json.text
     }
 
     public func streamChat(_ request: ChatRequest) async throws(ProviderError) -> AsyncThrowingStream<ChatDelta, any Error> {
@@ -28,16 +39,16 @@ public struct OllamaProvider: LLMProvider {
     public func chat(_ request: ChatRequest) async throws(ProviderError) -> ChatResponse {
         let object = try await http.json(.POST, Self.path(request), body: body(request, stream: false))
         // A chat answers `message.content`, a generation `response`.
-        guard let text = (object["message"] as? [String: Any])?["content"] as? String ?? object["response"] as? String else {
+        guard let text = object["message"]?["content"]?.stringValue ?? object["response"]?.stringValue else {
             throw .invalidResponse(request.isPrompt ? "no response" : "no message.content")
         }
         var usage: TokenUsage?
-        if let prompt = object["prompt_eval_count"] as? Int, let completion = object["eval_count"] as? Int {
+        if let prompt = object["prompt_eval_count"]?.intValue, let completion = object["eval_count"]?.intValue {
             usage = TokenUsage(promptTokens: prompt, completionTokens: completion)
         }
         return ChatResponse(
-            text: text, finishReason: object["done_reason"] as? String, usage: usage, provider: name,
-            model: object["model"] as? String ?? model)
+            text: text, finishReason: object["done_reason"]?.stringValue, usage: usage, provider: name,
+            model: object["model"]?.stringValue ?? model)
     }
 
     static func path(_ request: ChatRequest) -> String {
@@ -46,7 +57,7 @@ public struct OllamaProvider: LLMProvider {
 
     public func listModels() async throws(ProviderError) -> [String] {
         let object = try await http.json(.GET, "/api/tags")
-        guard let models = object["models"] as? [[String: Any]] else { throw .invalidResponse("no models[]") }
-        return models.compactMap { $0["name"] as? String }
+        guard let models = object["models"]?.arrayValue else { throw .invalidResponse("no models[]") }
+        return models.compactMap { $0["name"]?.stringValue }
     }
 }

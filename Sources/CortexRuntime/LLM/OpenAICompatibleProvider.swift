@@ -1,3 +1,4 @@
+import CortexCore
 import Foundation
 
 /// An OpenAI-compatible server: OpenAI itself, vLLM, llama.cpp's server.
@@ -15,13 +16,25 @@ public struct OpenAICompatibleProvider: LLMProvider {
         self.http = ProviderHTTP(baseURL: baseURL, headers: apiKey.map { [("Authorization", "Bearer \($0)")] } ?? [], timeouts: timeouts)
     }
 
-    func body(_ request: ChatRequest, stream: Bool) -> [String: Any] {
-        let input = request.inputMembers
-        var body: [String: Any] = ["model": model, input.key: input.value, "stream": stream]
-        if stream { body["stream_options"] = ["include_usage": true] }
-        if let maxTokens = request.maxTokens { body["max_tokens"] = maxTokens }
-        if let temperature = request.temperature { body["temperature"] = temperature }
-        return body
+    func body(_ request: ChatRequest, stream: Bool) -> String {
+        var json = JSONWriter(capacity: 256)
+        json.beginObject()
+        json.member("model", model)
+        request.writeInput(to: &json)
+        json.member("stream", stream)
+        if stream {
+            json.key("stream_options")
+            json.beginObject()
+            json.member("include_usage", true)
+            json.endObject()
+        }
+        if let maxTokens = request.maxTokens { json.member("max_tokens", maxTokens) }
+        if let temperature = request.temperature {
+            json.key("temperature")
+            json.number(temperature)
+        }
+        json.endObject()
+        return json.text
     }
 
     public func streamChat(_ request: ChatRequest) async throws(ProviderError) -> AsyncThrowingStream<ChatDelta, any Error> {
@@ -30,20 +43,20 @@ public struct OpenAICompatibleProvider: LLMProvider {
 
     public func chat(_ request: ChatRequest) async throws(ProviderError) -> ChatResponse {
         let object = try await http.json(.POST, Self.path(request), body: body(request, stream: false))
-        let choice = (object["choices"] as? [[String: Any]])?.first
+        let choice = object["choices"]?.arrayValue?.first
         // A chat answers `message.content`, a completion `text`.
-        guard let text = (choice?["message"] as? [String: Any])?["content"] as? String ?? choice?["text"] as? String else {
+        guard let text = choice?["message"]?["content"]?.stringValue ?? choice?["text"]?.stringValue else {
             throw .invalidResponse(request.isPrompt ? "no choices[0].text" : "no choices[0].message.content")
         }
         var usage: TokenUsage?
-        if let counts = object["usage"] as? [String: Any], let prompt = counts["prompt_tokens"] as? Int,
-            let completion = counts["completion_tokens"] as? Int
+        if let counts = object["usage"], let prompt = counts["prompt_tokens"]?.intValue,
+            let completion = counts["completion_tokens"]?.intValue
         {
             usage = TokenUsage(promptTokens: prompt, completionTokens: completion)
         }
         return ChatResponse(
-            text: text, finishReason: choice?["finish_reason"] as? String, usage: usage, provider: name,
-            model: object["model"] as? String ?? model)
+            text: text, finishReason: choice?["finish_reason"]?.stringValue, usage: usage, provider: name,
+            model: object["model"]?.stringValue ?? model)
     }
 
     static func path(_ request: ChatRequest) -> String {
@@ -52,7 +65,7 @@ public struct OpenAICompatibleProvider: LLMProvider {
 
     public func listModels() async throws(ProviderError) -> [String] {
         let object = try await http.json(.GET, "/v1/models")
-        guard let data = object["data"] as? [[String: Any]] else { throw .invalidResponse("no data[] of models") }
-        return data.compactMap { $0["id"] as? String }
+        guard let data = object["data"]?.arrayValue else { throw .invalidResponse("no data[] of models") }
+        return data.compactMap { $0["id"]?.stringValue }
     }
 }

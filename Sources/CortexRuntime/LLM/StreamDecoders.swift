@@ -1,3 +1,4 @@
+import CortexCore
 import Foundation
 
 /// A piece of a streamed answer.
@@ -88,39 +89,43 @@ enum StreamChunk {
     /// One OpenAI `chat.completion.chunk` (or completion chunk) event's data; `nil` for `[DONE]`.
     static func openAI(_ data: String) throws(ProviderError) -> ChatDelta? {
         guard data != "[DONE]" else { return nil }
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(data.utf8))) as? [String: Any] else {
+        guard let object = parse(data), case .object = object else {
             throw .invalidResponse("a stream event that is not JSON: \(data.prefix(200))")
         }
-        if let error = object["error"] as? [String: Any] {
-            throw .upstream(status: 500, message: error["message"] as? String ?? "error event")
+        if let error = object["error"] {
+            throw .upstream(status: 500, message: error["message"]?.stringValue ?? error.stringValue ?? "error event")
         }
-        let choice = (object["choices"] as? [[String: Any]])?.first
-        let delta = choice?["delta"] as? [String: Any]
+        let choice = object["choices"]?.arrayValue?.first
         var usage: TokenUsage?
-        if let counts = object["usage"] as? [String: Any], let prompt = counts["prompt_tokens"] as? Int,
-            let completion = counts["completion_tokens"] as? Int
+        if let counts = object["usage"], let prompt = counts["prompt_tokens"]?.intValue,
+            let completion = counts["completion_tokens"]?.intValue
         {
             usage = TokenUsage(promptTokens: prompt, completionTokens: completion)
         }
         // A chat chunk carries `delta.content`, a completion chunk `text`.
-        let text = delta?["content"] as? String ?? choice?["text"] as? String ?? ""
-        return ChatDelta(text: text, finishReason: choice?["finish_reason"] as? String, usage: usage)
+        let text = choice?["delta"]?["content"]?.stringValue ?? choice?["text"]?.stringValue ?? ""
+        return ChatDelta(text: text, finishReason: choice?["finish_reason"]?.stringValue, usage: usage)
     }
 
     /// One line of Ollama's NDJSON stream (`{"message":{"content":...},"done":false}`).
     static func ollama(_ line: String) throws(ProviderError) -> ChatDelta? {
-        guard !line.trimmingCharacters(in: .whitespaces).isEmpty else { return nil }
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else {
+        guard !line.allSatisfy({ $0 == " " || $0 == "\t" }) else { return nil }
+        guard let object = parse(line), case .object = object else {
             throw .invalidResponse("a stream line that is not JSON: \(line.prefix(200))")
         }
-        if let error = object["error"] as? String { throw .upstream(status: 500, message: error) }
-        let text = (object["message"] as? [String: Any])?["content"] as? String ?? object["response"] as? String ?? ""
-        guard object["done"] as? Bool == true else { return ChatDelta(text: text) }
+        if let error = object["error"]?.stringValue { throw .upstream(status: 500, message: error) }
+        let text = object["message"]?["content"]?.stringValue ?? object["response"]?.stringValue ?? ""
+        guard object["done"]?.boolValue == true else { return ChatDelta(text: text) }
         var usage: TokenUsage?
-        if let prompt = object["prompt_eval_count"] as? Int, let completion = object["eval_count"] as? Int {
+        if let prompt = object["prompt_eval_count"]?.intValue, let completion = object["eval_count"]?.intValue {
             usage = TokenUsage(promptTokens: prompt, completionTokens: completion)
         }
-        return ChatDelta(text: text, finishReason: object["done_reason"] as? String ?? "stop", usage: usage)
+        return ChatDelta(text: text, finishReason: object["done_reason"]?.stringValue ?? "stop", usage: usage)
+    }
+
+    private static func parse(_ text: String) -> JSONValue? {
+        var text = text
+        return text.withUTF8 { bytes in try? JSONParser.parse(UnsafeRawBufferPointer(bytes)) }
     }
 }
 

@@ -1,3 +1,4 @@
+import CortexCore
 public import CortexRuntime
 public import Hummingbird
 

@@ -1,3 +1,4 @@
+import CortexCore
 public import Logging
 
 #if canImport(Glibc)
@@ -39,9 +40,9 @@ public struct JSONLogHandler: LogHandler {
         line.append(contentsOf: #"","level":""#.utf8)
         line.append(contentsOf: event.level.rawValue.utf8)
         line.append(contentsOf: #"","event":"#.utf8)
-        Self.appendQuoted(event.message.description, to: &line)
+        JSONWriter.appendQuoted(event.message.description, to: &line)
         line.append(contentsOf: #","logger":"#.utf8)
-        Self.appendQuoted(label, to: &line)
+        JSONWriter.appendQuoted(label, to: &line)
 
         // The handler's metadata (request_id, ...) first, then the event's fields sorted by key;
         // an event field overrides a handler field of the same name.
@@ -69,7 +70,7 @@ public struct JSONLogHandler: LogHandler {
 
     private func appendField(_ key: String, _ value: Logger.Metadata.Value, to line: inout [UInt8]) {
         line.append(UInt8(ascii: ","))
-        Self.appendQuoted(key, to: &line)
+        JSONWriter.appendQuoted(key, to: &line)
         line.append(UInt8(ascii: ":"))
         Self.append(value, to: &line)
     }
@@ -77,7 +78,7 @@ public struct JSONLogHandler: LogHandler {
     private static func append(_ value: Logger.Metadata.Value, to line: inout [UInt8]) {
         switch value {
         case .string(let text):
-            appendQuoted(text, to: &line)
+            JSONWriter.appendQuoted(text, to: &line)
         case .stringConvertible(let convertible):
             // Numbers and booleans logged as values (`.stringConvertible(200)`) stay JSON numbers
             // and booleans for log queries. Judged by their text: a dynamic cast per field costs more.
@@ -85,7 +86,7 @@ public struct JSONLogHandler: LogHandler {
             if text == "true" || text == "false" || isJSONNumber(text) {
                 line.append(contentsOf: text.utf8)
             } else {
-                appendQuoted(text, to: &line)
+                JSONWriter.appendQuoted(text, to: &line)
             }
         case .array(let values):
             line.append(UInt8(ascii: "["))
@@ -98,7 +99,7 @@ public struct JSONLogHandler: LogHandler {
             line.append(UInt8(ascii: "{"))
             for (index, key) in dictionary.keys.sorted().enumerated() {
                 if index > 0 { line.append(UInt8(ascii: ",")) }
-                appendQuoted(key, to: &line)
+                JSONWriter.appendQuoted(key, to: &line)
                 line.append(UInt8(ascii: ":"))
                 if let element = dictionary[key] { append(element, to: &line) }
             }
@@ -130,31 +131,6 @@ public struct JSONLogHandler: LogHandler {
             if digits() == 0 { return false }
         }
         return utf8.isEmpty
-    }
-
-    /// Appends `text` as a JSON string literal, escaping quotes, backslashes and control characters.
-    static func appendQuoted(_ text: String, to line: inout [UInt8]) {
-        line.append(UInt8(ascii: "\""))
-        var text = text
-        text.withUTF8 { bytes in
-            for byte in bytes {
-                switch byte {
-                case UInt8(ascii: "\""): line.append(contentsOf: #"\""#.utf8)
-                case UInt8(ascii: "\\"): line.append(contentsOf: #"\\"#.utf8)
-                case UInt8(ascii: "\n"): line.append(contentsOf: #"\n"#.utf8)
-                case UInt8(ascii: "\r"): line.append(contentsOf: #"\r"#.utf8)
-                case UInt8(ascii: "\t"): line.append(contentsOf: #"\t"#.utf8)
-                case 0..<0x20:
-                    let hex = Array("0123456789abcdef".utf8)
-                    line.append(contentsOf: #"\u00"#.utf8)
-                    line.append(hex[Int(byte >> 4)])
-                    line.append(hex[Int(byte & 0xF)])
-                default:
-                    line.append(byte)
-                }
-            }
-        }
-        line.append(UInt8(ascii: "\""))
     }
 
     /// Appends the current UTC time as `2026-11-23T10:48:23.123Z`.

@@ -3,7 +3,7 @@
 /// Cortex parses request bodies with ``JSONParser`` into this tree rather than through
 /// `Decodable`: it is several times faster on the inference path, and the mapping code
 /// can say exactly which field is wrong.
-enum JSONValue: Sendable, Equatable {
+package enum JSONValue: Sendable, Equatable {
     case null
     case bool(Bool)
     case number(Double)
@@ -12,7 +12,7 @@ enum JSONValue: Sendable, Equatable {
     /// Members in document order; later duplicates win in ``subscript(_:)``.
     case object([(key: String, value: JSONValue)])
 
-    static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
+    package static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
         switch (lhs, rhs) {
         case (.null, .null): true
         case (.bool(let a), .bool(let b)): a == b
@@ -25,13 +25,13 @@ enum JSONValue: Sendable, Equatable {
     }
 
     /// The member of an object with that key, if any.
-    subscript(_ key: String) -> JSONValue? {
+    package subscript(_ key: String) -> JSONValue? {
         guard case .object(let members) = self else { return nil }
         return members.last { $0.key == key }?.value
     }
 
     /// A name for error messages: "a number", "an object", ...
-    var kind: String {
+    package var kind: String {
         switch self {
         case .null: "null"
         case .bool: "a boolean"
@@ -40,5 +40,31 @@ enum JSONValue: Sendable, Equatable {
         case .array: "an array"
         case .object: "an object"
         }
+    }
+}
+
+extension JSONValue {
+    /// The text of a string, else `nil`.
+    package var stringValue: String? {
+        if case .string(let text) = self { return text }
+        return nil
+    }
+
+    /// A number that is a whole integer, else `nil`.
+    package var intValue: Int? {
+        if case .number(let number) = self { return Int(exactly: number) }
+        return nil
+    }
+
+    /// The flag of a boolean, else `nil`.
+    package var boolValue: Bool? {
+        if case .bool(let flag) = self { return flag }
+        return nil
+    }
+
+    /// The elements of an array, else `nil`.
+    package var arrayValue: [JSONValue]? {
+        if case .array(let elements) = self { return elements }
+        return nil
     }
 }

@@ -6,39 +6,39 @@
 /// json.beginObject(); json.key("status"); json.string("ok"); json.endObject()
 /// json.text // {"status":"ok"}
 /// ```
-struct JSONWriter {
-    private(set) var text = ""
+package struct JSONWriter {
+    package private(set) var text = ""
     /// Whether the next value in the current container needs a comma before it.
     private var needsComma = false
 
-    init(capacity: Int = 128) {
+    package init(capacity: Int = 128) {
         text.reserveCapacity(capacity)
     }
 
-    mutating func beginObject() {
+    package mutating func beginObject() {
         separate()
         text += "{"
         needsComma = false
     }
 
-    mutating func endObject() {
+    package mutating func endObject() {
         text += "}"
         needsComma = true
     }
 
-    mutating func beginArray() {
+    package mutating func beginArray() {
         separate()
         text += "["
         needsComma = false
     }
 
-    mutating func endArray() {
+    package mutating func endArray() {
         text += "]"
         needsComma = true
     }
 
     /// Writes an object key; the next call writes its value.
-    mutating func key(_ name: String) {
+    package mutating func key(_ name: String) {
         separate()
         appendQuoted(name)
         text += ":"
@@ -46,24 +46,24 @@ struct JSONWriter {
     }
 
     /// Writes `"key":"value"`.
-    mutating func member(_ key: String, _ value: String) {
+    package mutating func member(_ key: String, _ value: String) {
         self.key(key)
         string(value)
     }
 
     /// Writes `"key":true` or `"key":false`.
-    mutating func member(_ key: String, _ value: Bool) {
+    package mutating func member(_ key: String, _ value: Bool) {
         self.key(key)
         bool(value)
     }
 
     /// Writes `"key":123`.
-    mutating func member(_ key: String, _ value: Int) {
+    package mutating func member(_ key: String, _ value: Int) {
         self.key(key)
         number(value)
     }
 
-    mutating func string(_ value: String) {
+    package mutating func string(_ value: String) {
         separate()
         appendQuoted(value)
         needsComma = true
@@ -72,20 +72,20 @@ struct JSONWriter {
     private mutating func appendQuoted(_ value: String) {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(value.utf8.count + 2)
-        JSONLogHandler.appendQuoted(value, to: &bytes)
+        Self.appendQuoted(value, to: &bytes)
         text += String(decoding: bytes, as: UTF8.self)
     }
 
-    mutating func bool(_ value: Bool) {
+    package mutating func bool(_ value: Bool) {
         raw(value ? "true" : "false")
     }
 
-    mutating func null() {
+    package mutating func null() {
         raw("null")
     }
 
     /// Writes a number; NaN and infinities, which JSON cannot hold, become `null`.
-    mutating func number(_ value: Double) {
+    package mutating func number(_ value: Double) {
         guard value.isFinite else { return null() }
         if value == value.rounded(), abs(value) < 1e15 {
             raw(String(Int64(value)))
@@ -95,7 +95,7 @@ struct JSONWriter {
     }
 
     /// Writes a 32-bit float with the shortest text that reads back as the same `Float`.
-    mutating func number(_ value: Float) {
+    package mutating func number(_ value: Float) {
         guard value.isFinite else { return null() }
         if value == value.rounded(), abs(value) < 1e7 {
             raw(String(Int32(value)))
@@ -104,12 +104,12 @@ struct JSONWriter {
         }
     }
 
-    mutating func number(_ value: Int) {
+    package mutating func number(_ value: Int) {
         raw(String(value))
     }
 
     /// Writes pre-formatted JSON.
-    mutating func raw(_ json: String) {
+    package mutating func raw(_ json: String) {
         separate()
         text += json
         needsComma = true
@@ -118,4 +118,30 @@ struct JSONWriter {
     private mutating func separate() {
         if needsComma { text += "," }
     }
+
+    /// Appends `text` as a JSON string literal, escaping quotes, backslashes and control characters.
+    package static func appendQuoted(_ text: String, to line: inout [UInt8]) {
+        line.append(UInt8(ascii: "\""))
+        var text = text
+        text.withUTF8 { bytes in
+            for byte in bytes {
+                switch byte {
+                case UInt8(ascii: "\""): line.append(contentsOf: #"\""#.utf8)
+                case UInt8(ascii: "\\"): line.append(contentsOf: #"\\"#.utf8)
+                case UInt8(ascii: "\n"): line.append(contentsOf: #"\n"#.utf8)
+                case UInt8(ascii: "\r"): line.append(contentsOf: #"\r"#.utf8)
+                case UInt8(ascii: "\t"): line.append(contentsOf: #"\t"#.utf8)
+                case 0..<0x20:
+                    let hex = Array("0123456789abcdef".utf8)
+                    line.append(contentsOf: #"\u00"#.utf8)
+                    line.append(hex[Int(byte >> 4)])
+                    line.append(hex[Int(byte & 0xF)])
+                default:
+                    line.append(byte)
+                }
+            }
+        }
+        line.append(UInt8(ascii: "\""))
+    }
+
 }

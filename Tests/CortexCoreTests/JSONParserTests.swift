@@ -1,6 +1,6 @@
 import Testing
 
-@testable import CortexServer
+@testable import CortexCore
 
 @Suite("Strict JSON parser")
 struct JSONParserTests {

@@ -3,18 +3,18 @@
 /// Rejects what JSON does not allow (`NaN`, `Infinity`, leading zeros, trailing commas,
 /// unescaped control characters, lone surrogates), numbers that overflow a `Double`, and
 /// nesting deeper than ``maximumDepth``.
-struct JSONParser {
+package struct JSONParser {
     /// Why a document was refused, with the byte offset where it went wrong.
-    struct Failure: Error, Equatable {
-        var offset: Int
-        var reason: String
+    package struct Failure: Error, Equatable {
+        package var offset: Int
+        package var reason: String
     }
 
     /// Deepest nesting of arrays and objects accepted.
-    static let maximumDepth = 64
+    package static let maximumDepth = 64
 
     /// Parses a whole document; anything but whitespace after the value is an error.
-    static func parse(_ bytes: UnsafeRawBufferPointer) throws(Failure) -> JSONValue {
+    package static func parse(_ bytes: UnsafeRawBufferPointer) throws(Failure) -> JSONValue {
         var parser = JSONParser(bytes: bytes)
         parser.skipWhitespace()
         let value = try parser.parseValue(depth: 0)
@@ -26,7 +26,7 @@ struct JSONParser {
     }
 
     /// Parses a document held in an array or string's UTF-8.
-    static func parse(_ bytes: some Collection<UInt8>) throws(Failure) -> JSONValue {
+    package static func parse(_ bytes: some Collection<UInt8>) throws(Failure) -> JSONValue {
         let array = Array(bytes)
         let result = array.withUnsafeBytes { buffer in Result { () throws(Failure) in try parse(buffer) } }
         return try result.get()

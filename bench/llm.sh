@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# LLM gateway benchmark, all in one run on one machine, against a fast fake OpenAI-compatible
+# upstream (bench/BareHummingbird's /v1/chat/completions: a fixed answer with usage):
+#
+# 1. What Cortex adds to a chat completion: POST /v1/chat/completions through Cortex (API key,
+#    rate limit, per-token billing on the SQLite ledger, metrics, access logs at info) against
+#    the same request sent to the upstream directly, at CONNECTIONS connections (default 32) and
+#    at one. Targets: <= 0.3 ms more at p50 and <= 2 ms more at p99 at 32 connections.
+# 2. What streaming adds to the time to first token: bench/ttft.py, TTFT_REQUESTS sequential
+#    streamed requests through Cortex and directly. Target: <= 1 ms more.
+#
+# Environment: DURATION (s per wrk run, default 5), ROUNDS (default 3), CONNECTIONS (default 32),
+# TTFT_REQUESTS (default 500).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/opt/swift/usr/bin:$PATH"
+
+DURATION=${DURATION:-5}
+ROUNDS=${ROUNDS:-3}
+CONNECTIONS=${CONNECTIONS:-32}
+TTFT_REQUESTS=${TTFT_REQUESTS:-500}
+CORTEX_PORT=${CORTEX_PORT:-18120}
+UPSTREAM_PORT=${UPSTREAM_PORT:-18121}
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
+. bench/lib.sh
+
+echo "== building release binaries"
+swift build -c release --product cortex >/dev/null
+swift build -c release --product BareHummingbird >/dev/null
+BIN=$(swift build -c release --show-bin-path)
+
+PORT=$UPSTREAM_PORT "$BIN/BareHummingbird" >"$WORK/upstream.log" 2>&1 &
+wait_for "http://127.0.0.1:$UPSTREAM_PORT/v1/models"
+# Everything on: the demo key, a rate limit far above the load, per-token prices, access logs.
+start_cortex "$CORTEX_PORT" "" \
+  LOG_LEVEL=info DEMO_CREDITS=1000000000 RATE_LIMIT_RPS=1000000 \
+  LLM_PRIMARY_URL="http://127.0.0.1:$UPSTREAM_PORT" LLM_PRIMARY_KIND=openai LLM_PRIMARY_MODEL=fake-model \
+  LLM_DEPLOYMENT=fake-model LLM_PRICE_INPUT_PER_1K=0.001 LLM_PRICE_OUTPUT_PER_1K=0.002 PRIMARY_POLL_INTERVAL_S=0.05
+for _ in $(seq 1 100); do
+  curl -fs "http://127.0.0.1:$CORTEX_PORT/api/status/summary" | grep -q '"path":"primary"' && break
+  sleep 0.05
+done
+charged=$(curl -fs -D - -o /dev/null -H 'X-API-Key: demo-api-key-123' -H 'Content-Type: application/json' \
+  -d '{"model":"fake-model","messages":[{"role":"user","content":"Say hello"}],"max_tokens":16}' \
+  "http://127.0.0.1:$CORTEX_PORT/v1/chat/completions" | awk -F': ' 'tolower($1)=="x-credits-charged" {print $2}' | tr -d '\r')
+echo "   one chat is billed: X-Credits-Charged $charged (12 prompt tokens at 0.001/1k, 5 generated at 0.002/1k)"
+
+compare() { # connections
+  local saved=$CONNECTIONS
+  CONNECTIONS=$1
+  echo "== POST /v1/chat/completions: $ROUNDS rounds of ${DURATION}s at $1 connection(s)"
+  for round in $(seq 1 "$ROUNDS"); do
+    if [ $((round % 2)) = 1 ]; then
+      run_wrk "direct-$1" "http://127.0.0.1:$UPSTREAM_PORT/v1/chat/completions" bench/chat.lua
+      run_wrk "cortex-$1" "http://127.0.0.1:$CORTEX_PORT/v1/chat/completions" bench/chat.lua
+    else
+      run_wrk "cortex-$1" "http://127.0.0.1:$CORTEX_PORT/v1/chat/completions" bench/chat.lua
+      run_wrk "direct-$1" "http://127.0.0.1:$UPSTREAM_PORT/v1/chat/completions" bench/chat.lua
+    fi
+  done
+  CONNECTIONS=$saved
+}
+compare "$CONNECTIONS"
+compare 1
+
+echo "== time to first token, $TTFT_REQUESTS streamed requests each, one after another"
+ttft_direct=$(python3 bench/ttft.py "127.0.0.1:$UPSTREAM_PORT" "$TTFT_REQUESTS")
+ttft_cortex=$(python3 bench/ttft.py "127.0.0.1:$CORTEX_PORT" "$TTFT_REQUESTS")
+echo "   direct p50/p99 ms: $ttft_direct   through cortex: $ttft_cortex"
+
+echo
+echo "== results (medians of $ROUNDS rounds)"
+for c in "$CONNECTIONS" 1; do
+  dr=$(median "direct-$c" 1); cr=$(median "cortex-$c" 1)
+  d99=$(median "direct-$c" 2); c99=$(median "cortex-$c" 2)
+  d50=$(median "direct-$c" 3); c50=$(median "cortex-$c" 3)
+  awk -v c="$c" -v dr="$dr" -v cr="$cr" -v d50="$d50" -v c50="$c50" -v d99="$d99" -v c99="$c99" 'BEGIN {
+    printf "chat at %2d conn: direct %7.0f req/s p50 %.3f p99 %.3f ms | cortex %7.0f req/s p50 %.3f p99 %.3f ms | cortex adds p50 %+.3f ms, p99 %+.3f ms, throughput ratio %.2f\n",
+      c, dr, d50, d99, cr, c50, c99, c50 - d50, c99 - d99, cr / dr }'
+done
+read -r d50 d99 <<<"$ttft_direct"
+read -r c50 c99 <<<"$ttft_cortex"
+awk -v d50="$d50" -v c50="$c50" -v d99="$d99" -v c99="$c99" 'BEGIN {
+  printf "time to first token: direct p50 %.3f p99 %.3f ms | cortex p50 %.3f p99 %.3f ms | streaming adds p50 %+.3f ms (target <= 1 ms)\n",
+    d50, d99, c50, c99, c50 - d50 }'
+balance=$(curl -fs -H 'X-API-Key: demo-api-key-123' "http://127.0.0.1:$CORTEX_PORT/me" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["balance"], d["held"])')
+echo "demo balance and held after the run: $balance"
