@@ -1,7 +1,7 @@
 # Cortex: the two commands are `make run` and `make test`; see README.md.
 SWIFT ?= swift
 
-.PHONY: run build release image-libraries onnxruntime test lint format bench models image-models clean
+.PHONY: run build release image-libraries onnxruntime test lint format bench bench-llm llm-check models image-models clean
 
 ## Build in release mode, install ONNX Runtime (PyPI, into .venv) and serve the bundled models on http://127.0.0.1:8000.
 run: release onnxruntime
@@ -34,6 +34,14 @@ format:
 ## Load benchmarks against bare Hummingbird (prints figures and ratios).
 bench:
 	bench/run.sh
+
+## The LLM gateway's benchmark against a fast fake upstream (prints figures and ratios).
+bench-llm:
+	bench/llm.sh
+
+## Cortex against a real llama.cpp server with Gemma 3 270M (first run builds llama.cpp: ~15 min).
+llm-check:
+	scripts/llm-real.sh
 
 ## Re-train the bundled models and their fixtures (needs xgboost from PyPI).
 models:

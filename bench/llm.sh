@@ -6,6 +6,7 @@
 #    rate limit, per-token billing on the SQLite ledger, metrics, access logs at info) against
 #    the same request sent to the upstream directly, at CONNECTIONS connections (default 32) and
 #    at one. Targets: <= 0.3 ms more at p50 and <= 2 ms more at p99 at 32 connections.
+#    The same through a second Cortex with prices at 0 (no ledger writes) shows what billing costs.
 # 2. What streaming adds to the time to first token: bench/ttft.py, TTFT_REQUESTS sequential
 #    streamed requests through Cortex and directly. Target: <= 1 ms more.
 #
@@ -21,6 +22,7 @@ CONNECTIONS=${CONNECTIONS:-32}
 TTFT_REQUESTS=${TTFT_REQUESTS:-500}
 CORTEX_PORT=${CORTEX_PORT:-18120}
 UPSTREAM_PORT=${UPSTREAM_PORT:-18121}
+FREE_PORT=${FREE_PORT:-18122}
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
 . bench/lib.sh
@@ -37,9 +39,15 @@ start_cortex "$CORTEX_PORT" "" \
   LOG_LEVEL=info DEMO_CREDITS=1000000000 RATE_LIMIT_RPS=1000000 \
   LLM_PRIMARY_URL="http://127.0.0.1:$UPSTREAM_PORT" LLM_PRIMARY_KIND=openai LLM_PRIMARY_MODEL=fake-model \
   LLM_DEPLOYMENT=fake-model LLM_PRICE_INPUT_PER_1K=0.001 LLM_PRICE_OUTPUT_PER_1K=0.002 PRIMARY_POLL_INTERVAL_S=0.05
-for _ in $(seq 1 100); do
-  curl -fs "http://127.0.0.1:$CORTEX_PORT/api/status/summary" | grep -q '"path":"primary"' && break
-  sleep 0.05
+start_cortex "$FREE_PORT" "" \
+  LOG_LEVEL=info RATE_LIMIT_RPS=1000000 \
+  LLM_PRIMARY_URL="http://127.0.0.1:$UPSTREAM_PORT" LLM_PRIMARY_KIND=openai LLM_PRIMARY_MODEL=fake-model \
+  LLM_DEPLOYMENT=fake-model PRIMARY_POLL_INTERVAL_S=0.05
+for port in "$CORTEX_PORT" "$FREE_PORT"; do
+  for _ in $(seq 1 100); do
+    curl -fs "http://127.0.0.1:$port/api/status/summary" | grep -q '"path":"primary"' && break
+    sleep 0.05
+  done
 done
 charged=$(curl -fs -D - -o /dev/null -H 'X-API-Key: demo-api-key-123' -H 'Content-Type: application/json' \
   -d '{"model":"fake-model","messages":[{"role":"user","content":"Say hello"}],"max_tokens":16}' \
@@ -54,7 +62,9 @@ compare() { # connections
     if [ $((round % 2)) = 1 ]; then
       run_wrk "direct-$1" "http://127.0.0.1:$UPSTREAM_PORT/v1/chat/completions" bench/chat.lua
       run_wrk "cortex-$1" "http://127.0.0.1:$CORTEX_PORT/v1/chat/completions" bench/chat.lua
+      run_wrk "unbilled-$1" "http://127.0.0.1:$FREE_PORT/v1/chat/completions" bench/chat.lua
     else
+      run_wrk "unbilled-$1" "http://127.0.0.1:$FREE_PORT/v1/chat/completions" bench/chat.lua
       run_wrk "cortex-$1" "http://127.0.0.1:$CORTEX_PORT/v1/chat/completions" bench/chat.lua
       run_wrk "direct-$1" "http://127.0.0.1:$UPSTREAM_PORT/v1/chat/completions" bench/chat.lua
     fi
@@ -78,6 +88,10 @@ for c in "$CONNECTIONS" 1; do
   awk -v c="$c" -v dr="$dr" -v cr="$cr" -v d50="$d50" -v c50="$c50" -v d99="$d99" -v c99="$c99" 'BEGIN {
     printf "chat at %2d conn: direct %7.0f req/s p50 %.3f p99 %.3f ms | cortex %7.0f req/s p50 %.3f p99 %.3f ms | cortex adds p50 %+.3f ms, p99 %+.3f ms, throughput ratio %.2f\n",
       c, dr, d50, d99, cr, c50, c99, c50 - d50, c99 - d99, cr / dr }'
+  ur=$(median "unbilled-$c" 1); u99=$(median "unbilled-$c" 2); u50=$(median "unbilled-$c" 3)
+  awk -v c="$c" -v dr="$dr" -v ur="$ur" -v d50="$d50" -v u50="$u50" -v d99="$d99" -v u99="$u99" 'BEGIN {
+    printf "   unbilled %2d conn: cortex %7.0f req/s p50 %.3f p99 %.3f ms | adds p50 %+.3f ms, p99 %+.3f ms, throughput ratio %.2f\n",
+      c, ur, u50, u99, u50 - d50, u99 - d99, ur / dr }'
 done
 read -r d50 d99 <<<"$ttft_direct"
 read -r c50 c99 <<<"$ttft_cortex"
