@@ -135,6 +135,13 @@ struct LLMProviderTests {
         }
     }
 
+    /// An Ollama or OpenAI-compatible provider of model `m` on `server`.
+    static func provider(ollama: Bool, _ server: FakeLLMServer) -> any LLMProvider {
+        ollama
+            ? OllamaProvider(baseURL: server.url, model: "m", timeouts: fast)
+            : OpenAICompatibleProvider(baseURL: server.url, model: "m", timeouts: fast)
+    }
+
     static func collect(_ deltas: AsyncThrowingStream<ChatDelta, any Error>) async -> (text: String, last: ChatDelta?, error: (any Error)?)
     {
         var text = ""
@@ -154,10 +161,7 @@ struct LLMProviderTests {
     func streaming(ollama: Bool) async throws {
         let server = try await FakeLLMServer(.answer("one two three four", usage: (prompt: 4, completion: 4)))
         defer { server.stop() }
-        let provider: any LLMProvider =
-            ollama
-            ? OllamaProvider(baseURL: server.url, model: "m", timeouts: Self.fast)
-            : OpenAICompatibleProvider(baseURL: server.url, model: "m", timeouts: Self.fast)
+        let provider = Self.provider(ollama: ollama, server)
         let (text, last, error) = await Self.collect(try await provider.streamChat(Self.hello))
         #expect(error == nil)
         #expect(text == "one two three four")
@@ -173,10 +177,7 @@ struct LLMProviderTests {
     func prompts(ollama: Bool) async throws {
         let server = try await FakeLLMServer(.answer("upon a time", usage: (prompt: 2, completion: 3)))
         defer { server.stop() }
-        let provider: any LLMProvider =
-            ollama
-            ? OllamaProvider(baseURL: server.url, model: "m", timeouts: Self.fast)
-            : OpenAICompatibleProvider(baseURL: server.url, model: "m", timeouts: Self.fast)
+        let provider = Self.provider(ollama: ollama, server)
         let request = ChatRequest(prompt: "Once", maxTokens: 8)
         let response = try await provider.chat(request)
         #expect(response.text == "upon a time")

@@ -58,6 +58,11 @@ package struct JSONWriter {
     }
 
     /// Writes `"key":123`.
+    package mutating func member(_ key: String, _ value: Double) {
+        self.key(key)
+        number(value)
+    }
+
     package mutating func member(_ key: String, _ value: Int) {
         self.key(key)
         number(value)

@@ -42,6 +42,19 @@ public struct ChatRequest: Sendable, Hashable {
         self.temperature = temperature
     }
 
+    /// Writes what every provider's body starts with: the model, the input, and whether to stream.
+    func writeHead(to json: inout JSONWriter, model: String, stream: Bool) {
+        json.member("model", model)
+        writeInput(to: &json)
+        json.member("stream", stream)
+    }
+
+    /// Writes the sampling options: `max_tokens` under the provider's name for it, and `temperature`.
+    func writeSampling(to json: inout JSONWriter, maxTokensKey: String) {
+        if let maxTokens { json.member(maxTokensKey, maxTokens) }
+        if let temperature { json.member("temperature", temperature) }
+    }
+
     /// Writes the input as the member a provider expects: `messages` or `prompt`.
     func writeInput(to json: inout JSONWriter) {
         switch input {

@@ -17,16 +17,10 @@ public struct OllamaProvider: LLMProvider {
     func body(_ request: ChatRequest, stream: Bool) -> String {
         var json = JSONWriter(capacity: 256)
         json.beginObject()
-        json.member("model", model)
-        request.writeInput(to: &json)
-        json.member("stream", stream)
+        request.writeHead(to: &json, model: model, stream: stream)
         json.key("options")
         json.beginObject()
-        if let maxTokens = request.maxTokens { json.member("num_predict", maxTokens) }
-        if let temperature = request.temperature {
-            json.key("temperature")
-            json.number(temperature)
-        }
+        request.writeSampling(to: &json, maxTokensKey: "num_predict")
         json.endObject()
         json.endObject()
         return json.text

@@ -19,20 +19,14 @@ public struct OpenAICompatibleProvider: LLMProvider {
     func body(_ request: ChatRequest, stream: Bool) -> String {
         var json = JSONWriter(capacity: 256)
         json.beginObject()
-        json.member("model", model)
-        request.writeInput(to: &json)
-        json.member("stream", stream)
+        request.writeHead(to: &json, model: model, stream: stream)
         if stream {
             json.key("stream_options")
             json.beginObject()
             json.member("include_usage", true)
             json.endObject()
         }
-        if let maxTokens = request.maxTokens { json.member("max_tokens", maxTokens) }
-        if let temperature = request.temperature {
-            json.key("temperature")
-            json.number(temperature)
-        }
+        request.writeSampling(to: &json, maxTokensKey: "max_tokens")
         json.endObject()
         return json.text
     }
