@@ -93,6 +93,23 @@ struct GCRATests {
         #expect(behind.retryAfter == 5 * Self.second + 200 * Self.millisecond)
     }
 
+    @Test("costs: a request may spend several units; cost 0 only asks; force spends past the budget, which then refuses")
+    func costs() {
+        // 10 units a second, 20 at once (a token budget).
+        let limit = GCRA(rate: 10, burst: 20)
+        let twelve = limit.decide(now: 0, tat: nil, cost: 12)
+        #expect(twelve.allowed && twelve.tat == 1200 * Self.millisecond && twelve.remaining == 8)
+        #expect(!limit.decide(now: 0, tat: twelve.tat, cost: 12).allowed, "12 more do not fit in the 8 left")
+        let asked = limit.decide(now: 0, tat: twelve.tat, cost: 0)
+        #expect(asked.allowed && asked.tat == twelve.tat, "asking spends nothing")
+        // Known only afterwards: 12 more are spent anyway, 4 past the budget.
+        let forced = limit.decide(now: 0, tat: twelve.tat, cost: 12, force: true)
+        #expect(!forced.allowed && forced.tat == 2400 * Self.millisecond)
+        let over = limit.decide(now: 0, tat: forced.tat, cost: 0)
+        #expect(!over.allowed && over.retryAfter == 400 * Self.millisecond)
+        #expect(limit.decide(now: 400 * Self.millisecond, tat: forced.tat, cost: 0).allowed)
+    }
+
     @Test("odd rates round the interval; tiny and huge rates stay positive")
     func parameters() {
         #expect(GCRA(rate: 3, burst: 1).emissionInterval == 333_333_333)

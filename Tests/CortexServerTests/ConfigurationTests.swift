@@ -107,6 +107,7 @@ struct ConfigurationTests {
             ("ALLOWED_ORIGINS", "app.example.com", "origins"),
             ("LLM_PRICE_OUTPUT_PER_1K", "-1", "credits per 1,000"),
             ("BUILD_SHA", "not a sha", "commit id"),
+            ("LLM_TOKENS_PER_MINUTE", "-5", "tokens per API key per minute"),
         ]
     )
     func badEnvironment(key: String, value: String, expected: String) {

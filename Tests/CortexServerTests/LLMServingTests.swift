@@ -356,7 +356,7 @@ struct LLMServingTests {
 
     @Test("concurrent streams cannot overrun a balance: holds cover the worst case; cut streams are billed for what they delivered")
     func concurrentStreams() async throws {
-        let primary = try await FakeLLMServer(.cut("w1 w2 w3 w4", words: 2), models: ["gemma3:270m"])
+        let primary = try await FakeLLMServer(.broken("w1 w2 w3 w4", words: 2), models: ["gemma3:270m"])
         defer { primary.stop() }
         // Each request holds (5 bytes + 8 + 8 per message... here a prompt: 5 + 8 = 13) prompt
         // tokens and 100 generated: 0.013 + 0.2 = 0.213; a balance of 1 covers four holds.
@@ -395,6 +395,38 @@ struct LLMServingTests {
             let metrics = try await client.get("/metrics").body.text
             #expect(metrics.contains(#"llm_requests_total{deployment="chat",provider="primary-ollama",outcome="cut"} 4"#))
             #expect(server.logs.events(named: "LLM_STREAM_CUT").count == 4)
+        }
+    }
+
+    @Test("tokens per minute per key: a key past its budget gets 429 with Retry-After until it refills; another key is not affected")
+    func tokenLimit() async throws {
+        let primary = try await FakeLLMServer(.answer("a b c", usage: (prompt: 9, completion: 3)), models: ["gemma3:270m"])
+        defer { primary.stop() }
+        let clock = ManualClock()
+        let server = try await TestServer.make(clock: clock) { configuration in
+            configuration.llm.primary = .init(kind: .ollama, url: primary.url, model: "gemma3:270m")
+            configuration.llm.pollIntervalSeconds = 0.02
+            configuration.llm.tokensPerMinute = 20
+            configuration.auth.requireAPIKey = true
+            configuration.auth.demo = .on
+            configuration.auth.apiKeys = ["other-key-0123456789"]
+        }
+        try await Self.wait(for: .primary, server)
+        try await server.test { client in
+            // 12 tokens each: the first fits, the second is let in (8 left) and runs 4 past the budget.
+            for _ in 0..<2 {
+                #expect(try await client.post("/generate", json: #"{"prompt":"hi"}"#, headers: Self.demo).status == .ok)
+            }
+            let refused = try await client.post("/generate", json: #"{"prompt":"hi"}"#, headers: Self.demo)
+            #expect(refused.status == .tooManyRequests)
+            #expect(refused.body.jsonObject["code"] as? String == "token_rate_limited")
+            // 4 tokens over at 20 a minute: 12 seconds.
+            #expect(refused.headers[.retryAfter] == "12")
+            #expect(primary.requests.count == 2, "a refused request never reaches the provider")
+            #expect(
+                try await client.post("/generate", json: #"{"prompt":"hi"}"#, headers: [.xAPIKey: "other-key-0123456789"]).status == .ok)
+            clock.advance(milliseconds: 12_000)
+            #expect(try await client.post("/generate", json: #"{"prompt":"hi"}"#, headers: Self.demo).status == .ok)
         }
     }
 

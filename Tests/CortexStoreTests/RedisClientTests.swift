@@ -144,4 +144,21 @@ struct RedisRateLimitTests {
         await first.close()
         await second.close()
     }
+
+    @Test("costs in Redis: cost 0 asks without spending; force spends past the budget, which then refuses")
+    func costs() async throws {
+        let server = try RedisTestServer()
+        let client = RedisRateLimit(client: try RedisClient(url: server.url, timeout: .seconds(10)))
+        // 20 tokens at once, refilling one per 100 s: nothing refills during the test.
+        let limit = GCRA(rate: 0.01, burst: 20)
+        let twelve = try await client.decide(key: "tok:1", limit: limit, cost: 12)
+        #expect(twelve.allowed && twelve.remaining == 8)
+        #expect(try await client.decide(key: "tok:1", limit: limit, cost: 0).allowed)
+        #expect(try await client.decide(key: "tok:1", limit: limit, cost: 0).remaining == 8, "asking spent nothing")
+        let forced = try await client.decide(key: "tok:1", limit: limit, cost: 12, force: true)
+        #expect(!forced.allowed, "4 past the budget")
+        let over = try await client.decide(key: "tok:1", limit: limit, cost: 0)
+        #expect(!over.allowed && over.retryAfter > 390_000_000_000 && over.retryAfter <= 400_000_000_000)
+        await client.close()
+    }
 }

@@ -51,13 +51,20 @@ public struct GCRA: Sendable, Hashable {
     }
 
     /// Decides one request at `now` for a key whose state is `tat` (`nil` for a key not seen yet).
-    public func decide(now: Int64, tat: Int64?) -> Decision {
+    ///
+    /// - Parameters:
+    ///   - cost: Units the request spends (1 for a request; tokens for a token budget). `0` only
+    ///     asks whether the key is within its budget, spending nothing.
+    ///   - force: Spend even when refused (a cost known only after the work, such as an LLM's
+    ///     tokens): the key may run past its budget, and is refused until it is back within it.
+    public func decide(now: Int64, tat: Int64?, cost: Int = 1, force: Bool = false) -> Decision {
         let window = emissionInterval * Int64(burst)
         let current = max(tat ?? now, now)
-        let next = current + emissionInterval
+        let (spent, overflow) = emissionInterval.multipliedReportingOverflow(by: Int64(max(cost, 0)))
+        let next = overflow ? Int64.max / 2 : current + spent
         // The earliest time this request fits: `burst` intervals before the new TAT.
         let allowedAt = next - window
-        guard now >= allowedAt else {
+        guard now >= allowedAt || force else {
             return Decision(
                 allowed: false,
                 tat: current,
@@ -67,10 +74,10 @@ public struct GCRA: Sendable, Hashable {
             )
         }
         return Decision(
-            allowed: true,
+            allowed: now >= allowedAt,
             tat: next,
-            remaining: Int((now - allowedAt) / emissionInterval),
-            retryAfter: 0,
+            remaining: max(0, Int((now - allowedAt) / emissionInterval)),
+            retryAfter: max(0, allowedAt - now),
             resetAfter: next - now
         )
     }

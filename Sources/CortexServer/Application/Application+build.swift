@@ -72,6 +72,8 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
             gateway: llm,
             billing: dependencies.billing,
             modelLimits: modelLimits,
+            tokenLimits: TokenRateLimits(
+                limiter: dependencies.rateLimiter, limit: configuration.llm.tokenLimit, metrics: dependencies.metrics),
             maxBodyBytes: configuration.server.maxBodyBytes,
             created: dependencies.startedAt
         ).addRoutes(to: inferring, chat: chat)

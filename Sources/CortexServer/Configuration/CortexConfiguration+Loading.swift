@@ -306,6 +306,13 @@ extension CortexConfiguration {
             parse(value, into: &config.llm.maxTokensLimit, in: 1...1_000_000)
         },
         Setting(
+            yamlPath: "llm.tokens_per_minute",
+            environment: "LLM_TOKENS_PER_MINUTE",
+            accepted: "tokens per API key per minute, an integer from 0 (off) to 1000000000"
+        ) { config, value in
+            parse(value, into: &config.llm.tokensPerMinute, in: 0...1_000_000_000)
+        },
+        Setting(
             yamlPath: "llm.allowed_origins",
             environment: "ALLOWED_ORIGINS",
             accepted: "comma-separated origins such as https://app.example.com, or *"

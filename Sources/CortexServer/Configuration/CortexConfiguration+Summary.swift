@@ -51,6 +51,7 @@ extension CortexConfiguration {
             lines.append("llm.breaker: opens after \(llm.breakerFailures) failures for \(llm.breakerCooldownSeconds) s")
             lines.append("llm.prices: \(llm.inputPricePer1K) in, \(llm.outputPricePer1K) out per 1,000 tokens")
             lines.append("llm.max_tokens: \(llm.defaultMaxTokens) by default, at most \(llm.maxTokensLimit)")
+            lines.append("llm.tokens_per_minute: \(llm.tokensPerMinute == 0 ? "off" : "\(llm.tokensPerMinute) per API key")")
             lines.append("llm.allowed_origins: \(llm.allowedOrigins.isEmpty ? "(none)" : llm.allowedOrigins.joined(separator: ","))")
         } else {
             lines.append("llm: off (LLM_PRIMARY_URL not set)")

@@ -244,6 +244,15 @@ public struct CortexConfiguration: Sendable, Equatable {
         public var defaultMaxTokens = 256
         /// Largest `max_tokens` accepted (`LLM_MAX_TOKENS_LIMIT`); more is a 400.
         public var maxTokensLimit = 4096
+        /// LLM tokens (prompt and generated) each API key may use per minute
+        /// (`LLM_TOKENS_PER_MINUTE`); 0 turns the token limit off.
+        public var tokensPerMinute = 0
+
+        /// The token limit as a rate: a minute's tokens at once, refilled over the minute.
+        public var tokenLimit: GCRA? {
+            tokensPerMinute > 0 ? GCRA(rate: Double(tokensPerMinute) / 60, burst: tokensPerMinute) : nil
+        }
+
         /// Browser origins allowed to call `/chat` (`ALLOWED_ORIGINS`, comma-separated, or `*`).
         public var allowedOrigins: [String] = []
 

@@ -17,6 +17,8 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
     let gateway: LLMGateway
     let billing: Billing
     let modelLimits: ModelRateLimits
+    /// Counts each key's tokens against `LLM_TOKENS_PER_MINUTE`.
+    let tokenLimits: TokenRateLimits
     let maxBodyBytes: Int
     /// Names accepted as `model` on the OpenAI-compatible routes.
     let modelNames: Set<String>
@@ -24,10 +26,14 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
     let created: Int
 
     /// Creates the controller.
-    public init(gateway: LLMGateway, billing: Billing, modelLimits: ModelRateLimits, maxBodyBytes: Int, created: Date = Date()) {
+    public init(
+        gateway: LLMGateway, billing: Billing, modelLimits: ModelRateLimits, tokenLimits: TokenRateLimits, maxBodyBytes: Int,
+        created: Date = Date()
+    ) {
         self.gateway = gateway
         self.billing = billing
         self.modelLimits = modelLimits
+        self.tokenLimits = tokenLimits
         self.maxBodyBytes = maxBodyBytes
         let configuration = gateway.configuration
         self.modelNames = Set([configuration.deployment] + configuration.providers.map(\.model))
@@ -68,6 +74,7 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
         let call = try LLMCall(
             route: route, body: try JSONValue.parse(buffer), configuration: gateway.configuration, models: modelNames)
         try await modelLimits.check(model: deployment, context: context)
+        try await tokenLimits.check(context: context)
         if call.stream, request.headers[.idempotencyKey] != nil {
             throw APIError(
                 status: 400, code: "invalid_idempotency_key",
@@ -82,8 +89,9 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
         case .held(let charge): held = charge
         }
         let answer = LLMAnswer(route: route, requestID: context.requestID, created: Int(Date().timeIntervalSince1970), model: deployment)
+        let spend = tokenLimits.spender(context: context)
         if call.stream {
-            return try await stream(call, answer: answer, estimate: estimate, held: held, logger: context.logger)
+            return try await stream(call, answer: answer, estimate: estimate, held: held, spend: spend, logger: context.logger)
         }
 
         let response: ChatResponse
@@ -101,6 +109,7 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
         summary.charged = held.map { min(cost, $0.amount) }
         let content = ResponseContent(json: answer.whole(text: response.text, summary: summary))
         gateway.metrics.recordTokens(summary.tokens)
+        await spend(summary.tokens)
         guard let held else { return content.response() }
         let balance = try await billing.settle(held, cost: cost, storing: content)
         var http = content.response()
@@ -112,7 +121,8 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
     /// Starts the stream (a failure before the first token is an ordinary error response, after
     /// the hold was released), then sends each token as it comes and settles at the end.
     private func stream(
-        _ call: LLMCall, answer: LLMAnswer, estimate: TokenCount, held: Billing.HeldCharge?, logger: Logger
+        _ call: LLMCall, answer: LLMAnswer, estimate: TokenCount, held: Billing.HeldCharge?,
+        spend: @escaping @Sendable (TokenCount) async -> Void, logger: Logger
     ) async throws -> Response {
         let started = ContinuousClock.now
         let deltas: AsyncThrowingStream<ChatDelta, any Error>
@@ -169,6 +179,7 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
                     tokens = TokenCount(prompt: estimate.prompt, completion: min(delivered, estimate.completion))
                 }
                 gateway.metrics.recordTokens(tokens)
+                await spend(tokens)
                 gateway.metrics.record(provider: provider, complete || clientGone ? .success : .cut)
                 var summary = LLMAnswer.Summary(
                     finishReason: finishReason, tokens: tokens, usageReported: usage != nil, provider: provider, path: path)

@@ -10,6 +10,8 @@ public enum RateLimitKey: Hashable, Sendable {
     case address(String)
     /// A tenant calling a model, whichever of its keys it uses.
     case tenantModel(Int64, String)
+    /// An API key's LLM tokens (`LLM_TOKENS_PER_MINUTE`), by the key's id.
+    case tokens(Int64)
 }
 
 /// Decides rate limits with ``GCRA`` in this process: one timestamp per key, under a lock.
@@ -28,12 +30,12 @@ public final class LocalRateLimiter: Sendable {
         self.now = now
     }
 
-    /// Decides one request for `key` under `limit`, and records it when allowed.
-    public func decide(key: RateLimitKey, limit: GCRA) -> GCRA.Decision {
+    /// Decides one request for `key` under `limit`, and records it when allowed (or `force`d).
+    public func decide(key: RateLimitKey, limit: GCRA, cost: Int = 1, force: Bool = false) -> GCRA.Decision {
         let time = now()
         return state.withLock { state in
-            let decision = limit.decide(now: time, tat: state[key])
-            if decision.allowed {
+            let decision = limit.decide(now: time, tat: state[key], cost: cost, force: force)
+            if decision.allowed || force {
                 if state.count >= Self.maximumKeys, state[key] == nil {
                     state = state.filter { $0.value > time }
                 }

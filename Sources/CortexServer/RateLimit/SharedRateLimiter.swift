@@ -6,8 +6,16 @@ import Synchronization
 
 /// Something that decides rate limits: this process alone, or all replicas through Redis.
 public protocol RateLimiting: Sendable {
-    /// Decides one request for `key` under `limit`, recording it when allowed.
-    func decide(key: RateLimitKey, limit: GCRA) async -> GCRA.Decision
+    /// Decides one request for `key` under `limit` spending `cost` units, recording it when
+    /// allowed or `force`d (see ``GCRA/decide(now:tat:cost:force:)``).
+    func decide(key: RateLimitKey, limit: GCRA, cost: Int, force: Bool) async -> GCRA.Decision
+}
+
+extension RateLimiting {
+    /// Decides one request of cost 1.
+    public func decide(key: RateLimitKey, limit: GCRA) async -> GCRA.Decision {
+        await decide(key: key, limit: limit, cost: 1, force: false)
+    }
 }
 
 extension LocalRateLimiter: RateLimiting {}
@@ -52,7 +60,7 @@ public final class SharedRateLimiter: RateLimiting {
         metrics.rateLimitBackendUp.record(1)
     }
 
-    public func decide(key: RateLimitKey, limit: GCRA) async -> GCRA.Decision {
+    public func decide(key: RateLimitKey, limit: GCRA, cost: Int, force: Bool) async -> GCRA.Decision {
         let attempt = state.withLock { state in
             if state.shared { return true }
             let now = ContinuousClock.now
@@ -62,14 +70,14 @@ public final class SharedRateLimiter: RateLimiting {
         }
         if attempt {
             do {
-                let decision = try await redis.decide(key: key.redisKey, limit: limit)
+                let decision = try await redis.decide(key: key.redisKey, limit: limit, cost: cost, force: force)
                 record(shared: true, reason: "redis answered")
                 return decision
             } catch {
                 record(shared: false, reason: "\(error)")
             }
         }
-        return local.decide(key: key, limit: limit)
+        return local.decide(key: key, limit: limit, cost: cost, force: force)
     }
 
     /// Asks Redis for `PING` and switches to shared or local decisions by the answer, so that the
@@ -115,6 +123,7 @@ extension RateLimitKey {
         case .apiKey(let id): "key:\(id)"
         case .address(let address): "addr:\(address)"
         case .tenantModel(let tenant, let model): "tm:\(tenant):\(model)"
+        case .tokens(let id): "tok:\(id)"
         }
     }
 }

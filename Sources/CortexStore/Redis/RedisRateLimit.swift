@@ -16,21 +16,29 @@ public struct RedisRateLimit: Sendable {
         self.prefix = prefix
     }
 
-    /// Times in microseconds (Lua numbers are doubles: exact well past the year 2200).
+    /// Times in microseconds (Lua numbers are doubles: exact well past the year 2200). `ARGV[3]` is
+    /// the cost, `ARGV[4]` `1` to spend even when refused (as ``GCRA/decide(now:tat:cost:force:)``).
     static let script = """
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
         local interval = tonumber(ARGV[1])
         local burst = tonumber(ARGV[2])
+        local cost = tonumber(ARGV[3])
+        local force = ARGV[4] == '1'
         local tat = tonumber(redis.call('GET', KEYS[1])) or now
         if tat < now then tat = now end
-        local nxt = tat + interval
+        local nxt = tat + interval * cost
         local allowed_at = nxt - interval * burst
-        if now < allowed_at then
+        local allowed = now >= allowed_at
+        if not allowed and not force then
           return {0, 0, allowed_at - now, tat - now}
         end
-        redis.call('SET', KEYS[1], nxt, 'PX', math.ceil((nxt - now) / 1000) + 1000)
-        return {1, math.floor((now - allowed_at) / interval), 0, nxt - now}
+        if nxt > now then
+          redis.call('SET', KEYS[1], nxt, 'PX', math.ceil((nxt - now) / 1000) + 1000)
+        end
+        local retry = 0
+        if not allowed then retry = allowed_at - now end
+        return {allowed and 1 or 0, math.max(0, math.floor((now - allowed_at) / interval)), retry, nxt - now}
         """
 
     /// A reply that does not fit the script.
@@ -51,13 +59,13 @@ public struct RedisRateLimit: Sendable {
         guard reply == .simpleString("PONG") else { throw UnexpectedReply(description: "PING answered \(reply)") }
     }
 
-    /// Decides one request for `key` under `limit`.
+    /// Decides one request for `key` under `limit`, spending `cost` (even when refused, with `force`).
     ///
     /// - Throws: ``RedisError`` when Redis is unreachable or slow, ``UnexpectedReply`` otherwise;
     ///   the caller falls back to its local limiter.
-    public func decide(key: String, limit: GCRA) async throws -> GCRA.Decision {
+    public func decide(key: String, limit: GCRA, cost: Int = 1, force: Bool = false) async throws -> GCRA.Decision {
         let interval = String(max(limit.emissionInterval / 1000, 1))
-        let arguments = ["1", prefix + key, interval, String(limit.burst)]
+        let arguments = ["1", prefix + key, interval, String(limit.burst), String(max(cost, 0)), force ? "1" : "0"]
         var reply = try await client.send(["EVALSHA", Self.sha] + arguments)
         if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
             reply = try await client.send(["EVAL", Self.script] + arguments)

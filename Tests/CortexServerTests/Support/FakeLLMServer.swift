@@ -19,6 +19,10 @@ final class FakeLLMServer: Sendable {
         /// `releaseCut()` (after it has seen those words arrive, so none of them can be lost with
         /// the connection).
         case cut(String, words: Int)
+        /// Streams the first `words` words of `text`, waits for `releaseCut()`, then sends a line
+        /// that is not the wire format and ends: a stream broken mid-way whose words are surely
+        /// delivered before the break (they travel ahead of it on the same connection).
+        case broken(String, words: Int)
         /// Sends the stream's head at once, then nothing for this long.
         case silent(Duration)
     }
@@ -52,7 +56,7 @@ final class FakeLLMServer: Sendable {
         state.behaviour.withLock { $0 = behaviour }
     }
 
-    /// Lets a `.cut` stream drop its connection.
+    /// Lets a `.cut` stream drop its connection, or a `.broken` one send its bad line.
     func releaseCut() {
         state.cutGate.open()
     }
@@ -85,7 +89,7 @@ final class FakeLLMServer: Sendable {
             case .fail(let status, let message):
                 let object: [String: Any] = wire.ollama ? ["error": message] : ["error": ["message": message, "type": "server_error"]]
                 return Self.json(HTTPResponse.Status(code: status), object)
-            case .slow, .cut, .silent:
+            case .slow, .cut, .broken, .silent:
                 return Self.json(.internalServerError, [:])
             }
         }
@@ -143,6 +147,13 @@ final class FakeLLMServer: Sendable {
                     }
                     await gate.wait()
                     throw CancellationError()
+                case .broken(let text, let count):
+                    for word in text.split(separator: " ").prefix(count) {
+                        try await writer.write(wire.token(String(word) + " ", model: model))
+                    }
+                    await gate.wait()
+                    try await writer.write(ByteBuffer(string: wire.ollama ? "{not json\n" : "data: {not json\n\n"))
+                    try await writer.finish(nil)
                 case .silent(let delay):
                     try await Task.sleep(for: delay)
                     try await writer.finish(nil)
