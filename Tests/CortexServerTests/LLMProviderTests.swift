@@ -226,6 +226,24 @@ struct LLMProviderTests {
         #expect(text == "alpha beta ")
     }
 
+    @Test("the total timeout ends a stream that keeps coming, on both wire formats", arguments: [false, true])
+    func totalTimeout(ollama: Bool) async throws {
+        let server = try await FakeLLMServer(.trickle(words: 50, every: .milliseconds(100)))
+        defer { server.stop() }
+        let timeouts = ProviderTimeouts(connect: .seconds(5), firstToken: .seconds(20), total: .seconds(1))
+        let provider: any LLMProvider =
+            ollama
+            ? OllamaProvider(baseURL: server.url, model: "m", timeouts: timeouts)
+            : OpenAICompatibleProvider(baseURL: server.url, model: "m", timeouts: timeouts)
+        let (text, _, error) = await Self.collect(try await provider.streamChat(Self.hello))
+        guard case .timeout(let what) = error as? ProviderError else {
+            Issue.record("expected a total timeout, got \(String(describing: error))")
+            return
+        }
+        #expect(what.contains("total"))
+        #expect(text.hasPrefix("w0 ") && !text.contains("w49"), "cut short: \(text)")
+    }
+
     @Test("warming: polls the primary's model list and promotes to primary without a restart; Ollama's :latest counts")
     func warming() async throws {
         let primary = try await FakeLLMServer(.answer("hi", usage: nil), models: ["other:1b"])

@@ -42,8 +42,15 @@ struct ProviderHTTP: Sendable {
         }
     }
 
+    /// The total timeout over a body: AsyncHTTPClient's deadline covers the request up to the
+    /// answer's head, silence after it is the read timeout's, and an answer that keeps coming is
+    /// cut here once `total` has passed since the request was sent.
+    private func checkTotal(_ deadline: ContinuousClock.Instant) throws(ProviderError) {
+        guard ContinuousClock.now <= deadline else { throw .timeout("total after \(timeouts.total)") }
+    }
+
     /// Sends `request` and waits for the answer's head: a timeout when it takes longer than
-    /// `firstToken` (the client's read timeout); the whole request (body included) is bounded by `total`.
+    /// `firstToken` (the client's read timeout) or `total`.
     private func head(_ request: HTTPClientRequest) async throws(ProviderError) -> HTTPClientResponse {
         do {
             return try await client.execute(request, timeout: TimeAmount(timeouts.total))
@@ -77,10 +84,20 @@ struct ProviderHTTP: Sendable {
 
     /// GET or POST `path`; returns the parsed JSON object of a 2xx answer.
     func json(_ method: HTTPMethod, _ path: String, body: String? = nil) async throws(ProviderError) -> JSONValue {
+        let deadline = ContinuousClock.now + timeouts.total
         let response = try await head(request(method, path, body: body))
-        let bytes: ByteBuffer
+        var bytes = ByteBuffer()
         do {
-            bytes = try await response.body.collect(upTo: Self.maximumBody)
+            for try await chunk in response.body {
+                try checkTotal(deadline)
+                guard bytes.readableBytes + chunk.readableBytes <= Self.maximumBody else {
+                    throw ProviderError.invalidResponse("an answer over \(Self.maximumBody) bytes")
+                }
+                var chunk = chunk
+                bytes.writeBuffer(&chunk)
+            }
+        } catch let error as ProviderError {
+            throw error
         } catch {
             throw Self.map(error)
         }
@@ -99,6 +116,7 @@ struct ProviderHTTP: Sendable {
         body: String,
         decode: @escaping @Sendable () -> any ChatStreamDecoder
     ) async throws(ProviderError) -> AsyncThrowingStream<ChatDelta, any Error> {
+        let deadline = ContinuousClock.now + timeouts.total
         let response = try await head(request(.POST, path, body: body))
         let status = Int(response.status.code)
         if !(200..<300).contains(status) {
@@ -111,6 +129,7 @@ struct ProviderHTTP: Sendable {
             var decoder = decode()
             do {
                 for try await chunk in response.body {
+                    try checkTotal(deadline)
                     for delta in try decoder.feed(chunk.readableBytesView) {
                         continuation.yield(delta)
                         started.signal(nil)

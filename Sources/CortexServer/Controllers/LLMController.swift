@@ -168,6 +168,8 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
                     delivered += 1
                     do { try await writer.write(answer.delta(delta.text)) } catch { clientGone = true }
                 }
+                // A stream ends early, without an error, when the server cuts the task (drain timeout).
+                if failure == nil, !clientGone, Task.isCancelled { failure = CancellationError() }
                 let complete = failure == nil && !clientGone
                 // Complete: the provider's usage, else the estimate held. Cut: what was delivered.
                 let tokens: TokenCount

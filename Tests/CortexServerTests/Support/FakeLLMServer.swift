@@ -23,6 +23,8 @@ final class FakeLLMServer: Sendable {
         /// that is not the wire format and ends: a stream broken mid-way whose words are surely
         /// delivered before the break (they travel ahead of it on the same connection).
         case broken(String, words: Int)
+        /// Streams `words` words, one every `every`: an answer that keeps coming.
+        case trickle(words: Int, every: Duration)
         /// Sends the stream's head at once, then nothing for this long.
         case silent(Duration)
     }
@@ -89,7 +91,7 @@ final class FakeLLMServer: Sendable {
             case .fail(let status, let message):
                 let object: [String: Any] = wire.ollama ? ["error": message] : ["error": ["message": message, "type": "server_error"]]
                 return Self.json(HTTPResponse.Status(code: status), object)
-            case .slow, .cut, .broken, .silent:
+            case .slow, .cut, .broken, .silent, .trickle:
                 return Self.json(.internalServerError, [:])
             }
         }
@@ -153,6 +155,13 @@ final class FakeLLMServer: Sendable {
                     }
                     await gate.wait()
                     try await writer.write(ByteBuffer(string: wire.ollama ? "{not json\n" : "data: {not json\n\n"))
+                    try await writer.finish(nil)
+                case .trickle(let count, let every):
+                    for index in 0..<count {
+                        try await writer.write(wire.token("w\(index) ", model: model))
+                        try await Task.sleep(for: every)
+                    }
+                    try await writer.write(wire.last(usage: nil, model: model))
                     try await writer.finish(nil)
                 case .silent(let delay):
                     try await Task.sleep(for: delay)
