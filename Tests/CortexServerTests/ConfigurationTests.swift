@@ -210,6 +210,53 @@ struct ConfigurationTests {
         }
     }
 
+    @Test("more LLM deployments from YAML: their own chains and prices, the rest inherited; keys from named variables")
+    func llmDeployments() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let yaml = """
+            llm:
+              primary_url: http://ollama:11434
+              primary_model: gemma3:270m
+              first_token_timeout_s: 5
+              deployments:
+                - name: coder
+                  providers:
+                    - {kind: openai, url: "http://vllm:8000", model: qwen-coder}
+                    - {kind: openai, url: "https://api.openai.com", model: gpt-4o-mini, api_key_env: CODER_OPENAI_KEY}
+                    - {kind: ollama, url: "http://ollama:11434", model: "qwen2.5-coder:1.5b"}
+                  price_output_per_1k: "3"
+            """
+        let file = try directory.write("cortex.yaml", yaml)
+        let config = try CortexConfiguration.load(
+            file: file, environment: ["CODER_OPENAI_KEY": "sk-coder-secret", "LLM_MAX_TOKENS": "100"])
+        #expect(config.llmDeployments.map(\.deployment) == ["chat", "coder"])
+        let coder = try #require(config.moreLLMDeployments.first)
+        #expect(coder.providers.map(\.model) == ["qwen-coder", "gpt-4o-mini", "qwen2.5-coder:1.5b"])
+        #expect(coder.providers[1].apiKey == "sk-coder-secret")
+        #expect(coder.outputPricePer1K == Credits(microcredits: 3_000_000) && coder.inputPricePer1K == .zero)
+        #expect(coder.firstTokenTimeoutSeconds == 5 && coder.defaultMaxTokens == 100, "inherited from llm, after the environment")
+        #expect(!config.summary.contains("sk-coder-secret"))
+
+        for (text, key) in [
+            (yaml.replacingOccurrences(of: "name: coder", with: "name: chat"), "llm.deployments[0].name"),
+            (yaml.replacingOccurrences(of: "url: \"http://vllm:8000\"", with: "url: vllm"), "llm.deployments[0].providers[0].url"),
+            (yaml.replacingOccurrences(of: "price_output_per_1k", with: "price_out"), "llm.deployments[0].price_out"),
+        ] {
+            let bad = try directory.write("bad.yaml", text)
+            #expect {
+                try CortexConfiguration.load(file: bad, environment: ["CODER_OPENAI_KEY": "k"])
+            } throws: { error in
+                (error as? ConfigurationError)?.key == key
+            }
+        }
+        #expect {
+            try CortexConfiguration.load(file: file, environment: [:])
+        } throws: { error in
+            (error as? ConfigurationError)?.key == "llm.deployments[0].providers[1].api_key_env"
+        }
+    }
+
     @Test("a missing file is an error naming --config")
     func missingFile() {
         #expect(throws: ConfigurationError.self) {

@@ -173,10 +173,10 @@ struct LLMServingTests {
             #expect(llm?["fallback"] as? Bool == true)
             #expect((llm?["providers"] as? [[String: Any]])?.map { $0["circuit"] as? String } == ["open", "closed"])
             var metrics = try await client.get("/metrics").body.text
-            #expect(metrics.contains(#"llm_fallback_total{from="primary-ollama",to="fallback-openai"} 3"#))
+            #expect(metrics.contains(#"llm_fallback_total{deployment="chat",from="primary-ollama",to="fallback-openai"} 3"#))
             #expect(metrics.contains(#"llm_requests_total{deployment="chat",provider="primary-ollama",outcome="error"} 2"#))
             #expect(metrics.contains(#"llm_requests_total{deployment="chat",provider="primary-ollama",outcome="circuit_open"} 1"#))
-            #expect(metrics.contains(#"llm_provider_up{provider="primary-ollama"} 0"#))
+            #expect(metrics.contains(#"llm_provider_up{deployment="chat",provider="primary-ollama"} 0"#))
             #expect(server.logs.events(named: "LLM_FALLBACK").count == 3)
             #expect(server.logs.events(named: "LLM_BREAKER").first?.metadata["transition"] == "opened")
 
@@ -186,7 +186,7 @@ struct LLMServingTests {
             let recovered = try await client.post("/generate", json: #"{"prompt":"hi"}"#).body.jsonObject
             #expect(recovered["provider"] as? String == "primary-ollama")
             metrics = try await client.get("/metrics").body.text
-            #expect(metrics.contains(#"llm_provider_up{provider="primary-ollama"} 1"#))
+            #expect(metrics.contains(#"llm_provider_up{deployment="chat",provider="primary-ollama"} 1"#))
             #expect(
                 server.logs.events(named: "LLM_BREAKER").map { $0.metadata["transition"] ?? "" } == ["opened", "half_opened", "closed"])
             let after = try await client.get("/status/summary")
@@ -427,6 +427,53 @@ struct LLMServingTests {
                 try await client.post("/generate", json: #"{"prompt":"hi"}"#, headers: [.xAPIKey: "other-key-0123456789"]).status == .ok)
             clock.advance(milliseconds: 12_000)
             #expect(try await client.post("/generate", json: #"{"prompt":"hi"}"#, headers: Self.demo).status == .ok)
+        }
+    }
+
+    @Test("several deployments: model picks the deployment; a chain of three falls through to its second fallback")
+    func deployments() async throws {
+        let chatPrimary = try await FakeLLMServer(.answer("from chat", usage: (prompt: 1, completion: 1)), models: ["gemma3:270m"])
+        defer { chatPrimary.stop() }
+        let first = try await FakeLLMServer(.fail(status: 503, message: "down"), models: ["qwen-coder"])
+        defer { first.stop() }
+        let second = try await FakeLLMServer(.fail(status: 500, message: "also down"))
+        defer { second.stop() }
+        let third = try await FakeLLMServer(.answer("from the third", usage: (prompt: 2, completion: 2)))
+        defer { third.stop() }
+        let server = try await Self.server(primary: chatPrimary) { configuration in
+            var coder = configuration.llm
+            coder.deployment = "coder"
+            coder.setProviders([
+                .init(kind: .openai, url: first.url, model: "qwen-coder"), .init(kind: .openai, url: second.url, model: "backup"),
+                .init(kind: .ollama, url: third.url, model: "qwen2.5-coder:1.5b"),
+            ])
+            configuration.moreLLMDeployments = [coder]
+        }
+        try await Self.wait(for: .primary, server)
+        let deadline = ContinuousClock.now + .seconds(30)
+        while server.dependencies.llmGateways[1].warmup.path != .primary, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        try await server.test { client in
+            let models = try await client.get("/v1/models").body.jsonObject
+            #expect((models["data"] as? [[String: Any]])?.compactMap { $0["id"] as? String } == ["chat", "coder"])
+            #expect(try await client.post("/generate", json: #"{"prompt":"hi"}"#).body.jsonObject["text"] as? String == "from chat")
+            let coded = try await client.post("/generate", json: #"{"prompt":"hi","model":"coder"}"#).body.jsonObject
+            #expect(coded["text"] as? String == "from the third" && coded["provider"] as? String == "fallback2-ollama")
+            #expect(coded["model"] as? String == "coder")
+            // A provider's model name selects its deployment too.
+            let byProviderModel = try await client.post(
+                "/v1/chat/completions", json: #"{"model":"qwen-coder","messages":[{"role":"user","content":"hi"}]}"#
+            ).body.jsonObject
+            #expect(
+                (byProviderModel["choices"] as? [[String: Any]])?.first.flatMap { ($0["message"] as? [String: String])?["content"] }
+                    == "from the third")
+            #expect(try await client.post("/generate", json: #"{"prompt":"hi","model":"nope"}"#).status == .notFound)
+            let summary = try await client.get("/api/status/summary").body.jsonObject
+            #expect((summary["llm"] as? [String: Any])?["deployment"] as? String == "chat")
+            #expect((summary["llm_deployments"] as? [[String: Any]])?.compactMap { $0["deployment"] as? String } == ["chat", "coder"])
+            let metrics = try await client.get("/metrics").body.text
+            #expect(metrics.contains(#"llm_fallback_total{deployment="coder",from="fallback-openai",to="fallback2-ollama"} 2"#))
         }
     }
 

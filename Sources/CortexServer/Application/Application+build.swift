@@ -60,7 +60,7 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
         rateLimit: configuration.rateLimit.limit,
         maxBodyBytes: configuration.server.maxBodyBytes
     ).addRoutes(to: inferring)
-    if let llm = dependencies.llm {
+    if !dependencies.llmGateways.isEmpty {
         // `/chat` answers browsers on ALLOWED_ORIGINS (seed 004): its preflight needs no key.
         let cors = router.group().add(middleware: CORSMiddleware(allowedOrigins: configuration.llm.allowedOrigins))
         cors.on("/chat", method: .options) { _, _ in Response(status: .noContent) }
@@ -69,7 +69,7 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
             chat.add(middleware: RateLimitMiddleware(limiter: dependencies.rateLimiter, limit: limit, metrics: dependencies.metrics))
         }
         LLMController(
-            gateway: llm,
+            gateways: dependencies.llmGateways,
             billing: dependencies.billing,
             modelLimits: modelLimits,
             tokenLimits: TokenRateLimits(
@@ -148,7 +148,7 @@ public func runServer(_ dependencies: ServerDependencies, logger: Logger) async 
     try await group.run()
     await dependencies.store.close()
     await dependencies.sharedRateLimiter?.redis.close()
-    dependencies.llm?.stop()
+    for gateway in dependencies.llmGateways { gateway.stop() }
     logger.notice("SERVER_STOPPED")
 }
 

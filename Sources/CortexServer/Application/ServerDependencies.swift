@@ -33,8 +33,10 @@ public struct ServerDependencies: Sendable {
     public let reloadConfiguration: @Sendable () throws -> CortexConfiguration
     /// Per-model counts and times for `/v2/models/{model}/stats`.
     public let statistics: InferenceStatistics
-    /// The LLM deployment, when `LLM_PRIMARY_URL` is set.
-    public let llm: LLMGateway?
+    /// The LLM deployments, the default first (`LLM_PRIMARY_URL`, then `llm.deployments`).
+    public let llmGateways: [LLMGateway]
+    /// The default LLM deployment, if any.
+    public var llm: LLMGateway? { llmGateways.first }
     /// When the server was opened, for `/status`.
     public let startedAt = Date()
 
@@ -87,8 +89,10 @@ public struct ServerDependencies: Sendable {
             )
         }
         let drain = DrainState()
-        let llm = configuration.llm.isEnabled ? LLMGateway(configuration: configuration.llm, metricsFactory: factory, logger: logger) : nil
-        llm?.start()
+        let llmGateways = configuration.llmDeployments.map {
+            LLMGateway(configuration: $0, metricsFactory: factory, logger: logger)
+        }
+        for gateway in llmGateways { gateway.start() }
         let readiness = ReadinessChecks(
             store: store,
             registry: registry,
@@ -96,7 +100,7 @@ public struct ServerDependencies: Sendable {
             minFreeDiskMB: configuration.readiness.minFreeDiskMB,
             metrics: metrics,
             sharedRateLimiter: sharedLimiter,
-            llm: llm,
+            llm: llmGateways,
             logger: logger
         )
         return ServerDependencies(
@@ -113,7 +117,7 @@ public struct ServerDependencies: Sendable {
             sharedRateLimiter: sharedLimiter,
             reloadConfiguration: reload ?? { configuration },
             statistics: statistics,
-            llm: llm
+            llmGateways: llmGateways
         )
     }
 

@@ -338,15 +338,28 @@ extension CortexConfiguration {
     /// - Throws: ``ConfigurationError`` naming the first bad key.
     public static func load(file: String?, environment: [String: String]) throws -> CortexConfiguration {
         var config = CortexConfiguration()
+        var deployments: Any?
         if let file {
             guard let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8) else {
                 throw ConfigurationError(key: "--config", value: file, expected: "a readable YAML file")
             }
-            try config.apply(yaml: text)
+            deployments = try config.apply(yaml: text)
         }
         try config.apply(environment: environment)
+        // Deployments inherit the `llm` section's settings, so they are read once it is complete.
+        if let deployments {
+            config.moreLLMDeployments = try Self.llmDeployments(fromYAML: deployments, base: config.llm, environment: environment)
+        }
         try config.llm.validate()
-        if config.llm.isEnabled, config.billing.holdTTLSeconds < config.llm.totalTimeoutSeconds {
+        var names = Set<String>()
+        for (index, deployment) in config.llmDeployments.enumerated() {
+            guard names.insert(deployment.deployment).inserted else {
+                throw ConfigurationError(
+                    key: "llm.deployments[\(index - (config.llm.isEnabled ? 1 : 0))].name", value: deployment.deployment,
+                    expected: "a name no other LLM deployment uses")
+            }
+        }
+        if !config.llmDeployments.isEmpty, config.billing.holdTTLSeconds < config.llm.totalTimeoutSeconds {
             throw ConfigurationError(
                 key: "HOLD_TTL_S", value: String(config.billing.holdTTLSeconds),
                 expected: "at least LLM_TOTAL_TIMEOUT_S (\(config.llm.totalTimeoutSeconds)): a hold must outlive the longest LLM request")
@@ -355,18 +368,23 @@ extension CortexConfiguration {
     }
 
     /// Applies a YAML document; unknown keys are errors so that typos do not pass silently.
-    mutating func apply(yaml text: String) throws {
+    ///
+    /// - Returns: `llm.deployments` as read, for the caller to apply once the `llm` section they
+    ///   inherit from is complete (the environment may still change it).
+    @discardableResult
+    mutating func apply(yaml text: String) throws -> Any? {
         let document: Any?
         do {
             document = try Yams.load(yaml: text)
         } catch {
             throw ConfigurationError(key: "--config", value: nil, expected: "valid YAML (\(error))")
         }
-        guard let document else { return }
+        guard let document else { return nil }
         guard let root = document as? [String: Any] else {
             throw ConfigurationError(key: "--config", value: nil, expected: "a YAML mapping at the top level")
         }
         let sections = Set(Self.settings.map { String($0.yamlPath.split(separator: ".")[0]) }).union(["models"])
+        var deployments: Any?
         for (sectionName, sectionValue) in root {
             guard sections.contains(sectionName) else {
                 throw ConfigurationError(key: sectionName, value: nil, expected: "one of \(sections.sorted().joined(separator: ", "))")
@@ -380,6 +398,10 @@ extension CortexConfiguration {
             }
             for (key, value) in section {
                 let path = "\(sectionName).\(key)"
+                if path == "llm.deployments" {
+                    deployments = value
+                    continue
+                }
                 guard let setting = Self.settings.first(where: { $0.yamlPath == path }) else {
                     let known = Self.settings.filter { $0.yamlPath.hasPrefix(sectionName + ".") }.map { $0.yamlPath }
                     throw ConfigurationError(key: path, value: nil, expected: "one of \(known.joined(separator: ", "))")
@@ -400,6 +422,7 @@ extension CortexConfiguration {
                 try apply(setting, value: text, key: path)
             }
         }
+        return deployments
     }
 
     /// Applies environment variables that name a setting.
@@ -482,6 +505,77 @@ extension CortexConfiguration {
             sources.append(source)
         }
         return sources
+    }
+
+    /// `[{name, providers: [{kind, url, model, api_key_env}], price_input_per_1k, price_output_per_1k,
+    /// max_tokens}, ...]`, each on top of `base` (the `llm` section). A key is never written in the
+    /// file: `api_key_env` names the environment variable that holds it.
+    private static func llmDeployments(fromYAML value: Any, base: LLM, environment: [String: String]) throws -> [LLM] {
+        guard let list = value as? [Any] else {
+            throw ConfigurationError(key: "llm.deployments", value: nil, expected: "a list of {name, providers, ...}")
+        }
+        return try list.enumerated().map { index, item in
+            let key = "llm.deployments[\(index)]"
+            guard let entry = item as? [String: Any] else {
+                throw ConfigurationError(key: key, value: nil, expected: "a mapping with name and providers")
+            }
+            let known = ["name", "providers", "price_input_per_1k", "price_output_per_1k", "max_tokens"]
+            if let unknown = entry.keys.sorted().first(where: { !known.contains($0) }) {
+                throw ConfigurationError(key: "\(key).\(unknown)", value: nil, expected: "one of \(known.joined(separator: ", "))")
+            }
+            var deployment = base
+            deployment.moreFallbacks = []
+            guard let name = entry["name"].map({ "\($0)" }), isValidModelName(name) else {
+                throw ConfigurationError(key: "\(key).name", value: nil, expected: "a model name: letters, digits, '-', '_' and '.'")
+            }
+            deployment.deployment = name
+            guard let providerList = entry["providers"] as? [Any], !providerList.isEmpty else {
+                throw ConfigurationError(key: "\(key).providers", value: nil, expected: "a list of {kind, url, model}, primary first")
+            }
+            var providers: [LLM.Provider] = []
+            for (position, item) in providerList.enumerated() {
+                let providerKey = "\(key).providers[\(position)]"
+                guard let fields = item as? [String: Any] else {
+                    throw ConfigurationError(key: providerKey, value: nil, expected: "a mapping with kind, url and model")
+                }
+                if let unknown = fields.keys.sorted().first(where: { !["kind", "url", "model", "api_key_env"].contains($0) }) {
+                    throw ConfigurationError(key: "\(providerKey).\(unknown)", value: nil, expected: "one of kind, url, model, api_key_env")
+                }
+                var provider = LLM.Provider(kind: .ollama, url: "", model: "")
+                guard parse("\(fields["kind"] ?? "ollama")", into: &provider.kind) else {
+                    throw ConfigurationError(key: "\(providerKey).kind", value: nil, expected: "ollama or openai")
+                }
+                guard parse(url: "\(fields["url"] ?? "")", into: &provider.url) else {
+                    throw ConfigurationError(key: "\(providerKey).url", value: nil, expected: "http://host:port or https://host:port")
+                }
+                guard parse(llmModel: "\(fields["model"] ?? "")", into: &provider.model) else {
+                    throw ConfigurationError(key: "\(providerKey).model", value: nil, expected: "the provider's model name")
+                }
+                if let variable = fields["api_key_env"].map({ "\($0)" }) {
+                    guard let secret = environment[variable], !secret.isEmpty else {
+                        throw ConfigurationError(
+                            key: "\(providerKey).api_key_env", value: variable, expected: "the name of a set environment variable")
+                    }
+                    provider.apiKey = secret
+                }
+                providers.append(provider)
+            }
+            deployment.setProviders(providers)
+            for (field, target) in [("price_input_per_1k", \LLM.inputPricePer1K), ("price_output_per_1k", \LLM.outputPricePer1K)] {
+                guard let text = entry[field].map({ "\($0)" }) else { continue }
+                guard let price = Credits(decimal: text), price >= .zero else {
+                    throw ConfigurationError(
+                        key: "\(key).\(field)", value: text, expected: "credits, a decimal of at least 0 with at most 6 places")
+                }
+                deployment[keyPath: target] = price
+            }
+            if let text = entry["max_tokens"].map({ "\($0)" }) {
+                guard parse(text, into: &deployment.defaultMaxTokens, in: 1...deployment.maxTokensLimit) else {
+                    throw ConfigurationError(key: "\(key).max_tokens", value: text, expected: "an integer from 1 to LLM_MAX_TOKENS_LIMIT")
+                }
+            }
+            return deployment
+        }
     }
 
     /// `[{tenant: acme, model: lead-scoring, rps: 50, burst: 100}, ...]` as `acme/lead-scoring=50:100,...`;

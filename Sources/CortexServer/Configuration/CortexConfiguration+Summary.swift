@@ -56,6 +56,12 @@ extension CortexConfiguration {
         } else {
             lines.append("llm: off (LLM_PRIMARY_URL not set)")
         }
+        for deployment in moreLLMDeployments {
+            let chain = deployment.providers.map { "\($0.kind.rawValue) \($0.url) \($0.model)\($0.apiKey == nil ? "" : " (api key set)")" }
+            lines.append(
+                "llm.deployments: \(deployment.deployment): \(chain.joined(separator: " -> ")); "
+                    + "\(deployment.inputPricePer1K) in, \(deployment.outputPricePer1K) out per 1,000 tokens")
+        }
         lines.append("scoring.model: \(scoringModel ?? "(first tabular model)")")
         lines.append("image.model: \(imageModel)")
         lines.append("image.max_pixels: \(imageMaxPixels)")

@@ -222,6 +222,8 @@ public struct CortexConfiguration: Sendable, Equatable {
         public var primary = Provider(kind: .ollama, url: "", model: "", apiKey: nil)
         /// The fallback (`LLM_FALLBACK_URL`, `LLM_FALLBACK_KIND`, `LLM_FALLBACK_MODEL`, `LLM_FALLBACK_API_KEY`).
         public var fallback = Provider(kind: .openai, url: "", model: "", apiKey: nil)
+        /// Fallbacks after `fallback`, tried in order (`providers` of a deployment in YAML).
+        public var moreFallbacks: [Provider] = []
         /// Seconds to open a connection to a provider (`LLM_CONNECT_TIMEOUT_S`).
         public var connectTimeoutSeconds = 2.0
         /// Seconds from sending a request to the first token (`LLM_FIRST_TOKEN_TIMEOUT_S`).
@@ -258,14 +260,31 @@ public struct CortexConfiguration: Sendable, Equatable {
 
         /// The configured providers, primary first; empty when no LLM is configured.
         public var providers: [Provider] {
-            [primary, fallback].filter { !$0.url.isEmpty }
+            [primary, fallback].filter { !$0.url.isEmpty } + moreFallbacks
+        }
+
+        /// Sets the chain from a list, primary first.
+        public mutating func setProviders(_ providers: [Provider]) {
+            primary = providers.first ?? Provider(kind: .ollama, url: "", model: "")
+            fallback = providers.count > 1 ? providers[1] : Provider(kind: .openai, url: "", model: "")
+            moreFallbacks = Array(providers.dropFirst(2))
         }
 
         /// Whether an LLM is configured.
         public var isEnabled: Bool { !providers.isEmpty }
 
         /// Whether the chain has a provider after the primary.
-        public var hasFallback: Bool { !primary.url.isEmpty && !fallback.url.isEmpty }
+        public var hasFallback: Bool { providers.count > 1 }
+    }
+
+    /// More LLM deployments (`llm.deployments` in YAML), each with its own name, chain and prices;
+    /// timeouts, polling, breakers, limits and origins come from `llm`.
+    public var moreLLMDeployments: [LLM] = []
+
+    /// Every LLM deployment: `llm` (the default, which `/generate` and `/chat` use when a request
+    /// names none) when configured, then `llm.deployments`.
+    public var llmDeployments: [LLM] {
+        (llm.isEnabled ? [llm] : []) + moreLLMDeployments
     }
 
     /// The embedded defaults.

@@ -14,33 +14,56 @@ import Logging
 /// settled; with no usage reported the held estimate is charged, never zero; a stream cut after
 /// its first token is charged for the tokens delivered.
 public struct LLMController<Context: AuthenticatedContext>: Sendable {
-    let gateway: LLMGateway
+    /// The deployments, the default (for `/generate` and `/chat` without `model`) first.
+    let gateways: [LLMGateway]
+    /// Deployments by the names `model` may take: each deployment's name, then its providers'
+    /// model names (the first deployment to use a name keeps it).
+    let byName: [String: LLMGateway]
     let billing: Billing
     let modelLimits: ModelRateLimits
     /// Counts each key's tokens against `LLM_TOKENS_PER_MINUTE`.
     let tokenLimits: TokenRateLimits
     let maxBodyBytes: Int
-    /// Names accepted as `model` on the OpenAI-compatible routes.
-    let modelNames: Set<String>
     /// When the deployment came up, for `/v1/models`.
     let created: Int
 
     /// Creates the controller.
     public init(
-        gateway: LLMGateway, billing: Billing, modelLimits: ModelRateLimits, tokenLimits: TokenRateLimits, maxBodyBytes: Int,
+        gateways: [LLMGateway], billing: Billing, modelLimits: ModelRateLimits, tokenLimits: TokenRateLimits, maxBodyBytes: Int,
         created: Date = Date()
     ) {
-        self.gateway = gateway
+        precondition(!gateways.isEmpty, "the LLM routes need a deployment")
+        self.gateways = gateways
+        var byName: [String: LLMGateway] = [:]
+        for gateway in gateways { byName[gateway.configuration.deployment] = gateway }
+        for gateway in gateways {
+            for provider in gateway.configuration.providers where byName[provider.model] == nil { byName[provider.model] = gateway }
+        }
+        self.byName = byName
         self.billing = billing
         self.modelLimits = modelLimits
         self.tokenLimits = tokenLimits
         self.maxBodyBytes = maxBodyBytes
-        let configuration = gateway.configuration
-        self.modelNames = Set([configuration.deployment] + configuration.providers.map(\.model))
         self.created = Int(created.timeIntervalSince1970)
     }
 
-    var deployment: String { gateway.configuration.deployment }
+    /// The deployment a body asks for: `model` (required on `/v1/*`), else the default.
+    ///
+    /// - Throws: 400 without `model` on `/v1/*`, 404 `model_not_found` for a name not served.
+    func gateway(for body: JSONValue, route: LLMRoute) throws(APIError) -> LLMGateway {
+        guard let value = body["model"], value != .null else {
+            if route.isOpenAI { throw APIError.invalidJSON("missing field 'model'") }
+            return gateways[0]
+        }
+        let model = try value.string(at: "model")
+        guard let gateway = byName[model] else {
+            let names = gateways.map { "'\($0.configuration.deployment)'" }.joined(separator: ", ")
+            throw APIError(
+                status: 404, code: "model_not_found",
+                message: "model '\(model)' is not served here; use \(names) (GET /v1/models lists them)")
+        }
+        return gateway
+    }
 
     /// Adds the routes (all need an API key when keys are required); `/chat` goes on `chat`,
     /// the group with seed 004's CORS.
@@ -52,7 +75,7 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
         router.get("/v1/models") { _, context in self.models(context) }
         router.get("/v1/models/{model}") { _, context in
             let name = context.parameters.get("model") ?? ""
-            guard modelNames.contains(name) else {
+            guard byName[name] != nil else {
                 return Self.openAIError(APIError.modelNotFound(name), requestID: context.requestID)
             }
             return Self.json(self.modelObject(name))
@@ -71,8 +94,11 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
 
     private func answer(_ route: LLMRoute, _ request: Request, _ context: Context) async throws -> Response {
         let buffer = try await request.collectBody(limit: maxBodyBytes)
-        let call = try LLMCall(
-            route: route, body: try JSONValue.parse(buffer), configuration: gateway.configuration, models: modelNames)
+        let body = try JSONValue.parse(buffer)
+        _ = try body.object(at: "")
+        let gateway = try gateway(for: body, route: route)
+        let deployment = gateway.configuration.deployment
+        let call = try LLMCall(route: route, body: body, configuration: gateway.configuration)
         try await modelLimits.check(model: deployment, context: context)
         try await tokenLimits.check(context: context)
         if call.stream, request.headers[.idempotencyKey] != nil {
@@ -91,7 +117,8 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
         let answer = LLMAnswer(route: route, requestID: context.requestID, created: Int(Date().timeIntervalSince1970), model: deployment)
         let spend = tokenLimits.spender(context: context)
         if call.stream {
-            return try await stream(call, answer: answer, estimate: estimate, held: held, spend: spend, logger: context.logger)
+            return try await stream(
+                call, gateway: gateway, answer: answer, estimate: estimate, held: held, spend: spend, logger: context.logger)
         }
 
         let response: ChatResponse
@@ -121,7 +148,7 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
     /// Starts the stream (a failure before the first token is an ordinary error response, after
     /// the hold was released), then sends each token as it comes and settles at the end.
     private func stream(
-        _ call: LLMCall, answer: LLMAnswer, estimate: TokenCount, held: Billing.HeldCharge?,
+        _ call: LLMCall, gateway: LLMGateway, answer: LLMAnswer, estimate: TokenCount, held: Billing.HeldCharge?,
         spend: @escaping @Sendable (TokenCount) async -> Void, logger: Logger
     ) async throws -> Response {
         let started = ContinuousClock.now
@@ -133,7 +160,7 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
             if let held { await billing.release(held) }
             throw error
         }
-        let (gateway, billing, path) = (self.gateway, self.billing, self.gateway.warmup.path.rawValue)
+        let (billing, path) = (self.billing, gateway.warmup.path.rawValue)
         var headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
         headers[.xLLMProvider] = provider
         return Response(
@@ -215,14 +242,14 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
         )
     }
 
-    /// `GET /v1/models`: the deployment, as OpenAI lists models.
+    /// `GET /v1/models`: the deployments, as OpenAI lists models.
     func models(_ context: Context) -> Response {
         var json = JSONWriter(capacity: 160)
         json.beginObject()
         json.member("object", "list")
         json.key("data")
         json.beginArray()
-        json.raw(modelObject(deployment))
+        for gateway in gateways { json.raw(modelObject(gateway.configuration.deployment)) }
         json.endArray()
         json.endObject()
         return Self.json(json.text)

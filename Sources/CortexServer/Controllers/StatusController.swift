@@ -41,10 +41,12 @@ public struct StatusController<Context: RequestIDContext>: Sendable {
         json.key("status")
         json.beginObject()
         json.member("model_present", llm.map(\.warmup.primaryModelPresent) ?? !entries.isEmpty)
-        json.member("fallback", llm?.isFallbackActive ?? false)
+        json.member("fallback", dependencies.llmGateways.contains { $0.isFallbackActive })
         json.endObject()
         json.key("llm")
         writeLLM(to: &json)
+        json.key("llm_deployments")
+        writeDeployments(to: &json)
         json.key("models")
         json.beginObject()
         json.member("total", entries.count)
@@ -62,15 +64,27 @@ public struct StatusController<Context: RequestIDContext>: Sendable {
         return response
     }
 
-    /// `{"enabled": false}`, or the deployment, its path, whether the primary has its model,
-    /// whether a fallback answers, and each provider's circuit.
+    /// `{"enabled": false}`, or the default deployment (seed 004's `llm`): its path, whether the
+    /// primary has its model, whether a fallback answers, and each provider's circuit.
     private func writeLLM(to json: inout JSONWriter) {
-        json.beginObject()
         guard let llm = dependencies.llm else {
+            json.beginObject()
             json.member("enabled", false)
             json.endObject()
             return
         }
+        Self.write(llm, to: &json)
+    }
+
+    /// Every LLM deployment, in the shape of `llm`.
+    private func writeDeployments(to json: inout JSONWriter) {
+        json.beginArray()
+        for gateway in dependencies.llmGateways { Self.write(gateway, to: &json) }
+        json.endArray()
+    }
+
+    private static func write(_ llm: LLMGateway, to json: inout JSONWriter) {
+        json.beginObject()
         json.member("enabled", true)
         json.member("deployment", llm.configuration.deployment)
         json.member("path", llm.warmup.path.rawValue)
@@ -138,6 +152,8 @@ public struct StatusController<Context: RequestIDContext>: Sendable {
         writeRateLimit(to: &json)
         json.key("llm")
         writeLLM(to: &json)
+        json.key("llm_deployments")
+        writeDeployments(to: &json)
         json.endObject()
         return ProbeController<Context>.json(.ok, json.text)
     }

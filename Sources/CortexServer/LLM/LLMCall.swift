@@ -31,24 +31,14 @@ struct LLMCall: Sendable {
     /// The tokens generated at most.
     var maxTokens: Int { request.maxTokens ?? 0 }
 
-    /// Reads a body.
+    /// Reads a body for the deployment `configuration` (chosen by ``LLMController`` from `model`).
     ///
-    /// - Parameters:
-    ///   - models: Names the OpenAI-compatible routes accept in `model` (the deployment and its providers' models).
-    /// - Throws: ``APIError`` 400 naming the field, 404 for an unknown model.
-    init(route: LLMRoute, body: JSONValue, configuration: CortexConfiguration.LLM, models: Set<String>) throws(APIError) {
+    /// - Throws: ``APIError`` 400 naming the field.
+    init(route: LLMRoute, body: JSONValue, configuration: CortexConfiguration.LLM) throws(APIError) {
         self.route = route
         _ = try body.object(at: "")
-        if route.isOpenAI {
-            let model = try body.required("model", in: "").string(at: "model")
-            guard models.contains(model) else {
-                throw APIError(
-                    status: 404, code: "model_not_found",
-                    message: "model '\(model)' is not served here; use '\(configuration.deployment)' (GET /v1/models lists it)")
-            }
-            if let count = body["n"], count != .number(1) {
-                throw APIError.invalidInput("'n' must be 1: one choice per request")
-            }
+        if route.isOpenAI, let count = body["n"], count != .number(1) {
+            throw APIError.invalidInput("'n' must be 1: one choice per request")
         }
         let input: ChatRequest.Input
         switch route {

@@ -39,7 +39,8 @@ public final class LLMGateway: Sendable {
             firstToken: .seconds(configuration.firstTokenTimeoutSeconds),
             total: .seconds(configuration.totalTimeoutSeconds)
         )
-        let providers: [any LLMProvider] = zip(["primary", "fallback"], configuration.providers).map { role, provider in
+        let providers: [any LLMProvider] = configuration.providers.enumerated().map { index, provider in
+            let role = index == 0 ? "primary" : index == 1 ? "fallback" : "fallback\(index)"
             let name = "\(role)-\(provider.kind.rawValue)"
             switch provider.kind {
             case .ollama:

@@ -58,23 +58,24 @@ public final class LLMMetrics: Sendable {
         counter.increment()
     }
 
-    /// `llm_fallback_total{from,to}`: a request moved from one provider to the next.
+    /// `llm_fallback_total{deployment,from,to}`: a request moved from one provider to the next.
     func recordFallback(from: String, to: String) {
         let key = Key(provider: from, outcome: to)
         let counter = fallbacks.withLock { cache in
             if let counter = cache[key] { return counter }
-            let counter = Counter(label: "llm_fallback_total", dimensions: [("from", from), ("to", to)], factory: factory)
+            let counter = Counter(
+                label: "llm_fallback_total", dimensions: [("deployment", deployment), ("from", from), ("to", to)], factory: factory)
             cache[key] = counter
             return counter
         }
         counter.increment()
     }
 
-    /// `llm_provider_up{provider}`: 1 while the provider's circuit is closed.
+    /// `llm_provider_up{deployment,provider}`: 1 while the provider's circuit is closed.
     func setUp(_ provider: String, _ isUp: Bool) {
         let gauge = up.withLock { cache in
             if let gauge = cache[provider] { return gauge }
-            let gauge = Gauge(label: "llm_provider_up", dimensions: [("provider", provider)], factory: factory)
+            let gauge = Gauge(label: "llm_provider_up", dimensions: [("deployment", deployment), ("provider", provider)], factory: factory)
             cache[provider] = gauge
             return gauge
         }

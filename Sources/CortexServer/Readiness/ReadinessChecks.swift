@@ -20,7 +20,7 @@ public final class ReadinessChecks: Sendable {
     let minFreeDiskBytes: UInt64
     let metrics: ServerMetrics
     let sharedRateLimiter: SharedRateLimiter?
-    let llm: LLMGateway?
+    let llm: [LLMGateway]
     let logger: Logger
     /// -1 unknown, 0 not ready, 1 ready: to log transitions once.
     private let lastState = Atomic<Int>(-1)
@@ -33,7 +33,7 @@ public final class ReadinessChecks: Sendable {
         minFreeDiskMB: Int,
         metrics: ServerMetrics,
         sharedRateLimiter: SharedRateLimiter? = nil,
-        llm: LLMGateway? = nil,
+        llm: [LLMGateway] = [],
         logger: Logger
     ) {
         self.store = store
@@ -101,20 +101,10 @@ public final class ReadinessChecks: Sendable {
         }
 
         // Seed 004: warming is not ready only when nothing else can answer.
-        if let llm {
-            let path = llm.warmup.path
-            let primary = llm.providerNames[0]
-            let detail: String
-            switch path {
-            case .primary: detail = "primary: \(primary) has \(llm.warmup.primary.model)"
-            case .warming:
-                detail =
-                    "warming: \(primary) does not have \(llm.warmup.primary.model) yet"
-                    + (llm.warmup.hasFallback ? "; the fallback answers" : " and no fallback is configured")
-                    + (llm.warmup.lastError.map { " (last poll: \($0))" } ?? "")
-            case .fallback: detail = "fallback: \(primary) never got \(llm.warmup.primary.model) within PRIMARY_POLL_MAX_S"
-            }
-            checks.append(.init(name: "llm", ok: path != .warming || llm.warmup.hasFallback, detail: detail))
+        if !llm.isEmpty {
+            let states = llm.map(Self.llmState)
+            let detail = states.map { llm.count > 1 ? "\($0.name): \($0.detail)" : $0.detail }.joined(separator: "; ")
+            checks.append(.init(name: "llm", ok: states.allSatisfy(\.ok), detail: detail))
         }
 
         let draining = drain.isDraining
@@ -130,6 +120,24 @@ public final class ReadinessChecks: Sendable {
             )
         }
         return report
+    }
+
+    /// Whether an LLM deployment can answer, and why (or why not).
+    static func llmState(_ llm: LLMGateway) -> (name: String, ok: Bool, detail: String) {
+        let path = llm.warmup.path
+        let primary = llm.providerNames[0]
+        let model = llm.warmup.primary.model
+        let detail: String
+        switch path {
+        case .primary: detail = "primary: \(primary) has \(model)"
+        case .warming:
+            detail =
+                "warming: \(primary) does not have \(model) yet"
+                + (llm.warmup.hasFallback ? "; the fallback answers" : " and no fallback is configured")
+                + (llm.warmup.lastError.map { " (last poll: \($0))" } ?? "")
+        case .fallback: detail = "fallback: \(primary) never got \(model) within PRIMARY_POLL_MAX_S"
+        }
+        return (llm.configuration.deployment, path != .warming || llm.warmup.hasFallback, detail)
     }
 
     /// `name: why` for a model that does not serve.

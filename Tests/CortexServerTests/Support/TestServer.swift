@@ -182,7 +182,7 @@ struct TestServer: Sendable {
     }
 
     private func cleanUp() async {
-        dependencies.llm?.stop()
+        for gateway in dependencies.llmGateways { gateway.stop() }
         await dependencies.store.close()
         directory.remove()
         if case .postgres(let url) = dependencies.configuration.database {
