@@ -477,6 +477,18 @@ struct LLMServingTests {
         }
     }
 
+    @Test("without an LLM the routes say what to set, and no model is listed")
+    func notConfigured() async throws {
+        let server = try await TestServer.make()
+        try await server.test { client in
+            let response = try await client.post("/generate", json: #"{"prompt":"hi"}"#)
+            #expect(response.status == .notFound)
+            #expect(response.body.jsonObject["code"] as? String == "llm_not_configured")
+            #expect(response.body.text.contains("LLM_PRIMARY_URL"))
+            #expect((try await client.get("/v1/models").body.jsonObject["data"] as? [Any])?.isEmpty == true)
+        }
+    }
+
     @Test("CORS on /chat: a preflight from an allowed origin passes without a key, others get 403; errors carry the header too")
     func cors() async throws {
         let primary = try await FakeLLMServer(.answer("hi", usage: nil), models: ["gemma3:270m"])

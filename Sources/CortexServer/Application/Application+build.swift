@@ -1,3 +1,4 @@
+import CortexCore
 import CortexRuntime
 public import Hummingbird
 public import Logging
@@ -60,30 +61,48 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
         rateLimit: configuration.rateLimit.limit,
         maxBodyBytes: configuration.server.maxBodyBytes
     ).addRoutes(to: inferring)
-    if !dependencies.llmGateways.isEmpty {
-        // `/chat` answers browsers on ALLOWED_ORIGINS (seed 004): its preflight needs no key.
-        let cors = router.group().add(middleware: CORSMiddleware(allowedOrigins: configuration.llm.allowedOrigins))
-        cors.on("/chat", method: .options) { _, _ in Response(status: .noContent) }
-        let chat = cors.group().add(middleware: APIKeyMiddleware(authenticator: dependencies.authenticator, scope: .infer))
-        if let limit = configuration.rateLimit.limit {
-            chat.add(middleware: RateLimitMiddleware(limiter: dependencies.rateLimiter, limit: limit, metrics: dependencies.metrics))
-        }
-        LLMController(
-            gateways: dependencies.llmGateways,
-            billing: dependencies.billing,
-            modelLimits: modelLimits,
-            tokenLimits: TokenRateLimits(
-                limiter: dependencies.rateLimiter, limit: configuration.llm.tokenLimit, metrics: dependencies.metrics),
-            maxBodyBytes: configuration.server.maxBodyBytes,
-            created: dependencies.startedAt
-        ).addRoutes(to: inferring, chat: chat)
-    }
+    addLLMRoutes(to: router, inferring: inferring, modelLimits: modelLimits, dependencies)
     AdminController(dependencies: dependencies).addRoutes(
         to: router.group().add(
             middleware: AdminAuthMiddleware(adminToken: configuration.auth.adminToken, authenticator: dependencies.authenticator)
         )
     )
     return router
+}
+
+/// The LLM routes: `/chat` in a group with seed 004's CORS (its preflight needs no key), the others
+/// with the inference routes; without a deployment, answers that say what to set.
+private func addLLMRoutes(
+    to router: Router<CortexRequestContext>,
+    inferring: RouterGroup<CortexRequestContext>,
+    modelLimits: ModelRateLimits,
+    _ dependencies: ServerDependencies
+) {
+    let configuration = dependencies.configuration
+    guard !dependencies.llmGateways.isEmpty else {
+        let missing = APIError(
+            status: 404, code: "llm_not_configured",
+            message: "no LLM deployment is configured here; set LLM_PRIMARY_URL and LLM_PRIMARY_MODEL (docs/configuration.md)")
+        for path in ["/generate", "/chat", "/v1/chat/completions", "/v1/completions"] {
+            router.post(RouterPath(path)) { _, _ -> Response in throw missing }
+        }
+        router.get("/v1/models") { _, _ in LLMController<CortexRequestContext>.json(#"{"object":"list","data":[]}"#) }
+        return
+    }
+    let cors = router.group().add(middleware: CORSMiddleware(allowedOrigins: configuration.llm.allowedOrigins))
+    cors.on("/chat", method: .options) { _, _ in Response(status: .noContent) }
+    let chat = cors.group().add(middleware: APIKeyMiddleware(authenticator: dependencies.authenticator, scope: .infer))
+    if let limit = configuration.rateLimit.limit {
+        chat.add(middleware: RateLimitMiddleware(limiter: dependencies.rateLimiter, limit: limit, metrics: dependencies.metrics))
+    }
+    LLMController(
+        gateways: dependencies.llmGateways,
+        billing: dependencies.billing,
+        modelLimits: modelLimits,
+        tokenLimits: TokenRateLimits(limiter: dependencies.rateLimiter, limit: configuration.llm.tokenLimit, metrics: dependencies.metrics),
+        maxBodyBytes: configuration.server.maxBodyBytes,
+        created: dependencies.startedAt
+    ).addRoutes(to: inferring, chat: chat)
 }
 
 /// Builds the HTTP application on the configured address.
