@@ -15,7 +15,6 @@ struct LLMProviderTests {
     @Test("OpenAI-compatible: the request's wire format, the answer, usage, and the model list")
     func openAI() async throws {
         let server = try await FakeLLMServer(.answer("Hi there", usage: (prompt: 9, completion: 3)), models: ["gpt-x", "other"])
-        defer { server.stop() }
         let provider = OpenAICompatibleProvider(baseURL: server.url, model: "gpt-x", apiKey: "sk-test", timeouts: Self.fast)
         let response = try await provider.chat(Self.hello)
         #expect(response.text == "Hi there")
@@ -33,7 +32,6 @@ struct LLMProviderTests {
     @Test("Ollama: /api/chat with options.num_predict, eval counts as usage, /api/tags as the model list")
     func ollama() async throws {
         let server = try await FakeLLMServer(.answer("Hallo", usage: (prompt: 5, completion: 2)), models: ["gemma3:270m"])
-        defer { server.stop() }
         let provider = OllamaProvider(baseURL: server.url, model: "gemma3:270m", timeouts: Self.fast)
         let response = try await provider.chat(Self.hello)
         #expect(response.text == "Hallo")
@@ -49,7 +47,6 @@ struct LLMProviderTests {
     @Test("errors map to what a chain needs: 5xx, 429, timeouts and a closed port fall back; the client's 4xx does not")
     func errors() async throws {
         let server = try await FakeLLMServer(.fail(status: 503, message: "overloaded"))
-        defer { server.stop() }
         let provider = OpenAICompatibleProvider(baseURL: server.url, model: "m", timeouts: Self.fast)
         await #expect(throws: ProviderError.upstream(status: 503, message: "overloaded")) { try await provider.chat(Self.hello) }
         server.set(.fail(status: 429, message: "slow down"))
@@ -78,9 +75,7 @@ struct LLMProviderTests {
     @Test("chain: primary down, fallback answers; the breaker opens, skips the primary, probes after the cooldown and closes")
     func chain() async throws {
         let primary = try await FakeLLMServer(.fail(status: 500, message: "boom"))
-        defer { primary.stop() }
         let fallback = try await FakeLLMServer(.answer("from fallback", usage: (prompt: 1, completion: 2)))
-        defer { fallback.stop() }
         let clock = Mutex<Int64>(0)
         let transitions = Mutex<[String]>([])
         let chain = ProviderChain(
@@ -115,9 +110,7 @@ struct LLMProviderTests {
     @Test("chain: a client's 4xx is returned at once, without fallback; nobody answering lists every attempt")
     func chainErrors() async throws {
         let primary = try await FakeLLMServer(.fail(status: 400, message: "context too long"))
-        defer { primary.stop() }
         let fallback = try await FakeLLMServer(.answer("never", usage: nil))
-        defer { fallback.stop() }
         let chain = ProviderChain(providers: [
             OpenAICompatibleProvider(baseURL: primary.url, model: "m", timeouts: Self.fast),
             OpenAICompatibleProvider(name: "backup", baseURL: fallback.url, model: "m", timeouts: Self.fast),
@@ -160,7 +153,6 @@ struct LLMProviderTests {
     @Test("streaming in both wire formats: every token in order, then finish reason and usage", arguments: [false, true])
     func streaming(ollama: Bool) async throws {
         let server = try await FakeLLMServer(.answer("one two three four", usage: (prompt: 4, completion: 4)))
-        defer { server.stop() }
         let provider = Self.provider(ollama: ollama, server)
         let (text, last, error) = await Self.collect(try await provider.streamChat(Self.hello))
         #expect(error == nil)
@@ -176,7 +168,6 @@ struct LLMProviderTests {
     @Test("a prompt goes to Ollama's /api/generate and OpenAI's /v1/completions, whole and streamed", arguments: [false, true])
     func prompts(ollama: Bool) async throws {
         let server = try await FakeLLMServer(.answer("upon a time", usage: (prompt: 2, completion: 3)))
-        defer { server.stop() }
         let provider = Self.provider(ollama: ollama, server)
         let request = ChatRequest(prompt: "Once", maxTokens: 8)
         let response = try await provider.chat(request)
@@ -192,9 +183,7 @@ struct LLMProviderTests {
     @Test("a stream that fails or stays silent before its first token falls back; after it, a cut ends the stream with an error")
     func streamFallback() async throws {
         let primary = try await FakeLLMServer(.fail(status: 503, message: "loading"))
-        defer { primary.stop() }
         let fallback = try await FakeLLMServer(.answer("from the fallback", usage: nil))
-        defer { fallback.stop() }
         let impatient = ProviderTimeouts(connect: .seconds(5), firstToken: .seconds(1), total: .seconds(30))
         let chain = ProviderChain(providers: [
             OllamaProvider(name: "ollama", baseURL: primary.url, model: "m", timeouts: impatient),
@@ -229,7 +218,6 @@ struct LLMProviderTests {
     @Test("the total timeout ends a stream that keeps coming, on both wire formats", arguments: [false, true])
     func totalTimeout(ollama: Bool) async throws {
         let server = try await FakeLLMServer(.trickle(words: 50, every: .milliseconds(100)))
-        defer { server.stop() }
         let timeouts = ProviderTimeouts(connect: .seconds(5), firstToken: .seconds(20), total: .seconds(1))
         let provider: any LLMProvider =
             ollama
@@ -247,7 +235,6 @@ struct LLMProviderTests {
     @Test("warming: polls the primary's model list and promotes to primary without a restart; Ollama's :latest counts")
     func warming() async throws {
         let primary = try await FakeLLMServer(.answer("hi", usage: nil), models: ["other:1b"])
-        defer { primary.stop() }
         let changes = Mutex<[String]>([])
         let warmup = PrimaryWarmup(
             primary: OllamaProvider(baseURL: primary.url, model: "gemma3", timeouts: Self.fast), hasFallback: true,
@@ -268,7 +255,6 @@ struct LLMProviderTests {
     @Test("warming: the poll budget spent without the model switches to the fallback; without one it stays warming")
     func warmingBudget() async throws {
         let primary = try await FakeLLMServer(.answer("hi", usage: nil), models: [])
-        defer { primary.stop() }
         for hasFallback in [true, false] {
             let warmup = PrimaryWarmup(
                 primary: OpenAICompatibleProvider(baseURL: primary.url, model: "m", timeouts: Self.fast), hasFallback: hasFallback,

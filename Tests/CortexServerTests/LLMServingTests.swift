@@ -61,7 +61,6 @@ struct LLMServingTests {
     @Test("generate, chat and the OpenAI routes answer from the primary in their own shapes; /v1/models lists the deployment")
     func shapes() async throws {
         let primary = try await FakeLLMServer(.answer("Hello there", usage: (prompt: 7, completion: 2)), models: ["gemma3:270m"])
-        defer { primary.stop() }
         let server = try await Self.server(primary: primary)
         try await Self.wait(for: .primary, server)
         try await server.test { client in
@@ -112,7 +111,6 @@ struct LLMServingTests {
     @Test("bad input is a 4xx naming the field; nothing is sent upstream, held or charged")
     func badInput() async throws {
         let primary = try await FakeLLMServer(.answer("never", usage: (prompt: 1, completion: 1)), models: ["gemma3:270m"])
-        defer { primary.stop() }
         let server = try await Self.server(primary: primary, billed: true)
         try await Self.wait(for: .primary, server)
         try await server.test { client in
@@ -151,9 +149,7 @@ struct LLMServingTests {
     @Test("primary down: the fallback answers, the breaker opens and skips the primary, then a probe after the cooldown closes it")
     func fallback() async throws {
         let primary = try await FakeLLMServer(.fail(status: 503, message: "loading"), models: ["gemma3:270m"])
-        defer { primary.stop() }
         let fallback = try await FakeLLMServer(.answer("from the fallback", usage: (prompt: 3, completion: 3)))
-        defer { fallback.stop() }
         let server = try await Self.server(primary: primary, fallback: fallback) { configuration in
             configuration.llm.breakerFailures = 2
             configuration.llm.breakerCooldownSeconds = 0.3
@@ -198,9 +194,7 @@ struct LLMServingTests {
     @Test("primary slow past the first-token timeout: the fallback answers; nobody answering is a 503 naming every attempt")
     func slowPrimary() async throws {
         let primary = try await FakeLLMServer(.slow(.seconds(30), "late"), models: ["gemma3:270m"])
-        defer { primary.stop() }
         let fallback = try await FakeLLMServer(.answer("quick", usage: nil))
-        defer { fallback.stop() }
         let server = try await Self.server(primary: primary, fallback: fallback) { configuration in
             configuration.llm.firstTokenTimeoutSeconds = 1
         }
@@ -224,9 +218,7 @@ struct LLMServingTests {
     @Test("a client's 4xx from the provider passes through as a 4xx without fallback")
     func rejected() async throws {
         let primary = try await FakeLLMServer(.fail(status: 400, message: "context length exceeded"), models: ["gemma3:270m"])
-        defer { primary.stop() }
         let fallback = try await FakeLLMServer(.answer("never", usage: nil))
-        defer { fallback.stop() }
         let server = try await Self.server(primary: primary, fallback: fallback)
         try await Self.wait(for: .primary, server)
         try await server.test { client in
@@ -241,7 +233,6 @@ struct LLMServingTests {
     @Test("warming without a fallback: not ready and 503 with Retry-After; the model arrives and the primary serves without a restart")
     func warming() async throws {
         let primary = try await FakeLLMServer(.answer("warm now", usage: (prompt: 1, completion: 2)), models: [])
-        defer { primary.stop() }
         let server = try await Self.server(primary: primary)
         try await server.test { client in
             let ready = try await client.get("/ready")
@@ -271,9 +262,7 @@ struct LLMServingTests {
     @Test("warming with a fallback: ready, and the fallback answers until the primary has its model")
     func warmingWithFallback() async throws {
         let primary = try await FakeLLMServer(.answer("primary", usage: nil), models: ["other"])
-        defer { primary.stop() }
         let fallback = try await FakeLLMServer(.answer("fallback", usage: nil))
-        defer { fallback.stop() }
         let server = try await Self.server(primary: primary, fallback: fallback)
         try await server.test { client in
             #expect(try await client.get("/ready").status == .ok)
@@ -289,7 +278,6 @@ struct LLMServingTests {
     @Test("streaming in OpenAI's format: the role, each token, the finish reason, the usage when asked, then [DONE]")
     func streamOpenAI() async throws {
         let primary = try await FakeLLMServer(.answer("one two three", usage: (prompt: 5, completion: 3)), models: ["gemma3:270m"])
-        defer { primary.stop() }
         let server = try await Self.server(primary: primary)
         try await Self.wait(for: .primary, server)
         try await server.test { client in
@@ -325,7 +313,6 @@ struct LLMServingTests {
     @Test("per-token credits: exact for reported usage; the held estimate when none is reported; a stream is billed at its end")
     func billing() async throws {
         let primary = try await FakeLLMServer(.answer("a b c", usage: (prompt: 9, completion: 3)), models: ["gemma3:270m"])
-        defer { primary.stop() }
         let server = try await Self.server(primary: primary, billed: true, credits: "10")
         try await Self.wait(for: .primary, server)
         try await server.test { client in
@@ -357,7 +344,6 @@ struct LLMServingTests {
     @Test("concurrent streams cannot overrun a balance: holds cover the worst case; cut streams are billed for what they delivered")
     func concurrentStreams() async throws {
         let primary = try await FakeLLMServer(.broken("w1 w2 w3 w4", words: 2), models: ["gemma3:270m"])
-        defer { primary.stop() }
         // Each request holds (5 bytes + 8 + 8 per message... here a prompt: 5 + 8 = 13) prompt
         // tokens and 100 generated: 0.013 + 0.2 = 0.213; a balance of 1 covers four holds.
         let server = try await Self.server(primary: primary, billed: true, credits: "1")
@@ -401,7 +387,6 @@ struct LLMServingTests {
     @Test("tokens per minute per key: a key past its budget gets 429 with Retry-After until it refills; another key is not affected")
     func tokenLimit() async throws {
         let primary = try await FakeLLMServer(.answer("a b c", usage: (prompt: 9, completion: 3)), models: ["gemma3:270m"])
-        defer { primary.stop() }
         let clock = ManualClock()
         let server = try await TestServer.make(clock: clock) { configuration in
             configuration.llm.primary = .init(kind: .ollama, url: primary.url, model: "gemma3:270m")
@@ -433,13 +418,9 @@ struct LLMServingTests {
     @Test("several deployments: model picks the deployment; a chain of three falls through to its second fallback")
     func deployments() async throws {
         let chatPrimary = try await FakeLLMServer(.answer("from chat", usage: (prompt: 1, completion: 1)), models: ["gemma3:270m"])
-        defer { chatPrimary.stop() }
         let first = try await FakeLLMServer(.fail(status: 503, message: "down"), models: ["qwen-coder"])
-        defer { first.stop() }
         let second = try await FakeLLMServer(.fail(status: 500, message: "also down"))
-        defer { second.stop() }
         let third = try await FakeLLMServer(.answer("from the third", usage: (prompt: 2, completion: 2)))
-        defer { third.stop() }
         let server = try await Self.server(primary: chatPrimary) { configuration in
             var coder = configuration.llm
             coder.deployment = "coder"
@@ -492,7 +473,6 @@ struct LLMServingTests {
     @Test("CORS on /chat: a preflight from an allowed origin passes without a key, others get 403; errors carry the header too")
     func cors() async throws {
         let primary = try await FakeLLMServer(.answer("hi", usage: nil), models: ["gemma3:270m"])
-        defer { primary.stop() }
         let server = try await Self.server(primary: primary, billed: true) { configuration in
             configuration.llm.allowedOrigins = ["https://app.example.com"]
         }
@@ -526,7 +506,6 @@ struct LLMServingTests {
     @Test("OpenAI's official Python client works against a real cortex process unchanged: models, chat, streamed chat, completion")
     func openAIClient() async throws {
         let upstream = try await FakeLLMServer(.answer("Hello from upstream", usage: (prompt: 12, completion: 4)), models: ["fake-model"])
-        defer { upstream.stop() }
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let (cortex, port) = try await CortexProcess.serve(

@@ -47,7 +47,6 @@ final class FakeLLMServer: Sendable {
 
     let port: Int
     private let state: State
-    private let task: Task<Void, any Error>
 
     /// Bodies of the chat requests received, parsed.
     var requests: [[String: Any]] {
@@ -114,17 +113,17 @@ final class FakeLLMServer: Sendable {
             onServerRunning: { channel in continuation.yield(channel.localAddress?.port ?? 0) },
             logger: Logger(label: "fake-llm", factory: { _ in SwiftLogNoOpLogHandler() })
         )
-        task = Task { try await application.runService() }
+        // Never stopped: it lives until the test process exits. Stopping a Hummingbird server while a
+        // client is connecting to it (a connection pool finishing a connect it had started) trips
+        // NIO's "Deinited NIOAsyncWriter without calling finish()" precondition and kills the
+        // whole test process; an idle loopback listener costs nothing.
+        Task { try await application.runService() }
         var iterator = stream.makeAsyncIterator()
         port = await iterator.next() ?? 0
     }
 
     /// The base URL providers are given.
     var url: String { "http://127.0.0.1:\(port)" }
-
-    func stop() {
-        task.cancel()
-    }
 
     /// A streamed answer, word by word: OpenAI's server-sent events or Ollama's NDJSON.
     static func stream(_ behaviour: Behaviour, _ wire: Wire, model: String, gate: AsyncGate) -> Response {
