@@ -14,10 +14,10 @@ struct LLMServingTests {
 
     /// A server whose LLM deployment `chat` has `primary` (Ollama) and optionally `fallback` (OpenAI).
     static func server(
-        primary: FakeLLMServer, fallback: FakeLLMServer? = nil, billed: Bool = false, credits: String = "1",
+        primary: FakeLLMServer, fallback: FakeLLMServer? = nil, billed: Bool = false, credits: String = "1", clock: ManualClock? = nil,
         configure: (inout CortexConfiguration) -> Void = { _ in }
     ) async throws -> TestServer {
-        try await TestServer.make { configuration in
+        try await TestServer.make(clock: clock) { configuration in
             configuration.llm.primary = .init(kind: .ollama, url: primary.url, model: "gemma3:270m", apiKey: nil)
             if let fallback {
                 configuration.llm.fallback = .init(kind: .openai, url: fallback.url, model: "gpt-fake", apiKey: "sk-fallback")
@@ -150,9 +150,11 @@ struct LLMServingTests {
     func fallback() async throws {
         let primary = try await FakeLLMServer(.fail(status: 503, message: "loading"), models: ["gemma3:270m"])
         let fallback = try await FakeLLMServer(.answer("from the fallback", usage: (prompt: 3, completion: 3)))
-        let server = try await Self.server(primary: primary, fallback: fallback) { configuration in
+        // The breakers' clock is moved by hand: a busy machine cannot let the cooldown pass early.
+        let clock = ManualClock()
+        let server = try await Self.server(primary: primary, fallback: fallback, clock: clock) { configuration in
             configuration.llm.breakerFailures = 2
-            configuration.llm.breakerCooldownSeconds = 0.3
+            configuration.llm.breakerCooldownSeconds = 10
         }
         try await Self.wait(for: .primary, server)
         try await server.test { client in
@@ -178,7 +180,7 @@ struct LLMServingTests {
 
             // The primary recovers; once the cooldown has passed, one probe closes the circuit.
             primary.set(.answer("from the primary", usage: (prompt: 1, completion: 1)))
-            try await Task.sleep(for: .milliseconds(400))
+            clock.advance(milliseconds: 10_000)
             let recovered = try await client.post("/generate", json: #"{"prompt":"hi"}"#).body.jsonObject
             #expect(recovered["provider"] as? String == "primary-ollama")
             metrics = try await client.get("/metrics").body.text
@@ -196,7 +198,7 @@ struct LLMServingTests {
         let primary = try await FakeLLMServer(.slow(.seconds(30), "late"), models: ["gemma3:270m"])
         let fallback = try await FakeLLMServer(.answer("quick", usage: nil))
         let server = try await Self.server(primary: primary, fallback: fallback) { configuration in
-            configuration.llm.firstTokenTimeoutSeconds = 1
+            configuration.llm.firstTokenTimeoutSeconds = 3
         }
         try await Self.wait(for: .primary, server)
         try await server.test { client in

@@ -46,7 +46,8 @@ public struct ServerDependencies: Sendable {
     ///
     /// - Parameter reload: How `POST /admin/reload-auth` reads the configuration again; by default
     ///   it gets the configuration given here.
-    ///   - clock: Nanoseconds on a monotonic clock for rate limits (tests pass their own).
+    ///   - clock: Nanoseconds on a monotonic clock for rate limits and the LLM providers' circuit
+    ///     breakers (tests pass their own).
     public static func open(
         configuration: CortexConfiguration,
         logger: Logger,
@@ -90,7 +91,7 @@ public struct ServerDependencies: Sendable {
         }
         let drain = DrainState()
         let llmGateways = configuration.llmDeployments.map {
-            LLMGateway(configuration: $0, metricsFactory: factory, logger: logger)
+            LLMGateway(configuration: $0, metricsFactory: factory, logger: logger, now: clock)
         }
         for gateway in llmGateways { gateway.start() }
         let readiness = ReadinessChecks(
