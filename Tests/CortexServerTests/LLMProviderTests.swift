@@ -10,7 +10,7 @@ import Testing
 struct LLMProviderTests {
     static let hello = ChatRequest(messages: [ChatMessage(role: "user", content: "Hello")], maxTokens: 16, temperature: 0.2)
     /// Generous: a busy machine must never time out a healthy fake (the timeout test sets its own).
-    static let fast = ProviderTimeouts(connect: .seconds(5), firstToken: .seconds(20), total: .seconds(30))
+    static let fast = ProviderTimeouts(connect: .seconds(15), firstToken: .seconds(20), total: .seconds(30))
 
     @Test("OpenAI-compatible: the request's wire format, the answer, usage, and the model list")
     func openAI() async throws {

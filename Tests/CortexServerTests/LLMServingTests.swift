@@ -23,6 +23,9 @@ struct LLMServingTests {
                 configuration.llm.fallback = .init(kind: .openai, url: fallback.url, model: "gpt-fake", apiKey: "sk-fallback")
             }
             configuration.llm.pollIntervalSeconds = 0.02
+            // Generous: a loopback connect or answer can wait seconds for a busy test process's event
+            // loops, and must not count as the provider failing (tests that want timeouts set their own).
+            configuration.llm.connectTimeoutSeconds = 15
             configuration.llm.firstTokenTimeoutSeconds = 20
             if billed {
                 configuration.auth.requireAPIKey = true
@@ -269,7 +272,7 @@ struct LLMServingTests {
         try await server.test { client in
             #expect(try await client.get("/ready").status == .ok)
             let answer = try await client.post("/chat", json: #"{"message":"hi"}"#).body.jsonObject
-            #expect(answer["reply"] as? String == "fallback" && answer["path"] as? String == "warming")
+            #expect(answer["reply"] as? String == "fallback" && answer["path"] as? String == "warming", "\(answer)")
             #expect(primary.requests.isEmpty, "a warming primary is not asked")
             primary.set(models: ["gemma3:270m"])
             try await Self.wait(for: .primary, server)
@@ -393,6 +396,7 @@ struct LLMServingTests {
         let server = try await TestServer.make(clock: clock) { configuration in
             configuration.llm.primary = .init(kind: .ollama, url: primary.url, model: "gemma3:270m")
             configuration.llm.pollIntervalSeconds = 0.02
+            configuration.llm.connectTimeoutSeconds = 15
             configuration.llm.tokensPerMinute = 20
             configuration.auth.requireAPIKey = true
             configuration.auth.demo = .on
