@@ -15,6 +15,8 @@ struct ProviderHTTP: Sendable {
     let timeouts: ProviderTimeouts
     /// Largest answer read.
     static let maximumBody = 16 << 20
+    /// Connections kept open to one provider host at most (each concurrent request takes one).
+    static let maximumConnectionsPerHost = 1024
 
     init(baseURL: String, headers: [(String, String)], timeouts: ProviderTimeouts) {
         self.client = Self.client(connect: timeouts.connect, read: timeouts.firstToken)
@@ -36,6 +38,12 @@ struct ProviderHTTP: Sendable {
             if let client = clients[[connect, read]] { return client }
             var configuration = HTTPClient.Configuration()
             configuration.timeout = .init(connect: TimeAmount(connect), read: TimeAmount(read))
+            // An LLM call holds its connection for seconds: AsyncHTTPClient's default of 8
+            // connections per host would queue the ninth concurrent stream behind the others.
+            configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = maximumConnectionsPerHost
+            // A refused connection fails at once, so the chain falls back now rather than after
+            // retrying for the whole connect timeout; the circuit breaker handles a provider that stays down.
+            configuration.connectionPool.retryConnectionEstablishment = false
             let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
             clients[[connect, read]] = client
             return client
