@@ -215,6 +215,26 @@ struct LLMProviderTests {
         #expect(text == "alpha beta ")
     }
 
+    @Test("20 streams at once to one provider all get their first token: the client is not limited to 8 connections per host")
+    func concurrentStreams() async throws {
+        // Each stream sends a word, then holds its connection open until released.
+        let server = try await FakeLLMServer(.broken("hello there", words: 1))
+        let provider = OpenAICompatibleProvider(baseURL: server.url, model: "m", timeouts: Self.fast)
+        let started = try await withThrowingTaskGroup(of: AsyncThrowingStream<ChatDelta, any Error>.self) { group in
+            for _ in 0..<20 { group.addTask { try await provider.streamChat(Self.hello) } }
+            var streams: [AsyncThrowingStream<ChatDelta, any Error>] = []
+            for try await stream in group { streams.append(stream) }
+            return streams
+        }
+        #expect(started.count == 20)
+        #expect(server.requests.count == 20, "every stream reached the provider while the others were open")
+        server.releaseCut()
+        for stream in started {
+            let (text, _, error) = await Self.collect(stream)
+            #expect(text == "hello " && error != nil)
+        }
+    }
+
     @Test("the total timeout ends a stream that keeps coming, on both wire formats", arguments: [false, true])
     func totalTimeout(ollama: Bool) async throws {
         // 50 words 100 ms apart take 5 s; the total timeout is 2 s.
