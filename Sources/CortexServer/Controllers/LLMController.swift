@@ -171,8 +171,15 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
                 var finishReason: String?
                 var failure: (any Error)?
                 var clientGone = false
-                if let start = answer.start() {
-                    do { try await writer.write(start) } catch { clientGone = true }
+                // OpenAI's opening chunk goes out in one write with the first token (already here:
+                // the stream was handed over after it), or with whatever ends the stream.
+                var opening = answer.start()
+                func withOpening(_ buffer: ByteBuffer) -> ByteBuffer {
+                    guard var head = opening else { return buffer }
+                    var buffer = buffer
+                    head.writeBuffer(&buffer)
+                    opening = nil
+                    return head
                 }
                 var iterator = deltas.makeAsyncIterator()
                 while !clientGone {
@@ -193,7 +200,7 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
                             elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000)
                     }
                     delivered += 1
-                    do { try await writer.write(answer.delta(delta.text)) } catch { clientGone = true }
+                    do { try await writer.write(withOpening(answer.delta(delta.text))) } catch { clientGone = true }
                 }
                 // A stream ends early, without an error, when the server cuts the task (drain timeout).
                 if failure == nil, !clientGone, Task.isCancelled { failure = CancellationError() }
@@ -236,7 +243,7 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
                 } else {
                     last = answer.end(summary, includeUsage: call.includeUsage)
                 }
-                try? await writer.write(last)
+                try? await writer.write(withOpening(last))
                 try? await writer.finish(nil)
             }
         )
