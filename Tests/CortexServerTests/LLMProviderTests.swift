@@ -135,8 +135,7 @@ struct LLMProviderTests {
             : OpenAICompatibleProvider(baseURL: server.url, model: "m", timeouts: fast)
     }
 
-    static func collect(_ deltas: AsyncThrowingStream<ChatDelta, any Error>) async -> (text: String, last: ChatDelta?, error: (any Error)?)
-    {
+    static func collect(_ deltas: ChatDeltaStream) async -> (text: String, last: ChatDelta?, error: (any Error)?) {
         var text = ""
         var last: ChatDelta?
         do {
@@ -220,9 +219,9 @@ struct LLMProviderTests {
         // Each stream sends a word, then holds its connection open until released.
         let server = try await FakeLLMServer(.broken("hello there", words: 1))
         let provider = OpenAICompatibleProvider(baseURL: server.url, model: "m", timeouts: Self.fast)
-        let started = try await withThrowingTaskGroup(of: AsyncThrowingStream<ChatDelta, any Error>.self) { group in
+        let started = try await withThrowingTaskGroup(of: ChatDeltaStream.self) { group in
             for _ in 0..<20 { group.addTask { try await provider.streamChat(Self.hello) } }
-            var streams: [AsyncThrowingStream<ChatDelta, any Error>] = []
+            var streams: [ChatDeltaStream] = []
             for try await stream in group { streams.append(stream) }
             return streams
         }

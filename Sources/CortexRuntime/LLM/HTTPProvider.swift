@@ -53,7 +53,7 @@ struct ProviderHTTP: Sendable {
     /// The total timeout over a body: AsyncHTTPClient's deadline covers the request up to the
     /// answer's head, silence after it is the read timeout's, and an answer that keeps coming is
     /// cut here once `total` has passed since the request was sent.
-    private func checkTotal(_ deadline: ContinuousClock.Instant) throws(ProviderError) {
+    func checkTotal(_ deadline: ContinuousClock.Instant) throws(ProviderError) {
         guard ContinuousClock.now <= deadline else { throw .timeout("total after \(timeouts.total)") }
     }
 
@@ -116,14 +116,15 @@ struct ProviderHTTP: Sendable {
         return object
     }
 
-    /// POSTs `body` and, once a 2xx head arrives (within the first-token timeout), streams the
-    /// answer's bytes through `decode`, yielding its deltas. A failure before the head is thrown
-    /// (the chain may fall back); a failure after it ends the stream with that error.
+    /// POSTs `body` and, once a 2xx head arrives (within the first-token timeout), reads the
+    /// answer until its first delta, so that a failure or a silence before it is thrown (the chain
+    /// may fall back). The stream returned goes on reading the same connection as it is iterated,
+    /// in the consumer's task; a failure after the first delta ends it with that error.
     func stream(
         _ path: String,
         body: String,
         decode: @escaping @Sendable () -> any ChatStreamDecoder
-    ) async throws(ProviderError) -> AsyncThrowingStream<ChatDelta, any Error> {
+    ) async throws(ProviderError) -> ChatDeltaStream {
         let deadline = ContinuousClock.now + timeouts.total
         let response = try await head(request(.POST, path, body: body))
         let status = Int(response.status.code)
@@ -131,35 +132,11 @@ struct ProviderHTTP: Sendable {
             let text = (try? await response.body.collect(upTo: 1 << 20)).map { String(buffer: $0) } ?? ""
             try Self.check(status, body: text)
         }
-        let (stream, continuation) = AsyncThrowingStream.makeStream(of: ChatDelta.self)
-        let started = FirstDelta()
-        let task = Task {
-            var decoder = decode()
-            do {
-                for try await chunk in response.body {
-                    try checkTotal(deadline)
-                    for delta in try decoder.feed(chunk.readableBytesView) {
-                        continuation.yield(delta)
-                        started.signal(nil)
-                    }
-                }
-                for delta in try decoder.finish() { continuation.yield(delta) }
-                started.signal(nil)
-                continuation.finish()
-            } catch {
-                let failure = (error as? ProviderError) ?? Self.map(error)
-                started.signal(failure)
-                continuation.finish(throwing: failure)
-            }
+        let source = ChatDeltaStream.Source(body: response.body.makeAsyncIterator(), decoder: decode()) { () throws(ProviderError) in
+            try checkTotal(deadline)
         }
-        continuation.onTermination = { _ in task.cancel() }
-        // Until the first delta the provider may still be replaced: a failure, or a silence longer
-        // than the first-token timeout (the client's read timeout), is thrown, not streamed.
-        if let failure = await started.wait() {
-            task.cancel()
-            throw failure
-        }
-        return stream
+        try await source.readFirst()
+        return ChatDeltaStream(source: source)
     }
 
     /// The `error` of an OpenAI- or Ollama-style error body, else the body's start.
@@ -192,40 +169,5 @@ extension TimeAmount {
     init(_ duration: Duration) {
         let (seconds, attoseconds) = duration.components
         self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-    }
-}
-
-/// Signals, once, that a stream delivered its first delta (`nil`) or failed before it.
-final class FirstDelta: Sendable {
-    private enum State {
-        case waiting([CheckedContinuation<ProviderError?, Never>])
-        case done(ProviderError?)
-    }
-
-    private let state = Mutex(State.waiting([]))
-
-    func signal(_ failure: ProviderError?) {
-        let waiters = state.withLock { state -> [CheckedContinuation<ProviderError?, Never>] in
-            guard case .waiting(let waiters) = state else { return [] }
-            state = .done(failure)
-            return waiters
-        }
-        for waiter in waiters { waiter.resume(returning: failure) }
-    }
-
-    /// Waits for the signal; `nil` means the first delta arrived (or the stream ended cleanly).
-    func wait() async -> ProviderError? {
-        await withCheckedContinuation { (continuation: CheckedContinuation<ProviderError?, Never>) in
-            let finished = state.withLock { state -> (done: Bool, failure: ProviderError?) in
-                switch state {
-                case .waiting(let waiters):
-                    state = .waiting(waiters + [continuation])
-                    return (false, nil)
-                case .done(let failure):
-                    return (true, failure)
-                }
-            }
-            if finished.done { continuation.resume(returning: finished.failure) }
-        }
     }
 }

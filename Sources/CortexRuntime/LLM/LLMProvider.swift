@@ -167,7 +167,7 @@ public protocol LLMProvider: Sendable {
     /// Sends a chat and streams the answer: returns once the provider accepted it (a failure before
     /// that is thrown); the stream then yields deltas and ends with the provider's error if the
     /// answer is cut.
-    func streamChat(_ request: ChatRequest) async throws(ProviderError) -> AsyncThrowingStream<ChatDelta, any Error>
+    func streamChat(_ request: ChatRequest) async throws(ProviderError) -> ChatDeltaStream
     /// The models the server has (to see whether `model` is present).
     func listModels() async throws(ProviderError) -> [String]
 }

@@ -26,7 +26,7 @@ public struct OllamaProvider: LLMProvider {
         return json.text
     }
 
-    public func streamChat(_ request: ChatRequest) async throws(ProviderError) -> AsyncThrowingStream<ChatDelta, any Error> {
+    public func streamChat(_ request: ChatRequest) async throws(ProviderError) -> ChatDeltaStream {
         try await http.stream(Self.path(request), body: body(request, stream: true)) { DeltaStreamDecoder.ollama }
     }
 

@@ -31,7 +31,7 @@ public struct OpenAICompatibleProvider: LLMProvider {
         return json.text
     }
 
-    public func streamChat(_ request: ChatRequest) async throws(ProviderError) -> AsyncThrowingStream<ChatDelta, any Error> {
+    public func streamChat(_ request: ChatRequest) async throws(ProviderError) -> ChatDeltaStream {
         try await http.stream(Self.path(request), body: body(request, stream: true)) { DeltaStreamDecoder.openAI }
     }
 

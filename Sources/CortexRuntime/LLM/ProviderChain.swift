@@ -75,7 +75,7 @@ public final class ProviderChain: Sendable {
     ///
     /// - Returns: The deltas, the provider streaming them, and the providers that failed before.
     public func streamChat(_ request: ChatRequest, from start: Int = 0) async throws -> (
-        deltas: AsyncThrowingStream<ChatDelta, any Error>, provider: String, failed: [Attempt]
+        deltas: ChatDeltaStream, provider: String, failed: [Attempt]
     ) {
         try await first(from: start) { provider throws(ProviderError) in try await provider.streamChat(request) }
     }

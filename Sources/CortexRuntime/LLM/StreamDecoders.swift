@@ -1,5 +1,7 @@
+import AsyncHTTPClient
 import CortexCore
 import Foundation
+import NIOCore
 
 /// A piece of a streamed answer.
 public struct ChatDelta: Sendable, Hashable {
@@ -171,4 +173,82 @@ extension DeltaStreamDecoder where Units == ServerSentEventDecoder {
 extension DeltaStreamDecoder where Units == LineSplitter {
     /// Ollama's NDJSON stream.
     static var ollama: Self { Self(units: LineSplitter(), parse: StreamChunk.ollama) }
+}
+
+/// The deltas of a streamed answer, read from the provider's connection as they are iterated: no
+/// task of its own and no hand-off between tasks per token. Iterate it once, from one task at a
+/// time (the request's, then its response writer's); dropping it closes the upstream request.
+public struct ChatDeltaStream: AsyncSequence, Sendable {
+    public typealias Element = ChatDelta
+
+    let source: Source
+
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(source: source)
+    }
+
+    public struct Iterator: AsyncIteratorProtocol {
+        let source: Source
+
+        public mutating func next() async throws -> ChatDelta? {
+            try await source.next()
+        }
+    }
+
+    /// The connection's body, its decoder, and deltas decoded but not yet handed out.
+    ///
+    /// `@unchecked Sendable`: it is mutable, but a stream has one consumer, which hands it from the
+    /// task that started the request to the task that writes the response, never sharing it.
+    final class Source: @unchecked Sendable {
+        private var body: HTTPClientResponse.Body.AsyncIterator
+        private var decoder: any ChatStreamDecoder
+        private var pending: [ChatDelta] = []
+        private var position = 0
+        private var finished = false
+        private let checkChunk: () throws(ProviderError) -> Void
+
+        init(
+            body: HTTPClientResponse.Body.AsyncIterator, decoder: any ChatStreamDecoder,
+            checkChunk: @escaping () throws(ProviderError) -> Void
+        ) {
+            self.body = body
+            self.decoder = decoder
+            self.checkChunk = checkChunk
+        }
+
+        /// Reads until the first delta is decoded (or the answer ends cleanly without one).
+        func readFirst() async throws(ProviderError) {
+            while pending.isEmpty, !finished { try await read() }
+        }
+
+        func next() async throws(ProviderError) -> ChatDelta? {
+            while position == pending.count {
+                guard !finished else { return nil }
+                pending.removeAll(keepingCapacity: true)
+                position = 0
+                try await read()
+            }
+            defer { position += 1 }
+            return pending[position]
+        }
+
+        /// Reads one chunk and decodes it, or finishes the decoder at the end of the body.
+        private func read() async throws(ProviderError) {
+            do {
+                guard let chunk = try await body.next() else {
+                    finished = true
+                    pending.append(contentsOf: try decoder.finish())
+                    return
+                }
+                try checkChunk()
+                pending.append(contentsOf: try decoder.feed(chunk.readableBytesView))
+            } catch let error as ProviderError {
+                finished = true
+                throw error
+            } catch {
+                finished = true
+                throw ProviderHTTP.map(error)
+            }
+        }
+    }
 }

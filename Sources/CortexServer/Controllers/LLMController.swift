@@ -152,7 +152,7 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
         spend: @escaping @Sendable (TokenCount) async -> Void, logger: Logger
     ) async throws -> Response {
         let started = ContinuousClock.now
-        let deltas: AsyncThrowingStream<ChatDelta, any Error>
+        let deltas: ChatDeltaStream
         let provider: String
         do {
             (deltas, provider) = try await gateway.stream(call.request, logger: logger)

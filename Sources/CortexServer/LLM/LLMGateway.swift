@@ -140,7 +140,7 @@ public final class LLMGateway: Sendable {
 
     /// Sends a request and returns its stream once a provider has produced the first token.
     func stream(_ request: ChatRequest, logger: Logger) async throws -> (
-        deltas: AsyncThrowingStream<ChatDelta, any Error>, provider: String
+        deltas: ChatDeltaStream, provider: String
     ) {
         let start = try start(for: configuration.deployment)
         do {
