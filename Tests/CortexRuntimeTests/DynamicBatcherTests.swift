@@ -8,36 +8,10 @@ import Testing
 /// The dynamic batcher without ONNX Runtime: a model that reports how it was called.
 ///
 /// The first request of each test is held inside the model, which blocks its thread: it runs on
-/// a thread of its own (`HeldThread`), never on the concurrency pool the other requests need.
+/// a thread of its own (CortexCore's `ThreadExecutor`), never on the concurrency pool the other
+/// requests need.
 @Suite("Dynamic batcher")
 struct DynamicBatcherTests {
-    /// A task executor with one thread, which the held first request may block.
-    final class HeldThread: TaskExecutor, @unchecked Sendable {
-        private let condition = NSCondition()
-        private var jobs: [UnownedJob] = []
-
-        init() {
-            let thread = Thread { [self] in
-                while true {
-                    condition.lock()
-                    while jobs.isEmpty { condition.wait() }
-                    let job = jobs.removeFirst()
-                    condition.unlock()
-                    job.runSynchronously(on: asUnownedTaskExecutor())
-                }
-            }
-            thread.start()
-        }
-
-        func enqueue(_ job: consuming ExecutorJob) {
-            let job = UnownedJob(job)
-            condition.lock()
-            jobs.append(job)
-            condition.signal()
-            condition.unlock()
-        }
-    }
-
     /// Doubles every element; records each call's row count; the first call can be held at a gate.
     final class RecordingModel: InferenceModel, @unchecked Sendable {
         let metadata = ModelMetadata(
@@ -96,7 +70,7 @@ struct DynamicBatcherTests {
         let model = RecordingModel(holdFirstCall: true)
         let batcher = DynamicBatcher(model: model, options: BatchingOptions(maxBatchSize: 64))
         // The first request runs at once and is held; the next five queue behind it.
-        let first = Task(executorPreference: HeldThread()) { try await batcher.infer([Self.rows(1, start: 0)]) }
+        let first = Task(executorPreference: ThreadExecutor(name: "held-model")) { try await batcher.infer([Self.rows(1, start: 0)]) }
         try await Self.waitUntil { model.isWaiting }
         var waiting: [Task<(outputs: [Tensor], queuedNanoseconds: UInt64), any Error>] = []
         for index in 1...5 {
@@ -118,7 +92,7 @@ struct DynamicBatcherTests {
     func shapesAndCap() async throws {
         let model = RecordingModel(holdFirstCall: true)
         let batcher = DynamicBatcher(model: model, options: BatchingOptions(maxBatchSize: 4))
-        let first = Task(executorPreference: HeldThread()) { try await batcher.infer([Self.rows(1, start: 0)]) }
+        let first = Task(executorPreference: ThreadExecutor(name: "held-model")) { try await batcher.infer([Self.rows(1, start: 0)]) }
         try await Self.waitUntil { model.isWaiting }
         let tasks = [
             Task { try await batcher.infer([Self.rows(3, start: 10)]) },
@@ -137,7 +111,7 @@ struct DynamicBatcherTests {
     func queueFull() async throws {
         let model = RecordingModel(holdFirstCall: true)
         let batcher = DynamicBatcher(model: model, options: BatchingOptions(maxBatchSize: 8, maxQueue: 2))
-        let first = Task(executorPreference: HeldThread()) { try await batcher.infer([Self.rows(1, start: 0)]) }
+        let first = Task(executorPreference: ThreadExecutor(name: "held-model")) { try await batcher.infer([Self.rows(1, start: 0)]) }
         try await Self.waitUntil { model.isWaiting }
         let queued = [
             Task { try await batcher.infer([Self.rows(1, start: 1)]) }, Task { try await batcher.infer([Self.rows(1, start: 2)]) },
