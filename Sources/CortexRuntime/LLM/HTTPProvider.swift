@@ -79,10 +79,10 @@ struct ProviderHTTP: Sendable {
         return request
     }
 
-    /// Throws the ``ProviderError`` of a non-2xx answer.
-    private static func check(_ status: Int, body text: String) throws(ProviderError) {
+    /// Throws the ``ProviderError`` of a non-2xx answer; its body is read only then.
+    private static func check(_ status: Int, body: @autoclosure () -> ByteBuffer) throws(ProviderError) {
         guard !(200..<300).contains(status) else { return }
-        let message = errorMessage(in: text)
+        let message = errorMessage(in: body())
         switch status {
         case 429: throw .rateLimited(message)
         case 500...: throw .upstream(status: status, message: message)
@@ -109,7 +109,7 @@ struct ProviderHTTP: Sendable {
         } catch {
             throw Self.map(error)
         }
-        try Self.check(Int(response.status.code), body: String(buffer: bytes))
+        try Self.check(Int(response.status.code), body: bytes)
         guard let object = Self.parse(bytes), case .object = object else {
             throw .invalidResponse("not a JSON object: \(String(buffer: bytes).prefix(200))")
         }
@@ -129,8 +129,8 @@ struct ProviderHTTP: Sendable {
         let response = try await head(request(.POST, path, body: body))
         let status = Int(response.status.code)
         if !(200..<300).contains(status) {
-            let text = (try? await response.body.collect(upTo: 1 << 20)).map { String(buffer: $0) } ?? ""
-            try Self.check(status, body: text)
+            let bytes = (try? await response.body.collect(upTo: 1 << 20)) ?? ByteBuffer()
+            try Self.check(status, body: bytes)
         }
         let source = ChatDeltaStream.Source(body: response.body.makeAsyncIterator(), decoder: decode()) { () throws(ProviderError) in
             try checkTotal(deadline)
@@ -140,11 +140,11 @@ struct ProviderHTTP: Sendable {
     }
 
     /// The `error` of an OpenAI- or Ollama-style error body, else the body's start.
-    static func errorMessage(in text: String) -> String {
-        if let object = parse(ByteBuffer(string: text)) {
-            if let message = object["error"]?["message"]?.stringValue ?? object["error"]?.stringValue { return message }
+    static func errorMessage(in body: ByteBuffer) -> String {
+        if let object = parse(body), let message = object["error"]?["message"]?.stringValue ?? object["error"]?.stringValue {
+            return message
         }
-        return String(text.prefix(200))
+        return String(String(buffer: body).prefix(200))
     }
 
     /// `bytes` parsed as JSON, or `nil`.
@@ -162,6 +162,84 @@ struct ProviderHTTP: Sendable {
             }
         }
         return .connection("\(error)")
+    }
+}
+
+/// The deltas of a streamed answer, read from the provider's connection as they are iterated: no
+/// task of its own and no hand-off between tasks per token. Iterate it once, from one task at a
+/// time (the request's, then its response writer's); dropping it closes the upstream request.
+public struct ChatDeltaStream: AsyncSequence, Sendable {
+    public typealias Element = ChatDelta
+
+    let source: Source
+
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(source: source)
+    }
+
+    public struct Iterator: AsyncIteratorProtocol {
+        let source: Source
+
+        public mutating func next() async throws -> ChatDelta? {
+            try await source.next()
+        }
+    }
+
+    /// The connection's body, its decoder, and deltas decoded but not yet handed out.
+    ///
+    /// `@unchecked Sendable`: it is mutable, but a stream has one consumer, which hands it from the
+    /// task that started the request to the task that writes the response, never sharing it.
+    final class Source: @unchecked Sendable {
+        private var body: HTTPClientResponse.Body.AsyncIterator
+        private var decoder: any ChatStreamDecoder
+        private var pending: [ChatDelta] = []
+        private var position = 0
+        private var finished = false
+        private let checkChunk: () throws(ProviderError) -> Void
+
+        init(
+            body: HTTPClientResponse.Body.AsyncIterator, decoder: any ChatStreamDecoder,
+            checkChunk: @escaping () throws(ProviderError) -> Void
+        ) {
+            self.body = body
+            self.decoder = decoder
+            self.checkChunk = checkChunk
+        }
+
+        /// Reads until the first delta is decoded (or the answer ends cleanly without one).
+        func readFirst() async throws(ProviderError) {
+            while pending.isEmpty, !finished { try await read() }
+        }
+
+        func next() async throws(ProviderError) -> ChatDelta? {
+            while position == pending.count {
+                guard !finished else { return nil }
+                pending.removeAll(keepingCapacity: true)
+                position = 0
+                try await read()
+            }
+            defer { position += 1 }
+            return pending[position]
+        }
+
+        /// Reads one chunk and decodes it, or finishes the decoder at the end of the body.
+        private func read() async throws(ProviderError) {
+            do {
+                guard let chunk = try await body.next() else {
+                    finished = true
+                    pending.append(contentsOf: try decoder.finish())
+                    return
+                }
+                try checkChunk()
+                pending.append(contentsOf: try decoder.feed(chunk.readableBytesView))
+            } catch let error as ProviderError {
+                finished = true
+                throw error
+            } catch {
+                finished = true
+                throw ProviderHTTP.map(error)
+            }
+        }
     }
 }
 

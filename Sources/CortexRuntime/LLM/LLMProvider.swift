@@ -56,7 +56,7 @@ public struct ChatRequest: Sendable, Hashable {
     }
 
     /// Writes the input as the member a provider expects: `messages` or `prompt`.
-    func writeInput(to json: inout JSONWriter) {
+    private func writeInput(to json: inout JSONWriter) {
         switch input {
         case .messages(let messages):
             json.key("messages")

@@ -32,16 +32,11 @@ public struct OllamaProvider: LLMProvider {
 
     public func chat(_ request: ChatRequest) async throws(ProviderError) -> ChatResponse {
         let object = try await http.json(.POST, Self.path(request), body: body(request, stream: false))
-        // A chat answers `message.content`, a generation `response`.
-        guard let text = object["message"]?["content"]?.stringValue ?? object["response"]?.stringValue else {
+        guard let text = StreamChunk.ollamaText(object) else {
             throw .invalidResponse(request.isPrompt ? "no response" : "no message.content")
         }
-        var usage: TokenUsage?
-        if let prompt = object["prompt_eval_count"]?.intValue, let completion = object["eval_count"]?.intValue {
-            usage = TokenUsage(promptTokens: prompt, completionTokens: completion)
-        }
         return ChatResponse(
-            text: text, finishReason: object["done_reason"]?.stringValue, usage: usage, provider: name,
+            text: text, finishReason: object["done_reason"]?.stringValue, usage: TokenUsage(ollama: object), provider: name,
             model: object["model"]?.stringValue ?? model)
     }
 

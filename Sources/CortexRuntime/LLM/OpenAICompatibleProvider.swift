@@ -42,14 +42,8 @@ public struct OpenAICompatibleProvider: LLMProvider {
         guard let text = choice?["message"]?["content"]?.stringValue ?? choice?["text"]?.stringValue else {
             throw .invalidResponse(request.isPrompt ? "no choices[0].text" : "no choices[0].message.content")
         }
-        var usage: TokenUsage?
-        if let counts = object["usage"], let prompt = counts["prompt_tokens"]?.intValue,
-            let completion = counts["completion_tokens"]?.intValue
-        {
-            usage = TokenUsage(promptTokens: prompt, completionTokens: completion)
-        }
         return ChatResponse(
-            text: text, finishReason: choice?["finish_reason"]?.stringValue, usage: usage, provider: name,
+            text: text, finishReason: choice?["finish_reason"]?.stringValue, usage: TokenUsage(openAI: object), provider: name,
             model: object["model"]?.stringValue ?? model)
     }
 

@@ -1,7 +1,5 @@
-import AsyncHTTPClient
 import CortexCore
 import Foundation
-import NIOCore
 
 /// A piece of a streamed answer.
 public struct ChatDelta: Sendable, Hashable {
@@ -98,15 +96,9 @@ enum StreamChunk {
             throw .upstream(status: 500, message: error["message"]?.stringValue ?? error.stringValue ?? "error event")
         }
         let choice = object["choices"]?.arrayValue?.first
-        var usage: TokenUsage?
-        if let counts = object["usage"], let prompt = counts["prompt_tokens"]?.intValue,
-            let completion = counts["completion_tokens"]?.intValue
-        {
-            usage = TokenUsage(promptTokens: prompt, completionTokens: completion)
-        }
         // A chat chunk carries `delta.content`, a completion chunk `text`.
         let text = choice?["delta"]?["content"]?.stringValue ?? choice?["text"]?.stringValue ?? ""
-        return ChatDelta(text: text, finishReason: choice?["finish_reason"]?.stringValue, usage: usage)
+        return ChatDelta(text: text, finishReason: choice?["finish_reason"]?.stringValue, usage: TokenUsage(openAI: object))
     }
 
     /// One line of Ollama's NDJSON stream (`{"message":{"content":...},"done":false}`).
@@ -116,18 +108,37 @@ enum StreamChunk {
             throw .invalidResponse("a stream line that is not JSON: \(line.prefix(200))")
         }
         if let error = object["error"]?.stringValue { throw .upstream(status: 500, message: error) }
-        let text = object["message"]?["content"]?.stringValue ?? object["response"]?.stringValue ?? ""
+        let text = ollamaText(object) ?? ""
         guard object["done"]?.boolValue == true else { return ChatDelta(text: text) }
-        var usage: TokenUsage?
-        if let prompt = object["prompt_eval_count"]?.intValue, let completion = object["eval_count"]?.intValue {
-            usage = TokenUsage(promptTokens: prompt, completionTokens: completion)
-        }
-        return ChatDelta(text: text, finishReason: object["done_reason"]?.stringValue ?? "stop", usage: usage)
+        return ChatDelta(text: text, finishReason: object["done_reason"]?.stringValue ?? "stop", usage: TokenUsage(ollama: object))
+    }
+
+    /// The text of an Ollama answer or stream line: a chat's `message.content`, a generation's `response`.
+    static func ollamaText(_ object: JSONValue) -> String? {
+        object["message"]?["content"]?.stringValue ?? object["response"]?.stringValue
     }
 
     private static func parse(_ text: String) -> JSONValue? {
         var text = text
         return text.withUTF8 { bytes in try? JSONParser.parse(UnsafeRawBufferPointer(bytes)) }
+    }
+}
+
+extension TokenUsage {
+    /// OpenAI's `usage` member of an answer or chunk, when it has both counts.
+    init?(openAI object: JSONValue) {
+        guard let counts = object["usage"], let prompt = counts["prompt_tokens"]?.intValue,
+            let completion = counts["completion_tokens"]?.intValue
+        else { return nil }
+        self.init(promptTokens: prompt, completionTokens: completion)
+    }
+
+    /// Ollama's counts on a finished answer (`prompt_eval_count`, `eval_count`), when it has both.
+    init?(ollama object: JSONValue) {
+        guard let prompt = object["prompt_eval_count"]?.intValue, let completion = object["eval_count"]?.intValue else {
+            return nil
+        }
+        self.init(promptTokens: prompt, completionTokens: completion)
     }
 }
 
@@ -173,82 +184,4 @@ extension DeltaStreamDecoder where Units == ServerSentEventDecoder {
 extension DeltaStreamDecoder where Units == LineSplitter {
     /// Ollama's NDJSON stream.
     static var ollama: Self { Self(units: LineSplitter(), parse: StreamChunk.ollama) }
-}
-
-/// The deltas of a streamed answer, read from the provider's connection as they are iterated: no
-/// task of its own and no hand-off between tasks per token. Iterate it once, from one task at a
-/// time (the request's, then its response writer's); dropping it closes the upstream request.
-public struct ChatDeltaStream: AsyncSequence, Sendable {
-    public typealias Element = ChatDelta
-
-    let source: Source
-
-    public func makeAsyncIterator() -> Iterator {
-        Iterator(source: source)
-    }
-
-    public struct Iterator: AsyncIteratorProtocol {
-        let source: Source
-
-        public mutating func next() async throws -> ChatDelta? {
-            try await source.next()
-        }
-    }
-
-    /// The connection's body, its decoder, and deltas decoded but not yet handed out.
-    ///
-    /// `@unchecked Sendable`: it is mutable, but a stream has one consumer, which hands it from the
-    /// task that started the request to the task that writes the response, never sharing it.
-    final class Source: @unchecked Sendable {
-        private var body: HTTPClientResponse.Body.AsyncIterator
-        private var decoder: any ChatStreamDecoder
-        private var pending: [ChatDelta] = []
-        private var position = 0
-        private var finished = false
-        private let checkChunk: () throws(ProviderError) -> Void
-
-        init(
-            body: HTTPClientResponse.Body.AsyncIterator, decoder: any ChatStreamDecoder,
-            checkChunk: @escaping () throws(ProviderError) -> Void
-        ) {
-            self.body = body
-            self.decoder = decoder
-            self.checkChunk = checkChunk
-        }
-
-        /// Reads until the first delta is decoded (or the answer ends cleanly without one).
-        func readFirst() async throws(ProviderError) {
-            while pending.isEmpty, !finished { try await read() }
-        }
-
-        func next() async throws(ProviderError) -> ChatDelta? {
-            while position == pending.count {
-                guard !finished else { return nil }
-                pending.removeAll(keepingCapacity: true)
-                position = 0
-                try await read()
-            }
-            defer { position += 1 }
-            return pending[position]
-        }
-
-        /// Reads one chunk and decodes it, or finishes the decoder at the end of the body.
-        private func read() async throws(ProviderError) {
-            do {
-                guard let chunk = try await body.next() else {
-                    finished = true
-                    pending.append(contentsOf: try decoder.finish())
-                    return
-                }
-                try checkChunk()
-                pending.append(contentsOf: try decoder.feed(chunk.readableBytesView))
-            } catch let error as ProviderError {
-                finished = true
-                throw error
-            } catch {
-                finished = true
-                throw ProviderHTTP.map(error)
-            }
-        }
-    }
 }

@@ -107,7 +107,7 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
                 message: "Idempotency-Key cannot be replayed for a stream; send it with \"stream\": false, or retry the stream without it")
         }
         let promptBound = LLMGateway.promptTokenBound(call.request.input)
-        let estimate = TokenCount(prompt: promptBound, completion: call.maxTokens)
+        let estimate = TokenUsage(promptTokens: promptBound, completionTokens: call.maxTokens)
         let held: Billing.HeldCharge?
         switch try await billing.hold(gateway.cost(estimate), model: deployment, request: request, body: buffer, context: context) {
         case .replay(let response): return response
@@ -128,19 +128,19 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
             if let held { await billing.release(held) }
             throw error
         }
-        let tokens = response.usage.map { TokenCount(prompt: $0.promptTokens, completion: $0.completionTokens) }
         var summary = LLMAnswer.Summary(
-            finishReason: response.finishReason, tokens: tokens ?? estimate, usageReported: tokens != nil,
+            finishReason: response.finishReason, tokens: response.usage ?? estimate, usageReported: response.usage != nil,
             provider: response.provider, path: gateway.warmup.path.rawValue)
-        let cost = gateway.cost(summary.tokens)
-        summary.charged = held.map { min(cost, $0.amount) }
+        // Never more than was held (settling caps it the same way).
+        let charged = held.map { min(gateway.cost(summary.tokens), $0.amount) }
+        summary.charged = charged
         let content = ResponseContent(json: answer.whole(text: response.text, summary: summary))
         gateway.metrics.recordTokens(summary.tokens)
         await spend(summary.tokens)
-        guard let held else { return content.response() }
-        let balance = try await billing.settle(held, cost: cost, storing: content)
+        guard let held, let charged else { return content.response() }
+        let balance = try await billing.settle(held, cost: charged, storing: content)
         var http = content.response()
-        http.headers[.xCreditsCharged] = min(cost, held.amount).description
+        http.headers[.xCreditsCharged] = charged.description
         http.headers[.xCreditsBalance] = balance.description
         return http
     }
@@ -148,8 +148,8 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
     /// Starts the stream (a failure before the first token is an ordinary error response, after
     /// the hold was released), then sends each token as it comes and settles at the end.
     private func stream(
-        _ call: LLMCall, gateway: LLMGateway, answer: LLMAnswer, estimate: TokenCount, held: Billing.HeldCharge?,
-        spend: @escaping @Sendable (TokenCount) async -> Void, logger: Logger
+        _ call: LLMCall, gateway: LLMGateway, answer: LLMAnswer, estimate: TokenUsage, held: Billing.HeldCharge?,
+        spend: @escaping @Sendable (TokenUsage) async -> Void, logger: Logger
     ) async throws -> Response {
         let started = ContinuousClock.now
         let deltas: ChatDeltaStream
@@ -206,13 +206,13 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
                 if failure == nil, !clientGone, Task.isCancelled { failure = CancellationError() }
                 let complete = failure == nil && !clientGone
                 // Complete: the provider's usage, else the estimate held. Cut: what was delivered.
-                let tokens: TokenCount
+                let tokens: TokenUsage
                 if let usage {
-                    tokens = TokenCount(prompt: usage.promptTokens, completion: usage.completionTokens)
+                    tokens = usage
                 } else if complete {
                     tokens = estimate
                 } else {
-                    tokens = TokenCount(prompt: estimate.prompt, completion: min(delivered, estimate.completion))
+                    tokens = TokenUsage(promptTokens: estimate.promptTokens, completionTokens: min(delivered, estimate.completionTokens))
                 }
                 gateway.metrics.recordTokens(tokens)
                 await spend(tokens)

@@ -25,7 +25,7 @@ struct LLMAnswer: Sendable {
     struct Summary: Sendable {
         var finishReason: String?
         /// Tokens billed: the provider's usage, or the held estimate when it reported none.
-        var tokens: TokenCount
+        var tokens: TokenUsage
         /// Whether the provider reported its usage.
         var usageReported: Bool
         var provider: String
@@ -204,12 +204,12 @@ struct LLMAnswer: Sendable {
         if let reason { json.string(reason) } else { json.null() }
     }
 
-    private func usage(_ json: inout JSONWriter, _ tokens: TokenCount) {
+    private func usage(_ json: inout JSONWriter, _ tokens: TokenUsage) {
         json.key("usage")
         json.beginObject()
-        json.member("prompt_tokens", tokens.prompt)
-        json.member("completion_tokens", tokens.completion)
-        json.member("total_tokens", tokens.prompt + tokens.completion)
+        json.member("prompt_tokens", tokens.promptTokens)
+        json.member("completion_tokens", tokens.completionTokens)
+        json.member("total_tokens", tokens.promptTokens + tokens.completionTokens)
         json.endObject()
     }
 

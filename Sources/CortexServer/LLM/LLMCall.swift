@@ -31,12 +31,12 @@ struct LLMCall: Sendable {
     /// The tokens generated at most.
     var maxTokens: Int { request.maxTokens ?? 0 }
 
-    /// Reads a body for the deployment `configuration` (chosen by ``LLMController`` from `model`).
+    /// Reads a body, a JSON object already, for the deployment `configuration` (chosen by
+    /// ``LLMController`` from `model`).
     ///
     /// - Throws: ``APIError`` 400 naming the field.
     init(route: LLMRoute, body: JSONValue, configuration: CortexConfiguration.LLM) throws(APIError) {
         self.route = route
-        _ = try body.object(at: "")
         if route.isOpenAI, let count = body["n"], count != .number(1) {
             throw APIError.invalidInput("'n' must be 1: one choice per request")
         }

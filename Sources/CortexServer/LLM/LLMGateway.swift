@@ -110,7 +110,7 @@ public final class LLMGateway: Sendable {
     /// Where requests start in the chain now.
     ///
     /// - Throws: 503 `llm_warming` with `Retry-After` while the primary warms without a fallback.
-    func start(for deployment: String) throws(APIError) -> Int {
+    func firstProvider() throws(APIError) -> Int {
         switch warmup.path {
         case .primary: return 0
         case .warming, .fallback:
@@ -119,7 +119,7 @@ public final class LLMGateway: Sendable {
                 status: 503,
                 code: "llm_warming",
                 message:
-                    "'\(deployment)' is warming: \(chain.providers[0].name) does not have model \(chain.providers[0].model) yet, and no fallback is configured",
+                    "'\(configuration.deployment)' is warming: \(chain.providers[0].name) does not have model \(chain.providers[0].model) yet, and no fallback is configured",
                 fields: [("retry_after_s", .double(max(1, configuration.pollIntervalSeconds.rounded(.up))))]
             )
         }
@@ -127,7 +127,7 @@ public final class LLMGateway: Sendable {
 
     /// Sends a request and waits for the whole answer.
     func complete(_ request: ChatRequest, logger: Logger) async throws -> ChatResponse {
-        let start = try start(for: configuration.deployment)
+        let start = try firstProvider()
         do {
             let (response, failed) = try await chain.chat(request, from: start)
             record(failed, answeredBy: response.provider, logger: logger)
@@ -142,7 +142,7 @@ public final class LLMGateway: Sendable {
     func stream(_ request: ChatRequest, logger: Logger) async throws -> (
         deltas: ChatDeltaStream, provider: String
     ) {
-        let start = try start(for: configuration.deployment)
+        let start = try firstProvider()
         do {
             let (deltas, provider, failed) = try await chain.streamChat(request, from: start)
             record(failed, answeredBy: provider, logger: logger)
@@ -155,11 +155,7 @@ public final class LLMGateway: Sendable {
     /// Counts the attempts that failed before `provider` answered, and logs each fallback.
     private func record(_ failed: [ProviderChain.Attempt], answeredBy provider: String, logger: Logger) {
         lastProvider.withLock { $0 = provider }
-        var from: [String] = []
-        for attempt in failed {
-            metrics.record(provider: attempt.provider, attempt.error == .circuitOpen ? .circuitOpen : .error)
-            from.append(attempt.provider)
-        }
+        count(failed)
         for (index, attempt) in failed.enumerated() {
             let to = index + 1 < failed.count ? failed[index + 1].provider : provider
             metrics.recordFallback(from: attempt.provider, to: to)
@@ -170,13 +166,18 @@ public final class LLMGateway: Sendable {
         }
     }
 
+    /// Counts attempts that did not answer: skipped by an open circuit, or failed.
+    private func count(_ attempts: [ProviderChain.Attempt]) {
+        for attempt in attempts {
+            metrics.record(provider: attempt.provider, attempt.error == .circuitOpen ? .circuitOpen : .error)
+        }
+    }
+
     /// The client's error for a chain that did not answer.
     private func failure(_ error: any Error, start: Int, logger: Logger) -> any Error {
         switch error {
         case let error as ProviderChain.Unavailable:
-            for attempt in error.attempts {
-                metrics.record(provider: attempt.provider, attempt.error == .circuitOpen ? .circuitOpen : .error)
-            }
+            count(error.attempts)
             logger.error("LLM_UNAVAILABLE", metadata: ["deployment": "\(configuration.deployment)", "attempts": "\(error)"])
             return APIError(
                 status: 503,
@@ -203,12 +204,14 @@ public final class LLMGateway: Sendable {
     }
 
     /// Credits for `tokens` at the deployment's prices per 1,000, rounded up to the microcredit.
-    func cost(_ tokens: TokenCount) -> Credits {
-        func micro(_ count: Int, _ per1K: Credits) -> Int64 {
-            let (product, overflow) = Int64(count).multipliedReportingOverflow(by: per1K.microcredits)
-            return overflow ? .max / 4 : product
+    func cost(_ tokens: TokenUsage) -> Credits {
+        let prompt = configuration.inputPricePer1K.multiplied(by: Int64(tokens.promptTokens))
+        let completion = configuration.outputPricePer1K.multiplied(by: Int64(tokens.completionTokens))
+        // Past Int64 (never for real token counts): as much as a hold can be.
+        guard let total = prompt.flatMap({ prompt in completion.flatMap(prompt.adding) }) else {
+            return Credits(microcredits: .max / 1000)
         }
-        let total = micro(tokens.prompt, configuration.inputPricePer1K) + micro(tokens.completion, configuration.outputPricePer1K)
-        return Credits(microcredits: (total + 999) / 1000)
+        let (thousandths, remainder) = total.microcredits.quotientAndRemainder(dividingBy: 1000)
+        return Credits(microcredits: thousandths + (remainder > 0 ? 1 : 0))
     }
 }

@@ -1,4 +1,5 @@
 import CoreMetrics
+import CortexRuntime
 public import Metrics
 import Synchronization
 
@@ -83,14 +84,8 @@ public final class LLMMetrics: Sendable {
     }
 
     /// Tokens billed for one request.
-    func recordTokens(_ usage: TokenCount) {
-        promptTokens.increment(by: usage.prompt)
-        completionTokens.increment(by: usage.completion)
+    func recordTokens(_ usage: TokenUsage) {
+        promptTokens.increment(by: usage.promptTokens)
+        completionTokens.increment(by: usage.completionTokens)
     }
-}
-
-/// Tokens of one request, as billed.
-struct TokenCount: Sendable, Hashable {
-    var prompt: Int
-    var completion: Int
 }

@@ -1,4 +1,5 @@
 public import CortexCore
+import CortexRuntime
 
 /// Tokens per API key per minute (`LLM_TOKENS_PER_MINUTE`), through the same limiter as request
 /// rates: in this process, or shared by every replica through Redis.
@@ -36,11 +37,11 @@ public struct TokenRateLimits: Sendable {
     }
 
     /// Spends a finished request's tokens on the caller's key (nothing without a limit or a key).
-    func spender(context: some AuthenticatedContext) -> @Sendable (TokenCount) async -> Void {
+    func spender(context: some AuthenticatedContext) -> @Sendable (TokenUsage) async -> Void {
         guard let limit, let keyID = context.principal?.key.id else { return { _ in } }
         let limiter = self.limiter
         return { tokens in
-            _ = await limiter.decide(key: .tokens(keyID), limit: limit, cost: tokens.prompt + tokens.completion, force: true)
+            _ = await limiter.decide(key: .tokens(keyID), limit: limit, cost: tokens.promptTokens + tokens.completionTokens, force: true)
         }
     }
 }
