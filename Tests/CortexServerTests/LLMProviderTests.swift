@@ -22,6 +22,7 @@ struct LLMProviderTests {
         #expect(response.finishReason == "stop")
         #expect(response.provider == "openai" && response.model == "gpt-x")
         let sent = try #require(server.requests.first)
+        #expect(server.authorizations == ["Bearer sk-test"], "the key goes as a bearer token")
         #expect(sent["model"] as? String == "gpt-x")
         #expect(sent["max_tokens"] as? Int == 16)
         #expect(sent["stream"] as? Bool == false)
@@ -234,7 +235,7 @@ struct LLMProviderTests {
         }
     }
 
-    @Test("the total timeout ends a stream that keeps coming, on both wire formats", arguments: [false, true])
+    @Test("the total timeout ends an answer that keeps coming, streamed or whole, on both wire formats", arguments: [false, true])
     func totalTimeout(ollama: Bool) async throws {
         // 50 words 100 ms apart take 5 s; the total timeout is 2 s.
         let server = try await FakeLLMServer(.trickle(words: 50, every: .milliseconds(100)))
@@ -257,6 +258,17 @@ struct LLMProviderTests {
             return
         }
         #expect(what.contains("total"))
+        // A whole answer that keeps coming is cut the same way.
+        do {
+            let answer = try await provider.chat(Self.hello)
+            Issue.record("a 5 s answer came back within a 2 s total timeout: \(answer.text.prefix(40))")
+        } catch {
+            guard case .timeout(let what) = error else {
+                Issue.record("expected a total timeout, got \(error)")
+                return
+            }
+            #expect(what.contains("total"))
+        }
     }
 
     @Test("warming: polls the primary's model list and promotes to primary without a restart; Ollama's :latest counts")

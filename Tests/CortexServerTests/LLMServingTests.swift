@@ -39,13 +39,14 @@ struct LLMServingTests {
         }
     }
 
-    /// Waits (bounded) until the deployment's path is `path`.
+    /// Waits (bounded) until every deployment's path is `path`.
     static func wait(for path: LLMPath, _ server: TestServer) async throws {
+        let gateways = server.dependencies.llmGateways
         let deadline = ContinuousClock.now + .seconds(30)
-        while server.dependencies.llm?.warmup.path != path, ContinuousClock.now < deadline {
+        while !gateways.allSatisfy({ $0.warmup.path == path }), ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(10))
         }
-        try #require(server.dependencies.llm?.warmup.path == path)
+        try #require(!gateways.isEmpty && gateways.allSatisfy { $0.warmup.path == path })
     }
 
     static func balance(_ client: some TestClientProtocol) async throws -> Decimal? {
@@ -168,6 +169,9 @@ struct LLMServingTests {
             // Two failures opened the circuit: the third request never reached the primary.
             #expect(primary.requests.count == 2)
             #expect(fallback.requests.last?["model"] as? String == "gpt-fake")
+            // The fallback's key from the configuration reaches it; the Ollama primary gets none.
+            #expect(fallback.authorizations.allSatisfy { $0 == "Bearer sk-fallback" } && !fallback.authorizations.isEmpty)
+            #expect(primary.authorizations.allSatisfy { $0 == nil })
             let summary = try await client.get("/api/status/summary")
             #expect(summary.headers[.xStatusPath] == "api")
             let llm = summary.body.jsonObject["llm"] as? [String: Any]
@@ -437,10 +441,6 @@ struct LLMServingTests {
             configuration.moreLLMDeployments = [coder]
         }
         try await Self.wait(for: .primary, server)
-        let deadline = ContinuousClock.now + .seconds(30)
-        while server.dependencies.llmGateways[1].warmup.path != .primary, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(10))
-        }
         try await server.test { client in
             let models = try await client.get("/v1/models").body.jsonObject
             #expect((models["data"] as? [[String: Any]])?.compactMap { $0["id"] as? String } == ["chat", "coder"])

@@ -23,7 +23,8 @@ final class FakeLLMServer: Sendable {
         /// that is not the wire format and ends: a stream broken mid-way whose words are surely
         /// delivered before the break (they travel ahead of it on the same connection).
         case broken(String, words: Int)
-        /// Streams `words` words, one every `every`: an answer that keeps coming.
+        /// Streams `words` words, one every `every` (a whole answer comes in as many pieces):
+        /// an answer that keeps coming.
         case trickle(words: Int, every: Duration)
         /// Sends the stream's head at once, then nothing for this long.
         case silent(Duration)
@@ -34,6 +35,8 @@ final class FakeLLMServer: Sendable {
         let behaviour: Mutex<Behaviour>
         /// Bodies of the chat requests received.
         let received = Mutex<[Data]>([])
+        /// The `Authorization` header of each chat request (`nil` without one).
+        let authorizations = Mutex<[String?]>([])
         /// What the model lists answer.
         let models: Mutex<[String]>
         /// Holds a cut stream open until the test releases it.
@@ -47,6 +50,9 @@ final class FakeLLMServer: Sendable {
 
     let port: Int
     private let state: State
+
+    /// The `Authorization` header of each chat request received.
+    var authorizations: [String?] { state.authorizations.withLock { $0 } }
 
     /// Bodies of the chat requests received, parsed.
     var requests: [[String: Any]] {
@@ -75,6 +81,7 @@ final class FakeLLMServer: Sendable {
             let body = try await request.body.collect(upTo: 1 << 20)
             let json = (try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any] ?? [:]
             state.received.withLock { $0.append(Data(buffer: body)) }
+            state.authorizations.withLock { $0.append(request.headers[.authorization]) }
             let model = json["model"] as? String ?? ""
             var current = state.behaviour.withLock { $0 }
             if case .slow(let delay, let text) = current {
@@ -90,7 +97,21 @@ final class FakeLLMServer: Sendable {
             case .fail(let status, let message):
                 let object: [String: Any] = wire.ollama ? ["error": message] : ["error": ["message": message, "type": "server_error"]]
                 return Self.json(HTTPResponse.Status(code: status), object)
-            case .slow, .cut, .broken, .silent, .trickle:
+            case .trickle(let count, let every):
+                // The whole answer, sent in `count` pieces `every` apart.
+                let words = (0..<count).map { "w\($0)" }.joined(separator: " ")
+                let data = (try? JSONSerialization.data(withJSONObject: wire.whole(words, usage: nil, model: model))) ?? Data()
+                let size = max(1, data.count / count + 1)
+                return Response(
+                    status: .ok, headers: [.contentType: "application/json"],
+                    body: ResponseBody { writer in
+                        for start in stride(from: 0, to: data.count, by: size) {
+                            try await writer.write(ByteBuffer(data: data[start..<min(start + size, data.count)]))
+                            try await Task.sleep(for: every)
+                        }
+                        try await writer.finish(nil)
+                    })
+            case .slow, .cut, .broken, .silent:
                 return Self.json(.internalServerError, [:])
             }
         }
