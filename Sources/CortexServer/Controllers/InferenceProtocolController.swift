@@ -76,9 +76,7 @@ public struct InferenceProtocolController<Context: AuthenticatedContext>: Sendab
 
         private static func flag(_ key: String, in parameters: JSONValue, at path: String) throws(APIError) -> Bool? {
             _ = try parameters.object(at: path)
-            guard let value = parameters[key] else { return nil }
-            guard case .bool(let flag) = value else { throw JSONValue.wrongType("\(path).\(key)", expected: "true or false", got: value) }
-            return flag
+            return try parameters[key]?.bool(at: "\(path).\(key)")
         }
     }
 

@@ -21,6 +21,11 @@ extension JSONValue {
         return elements
     }
 
+    func bool(at path: String) throws(APIError) -> Bool {
+        guard case .bool(let flag) = self else { throw Self.wrongType(path, expected: "true or false", got: self) }
+        return flag
+    }
+
     func string(at path: String) throws(APIError) -> String {
         guard case .string(let text) = self else { throw Self.wrongType(path, expected: "a string", got: self) }
         return text

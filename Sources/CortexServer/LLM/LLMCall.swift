@@ -122,8 +122,7 @@ struct LLMCall: Sendable {
 
     private static func bool(_ value: JSONValue?, at path: String) throws(APIError) -> Bool? {
         guard let value, value != .null else { return nil }
-        guard case .bool(let flag) = value else { throw JSONValue.wrongType(path, expected: "true or false", got: value) }
-        return flag
+        return try value.bool(at: path)
     }
 
     private static func nonEmpty(_ text: String, at path: String) throws(APIError) -> String {
