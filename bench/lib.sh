@@ -46,10 +46,13 @@ median() { # name column
   sort -n -k"$2" "$WORK/$1.results" | awk -v c="$2" '{v[NR]=$c} END {print v[int((NR+1)/2)]}'
 }
 
-# Builds the release binary once and sets BIN.
-build_cortex() {
-  echo "== building the release binary"
-  swift build -c release --product cortex >/dev/null
+# Builds the release binaries once (cortex, and the products named, e.g. BareHummingbird) and sets BIN.
+build_cortex() { # [product...]
+  echo "== building the release binaries"
+  local product
+  for product in cortex "$@"; do
+    swift build -c release --product "$product" >/dev/null
+  done
   BIN=$(swift build -c release --show-bin-path)
 }
 

@@ -27,10 +27,7 @@ WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
 . bench/lib.sh
 
-echo "== building release binaries"
-swift build -c release --product cortex >/dev/null
-swift build -c release --product BareHummingbird >/dev/null
-BIN=$(swift build -c release --show-bin-path)
+build_cortex BareHummingbird
 
 PORT=$UPSTREAM_PORT "$BIN/BareHummingbird" >"$WORK/upstream.log" 2>&1 &
 wait_for "http://127.0.0.1:$UPSTREAM_PORT/v1/models"

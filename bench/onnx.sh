@@ -28,10 +28,7 @@ CONNECTIONS=1
 . bench/lib.sh
 
 scripts/onnxruntime.sh install >/dev/null
-echo "== building release binaries"
-swift build -c release --product cortex >/dev/null
-swift build -c release --product BareHummingbird >/dev/null
-BIN=$(swift build -c release --show-bin-path)
+build_cortex BareHummingbird
 
 # vA with batching off: the same file, a manifest without `batching`.
 mkdir -p "$WORK/unbatched"

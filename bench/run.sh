@@ -24,10 +24,7 @@ WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 . bench/lib.sh
 
-echo "== building release binaries"
-swift build -c release --product cortex >/dev/null
-swift build -c release --product BareHummingbird >/dev/null
-BIN=$(swift build -c release --show-bin-path)
+build_cortex BareHummingbird
 
 compare() { # label baseline-name cortex-name url [lua]
   echo "== $1: $ROUNDS rounds of ${DURATION}s at $CONNECTIONS connections"
