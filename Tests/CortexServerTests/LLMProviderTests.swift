@@ -116,7 +116,9 @@ struct LLMProviderTests {
             OpenAICompatibleProvider(baseURL: primary.url, model: "m", timeouts: Self.fast),
             OpenAICompatibleProvider(name: "backup", baseURL: fallback.url, model: "m", timeouts: Self.fast),
         ])
-        await #expect(throws: ProviderError.rejected(status: 400, message: "context too long")) { try await chain.chat(Self.hello) }
+        await #expect(
+            throws: ProviderChain.Refused(provider: "openai", error: .rejected(status: 400, message: "context too long"), failed: [])
+        ) { try await chain.chat(Self.hello) }
         #expect(fallback.requests.isEmpty)
         primary.set(.fail(status: 502, message: "bad gateway"))
         fallback.set(.fail(status: 503, message: "down too"))

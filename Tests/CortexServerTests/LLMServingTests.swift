@@ -234,8 +234,10 @@ struct LLMServingTests {
             let response = try await client.post("/generate", json: #"{"prompt":"hi"}"#)
             #expect(response.status == .badRequest)
             #expect(response.body.jsonObject["code"] as? String == "llm_rejected")
-            #expect(response.body.text.contains("context length exceeded"))
+            #expect(response.body.text.contains("context length exceeded") && response.body.text.contains("primary-ollama"))
             #expect(fallback.requests.isEmpty)
+            let metrics = try await client.get("/metrics").body.text
+            #expect(metrics.contains(#"llm_requests_total{deployment="chat",provider="primary-ollama",outcome="rejected"} 1"#))
         }
     }
 

@@ -21,6 +21,20 @@ public final class ProviderChain: Sendable {
         }
     }
 
+    /// A provider refused the request itself (its 4xx): the client's fault, so no other provider
+    /// is tried. Names the provider, and the attempts that failed before it.
+    public struct Refused: Error, Sendable, Hashable {
+        public var provider: String
+        public var error: ProviderError
+        public var failed: [Attempt]
+
+        public init(provider: String, error: ProviderError, failed: [Attempt]) {
+            self.provider = provider
+            self.error = error
+            self.failed = failed
+        }
+    }
+
     /// A chat nobody answered: every attempt and why it failed.
     public struct Unavailable: Error, Sendable, CustomStringConvertible {
         public var attempts: [Attempt]
@@ -62,7 +76,7 @@ public final class ProviderChain: Sendable {
     /// still warming).
     ///
     /// - Returns: The answer and the providers that failed before it (empty when the primary answered).
-    /// - Throws: ``ProviderError/rejected(status:message:)`` when a provider refused the request
+    /// - Throws: ``Refused`` when a provider refused the request
     ///   itself; ``Unavailable`` when no provider answered.
     public func chat(_ request: ChatRequest, from start: Int = 0) async throws -> (response: ChatResponse, failed: [Attempt]) {
         let (response, _, failed) = try await first(from: start) { provider throws(ProviderError) in try await provider.chat(request) }
@@ -101,7 +115,7 @@ public final class ProviderChain: Sendable {
                 guard error.fallsBack else {
                     // The request's fault: the provider is fine.
                     if let transition = breakers.withLock({ $0[index].recordSuccess() }) { onTransition(provider.name, transition) }
-                    throw error
+                    throw Refused(provider: provider.name, error: error, failed: attempts)
                 }
                 let instant = now()
                 if let transition = breakers.withLock({ $0[index].recordFailure(now: instant) }) {

@@ -134,7 +134,7 @@ public final class LLMGateway: Sendable {
             metrics.record(provider: response.provider, .success)
             return response
         } catch {
-            throw failure(error, start: start, logger: logger)
+            throw failure(error, logger: logger)
         }
     }
 
@@ -148,7 +148,7 @@ public final class LLMGateway: Sendable {
             record(failed, answeredBy: provider, logger: logger)
             return (deltas, provider)
         } catch {
-            throw failure(error, start: start, logger: logger)
+            throw failure(error, logger: logger)
         }
     }
 
@@ -174,7 +174,7 @@ public final class LLMGateway: Sendable {
     }
 
     /// The client's error for a chain that did not answer.
-    private func failure(_ error: any Error, start: Int, logger: Logger) -> any Error {
+    private func failure(_ error: any Error, logger: Logger) -> any Error {
         switch error {
         case let error as ProviderChain.Unavailable:
             count(error.attempts)
@@ -185,10 +185,12 @@ public final class LLMGateway: Sendable {
                 message: "no provider of '\(configuration.deployment)' answered: \(error)",
                 fields: [("retry_after_s", .double(1))]
             )
-        case ProviderError.rejected(let status, let message):
-            metrics.record(provider: chain.providers[start].name, .rejected)
+        case let refused as ProviderChain.Refused:
+            count(refused.failed)
+            metrics.record(provider: refused.provider, .rejected)
+            guard case .rejected(let status, let message) = refused.error else { return refused.error }
             return APIError(
-                status: status == 404 ? 400 : status, code: "llm_rejected", message: "the model refused the request: \(message)")
+                status: status == 404 ? 400 : status, code: "llm_rejected", message: "\(refused.provider) refused the request: \(message)")
         default:
             return error
         }
