@@ -4,12 +4,13 @@ import Foundation
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import NIOPosix
 import Synchronization
 
 /// The HTTP both providers speak: JSON in and out over one `HTTPClient` with the provider's
 /// timeouts, and the mapping of transport failures and statuses to ``ProviderError``.
 struct ProviderHTTP: Sendable {
-    let client: HTTPClient
+    let clients: LoopClients
     let baseURL: String
     let headers: [(String, String)]
     let timeouts: ProviderTimeouts
@@ -19,23 +20,23 @@ struct ProviderHTTP: Sendable {
     static let maximumConnectionsPerHost = 1024
 
     init(baseURL: String, headers: [(String, String)], timeouts: ProviderTimeouts) {
-        self.client = Self.client(connect: timeouts.connect, read: timeouts.firstToken)
+        self.clients = Self.clients(connect: timeouts.connect, read: timeouts.firstToken)
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.headers = headers
         self.timeouts = timeouts
     }
 
-    /// One client per pair of timeouts, for the life of the process (as `HTTPClient.shared` is):
+    /// Clients per pair of timeouts, for the life of the process (as `HTTPClient.shared` is):
     /// providers come and go with configuration reloads, their connection pools stay.
-    private static let clients = Mutex<[[Duration]: HTTPClient]>([:])
+    private static let shared = Mutex<[[Duration]: LoopClients]>([:])
 
-    /// The client with these timeouts. The read timeout is the first-token timeout: the longest
-    /// wait for the answer's head, for its first byte, and for any byte after (a stream silent
-    /// that long is cut). It lives in the connection's own handler, so a request pays no timer
-    /// and no racing task for it.
-    static func client(connect: Duration, read: Duration) -> HTTPClient {
-        clients.withLock { clients in
-            if let client = clients[[connect, read]] { return client }
+    /// The clients with these timeouts. The read timeout is the
+    /// first-token timeout: the longest wait for the answer's head, for its first byte, and for
+    /// any byte after (a stream silent that long is cut). It lives in the connection's own
+    /// handler, so a request pays no timer and no racing task for it.
+    static func clients(connect: Duration, read: Duration) -> LoopClients {
+        shared.withLock { clients in
+            if let existing = clients[[connect, read]] { return existing }
             var configuration = HTTPClient.Configuration()
             configuration.timeout = .init(connect: TimeAmount(connect), read: TimeAmount(read))
             // An LLM call holds its connection for seconds: AsyncHTTPClient's default of 8
@@ -44,9 +45,12 @@ struct ProviderHTTP: Sendable {
             // A refused connection fails at once, so the chain falls back now rather than after
             // retrying for the whole connect timeout; the circuit breaker handles a provider that stays down.
             configuration.connectionPool.retryConnectionEstablishment = false
-            let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-            clients[[connect, read]] = client
-            return client
+            // Cortex bootstraps no tracer; without this the client still parses each URL with
+            // Foundation and builds a span's attributes for the no-op tracer (a twentieth of a call's CPU).
+            configuration.tracing.tracer = nil
+            let created = LoopClients(configuration: configuration)
+            clients[[connect, read]] = created
+            return created
         }
     }
 
@@ -61,7 +65,7 @@ struct ProviderHTTP: Sendable {
     /// `firstToken` (the client's read timeout) or `total`.
     private func head(_ request: HTTPClientRequest) async throws(ProviderError) -> HTTPClientResponse {
         do {
-            return try await client.execute(request, timeout: TimeAmount(timeouts.total))
+            return try await clients.current.execute(request, timeout: TimeAmount(timeouts.total))
         } catch {
             throw Self.map(error)
         }
@@ -247,5 +251,33 @@ extension TimeAmount {
     init(_ duration: Duration) {
         let (seconds, attoseconds) = duration.components
         self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}
+
+/// One `HTTPClient` per event loop of NIO's shared group, all with one configuration.
+///
+/// Cortex runs its tasks on those loops, so a call made on a loop uses connections that live on
+/// it: the request goes out and the answer comes back on the thread the handler already runs
+/// on, without waking another thread twice per call. A call from anywhere else (a test's own
+/// threads) takes a client on the whole group.
+final class LoopClients: Sendable {
+    private let byLoop: [ObjectIdentifier: HTTPClient]
+    private let anyLoop: HTTPClient
+
+    init(configuration: HTTPClient.Configuration) {
+        var byLoop: [ObjectIdentifier: HTTPClient] = [:]
+        for loop in NIOSingletons.posixEventLoopGroup.makeIterator() {
+            byLoop[ObjectIdentifier(loop)] = HTTPClient(eventLoopGroupProvider: .shared(loop), configuration: configuration)
+        }
+        self.byLoop = byLoop
+        self.anyLoop = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    /// The client whose connections live on the calling thread's event loop, if it has one.
+    var current: HTTPClient {
+        guard let loop = MultiThreadedEventLoopGroup.currentEventLoop, let client = byLoop[ObjectIdentifier(loop)] else {
+            return anyLoop
+        }
+        return client
     }
 }
