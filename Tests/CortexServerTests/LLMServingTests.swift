@@ -2,6 +2,7 @@ import CortexCore
 import CortexRuntime
 import CortexServer
 import Foundation
+import Glibc
 import Hummingbird
 import HummingbirdTesting
 import Testing
@@ -393,6 +394,82 @@ struct LLMServingTests {
             #expect(metrics.contains(#"llm_requests_total{deployment="chat",provider="primary-ollama",outcome="cut"} 4"#))
             #expect(server.logs.events(named: "LLM_STREAM_CUT").count == 4)
         }
+    }
+
+    @Test("a client that leaves mid-stream stops the upstream request; the stream is billed for what was sent and nothing stays held")
+    func clientLeaves() async throws {
+        // 200 tokens 50 ms apart: the whole answer would take ten seconds.
+        let primary = try await FakeLLMServer(.trickle(words: 200, every: .milliseconds(50)), models: ["gemma3:270m"])
+        let server = try await Self.server(primary: primary, billed: true, credits: "10")
+        try await Self.wait(for: .primary, server)
+        try await server.test(live: true) { client in
+            let port = try #require(client.port)
+            let body = #"{"prompt":"hello","max_tokens":300,"stream":true}"#
+            let request =
+                "POST /generate HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: \(CortexConfiguration.demoAPIKey)\r\n"
+                + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            let received = try await Self.readThenLeave(port: port, request: request, marker: "w2 ")
+            #expect(received.hasPrefix("HTTP/1.1 200"))
+            #expect(received.contains("w0 "))
+
+            // The upstream sees its caller go: bounded well inside the ten seconds the answer takes.
+            let deadline = ContinuousClock.now + .seconds(8)
+            while primary.trickles.abandoned == 0, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(primary.trickles.abandoned == 1, "the upstream request is stopped, not read to its end")
+            #expect(primary.trickles.finished == 0)
+
+            // Settled, not left held: 13 prompt tokens (5 bytes + 8) and the tokens sent, at most the 300 held.
+            var held: Int?
+            let settled = ContinuousClock.now + .seconds(8)
+            while held != 0, ContinuousClock.now < settled {
+                held = (try await client.get("/me", headers: Self.demo).body.jsonObject["held"] as? NSNumber)?.intValue
+                if held != 0 { try await Task.sleep(for: .milliseconds(20)) }
+            }
+            #expect(held == 0)
+            let balance = try #require(try await Self.balance(client))
+            #expect(balance <= Decimal(string: "9.981")!, "at least the prompt and the three tokens read: 0.013 + 0.006")
+            #expect(balance >= Decimal(string: "9.387")!, "at most the hold: 0.013 + 0.6")
+        }
+    }
+
+    /// Sends `request` on a new loopback connection, reads until `marker` arrives, then closes the
+    /// connection without reading further: a client that goes away mid-answer. Blocking socket
+    /// calls, so on a thread of their own rather than the test's executor.
+    static func readThenLeave(port: Int, request: String, marker: String) async throws -> String {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Result { try Self.blockingReadThenLeave(port: port, request: request, marker: marker) })
+            }
+        }
+    }
+
+    private static func blockingReadThenLeave(port: Int, request: String, marker: String) throws -> String {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(socket >= 0)
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        try #require(connected == 0)
+        // A server that never answers ends the read instead of hanging the test.
+        var timeout = timeval(tv_sec: 15, tv_usec: 0)
+        setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let bytes = Array(request.utf8)
+        try #require(send(socket, bytes, bytes.count, 0) == bytes.count)
+        var received = ""
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while !received.contains(marker) {
+            let count = recv(socket, &buffer, buffer.count, 0)
+            guard count > 0 else { break }
+            received += String(decoding: buffer[0..<count], as: UTF8.self)
+        }
+        return received
     }
 
     @Test("tokens per minute per key: a key past its budget gets 429 with Retry-After until it refills; another key is not affected")

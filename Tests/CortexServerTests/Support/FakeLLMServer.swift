@@ -41,6 +41,8 @@ final class FakeLLMServer: Sendable {
         let models: Mutex<[String]>
         /// Holds a cut stream open until the test releases it.
         let cutGate = AsyncGate()
+        /// Streamed trickles that ended because the other side stopped reading, and those sent to the end.
+        let trickles = Mutex<(abandoned: Int, finished: Int)>((0, 0))
 
         init(_ behaviour: Behaviour, models: [String]) {
             self.behaviour = Mutex(behaviour)
@@ -53,6 +55,9 @@ final class FakeLLMServer: Sendable {
 
     /// The `Authorization` header of each chat request received.
     var authorizations: [String?] { state.authorizations.withLock { $0 } }
+
+    /// Streamed `.trickle` answers stopped by the caller going away, and those sent to the end.
+    var trickles: (abandoned: Int, finished: Int) { state.trickles.withLock { $0 } }
 
     /// Bodies of the chat requests received, parsed.
     var requests: [[String: Any]] {
@@ -89,7 +94,7 @@ final class FakeLLMServer: Sendable {
                 current = .answer(text, usage: (1, 1))
             }
             if json["stream"] as? Bool == true {
-                return Self.stream(current, wire, model: model, gate: state.cutGate)
+                return Self.stream(current, wire, model: model, state: state)
             }
             switch current {
             case .answer(let text, let usage):
@@ -147,7 +152,8 @@ final class FakeLLMServer: Sendable {
     var url: String { "http://127.0.0.1:\(port)" }
 
     /// A streamed answer, word by word: OpenAI's server-sent events or Ollama's NDJSON.
-    static func stream(_ behaviour: Behaviour, _ wire: Wire, model: String, gate: AsyncGate) -> Response {
+    static func stream(_ behaviour: Behaviour, _ wire: Wire, model: String, state: State) -> Response {
+        let gate = state.cutGate
         if case .fail(let status, let message) = behaviour {
             return json(HTTPResponse.Status(code: status), wire.ollama ? ["error": message] : ["error": ["message": message]])
         }
@@ -177,12 +183,19 @@ final class FakeLLMServer: Sendable {
                     try await writer.write(ByteBuffer(string: wire.ollama ? "{not json\n" : "data: {not json\n\n"))
                     try await writer.finish(nil)
                 case .trickle(let count, let every):
-                    for index in 0..<count {
-                        try await writer.write(wire.token("w\(index) ", model: model))
-                        try await Task.sleep(for: every)
+                    do {
+                        for index in 0..<count {
+                            try await writer.write(wire.token("w\(index) ", model: model))
+                            try await Task.sleep(for: every)
+                        }
+                        try await writer.write(wire.last(usage: nil, model: model))
+                        try await writer.finish(nil)
+                    } catch {
+                        // A write to a closed connection, or the handler cancelled: the caller left.
+                        state.trickles.withLock { $0.abandoned += 1 }
+                        throw error
                     }
-                    try await writer.write(wire.last(usage: nil, model: model))
-                    try await writer.finish(nil)
+                    state.trickles.withLock { $0.finished += 1 }
                 case .silent(let delay):
                     try await Task.sleep(for: delay)
                     try await writer.finish(nil)
