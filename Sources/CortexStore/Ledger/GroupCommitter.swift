@@ -1,5 +1,7 @@
 import CoreMetrics
 import Dispatch
+import NIOCore
+import NIOPosix
 import Synchronization
 
 /// Runs writes from concurrent requests in shared transactions: group commit.
@@ -18,6 +20,16 @@ final class GroupCommitter: Sendable {
         var durable: Bool
         var apply: @Sendable (any SQLDatabase) async throws -> any Sendable
         var continuation: CheckedContinuation<any Sendable, any Error>
+        /// The event loop the caller ran on, if any: its task resumes there.
+        var loop: (any EventLoop)?
+
+        /// Resumes the caller on its own event loop. Resumed from the writer's thread, the
+        /// task would go to whichever loop comes next, and the request it serves would hop
+        /// between loops (each hop wakes a thread) for the rest of its life.
+        func resume(with result: Result<any Sendable, any Error>) {
+            guard let loop else { return continuation.resume(with: result) }
+            loop.execute { continuation.resume(with: result) }
+        }
     }
 
     private struct State {
@@ -57,7 +69,9 @@ final class GroupCommitter: Sendable {
         let result = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<any Sendable, any Error>) in
             let start = state.withLock { state in
                 state.pending.append(
-                    Pending(tenantID: tenantID, durable: durable, apply: { try await apply($0) }, continuation: continuation)
+                    Pending(
+                        tenantID: tenantID, durable: durable, apply: { try await apply($0) }, continuation: continuation,
+                        loop: Self.callersLoop())
                 )
                 defer { state.running = true }
                 return !state.running
@@ -70,6 +84,16 @@ final class GroupCommitter: Sendable {
             preconditionFailure("a write's result is always the type its closure returns")
         }
         return typed
+    }
+
+    /// The shared group's loops, which live as long as the process: a caller on one of them
+    /// resumes there. Callers on any other thread (or a group that may shut down) resume where
+    /// Swift's executor puts them.
+    private static let sharedLoops = Set(NIOSingletons.posixEventLoopGroup.makeIterator().map { ObjectIdentifier($0) })
+
+    private static func callersLoop() -> (any EventLoop)? {
+        guard let loop = MultiThreadedEventLoopGroup.currentEventLoop, sharedLoops.contains(ObjectIdentifier(loop)) else { return nil }
+        return loop
     }
 
     private func drain() async {
@@ -102,20 +126,20 @@ final class GroupCommitter: Sendable {
             batchSize.record(batch.count)
             commitTime.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds &- start))
             for (item, result) in zip(batch, results) {
-                item.continuation.resume(returning: result)
+                item.resume(with: .success(result))
             }
         } catch {
             guard batch.count > 1 else {
-                batch[0].continuation.resume(throwing: error)
+                batch[0].resume(with: .failure(error))
                 return
             }
             // Find the write that failed: each alone, in its own transaction.
             for item in batch {
                 do {
                     let result = try await database.transaction(durable: item.durable) { try await item.apply($0) }
-                    item.continuation.resume(returning: result)
+                    item.resume(with: .success(result))
                 } catch {
-                    item.continuation.resume(throwing: error)
+                    item.resume(with: .failure(error))
                 }
             }
         }
