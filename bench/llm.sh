@@ -86,6 +86,7 @@ for c in "$CONNECTIONS" 1; do
   awk -v c="$c" -v dr="$dr" -v cr="$cr" -v d50="$d50" -v c50="$c50" -v d99="$d99" -v c99="$c99" 'BEGIN {
     printf "chat at %2d conn: direct %7.0f req/s p50 %.3f p99 %.3f ms | cortex %7.0f req/s p50 %.3f p99 %.3f ms | cortex adds p50 %+.3f ms, p99 %+.3f ms, throughput ratio %.2f\n",
       c, dr, d50, d99, cr, c50, c99, c50 - d50, c99 - d99, cr / dr }'
+  echo "   CPU per request: upstream $(median "direct-$c" 4) us, cortex billed $(median "cortex-$c" 4) us, unbilled $(median "unbilled-$c" 4) us (the proxy's own, not the upstream's)"
   ur=$(median "unbilled-$c" 1); u99=$(median "unbilled-$c" 2); u50=$(median "unbilled-$c" 3)
   awk -v c="$c" -v dr="$dr" -v ur="$ur" -v d50="$d50" -v u50="$u50" -v d99="$d99" -v u99="$u99" 'BEGIN {
     printf "   unbilled %2d conn: cortex %7.0f req/s p50 %.3f p99 %.3f ms | adds p50 %+.3f ms, p99 %+.3f ms, throughput ratio %.2f\n",

@@ -69,6 +69,9 @@ awk -v c="$(median cortex 3)" -v b="$(median bare 3)" -v r="$run_p50_us" -v batc
   printf "Cortex own cost per request         %.1f us   target <= 50 us\n", c*1000 - b*1000 - r
   printf "  (with the dynamic batcher on the path: %.1f us)\n", batched*1000 - b*1000 - r
 }'
+awk -v c="$(median cortex 4)" -v b="$(median bare 4)" -v r="$run_p50_us" 'BEGIN {
+  printf "CPU per request at 1 connection: cortex %d us, bare echo %d us; beyond the echo and Run: %.0f us\n", c, b, c - b - r
+}'
 awk -v on="$(median batching-on 1)" -v off="$(median batching-off 1)" \
   'BEGIN {printf "batching on / off requests/s         %.2fx (%.0f / %.0f req/s)   target >= 2x\n", on/off, on, off}'
 echo "p99 batching on / off                $(median batching-on 2) ms / $(median batching-off 2) ms"
@@ -77,8 +80,7 @@ echo "$rows" | awk '{printf "rows per execution with batching     %.1f (%d rows 
 if [ "${SKIP_RSS:-0}" != 1 ]; then
   echo "== 3. memory over $REQUESTS requests to vA at 32 connections"
   CONNECTIONS=32
-  PID=$(pgrep -f "PORT=$CORTEX_PORT" >/dev/null 2>&1 || true)
-  PID=$(ss -ltnp "sport = :$CORTEX_PORT" | awk -F'pid=' 'NR>1 {split($2,a,","); print a[1]}' | head -1)
+  PID=$(pid_on_port "$CORTEX_PORT")
   DURATION=2 run_wrk soak-warm "http://127.0.0.1:$CORTEX_PORT/v2/models/vA/infer" bench/image.lua >/dev/null
   before=$(rss_kb "$PID")
   done_requests=0
