@@ -144,6 +144,22 @@ struct ConfigurationTests {
         }
     }
 
+    @Test("REDIS_URL takes a password and a database; the password is never printed, not even in the error for a bad URL")
+    func redisURL() throws {
+        let config = try CortexConfiguration.load(file: nil, environment: ["REDIS_URL": "redis://:hunter2@redis.internal:6380/2"])
+        #expect(config.rateLimit.redisURL == "redis://:hunter2@redis.internal:6380/2")
+        #expect(config.summary.contains("redis://:***@redis.internal:6380/2"))
+        #expect(!config.summary.contains("hunter2"))
+        do {
+            _ = try CortexConfiguration.load(file: nil, environment: ["REDIS_URL": "redis://:hunter2@redis.internal:6380/two"])
+            Issue.record("a database that is not a number is refused")
+        } catch {
+            #expect("\(error)".contains("REDIS_URL"))
+            #expect("\(error)".contains("redis://:***@redis.internal:6380/two"))
+            #expect(!"\(error)".contains("hunter2"))
+        }
+    }
+
     @Test("billing and PostgreSQL settings: prices from a YAML mapping or a list, the password never printed")
     func billingAndPostgres() throws {
         let directory = try TemporaryDirectory()

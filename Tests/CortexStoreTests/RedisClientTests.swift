@@ -78,6 +78,64 @@ struct RedisClientTests {
         await client.close()
     }
 
+    @Test(
+        "a password in the URL authenticates each connection; a wrong one is a handshake error naming Redis's refusal, never the password")
+    func password() async throws {
+        let server = try RedisTestServer(password: "s3cret/pw")
+        let authenticated = try RedisClient(url: "redis://:s3cret%2Fpw@127.0.0.1:\(server.port)", timeout: .seconds(10))
+        #expect(try await authenticated.send(["PING"]) == .simpleString("PONG"))
+        // The ACL form: the default user with the same password.
+        let withUser = try RedisClient(url: "redis://default:s3cret%2Fpw@127.0.0.1:\(server.port)", timeout: .seconds(10))
+        #expect(try await withUser.send(["PING"]) == .simpleString("PONG"))
+
+        let wrong = try RedisClient(url: "redis://:nope@127.0.0.1:\(server.port)", timeout: .seconds(10))
+        do {
+            _ = try await wrong.send(["PING"])
+            Issue.record("a wrong password must fail the connection")
+        } catch let error as RedisError {
+            guard case .handshake(let message) = error else {
+                Issue.record("expected a handshake error, got \(error)")
+                return
+            }
+            #expect(message.contains("WRONGPASS") || message.contains("invalid password"))
+            #expect(!"\(error)".contains("nope"))
+        }
+        // Without the password every command is refused by Redis itself.
+        let anonymous = try RedisClient(url: server.url, timeout: .seconds(10))
+        guard case .error(let refusal) = try await anonymous.send(["PING"]) else {
+            Issue.record("Redis with requirepass refuses commands before AUTH")
+            return
+        }
+        #expect(refusal.hasPrefix("NOAUTH"))
+        for client in [authenticated, withUser, wrong, anonymous] { await client.close() }
+    }
+
+    @Test(
+        "a database number in the URL selects that database on every connection; a bad one, or a bad URL, is refused without its password")
+    func database() async throws {
+        let server = try RedisTestServer()
+        let one = try RedisClient(url: server.url + "/1", timeout: .seconds(10))
+        let zero = try RedisClient(url: server.url + "/0", timeout: .seconds(10))
+        #expect(try await one.send(["SET", "where", "one"]) == .simpleString("OK"))
+        #expect(try await one.send(["GET", "where"]).string == "one")
+        #expect(try await zero.send(["GET", "where"]) == .bulkString(nil), "database 0 is another keyspace")
+        await one.close()
+        await zero.close()
+
+        for bad in [
+            "redis://:hunter2@127.0.0.1:6379/x", "redis://:hunter2@127.0.0.1:6379/-1", "rediss://:hunter2@127.0.0.1:6379",
+            "http://:hunter2@h:1",
+        ] {
+            do {
+                _ = try RedisClient(url: bad)
+                Issue.record("\(bad) must be refused")
+            } catch {
+                #expect("\(error)".contains("redis://[[user]:password@]host[:port][/database]"))
+                #expect(!"\(error)".contains("hunter2"), "the password stays out of the message")
+            }
+        }
+    }
+
     @Test("a Redis that is down fails fast; after it is back the client reconnects by itself")
     func reconnect() async throws {
         let server = try RedisTestServer()

@@ -7,11 +7,13 @@ public final class RedisTestServer: @unchecked Sendable {
     public let url: String
     public let port: Int
     private let directory: String
+    private let password: String?
     private var process: Process?
 
-    /// Starts a server.
-    public init() throws {
+    /// Starts a server; with a `password`, clients must authenticate (`requirepass`).
+    public init(password: String? = nil) throws {
         port = try Self.freePort()
+        self.password = password
         url = "redis://127.0.0.1:\(port)"
         directory = NSTemporaryDirectory() + "cortex-redis-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -31,7 +33,9 @@ public final class RedisTestServer: @unchecked Sendable {
             throw CocoaError(.fileNoSuchFile, userInfo: [NSLocalizedDescriptionKey: "redis-server not found; `make test` installs it"])
         }
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", directory]
+        process.arguments =
+            ["--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", directory]
+            + (password.map { ["--requirepass", $0] } ?? [])
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()

@@ -1,3 +1,5 @@
+import CortexCore
+
 /// A setting that cannot be used; the message names the key and the accepted values.
 public struct ConfigurationError: Error, Sendable, CustomStringConvertible, Equatable {
     /// The setting's name as the operator wrote it: an environment variable or a YAML path.
@@ -16,7 +18,7 @@ public struct ConfigurationError: Error, Sendable, CustomStringConvertible, Equa
 
     public var description: String {
         if let value {
-            return "invalid setting \(key)=\"\(value)\": expected \(expected)"
+            return "invalid setting \(key)=\"\(RedactedURL.redacting(value))\": expected \(expected)"
         }
         return "invalid setting \(key): expected \(expected)"
     }

@@ -182,7 +182,8 @@ extension CortexConfiguration {
             config.rateLimit.overrides = overrides
             return true
         },
-        Setting(yamlPath: "rate_limit.redis_url", environment: "REDIS_URL", accepted: "redis://host:port") { config, value in
+        Setting(yamlPath: "rate_limit.redis_url", environment: "REDIS_URL", accepted: "redis://[[user]:password@]host[:port][/database]") {
+            config, value in
             guard (try? RedisClient(url: value)) != nil else { return false }
             config.rateLimit.redisURL = value
             return true

@@ -1,3 +1,4 @@
+import CortexCore
 import Foundation
 
 extension CortexConfiguration {
@@ -74,8 +75,6 @@ extension CortexConfiguration {
 
     /// A database URL with its password replaced by `***`.
     public static func redacted(_ url: String) -> String {
-        guard var components = URLComponents(string: url), components.password != nil else { return url }
-        components.password = "***"
-        return components.string ?? "postgres://***"
+        RedactedURL.redacting(url)
     }
 }

@@ -1,3 +1,4 @@
+import CortexCore
 import Foundation
 import NIOCore
 import NIOPosix
@@ -17,16 +18,34 @@ final class RedisConnection: Sendable {
         self.handler = handler
     }
 
-    /// Connects within `timeout`.
+    /// Connects within `timeout`, then sends the `handshake` commands (`AUTH`, `SELECT`).
     ///
     /// - Throws: ``RedisError/timeout`` when connecting takes longer (a busy machine or a Redis
-    ///   that does not accept), another error when the connection is refused.
-    static func connect(host: String, port: Int, timeout: Duration, loop: any EventLoop) async throws -> RedisConnection {
+    ///   that does not accept), ``RedisError/handshake(_:)`` when Redis refuses a handshake
+    ///   command (a wrong password), another error when the connection is refused.
+    static func connect(
+        host: String, port: Int, timeout: Duration, handshake: [[String]] = [], loop: any EventLoop
+    ) async throws -> RedisConnection {
+        let connection: RedisConnection
         do {
-            return try await open(host: host, port: port, timeout: timeout, loop: loop)
+            connection = try await open(host: host, port: port, timeout: timeout, loop: loop)
         } catch ChannelError.connectTimeout {
             throw RedisError.timeout
         }
+        for command in handshake {
+            let reply: RESPValue
+            do {
+                reply = try await connection.send(command)
+            } catch {
+                await connection.close()
+                throw error
+            }
+            if case .error(let message) = reply {
+                await connection.close()
+                throw RedisError.handshake(message)
+            }
+        }
+        return connection
     }
 
     private static func open(host: String, port: Int, timeout: Duration, loop: any EventLoop) async throws -> RedisConnection {
@@ -192,14 +211,19 @@ public enum RedisError: Error, Equatable, CustomStringConvertible {
     case timeout
     /// The connection closed before the reply.
     case connectionClosed
-    /// The URL is not `redis://host:port`.
+    /// The URL is not `redis://[[user]:password@]host[:port][/database]`.
     case invalidURL(String)
+    /// Redis refused a command a new connection starts with (`AUTH`, `SELECT`): its error reply.
+    case handshake(String)
 
     public var description: String {
         switch self {
         case .timeout: "Redis did not answer in time"
         case .connectionClosed: "the Redis connection closed"
-        case .invalidURL(let url): "REDIS_URL must look like redis://host:6379 (got \(url))"
+        case .invalidURL(let url):
+            "REDIS_URL must look like redis://[[user]:password@]host[:port][/database], e.g. redis://:secret@redis:6379/0 (got \(RedactedURL.redacting(url)))"
+        case .handshake(let message): "Redis refused the connection's set-up: \(message)"
         }
     }
+
 }

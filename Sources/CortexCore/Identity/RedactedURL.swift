@@ -1,0 +1,14 @@
+/// Text that may hold a URL with a password (`postgres://user:secret@host/db`,
+/// `redis://:secret@host:6379`), made safe for logs, errors and status pages.
+public enum RedactedURL {
+    /// `text` with the password of its URL replaced by `***`; anything else unchanged.
+    ///
+    /// Works on the text, not on a parsed URL, so a malformed URL (the kind an error message
+    /// is about) is redacted too.
+    public static func redacting(_ text: String) -> String {
+        guard let scheme = text.range(of: "://"), let at = text[scheme.upperBound...].lastIndex(of: "@") else { return text }
+        let userInfo = text[scheme.upperBound..<at]
+        guard let colon = userInfo.firstIndex(of: ":") else { return text }
+        return String(text[...colon]) + "***" + String(text[at...])
+    }
+}
