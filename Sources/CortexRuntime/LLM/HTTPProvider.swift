@@ -30,10 +30,10 @@ struct ProviderHTTP: Sendable {
     /// providers come and go with configuration reloads, their connection pools stay.
     private static let shared = Mutex<[[Duration]: LoopClients]>([:])
 
-    /// The clients with these timeouts. The read timeout is the
-    /// first-token timeout: the longest wait for the answer's head, for its first byte, and for
-    /// any byte after (a stream silent that long is cut). It lives in the connection's own
-    /// handler, so a request pays no timer and no racing task for it.
+    /// The clients with these timeouts. The read timeout is the first-token timeout: the longest
+    /// wait for the answer's head, for its first byte, and for any byte after (a stream silent
+    /// that long is cut). It lives in the connection's own handler, so a request pays no timer
+    /// and no racing task for it.
     static func clients(connect: Duration, read: Duration) -> LoopClients {
         shared.withLock { clients in
             if let existing = clients[[connect, read]] { return existing }
