@@ -1,4 +1,5 @@
 import ArgumentParser
+import CortexCore
 import CortexRuntime
 import CortexServer
 import Foundation
@@ -51,7 +52,7 @@ struct ServeCommand: AsyncParsableCommand {
             // Seed 000's operators look for this exact line.
             FileHandle.standardOutput.write(Data("USING DB FILE: \(path)\n".utf8))
         case .postgres(let url):
-            FileHandle.standardOutput.write(Data("USING DATABASE: \(CortexConfiguration.redacted(url))\n".utf8))
+            FileHandle.standardOutput.write(Data("USING DATABASE: \(RedactedURL.redacting(url))\n".utf8))
         }
 
         let dependencies: ServerDependencies

@@ -1,4 +1,5 @@
 public import CoreMetrics
+import CortexCore
 public import CortexRuntime
 public import CortexStore
 public import Foundation
@@ -84,7 +85,7 @@ public struct ServerDependencies: Sendable {
                     client: try RedisClient(url: url, timeout: .milliseconds(configuration.rateLimit.redisTimeoutMilliseconds))
                 ),
                 local: localLimiter,
-                location: CortexConfiguration.redacted(url),
+                location: RedactedURL.redacting(url),
                 metrics: metrics,
                 logger: logger
             )

@@ -14,7 +14,7 @@ extension CortexConfiguration {
         lines.append("log.format: \(log.format.rawValue)")
         switch database {
         case .sqlite(let path): lines.append("database.url: sqlite://\(path)")
-        case .postgres(let url): lines.append("database.url: \(Self.redacted(url))")
+        case .postgres(let url): lines.append("database.url: \(RedactedURL.redacting(url))")
         }
         lines.append("readiness.min_free_disk_mb: \(readiness.minFreeDiskMB)")
         lines.append("readiness.interval_s: \(readiness.monitorIntervalSeconds)")
@@ -36,7 +36,7 @@ extension CortexConfiguration {
         let overrides = rateLimit.overrides.map { "\($0.tenant)/\($0.model)=\($0.requestsPerSecond):\($0.burst)" }
         lines.append("rate_limit.overrides: \(overrides.isEmpty ? "(none)" : overrides.joined(separator: ","))")
         lines.append(
-            "rate_limit.redis_url: \(rateLimit.redisURL.map(Self.redacted) ?? "not set (limits per process)"), timeout \(rateLimit.redisTimeoutMilliseconds) ms"
+            "rate_limit.redis_url: \(rateLimit.redisURL.map(RedactedURL.redacting) ?? "not set (limits per process)"), timeout \(rateLimit.redisTimeoutMilliseconds) ms"
         )
         if llm.isEnabled {
             for (role, provider) in zip(["primary", "fallback"], [llm.primary, llm.fallback]) where !provider.url.isEmpty {
@@ -71,10 +71,5 @@ extension CortexConfiguration {
             lines.append("models: \(model.name) at \(model.path)" + (model.version.map { " version \($0)" } ?? ""))
         }
         return lines.joined(separator: "\n")
-    }
-
-    /// A database URL with its password replaced by `***`.
-    public static func redacted(_ url: String) -> String {
-        RedactedURL.redacting(url)
     }
 }
