@@ -24,8 +24,11 @@ rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 pid_on_port() { # port
   ss -ltnp "sport = :$1" | awk -F'pid=' 'NR>1 {split($2,a,","); print a[1]}' | head -1
 }
-# CPU time (user + system, all threads) a process has used, in clock ticks.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# CPU time (user + system, all threads) a process has used, in clock ticks; 0 when the process
+# is unknown (ss shows other users' processes only to root), so the figure reads 0, not a failure.
+cpu_ticks() { # pid
+  if [ -n "$1" ] && [ -r "/proc/$1/stat" ]; then awk '{print $14 + $15}' "/proc/$1/stat"; else echo 0; fi
+}
 
 # wrk prints "Requests/sec: N" and, with --latency, "99% Nms"; normalise p99 to milliseconds.
 # Also measures the CPU the server on the URL's port spent per request (all its threads, user and
