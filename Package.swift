@@ -99,6 +99,9 @@ let package = Package(
         .executableTarget(
             name: "BareHummingbird",
             dependencies: [
+                "CortexCore",
+                "CortexRuntime",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
