@@ -6,7 +6,9 @@
 #    rate limit, per-token billing on the SQLite ledger, metrics, access logs at info) against
 #    the same request sent to the upstream directly, at CONNECTIONS connections (default 32) and
 #    at one. Targets: <= 0.3 ms more at p50 and <= 2 ms more at p99 at 32 connections.
-#    The same through a second Cortex with prices at 0 (no ledger writes) shows what billing costs.
+#    The same through a second Cortex with prices at 0 (no ledger writes) shows what billing costs,
+#    and through bare Hummingbird forwarding with AsyncHTTPClient (no auth, limits, billing,
+#    metrics or logs) shows the floor: what any proxy on this stack adds on this machine.
 # 2. What streaming adds to the time to first token: bench/ttft.py, TTFT_REQUESTS sequential
 #    streamed requests through Cortex and directly. Target: <= 1 ms more.
 #
@@ -23,6 +25,7 @@ TTFT_REQUESTS=${TTFT_REQUESTS:-500}
 CORTEX_PORT=${CORTEX_PORT:-18120}
 UPSTREAM_PORT=${UPSTREAM_PORT:-18121}
 FREE_PORT=${FREE_PORT:-18122}
+PROXY_PORT=${PROXY_PORT:-18123}
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
 . bench/lib.sh
@@ -31,6 +34,8 @@ build_cortex BareHummingbird
 
 PORT=$UPSTREAM_PORT "$BIN/BareHummingbird" >"$WORK/upstream.log" 2>&1 &
 wait_for "http://127.0.0.1:$UPSTREAM_PORT/v1/models"
+PORT=$PROXY_PORT UPSTREAM="http://127.0.0.1:$UPSTREAM_PORT" "$BIN/BareHummingbird" >"$WORK/proxy.log" 2>&1 &
+wait_for "http://127.0.0.1:$PROXY_PORT/health"
 # Everything on: the demo key, a rate limit far above the load, per-token prices, access logs.
 start_cortex "$CORTEX_PORT" "" \
   LOG_LEVEL=info DEMO_CREDITS=1000000000 RATE_LIMIT_RPS=1000000 \
@@ -60,7 +65,9 @@ compare() { # connections
       run_wrk "direct-$1" "http://127.0.0.1:$UPSTREAM_PORT/v1/chat/completions" bench/chat.lua
       run_wrk "cortex-$1" "http://127.0.0.1:$CORTEX_PORT/v1/chat/completions" bench/chat.lua
       run_wrk "unbilled-$1" "http://127.0.0.1:$FREE_PORT/v1/chat/completions" bench/chat.lua
+      run_wrk "bare-proxy-$1" "http://127.0.0.1:$PROXY_PORT/proxy/v1/chat/completions" bench/chat.lua
     else
+      run_wrk "bare-proxy-$1" "http://127.0.0.1:$PROXY_PORT/proxy/v1/chat/completions" bench/chat.lua
       run_wrk "unbilled-$1" "http://127.0.0.1:$FREE_PORT/v1/chat/completions" bench/chat.lua
       run_wrk "cortex-$1" "http://127.0.0.1:$CORTEX_PORT/v1/chat/completions" bench/chat.lua
       run_wrk "direct-$1" "http://127.0.0.1:$UPSTREAM_PORT/v1/chat/completions" bench/chat.lua
@@ -75,7 +82,8 @@ echo "== time to first token, $TTFT_REQUESTS streamed requests each, one after a
 ttft_direct=$(python3 bench/ttft.py "127.0.0.1:$UPSTREAM_PORT" "$TTFT_REQUESTS")
 ttft_cortex=$(python3 bench/ttft.py "127.0.0.1:$CORTEX_PORT" "$TTFT_REQUESTS")
 ttft_free=$(python3 bench/ttft.py "127.0.0.1:$FREE_PORT" "$TTFT_REQUESTS")
-echo "   direct p50/p99 ms: $ttft_direct   through cortex: $ttft_cortex   unbilled: $ttft_free"
+ttft_proxy=$(python3 bench/ttft.py "127.0.0.1:$PROXY_PORT" "$TTFT_REQUESTS" /proxy/v1/chat/completions)
+echo "   direct p50/p99 ms: $ttft_direct   through cortex: $ttft_cortex   unbilled: $ttft_free   bare proxy: $ttft_proxy"
 
 echo
 echo "== results (medians of $ROUNDS rounds)"
@@ -91,12 +99,17 @@ for c in "$CONNECTIONS" 1; do
   awk -v c="$c" -v dr="$dr" -v ur="$ur" -v d50="$d50" -v u50="$u50" -v d99="$d99" -v u99="$u99" 'BEGIN {
     printf "   unbilled %2d conn: cortex %7.0f req/s p50 %.3f p99 %.3f ms | adds p50 %+.3f ms, p99 %+.3f ms, throughput ratio %.2f\n",
       c, ur, u50, u99, u50 - d50, u99 - d99, ur / dr }'
+  pr=$(median "bare-proxy-$c" 1); p99=$(median "bare-proxy-$c" 2); p50=$(median "bare-proxy-$c" 3)
+  awk -v c="$c" -v dr="$dr" -v pr="$pr" -v d50="$d50" -v p50="$p50" -v d99="$d99" -v p99="$p99" -v cpu="$(median "bare-proxy-$c" 4)" 'BEGIN {
+    printf "   floor, bare Hummingbird + AsyncHTTPClient proxy %2d conn: %7.0f req/s p50 %.3f p99 %.3f ms | adds p50 %+.3f ms, p99 %+.3f ms; CPU %d us/req\n",
+      c, pr, p50, p99, p50 - d50, p99 - d99, cpu }'
 done
 read -r d50 d99 <<<"$ttft_direct"
 read -r c50 c99 <<<"$ttft_cortex"
 read -r u50 u99 <<<"$ttft_free"
-awk -v d50="$d50" -v c50="$c50" -v d99="$d99" -v c99="$c99" -v u50="$u50" 'BEGIN {
-  printf "time to first token: direct p50 %.3f p99 %.3f ms | cortex p50 %.3f p99 %.3f ms | streaming adds p50 %+.3f ms (target <= 1 ms); unbilled adds %+.3f ms\n",
-    d50, d99, c50, c99, c50 - d50, u50 - d50 }'
+read -r p50 p99 <<<"$ttft_proxy"
+awk -v d50="$d50" -v c50="$c50" -v d99="$d99" -v c99="$c99" -v u50="$u50" -v p50="$p50" 'BEGIN {
+  printf "time to first token: direct p50 %.3f p99 %.3f ms | cortex p50 %.3f p99 %.3f ms | streaming adds p50 %+.3f ms (target <= 1 ms); unbilled adds %+.3f ms; the bare proxy (floor) adds %+.3f ms\n",
+    d50, d99, c50, c99, c50 - d50, u50 - d50, p50 - d50 }'
 balance=$(curl -fs -H 'X-API-Key: demo-api-key-123' "http://127.0.0.1:$CORTEX_PORT/me" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["balance"], d["held"])')
 echo "demo balance and held after the run: $balance"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Time to first token of a streamed chat completion, sequentially, over one kept-alive connection.
 
-    python3 bench/ttft.py HOST:PORT COUNT
+    python3 bench/ttft.py HOST:PORT COUNT [PATH]
 
 Sends COUNT streamed requests (after 20 warm-up ones) and prints "p50_ms p99_ms" of the time from
 sending the request to reading the first server-sent event that carries content.
@@ -13,6 +13,7 @@ import time
 
 host, port = sys.argv[1].split(":")
 count = int(sys.argv[2])
+path = sys.argv[3] if len(sys.argv) > 3 else "/v1/chat/completions"
 body = json.dumps({"model": "fake-model", "stream": True, "max_tokens": 16,
                    "messages": [{"role": "user", "content": "Say hello"}]}, separators=(",", ":"))
 headers = {"Content-Type": "application/json", "X-API-Key": "demo-api-key-123"}
@@ -20,7 +21,7 @@ connection = http.client.HTTPConnection(host, int(port))
 samples = []
 for index in range(count + 20):
     started = time.perf_counter()
-    connection.request("POST", "/v1/chat/completions", body=body, headers=headers)
+    connection.request("POST", path, body=body, headers=headers)
     response = connection.getresponse()
     assert response.status == 200, response.status
     first = None
