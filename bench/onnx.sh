@@ -73,15 +73,22 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 run_p50_us=$("$BIN/cortex" models bench models/vA.onnx --runs 20000 | awk '/run_p50_us/ {print $2}')
 
+# ROUNDS rounds of vA requests to a server with batching on and one with it off, alternating
+# which goes first; results under PREFIX-on and PREFIX-off.
+on_off_rounds() { # prefix on-port off-port
+  local round name port
+  for round in $(seq 1 "$ROUNDS"); do
+    if [ $((round % 2)) = 1 ]; then order="on off"; else order="off on"; fi
+    for name in $order; do
+      if [ "$name" = on ]; then port=$2; else port=$3; fi
+      run_wrk "$1-$name" "http://127.0.0.1:$port/v2/models/vA/infer" bench/image.lua
+    done
+  done
+}
+
 echo "== 2. batching on vs off at $BATCH_CONNECTIONS connections: $ROUNDS rounds of ${DURATION}s"
 CONNECTIONS=$BATCH_CONNECTIONS
-for round in $(seq 1 "$ROUNDS"); do
-  if [ $((round % 2)) = 1 ]; then order="on off"; else order="off on"; fi
-  for name in $order; do
-    case $name in on) port=$CORTEX_PORT ;; off) port=$UNBATCHED_PORT ;; esac
-    run_wrk "batching-$name" "http://127.0.0.1:$port/v2/models/vA/infer" bench/image.lua
-  done
-done
+on_off_rounds batching "$CORTEX_PORT" "$UNBATCHED_PORT"
 rows_per_execution() { # port
   curl -fs "http://127.0.0.1:$1/v2/models/vA/stats" |
     python3 -c 'import json,sys; s=json.load(sys.stdin)["model_stats"][0]; print(s["inference_count"], s["execution_count"])'
@@ -89,13 +96,7 @@ rows_per_execution() { # port
 rows=$(rows_per_execution "$CORTEX_PORT")
 if [ "$WIDE_HIDDEN" -gt 0 ]; then
   echo "== 2b. the same on a wide MLP (64 -> $WIDE_HIDDEN -> $WIDE_HIDDEN -> 10)"
-  for round in $(seq 1 "$ROUNDS"); do
-    if [ $((round % 2)) = 1 ]; then order="on off"; else order="off on"; fi
-    for name in $order; do
-      case $name in on) port=$WIDE_PORT ;; off) port=$WIDE_UNBATCHED_PORT ;; esac
-      run_wrk "wide-$name" "http://127.0.0.1:$port/v2/models/vA/infer" bench/image.lua
-    done
-  done
+  on_off_rounds wide "$WIDE_PORT" "$WIDE_UNBATCHED_PORT"
   wide_rows=$(rows_per_execution "$WIDE_PORT")
   wide_run_p50_us=$("$BIN/cortex" models bench "$WORK/wide-off/vA.onnx" --runs 2000 | awk '/run_p50_us/ {print $2}')
 fi
