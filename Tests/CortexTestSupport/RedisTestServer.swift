@@ -8,7 +8,7 @@ public final class RedisTestServer: @unchecked Sendable {
     public let port: Int
     private let directory: String
     private let password: String?
-    private var process: Process?
+    private var process: ChildProcess?
 
     /// Starts a server; with a `password`, clients must authenticate (`requirepass`).
     public init(password: String? = nil) throws {
@@ -27,19 +27,20 @@ public final class RedisTestServer: @unchecked Sendable {
 
     /// Starts the server (again) on the same port and waits until it answers.
     public func start() throws {
-        let process = Process()
         guard let binary = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"].first(where: FileManager.default.isExecutableFile)
         else {
             throw CocoaError(.fileNoSuchFile, userInfo: [NSLocalizedDescriptionKey: "redis-server not found; `make test` installs it"])
         }
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments =
-            ["--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", directory]
-            + (password.map { ["--requirepass", $0] } ?? [])
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        self.process = process
+        let null = open("/dev/null", O_WRONLY | O_CLOEXEC)
+        defer { close(null) }
+        process = try ChildProcess(
+            executable: binary,
+            arguments: ["--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", directory]
+                + (password.map { ["--requirepass", $0] } ?? []),
+            environment: ProcessInfo.processInfo.environment,
+            standardOutput: null,
+            standardError: null
+        )
         for _ in 0..<200 {
             if Self.accepts(port: port) { return }
             usleep(10_000)
@@ -49,11 +50,8 @@ public final class RedisTestServer: @unchecked Sendable {
 
     /// Stops the server (SIGKILL: as abrupt as a crash) and waits until it is gone.
     public func stop() {
-        guard let process, process.isRunning else { return }
-        process.terminate()
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        self.process = nil
+        process?.kill()
+        process = nil
     }
 
     private static func freePort() throws -> Int {

@@ -1,3 +1,4 @@
+import CortexTestSupport
 import Foundation
 import Synchronization
 
@@ -31,7 +32,9 @@ final class CortexProcess: Sendable {
         func append(_ data: Data) { text.withLock { $0 += String(decoding: data, as: UTF8.self) } }
     }
 
-    let process: Process
+    let process: ChildProcess
+    /// The reading ends of the child's output: they must live as long as the child writes.
+    private let pipes: [Pipe]
     private let output = Collected()
     private let errors = Collected()
 
@@ -54,25 +57,26 @@ final class CortexProcess: Sendable {
         workingDirectory: String = Repository.root.path
     ) throws {
         guard FileManager.default.isExecutableFile(atPath: binary) else { throw Failure.binaryMissing(binary) }
-        process = Process()
-        if let user {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-            process.arguments = ["--reuid=\(user)", "--regid=\(user)", "--clear-groups", binary] + arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: binary)
-            process.arguments = arguments
-        }
-        process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory)
         var env = ProcessInfo.processInfo.environment
         env.merge(environment) { _, new in new }
-        process.environment = env
         let outPipe = Pipe()
         let errPipe = Pipe()
-        process.standardOutput = outPipe
-        process.standardError = errPipe
         outPipe.fileHandleForReading.readabilityHandler = { [output] handle in output.append(handle.availableData) }
         errPipe.fileHandleForReading.readabilityHandler = { [errors] handle in errors.append(handle.availableData) }
-        try process.run()
+        defer {
+            // The child has its own copies; the reading ends see the end when it exits.
+            try? outPipe.fileHandleForWriting.close()
+            try? errPipe.fileHandleForWriting.close()
+        }
+        process = try ChildProcess(
+            executable: user == nil ? binary : "/usr/bin/setpriv",
+            arguments: user.map { ["--reuid=\($0)", "--regid=\($0)", "--clear-groups", binary] + arguments } ?? arguments,
+            environment: env,
+            directory: workingDirectory,
+            standardOutput: outPipe.fileHandleForWriting.fileDescriptor,
+            standardError: errPipe.fileHandleForWriting.fileDescriptor
+        )
+        pipes = [outPipe, errPipe]
     }
 
     /// Runs a short `cortex` command to completion and returns its status and whole output.
@@ -101,24 +105,20 @@ final class CortexProcess: Sendable {
             try? FileManager.default.removeItem(atPath: outPath)
             try? FileManager.default.removeItem(atPath: errPath)
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.currentDirectoryURL = Repository.root
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
         let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
         let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning && ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(10))
-        }
+        let process = try ChildProcess(
+            executable: executable,
+            arguments: arguments,
+            environment: ProcessInfo.processInfo.environment.merging(environment) { _, new in new },
+            directory: Repository.root.path,
+            standardOutput: out.fileDescriptor,
+            standardError: err.fileDescriptor
+        )
         try? out.close()
         try? err.close()
-        let status: Int32? = process.isRunning ? nil : process.terminationStatus
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        let status = try await process.waitForExit(timeout: timeout)
+        if status == nil { process.kill() }
         let read = { (path: String) in (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
         return (status, read(outPath), read(errPath))
     }
@@ -179,22 +179,17 @@ final class CortexProcess: Sendable {
     }
 
     func signal(_ number: Int32) {
-        kill(process.processIdentifier, number)
+        process.signal(number)
     }
 
     /// Waits for exit (up to `timeout`) and returns the exit status, or `nil` if it is still running.
     func waitForExit(timeout: Duration = .seconds(30)) async throws -> Int32? {
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning && ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        return process.isRunning ? nil : process.terminationStatus
+        try await process.waitForExit(timeout: timeout)
     }
 
     /// Kills the process if it still runs.
     func terminate() {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
+        process.kill()
     }
 }
 
