@@ -62,12 +62,7 @@ struct ModelsCommand: AsyncParsableCommand {
             guard let model = base as? ONNXModel else {
                 throw ValidationError("\(path) is not an ONNX model")
             }
-            let inputs = model.metadata.inputs.map { spec in
-                var sized = spec
-                sized.shape = TensorShape(
-                    spec.shape.dimensions.enumerated().map { index, dimension in dimension >= 0 ? dimension : (index == 0 ? batch : size) })
-                return sized.zeros()
-            }
+            let inputs = model.metadata.zeroInputs(batch: batch, size: size)
             _ = try model.timeRuns(inputs, iterations: 100)
             let times = try model.timeRuns(inputs, iterations: max(1, runs)).sorted()
             func percentile(_ p: Double) -> Double { Double(times[min(times.count - 1, Int(Double(times.count) * p))]) / 1000 }

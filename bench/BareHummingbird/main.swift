@@ -26,11 +26,7 @@ router.post("/v2/models/{model}/infer") { request, _ in
 if let path = ProcessInfo.processInfo.environment["ONNX_MODEL"] {
     let loaded = try ModelLoader().load(ModelSource(name: "floor", path: path))
     let model = (loaded as? BatchedModel)?.base ?? loaded
-    let inputs = model.metadata.inputs.map { spec in
-        var sized = spec
-        sized.shape = TensorShape(spec.shape.dimensions.enumerated().map { index, size in size >= 0 ? size : (index == 0 ? 1 : 8) })
-        return sized.zeros()
-    }
+    let inputs = model.metadata.zeroInputs(batch: 1, size: 8)
     router.post("/onnx/infer") { request, _ in
         let body = try await request.body.collect(upTo: 1_048_576)
         _ = try model.infer(inputs)
@@ -68,22 +64,18 @@ router.post("/v1/chat/completions") { request, _ in
 }
 // With UPSTREAM set: the least a proxy on this stack can do, the floor under Cortex's LLM gateway
 // in bench/llm.sh. `POST /proxy/v1/chat/completions` forwards the body to UPSTREAM's
-// /v1/chat/completions with AsyncHTTPClient (a client per event loop and no tracer, as Cortex's
-// providers have) and returns the answer, whole or streamed as it arrives: no auth, limits,
-// billing, metrics or logs.
+// /v1/chat/completions through Cortex's own `LoopClients` (an AsyncHTTPClient per event loop,
+// no tracer, as Cortex's providers have) and returns the answer, whole or streamed as it
+// arrives: no auth, limits, billing, metrics or logs.
 if let upstream = ProcessInfo.processInfo.environment["UPSTREAM"] {
     var configuration = HTTPClient.Configuration()
     configuration.tracing.tracer = nil
     configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 256
-    var clients: [ObjectIdentifier: HTTPClient] = [:]
-    for loop in NIOSingletons.posixEventLoopGroup.makeIterator() {
-        clients[ObjectIdentifier(loop)] = HTTPClient(eventLoopGroupProvider: .shared(loop), configuration: configuration)
-    }
-    let loopClients = clients
+    let clients = LoopClients(configuration: configuration)
     let url = upstream + "/v1/chat/completions"
     router.post("/proxy/v1/chat/completions") { request, _ in
         let body = try await request.body.collect(upTo: 1_048_576)
-        let client = MultiThreadedEventLoopGroup.currentEventLoop.flatMap { loopClients[ObjectIdentifier($0)] } ?? HTTPClient.shared
+        let client = clients.current
         var forward = HTTPClientRequest(url: url)
         forward.method = .POST
         forward.headers.add(name: "Content-Type", value: "application/json")

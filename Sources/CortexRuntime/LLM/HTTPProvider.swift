@@ -1,4 +1,4 @@
-import AsyncHTTPClient
+public import AsyncHTTPClient
 import CortexCore
 import Foundation
 import NIOCore
@@ -259,12 +259,13 @@ extension TimeAmount {
 /// Cortex runs its tasks on those loops, so a call made on a loop uses connections that live on
 /// it: the request goes out and the answer comes back on the thread the handler already runs
 /// on, without waking another thread twice per call. A call from anywhere else (a test's own
-/// threads) takes a client on the whole group.
-final class LoopClients: Sendable {
+/// threads) takes a client on the whole group. (bench/BareHummingbird's proxy uses it too, so
+/// its floor has the same client path as Cortex's providers.)
+public final class LoopClients: Sendable {
     private let byLoop: [ObjectIdentifier: HTTPClient]
     private let anyLoop: HTTPClient
 
-    init(configuration: HTTPClient.Configuration) {
+    public init(configuration: HTTPClient.Configuration) {
         var byLoop: [ObjectIdentifier: HTTPClient] = [:]
         for loop in NIOSingletons.posixEventLoopGroup.makeIterator() {
             byLoop[ObjectIdentifier(loop)] = HTTPClient(eventLoopGroupProvider: .shared(loop), configuration: configuration)
@@ -274,7 +275,7 @@ final class LoopClients: Sendable {
     }
 
     /// The client whose connections live on the calling thread's event loop, if it has one.
-    var current: HTTPClient {
+    public var current: HTTPClient {
         guard let loop = MultiThreadedEventLoopGroup.currentEventLoop, let client = byLoop[ObjectIdentifier(loop)] else {
             return anyLoop
         }

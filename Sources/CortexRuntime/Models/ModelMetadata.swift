@@ -64,6 +64,19 @@ public struct ModelMetadata: Sendable, Equatable {
     }
 }
 
+extension ModelMetadata {
+    /// Zeros for every input, each dynamic dimension `batch` (the first) or `size` (the others):
+    /// input for timing a model (`cortex models bench`, bench/BareHummingbird's ONNX floor).
+    public func zeroInputs(batch: Int, size: Int) -> [Tensor] {
+        inputs.map { spec in
+            var sized = spec
+            sized.shape = TensorShape(
+                spec.shape.dimensions.enumerated().map { index, dimension in dimension >= 0 ? dimension : (index == 0 ? batch : size) })
+            return sized.zeros()
+        }
+    }
+}
+
 extension TensorSpec {
     /// A tensor of zeros (false, empty strings) of this spec, dynamic dimensions as 1: warm-up input.
     public func zeros() -> Tensor {
