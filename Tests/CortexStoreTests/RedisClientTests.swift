@@ -200,8 +200,8 @@ struct RedisRateLimitTests {
         // The budget's next token comes 100 s after the first decision (Redis's clock): the last
         // refusal waits 100 s less the time the decisions took (a busy test process can stall for seconds).
         let refused = try #require(decisions.last { !$0.allowed })
-        let elapsedNanoseconds = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
-        #expect(refused.retryAfter > 99_000_000_000 - elapsedNanoseconds && refused.retryAfter <= 100_000_000_000)
+        let retryAfter = Duration.nanoseconds(refused.retryAfter)
+        #expect(retryAfter > .seconds(99) - elapsed && retryAfter <= .seconds(100))
         // Another key has its own budget.
         #expect(try await first.decide(key: "key:2", limit: limit).allowed)
         await first.close()
