@@ -48,18 +48,6 @@ sed '/^batching:/,$d' models/vA.yaml >"$WORK/unbatched/vA.yaml"
 start_cortex "$CORTEX_PORT" ""
 start_cortex "$UNBATCHED_PORT" "" MODEL_VA_PATH="$WORK/unbatched/vA.onnx"
 for port in "$CORTEX_PORT" "$UNBATCHED_PORT"; do wait_for "http://127.0.0.1:$port/v2/models/vA/ready"; done
-if [ "$WIDE_HIDDEN" -gt 0 ]; then
-  # The wide MLP in vA's place: the bundled manifest (batching on) and the copy without batching.
-  .venv/bin/python -c 'import onnx' 2>/dev/null || .venv/bin/pip install -q --disable-pip-version-check onnx==1.23.2
-  mkdir -p "$WORK/wide-on" "$WORK/wide-off"
-  .venv/bin/python bench/wide_mlp.py "$WORK/wide-on/vA.onnx" "$WIDE_HIDDEN"
-  cp "$WORK/wide-on/vA.onnx" "$WORK/wide-off/vA.onnx"
-  cp models/vA.yaml "$WORK/wide-on/vA.yaml"
-  cp "$WORK/unbatched/vA.yaml" "$WORK/wide-off/vA.yaml"
-  start_cortex "$WIDE_PORT" "" MODEL_VA_PATH="$WORK/wide-on/vA.onnx"
-  start_cortex "$WIDE_UNBATCHED_PORT" "" MODEL_VA_PATH="$WORK/wide-off/vA.onnx"
-  for port in "$WIDE_PORT" "$WIDE_UNBATCHED_PORT"; do wait_for "http://127.0.0.1:$port/v2/models/vA/ready"; done
-fi
 PORT=$BARE_PORT ONNX_MODEL=models/vA.onnx "$BIN/BareHummingbird" >"$WORK/bare.log" 2>&1 &
 wait_for "http://127.0.0.1:$BARE_PORT/health"
 
@@ -76,7 +64,7 @@ run_p50_us=$("$BIN/cortex" models bench models/vA.onnx --runs 20000 | awk '/run_
 # ROUNDS rounds of vA requests to a server with batching on and one with it off, alternating
 # which goes first; results under PREFIX-on and PREFIX-off.
 on_off_rounds() { # prefix on-port off-port
-  local round name port
+  local round name port order
   for round in $(seq 1 "$ROUNDS"); do
     if [ $((round % 2)) = 1 ]; then order="on off"; else order="off on"; fi
     for name in $order; do
@@ -96,8 +84,20 @@ rows_per_execution() { # port
 rows=$(rows_per_execution "$CORTEX_PORT")
 if [ "$WIDE_HIDDEN" -gt 0 ]; then
   echo "== 2b. the same on a wide MLP (64 -> $WIDE_HIDDEN -> $WIDE_HIDDEN -> 10)"
+  # The wide MLP in vA's place: the bundled manifest (batching on) and the copy without batching,
+  # started only now and stopped after, so they run during no other measurement.
+  .venv/bin/python -c 'import onnx' 2>/dev/null || .venv/bin/pip install -q --disable-pip-version-check onnx==1.23.2
+  mkdir -p "$WORK/wide-on" "$WORK/wide-off"
+  .venv/bin/python bench/wide_mlp.py "$WORK/wide-on/vA.onnx" "$WIDE_HIDDEN"
+  cp "$WORK/wide-on/vA.onnx" "$WORK/wide-off/vA.onnx"
+  cp models/vA.yaml "$WORK/wide-on/vA.yaml"
+  cp "$WORK/unbatched/vA.yaml" "$WORK/wide-off/vA.yaml"
+  start_cortex "$WIDE_PORT" "" MODEL_VA_PATH="$WORK/wide-on/vA.onnx"
+  start_cortex "$WIDE_UNBATCHED_PORT" "" MODEL_VA_PATH="$WORK/wide-off/vA.onnx"
+  for port in "$WIDE_PORT" "$WIDE_UNBATCHED_PORT"; do wait_for "http://127.0.0.1:$port/v2/models/vA/ready"; done
   on_off_rounds wide "$WIDE_PORT" "$WIDE_UNBATCHED_PORT"
   wide_rows=$(rows_per_execution "$WIDE_PORT")
+  kill "$(pid_on_port "$WIDE_PORT")" "$(pid_on_port "$WIDE_UNBATCHED_PORT")"
   wide_run_p50_us=$("$BIN/cortex" models bench "$WORK/wide-off/vA.onnx" --runs 2000 | awk '/run_p50_us/ {print $2}')
 fi
 
