@@ -58,6 +58,16 @@ struct ONNXModelTests {
         #expect(image.color == .gray)
     }
 
+    @Test("timing inputs: zeros, the batch dimension as asked, the other dynamic ones as the size, fixed ones kept; the model runs them")
+    func zeroInputs() throws {
+        let model = try Self.model("vA")
+        let inputs = model.metadata.zeroInputs(batch: 3, size: 16)
+        #expect(inputs.map(\.name) == ["image"])
+        #expect(inputs.first?.shape == TensorShape([3, 1, 16, 16]))
+        #expect(inputs.first?.data == .float(Array(repeating: 0, count: 3 * 16 * 16)))
+        #expect(try model.infer(inputs).first?.shape == TensorShape([3, 10]))
+    }
+
     @Test("outputs equal Python onnxruntime's bit for bit, one image at a time", arguments: ["vA", "vB"])
     func parity(name: String) throws {
         let model = try Self.model(name)
