@@ -12,7 +12,10 @@ They answer `probabilities`, FP32 [N, 10].
                      2x2 average pooling, then a softmax layer trained by scikit-learn
     models/vA.yaml, models/vB.yaml          how Cortex serves them (image preprocessing, labels)
     models/digits/*.png, *.jpg              real test images (8x8, and larger copies)
-    models/digits/expected.json             ONNX Runtime's probabilities for each image and model
+    models/digits/expected.json             ONNX Runtime's probabilities for each image and model, as
+                                            computed on this machine: exact here only, within a relative
+                                            1e-5 on other CPUs (the tests' exact reference is made at test
+                                            time by Tests/Python/onnx_reference.py)
     Tests/CortexRuntimeTests/Fixtures/types.onnx   one Identity per element type, for datatype tests
 
 Deterministic: fixed seeds. Needs numpy, scikit-learn, onnx, onnxruntime and pillow:

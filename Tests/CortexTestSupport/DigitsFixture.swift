@@ -1,7 +1,11 @@
 public import Foundation
 
-/// ONNX Runtime's own outputs for the bundled digit images (`models/digits/expected.json`,
-/// written by scripts/make_image_models.py), shared by the runtime and server tests.
+/// The bundled digit images and ONNX Runtime's outputs for them as computed on the machine that
+/// made them (`models/digits/expected.json`, written by scripts/make_image_models.py), shared by
+/// the runtime and server tests.
+///
+/// The outputs are bit-exact only on a processor like the one that made them: compare with
+/// `agrees(_:_:)`, and bit for bit only with `ONNXReference`, made on the machine under test.
 public struct DigitsFixture: Decodable, Sendable {
     public struct Image: Decodable, Sendable {
         /// File name in `models/digits`.
@@ -21,6 +25,15 @@ public struct DigitsFixture: Decodable, Sendable {
 
     /// The 8×8 images, which carry pixels and both models' probabilities.
     public var exact: [Image] { images.filter { $0.pixels != nil } }
+
+    /// The relative difference within which ONNX Runtime's floats agree across processors.
+    public static let crossMachineTolerance: Float = 1e-5
+
+    /// Whether `value`, computed on this machine, agrees with the fixture's `expected` within
+    /// `crossMachineTolerance` relative to the larger of the two.
+    public static func agrees(_ value: Float, _ expected: Float) -> Bool {
+        abs(value - expected) <= crossMachineTolerance * max(abs(value), abs(expected))
+    }
 
     /// Reads the fixture from the repository at `root`.
     public static func load(root: URL) throws -> DigitsFixture {
