@@ -142,11 +142,15 @@ struct RedisClientTests {
         let client = try RedisClient(url: server.url, timeout: .seconds(5))
         #expect(try await client.send(["PING"]) == .simpleString("PONG"))
         server.stop()
-        let start = ContinuousClock.now
-        await #expect(throws: (any Error).self) { _ = try await client.send(["PING"]) }
-        await #expect(throws: (any Error).self) { _ = try await client.send(["PING"]) }
-        // Bounded by the deadlines, not by TCP's minutes-long retries (generous: the machine may be busy).
-        #expect(ContinuousClock.now - start < .seconds(10))
+        // Fast: each call fails on the refused connection itself, not by waiting out its deadline
+        // (checked by what failed, not by a clock, which a busy machine would make flaky).
+        for _ in 0..<2 {
+            await #expect {
+                _ = try await client.send(["PING"])
+            } throws: { error in
+                (error as? RedisError) != .timeout
+            }
+        }
         try server.start()
         #expect(try await client.send(["PING"]) == .simpleString("PONG"))
         await client.close()
@@ -166,9 +170,7 @@ struct RedisClientTests {
         }
         #expect(listening && listen(fd, 8) == 0)
         let client = try RedisClient(url: "redis://127.0.0.1:\(UInt16(bigEndian: address.sin_port))", timeout: .milliseconds(100))
-        let start = ContinuousClock.now
         await #expect(throws: RedisError.timeout) { _ = try await client.send(["PING"]) }
-        #expect(ContinuousClock.now - start < .seconds(10))
         await client.close()
     }
 
