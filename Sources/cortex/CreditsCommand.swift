@@ -62,6 +62,10 @@ struct CreditsCommand: AsyncParsableCommand {
                 print("\(removing ? "deducted" : "granted") \(credits) \(removing ? "from" : "to") \(tenant); balance \(balance)")
             case .insufficient(let balance):
                 throw CommandFailure("cannot deduct \(credits) credits: the balance is \(balance)")
+            case .overLimit(let balance):
+                throw CommandFailure(
+                    "cannot grant \(credits) credits: a balance, with what is held from it, can hold at most \(Credits.maximumBalance) credits; the balance is \(balance)"
+                )
             case .duplicateRequest, .unknownTenant:
                 throw CommandFailure("the change was not recorded; run the command again")
             }

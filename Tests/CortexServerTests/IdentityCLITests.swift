@@ -90,7 +90,7 @@ struct DatabaseCLITests {
         let names = try await copy.query("SELECT name FROM tenants ORDER BY name").compactMap { $0.column("name")?.string }
         #expect(names == ["acme", "demo"])
         let version = try await copy.query("SELECT MAX(version) AS v FROM schema_migrations").first?.column("v")?.integer
-        #expect(version == 3)
+        #expect(version == 4)
         try await copy.close()
 
         let again = try await IdentityCLITests.run(["db", "backup", target], database: database)
@@ -111,7 +111,7 @@ struct DatabaseVerifyTests {
         _ = try await IdentityCLITests.run(["keys", "create", "--tenant", "acme"], database: database)
         let healthy = try await IdentityCLITests.run(["db", "verify"], database: database)
         #expect(healthy.status == 0)
-        #expect(healthy.stdout.contains("database OK (schema version 3)"))
+        #expect(healthy.stdout.contains("database OK (schema version 4)"))
 
         // Delete the tenant behind Cortex's back: its key now points nowhere.
         let raw = try await SQLiteConnection.open(storage: .file(path: database))

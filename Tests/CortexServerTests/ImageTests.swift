@@ -115,6 +115,9 @@ struct ImageTests {
             ),
             ("truncated PNG", Self.request(b64(Array(png.prefix(40))), size: 8), 400, "invalid_image", "PNG"),
             ("corrupt PNG data", Self.request(b64(corrupt), size: 8), 400, "invalid_image", "PNG"),
+            // Whole up to its image data: libpng's reader alone would decode it.
+            ("PNG cut after its image data", Self.request(b64(Array(png.dropLast(12))), size: 8), 400, "invalid_image", "truncated"),
+            ("PNG cut inside IEND", Self.request(b64(Array(png.dropLast(4))), size: 8), 400, "invalid_image", "truncated"),
             ("truncated JPEG", Self.request(b64(Array(jpeg.prefix(jpeg.count / 2))), size: 8), 400, "invalid_image", "JPEG"),
             ("JPEG header only", Self.request(b64([0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10]), size: 8), 400, "invalid_image", "no pixels"),
             (

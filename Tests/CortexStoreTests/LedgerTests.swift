@@ -188,4 +188,60 @@ struct LedgerTests {
             #expect(try await store.verify() == ["ledger: tenant 'acme' has balance 5.000001 but its entries sum to 5"])
         }
     }
+
+    @Test(
+        "a grant that would take the balance, with what is held, past 64-bit micro-credits is refused and changes nothing",
+        arguments: Backend.allCases)
+    func balanceLimit(backend: Backend) async throws {
+        try await Self.withTenant(backend, balance: "1") { (store, tenant) async throws in
+            let ledger = store.ledger
+            let maximum = Credits.maximumBalance
+            // Room for exactly what is left beside the balance of 1.
+            let room = try #require(maximum.subtracting(Self.credits("1")))
+            #expect(
+                try await ledger.grant(Grant(tenantID: tenant.id, amount: room, requestID: "fill", note: nil)) == .granted(balance: maximum)
+            )
+            #expect(
+                try await ledger.grant(Grant(tenantID: tenant.id, amount: Self.credits("0.000001"), requestID: "over", note: nil))
+                    == .overLimit(balance: maximum))
+            // Holding moves credits out of the balance but they still count: the room stays taken.
+            #expect(
+                try await ledger.hold(Self.hold(tenant, "r1", "5")) == .held(balance: try #require(maximum.subtracting(Self.credits("5")))))
+            #expect(
+                try await ledger.grant(Grant(tenantID: tenant.id, amount: Self.credits("1"), requestID: "over-held", note: nil))
+                    == .overLimit(balance: try #require(maximum.subtracting(Self.credits("5")))))
+            #expect(try await ledger.release(tenantID: tenant.id, requestID: "r1"))
+            // Still a whole number, still readable, still consistent; a removal still works.
+            #expect(try await ledger.balance(tenantID: tenant.id) == Balance(available: maximum, held: .zero))
+            #expect(try await store.verify().isEmpty)
+            #expect(
+                try await ledger.grant(
+                    Grant(tenantID: tenant.id, amount: Credits(microcredits: -maximum.microcredits), requestID: "empty", note: nil))
+                    == .granted(balance: .zero))
+            #expect(try await store.verify().isEmpty)
+        }
+    }
+
+    @Test("SQLite refuses a balance stored as a float; one already there is a read error and a verify finding, not a crash")
+    func floatBalance() async throws {
+        try await Self.withTenant(.sqlite, balance: "5") { (store, tenant) async throws in
+            // An integer sum that overflows becomes a float in SQLite: the schema refuses it.
+            await #expect(throws: (any Error).self) {
+                _ = try await store.database.query(
+                    "UPDATE tenants SET balance_micros = balance_micros + 9223372036854775807 WHERE id = $1", [.integer(tenant.id)])
+            }
+            #expect(try await store.ledger.balance(tenantID: tenant.id).available == Self.credits("5"))
+            // A database changed by hand (or by an older Cortex) past the schema's guard.
+            _ = try await store.database.query("DROP TRIGGER tenants_balance_integer_update")
+            _ = try await store.database.query("UPDATE tenants SET balance_micros = 1e19 WHERE id = $1", [.integer(tenant.id)])
+            await #expect {
+                _ = try await store.ledger.balance(tenantID: tenant.id)
+            } throws: { error in
+                "\(error)".contains("column 'balance_micros'") && "\(error)".contains("cortex db verify")
+            }
+            let problems = try await store.verify()
+            #expect(problems.count == 1)
+            #expect(problems.first?.contains("tenant 'acme' has balance 1.0e+19 stored as a float") == true, "\(problems)")
+        }
+    }
 }

@@ -12,6 +12,9 @@ public struct Credits: Sendable, Hashable, Comparable, CustomStringConvertible {
     public static let scale: Int64 = 1_000_000
     /// No credits.
     public static let zero = Credits(microcredits: 0)
+    /// The most a balance (with what is held from it) can hold: 64-bit micro-credits,
+    /// 9223372036854.775807 credits. Grants past it are refused rather than overflowing.
+    public static let maximumBalance = Credits(microcredits: Int64.max)
 
     /// The amount in micro-credits; negative for debits.
     public var microcredits: Int64

@@ -39,6 +39,10 @@ public struct TensorSpec: Sendable, Hashable, Codable {
         guard shape.accepts(tensor.shape) else {
             throw .invalidTensor("input '\(name)' has shape \(tensor.shape); expected \(shape)")
         }
+        // An empty dimension leaves nothing to infer, and a graph that resizes or pools cannot take it.
+        guard !tensor.shape.dimensions.contains(0) else {
+            throw .invalidTensor("input '\(name)' has shape \(tensor.shape); every dimension must be at least 1")
+        }
         guard let expectedCount = tensor.shape.elementCount, expectedCount == tensor.data.count else {
             throw .invalidTensor(
                 "input '\(name)' has \(tensor.data.count) elements; shape \(tensor.shape) needs \(tensor.shape.elementCount.map(String.init) ?? "a valid shape")"

@@ -51,6 +51,10 @@ public struct ImageDecoder: Sendable {
     }
 
     private func decodePNG(_ bytes: [UInt8], channels: Int) throws(APIError) -> DecodedImage {
+        // libpng's simplified reader stops after the image data, so a file cut after it would pass.
+        guard Self.endsWithIEND(bytes) else {
+            throw Self.invalid("the PNG is truncated: its chunks end before the IEND chunk that closes every PNG")
+        }
         var image = png_image()
         image.version = UInt32(PNG_IMAGE_VERSION)
         let begun = bytes.withUnsafeBytes { png_image_begin_read_from_memory(&image, $0.baseAddress, $0.count) }
@@ -78,6 +82,21 @@ public struct ImageDecoder: Sendable {
         }
         png_image_free(&image)
         return DecodedImage(width: width, height: height, channels: channels, pixels: pixels)
+    }
+
+    /// Whether the chunks after the signature run whole, each inside the data, up to an `IEND`
+    /// chunk (what follows it is ignored, as decoders do).
+    static func endsWithIEND(_ bytes: [UInt8]) -> Bool {
+        var offset = 8
+        while bytes.count - offset >= 12 {
+            let length = bytes[offset..<offset + 4].reduce(0) { $0 << 8 | Int($1) }
+            let isEnd = bytes[offset + 4..<offset + 8].elementsEqual("IEND".utf8)
+            // Length, type, data, CRC; a length is at most 2^31 - 1, so this cannot overflow.
+            guard length <= Int(Int32.max), bytes.count - offset - 12 >= length else { return false }
+            if isEnd { return true }
+            offset += 12 + length
+        }
+        return false
     }
 
     private static func message(of image: inout png_image) -> String {

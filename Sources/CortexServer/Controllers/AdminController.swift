@@ -210,6 +210,14 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
                 message: "cannot remove \(Credits.zero.subtracting(amount) ?? amount) credits: the balance is \(balance)",
                 fields: [("balance", .decimal(balance.description))]
             )
+        case .overLimit(let balance):
+            throw APIError(
+                status: 422,
+                code: "balance_limit",
+                message:
+                    "cannot add \(amount) credits: a balance, with what is held from it, can hold at most \(Credits.maximumBalance) credits; the balance is \(balance)",
+                fields: [("balance", .decimal(balance.description)), ("limit", .decimal(Credits.maximumBalance.description))]
+            )
         case .duplicateRequest:
             throw APIError(
                 status: 409, code: "duplicate_request", message: "a grant with request id '\(context.requestID)' was made already")

@@ -13,9 +13,11 @@ enum BinaryTensorData {
         if datatype == .bytes {
             return try decodeStrings(bytes, count: count, input: input)
         }
-        guard bytes.count == count * datatype.byteWidth else {
+        // The count comes from the client's shape: its byte size may not fit in an Int.
+        let (needed, overflow) = count.multipliedReportingOverflow(by: datatype.byteWidth)
+        guard !overflow, bytes.count == needed else {
             throw .invalidTensor(
-                "input '\(input)' has \(bytes.count) bytes of binary data; \(count) \(datatype.rawValue) elements need \(count * datatype.byteWidth)"
+                "input '\(input)' has \(bytes.count) bytes of binary data; \(count) \(datatype.rawValue) elements need \(overflow ? "more than any request holds" : String(needed))"
             )
         }
         return bytes.withUnsafeBytes { TensorData(littleEndian: $0, as: datatype, count: count) }

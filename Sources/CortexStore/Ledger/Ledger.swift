@@ -141,6 +141,9 @@ public enum GrantOutcome: Sendable, Hashable {
     case granted(balance: Credits)
     /// A removal larger than the balance; nothing changed.
     case insufficient(balance: Credits)
+    /// An addition that would take the balance, with what is held, past
+    /// ``Credits/maximumBalance``; nothing changed.
+    case overLimit(balance: Credits)
     /// A grant with this request id exists; nothing changed.
     case duplicateRequest
     /// The tenant does not exist.

@@ -235,18 +235,34 @@ final class SQLLedger: Ledger {
     func grant(_ grant: Grant) async throws -> GrantOutcome {
         try await writer.submit(tenantID: grant.tenantID, durable: true) { database in
             let tenant = SQLValue.integer(grant.tenantID)
-            let amount = SQLValue.integer(grant.amount.microcredits)
-            let changed = try await database.query(
-                """
-                UPDATE tenants SET balance_micros = balance_micros + $2
-                WHERE id = $1 AND balance_micros + $2 >= 0 RETURNING balance_micros
-                """,
-                [tenant, amount]
-            )
+            let micros = grant.amount.microcredits
+            let amount = SQLValue.integer(micros)
+            // No sum in SQL may overflow 64 bits (SQLite would store it as a float): a removal
+            // needs the balance to cover it; an addition needs room for it beside the balance and
+            // what is held, which holds return to the balance when they settle or release.
+            let changed =
+                micros < 0
+                ? try await database.query(
+                    """
+                    UPDATE tenants SET balance_micros = balance_micros + $2
+                    WHERE id = $1 AND balance_micros >= $3 RETURNING balance_micros
+                    """,
+                    [tenant, amount, .integer(-micros)]
+                )
+                : try await database.query(
+                    """
+                    UPDATE tenants SET balance_micros = balance_micros + $2
+                    WHERE id = $1 AND balance_micros
+                        <= $3 - (SELECT COALESCE(SUM(amount_micros), 0) FROM open_holds WHERE tenant_id = $1)
+                    RETURNING balance_micros
+                    """,
+                    [tenant, amount, .integer(Credits.maximumBalance.microcredits - micros)]
+                )
             guard let balance = changed.first?.integer("balance_micros") else {
                 let rows = try await database.query("SELECT balance_micros FROM tenants WHERE id = $1", [tenant])
                 guard let balance = rows.first?.integer("balance_micros") else { return .unknownTenant }
-                return .insufficient(balance: Credits(microcredits: balance))
+                return micros < 0
+                    ? .insufficient(balance: Credits(microcredits: balance)) : .overLimit(balance: Credits(microcredits: balance))
             }
             let entry = try await database.query(
                 """
@@ -338,12 +354,34 @@ final class SQLLedger: Ledger {
         let stuckBefore = Int64(time.millisecondsSince1970) - Int64(slack.components.seconds * 1000)
         // Through the writer: one transaction, so every check sees the same state.
         return try await writer.submit(tenantID: 0, durable: false) { database in
+            // A balance that is not a whole number of micro-credits (written outside Cortex, or by
+            // a version that let a sum overflow into a float) cannot be read: name it and stop there.
+            if database.dialect == .sqlite {
+                let corrupt = try await database.query(
+                    "SELECT name, CAST(balance_micros AS TEXT) AS stored FROM tenants WHERE typeof(balance_micros) <> 'integer' ORDER BY name"
+                )
+                if !corrupt.isEmpty {
+                    return corrupt.map { row in
+                        "ledger: tenant '\(row.text("name") ?? "?")' has balance \(row.text("stored") ?? "?") stored as a float, "
+                            + "not whole micro-credits: restore the database from a backup (docs/operations.md)"
+                    }
+                }
+            }
             var problems: [String] = []
+            // Each tenant's entries summed in the order they were written: the running sum is the
+            // balance's history, which never leaves 64 bits, where a plain SUM in any order could
+            // (a grant near the limit, then a release before its hold) and SQLite would fail.
             for row in try await database.query(
                 """
-                SELECT t.name AS name, t.balance_micros AS balance, COALESCE(SUM(e.amount_micros), 0) AS total
-                FROM tenants t LEFT JOIN ledger_entries e ON e.tenant_id = t.id
-                GROUP BY t.id, t.name, t.balance_micros HAVING t.balance_micros <> COALESCE(SUM(e.amount_micros), 0)
+                SELECT t.name AS name, t.balance_micros AS balance, COALESCE(s.total, 0) AS total
+                FROM tenants t LEFT JOIN (
+                    SELECT tenant_id, total FROM (
+                        SELECT tenant_id, SUM(amount_micros) OVER (PARTITION BY tenant_id ORDER BY id) AS total,
+                            ROW_NUMBER() OVER (PARTITION BY tenant_id ORDER BY id DESC) AS newest
+                        FROM ledger_entries
+                    ) AS running WHERE newest = 1
+                ) AS s ON s.tenant_id = t.id
+                WHERE t.balance_micros <> COALESCE(s.total, 0)
                 ORDER BY t.name
                 """
             ) {

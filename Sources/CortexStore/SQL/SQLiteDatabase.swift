@@ -11,17 +11,30 @@ struct SQLiteDatabase: SQLDatabase {
 
     func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
         let rows = try await connection.query(Self.sqliteSQL(sql), binds.map(Self.data))
-        return rows.map { row in
+        return try rows.map { row in
             var values: [String: SQLValue] = [:]
             for column in row.columns {
                 switch column.data {
                 case .integer(let value): values[column.name] = .integer(Int64(value))
                 case .text(let value): values[column.name] = .text(value)
-                case .float(let value): values[column.name] = .integer(Int64(value))
+                case .float(let value):
+                    // Cortex stores no floats: one here was written outside Cortex, or is a sum
+                    // that overflowed. Reading it as an integer would be wrong (or trap).
+                    guard let integer = Int64(exactly: value) else { throw NotAnInteger(column: column.name, value: value) }
+                    values[column.name] = .integer(integer)
                 case .blob, .null: values[column.name] = .null
                 }
             }
             return SQLRow(values: values)
+        }
+    }
+
+    /// A column that holds a float where Cortex keeps whole numbers.
+    struct NotAnInteger: Error, CustomStringConvertible {
+        var column: String
+        var value: Double
+        var description: String {
+            "the database holds \(value) in column '\(column)', where Cortex keeps whole numbers; `cortex db verify` names the rows"
         }
     }
 

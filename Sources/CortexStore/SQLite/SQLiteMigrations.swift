@@ -89,5 +89,24 @@ enum SQLiteMigrations {
                 "CREATE INDEX idempotency_keys_by_request ON idempotency_keys (tenant_id, request_id)",
             ]
         ),
+        SQLMigration(
+            version: 4,
+            name: "balances are whole micro-credits",
+            // SQLite turns an integer sum that overflows 64 bits into a float, which its INTEGER
+            // column keeps as one; PostgreSQL's BIGINT refuses it by itself. Refuse it here too.
+            statements: ["INSERT", "UPDATE OF balance_micros"].map { event in
+                """
+                CREATE TRIGGER tenants_balance_integer_\(event == "INSERT" ? "insert" : "update") BEFORE \(event) ON tenants
+                WHEN typeof(NEW.balance_micros) <> 'integer'
+                BEGIN SELECT RAISE(ABORT, 'balance_micros must be a whole number of micro-credits'); END
+                """
+            } + [
+                """
+                CREATE TRIGGER ledger_entries_amount_integer BEFORE INSERT ON ledger_entries
+                WHEN typeof(NEW.amount_micros) <> 'integer'
+                BEGIN SELECT RAISE(ABORT, 'amount_micros must be a whole number of micro-credits'); END
+                """
+            ]
+        ),
     ]
 }

@@ -215,7 +215,10 @@ struct RawHTTPConnection {
     }
 
     func send(_ text: String) {
-        let bytes = Array(text.utf8)
+        send(Array(text.utf8))
+    }
+
+    func send(_ bytes: [UInt8]) {
         var offset = 0
         while offset < bytes.count {
             let written = bytes[offset...].withUnsafeBytes { Glibc.send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -260,12 +263,28 @@ struct RawHTTPConnection {
         method: String = "GET",
         path: String,
         body: String = "",
-        demoKey: String = RawHTTPConnection.demoKey
+        demoKey: String = RawHTTPConnection.demoKey,
+        headers: [(String, String)] = []
+    ) throws -> (status: Int, body: String)? {
+        try request(port: port, method: method, path: path, body: Array(body.utf8), demoKey: demoKey, headers: headers)
+    }
+
+    /// One request with a body of any bytes, on a fresh connection, with the demo key (none when `demoKey` is empty).
+    static func request(
+        port: Int,
+        method: String,
+        path: String,
+        body: [UInt8],
+        demoKey: String = RawHTTPConnection.demoKey,
+        headers: [(String, String)] = []
     ) throws -> (status: Int, body: String)? {
         let connection = try RawHTTPConnection(port: port)
         defer { connection.close() }
+        let extra = ((demoKey.isEmpty ? [] : [("X-API-Key", demoKey)]) + headers).map { "\($0.0): \($0.1)\r\n" }.joined()
         connection.send(
-            "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: \(demoKey)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
+            Array(
+                "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\(extra)Content-Length: \(body.count)\r\nConnection: close\r\n\r\n"
+                    .utf8) + body
         )
         return connection.readResponse()
     }
