@@ -37,7 +37,9 @@ struct ServeCommand: AsyncParsableCommand {
         let output = LogOutput()
         defer { output.flush() }
         switch configuration.log.format {
-        case .json: LoggingSystem.bootstrap { JSONLogHandler(label: $0, level: level, output: output) }
+        case .json:
+            let redactor = SecretRedactor(secrets: configuration.secrets)
+            LoggingSystem.bootstrap { JSONLogHandler(label: $0, level: level, output: output, redactor: redactor) }
         case .text:
             LoggingSystem.bootstrap { label in
                 var handler = StreamLogHandler.standardOutput(label: label)

@@ -19,3 +19,31 @@ struct RedactedURLTests {
         #expect(RedactedURL.redacting(input) == expected)
     }
 }
+
+extension RedactedURLTests {
+    @Test("the password itself, for the secrets a log must never carry")
+    func password() {
+        #expect(RedactedURL.password(in: "redis://default:p@ss@redis:6379") == "p@ss")
+        #expect(RedactedURL.password(in: "postgres://cortex:s3cret@db/cortex") == "s3cret")
+        #expect(RedactedURL.password(in: "redis://user@redis:6379") == nil)
+        #expect(RedactedURL.password(in: "sqlite:data/cortex.db") == nil)
+    }
+}
+
+@Suite("Configured secrets are taken out of text")
+struct SecretRedactorTests {
+    @Test("every occurrence of each secret goes, the longest first; short and empty ones are not searched for")
+    func redact() {
+        let redactor = SecretRedactor(secrets: ["sk-live-0123456789", "sk-live-0123456789-extra", "short", ""])
+        #expect(
+            redactor.redact("Bearer sk-live-0123456789-extra and sk-live-0123456789, twice: sk-live-0123456789")
+                == "Bearer [redacted] and [redacted], twice: [redacted]")
+        #expect(redactor.redact("a short note") == "a short note")
+        #expect(redactor.redact("nothing here") == "nothing here")
+        #expect(
+            String(decoding: redactor.redact(Array(#"{"error":"Bearer sk-live-0123456789"}"#.utf8)), as: UTF8.self)
+                == #"{"error":"Bearer [redacted]"}"#)
+        #expect(SecretRedactor(secrets: ["tiny"]).isEmpty)
+        #expect(!redactor.isEmpty)
+    }
+}

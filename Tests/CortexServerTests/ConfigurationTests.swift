@@ -19,6 +19,26 @@ struct ConfigurationTests {
         #expect(config.models.map(\.name) == ["lead-scoring", "vA", "vB"])
     }
 
+    @Test("every secret the settings hold is known, for the log redactor; nothing else is")
+    func secrets() throws {
+        let config = try CortexConfiguration.load(
+            file: nil,
+            environment: [
+                "ADMIN_TOKEN": "admin-token-0123456789", "API_KEYS": "static-key-aaaaaaaa,static-key-bbbbbbbb",
+                "DATABASE_URL": "postgres://cortex:db-password-1@127.0.0.1:5432/cortex",
+                "REDIS_URL": "redis://:redis-password-1@127.0.0.1:6379/0",
+                "LLM_PRIMARY_URL": "http://127.0.0.1:1", "LLM_PRIMARY_KIND": "openai", "LLM_PRIMARY_MODEL": "m",
+                "LLM_PRIMARY_API_KEY": "sk-primary-0123456789",
+            ])
+        #expect(
+            Set(config.secrets)
+                == [
+                    "admin-token-0123456789", "static-key-aaaaaaaa", "static-key-bbbbbbbb", "db-password-1", "redis-password-1",
+                    "sk-primary-0123456789",
+                ])
+        #expect(try CortexConfiguration.load(file: nil, environment: [:]).secrets.isEmpty)
+    }
+
     @Test("the file sets values and the environment overrides them")
     func fileThenEnvironment() throws {
         let directory = try TemporaryDirectory()

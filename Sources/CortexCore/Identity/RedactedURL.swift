@@ -6,9 +6,19 @@ public enum RedactedURL {
     /// Works on the text, not on a parsed URL, so a malformed URL (the kind an error message
     /// is about) is redacted too.
     public static func redacting(_ text: String) -> String {
-        guard let scheme = text.range(of: "://"), let at = text[scheme.upperBound...].lastIndex(of: "@") else { return text }
+        guard let password = passwordRange(in: text) else { return text }
+        return String(text[..<password.lowerBound]) + "***" + String(text[password.upperBound...])
+    }
+
+    /// The password of the URL in `text` (`secret` in `redis://:secret@host`), if it has one.
+    public static func password(in text: String) -> String? {
+        passwordRange(in: text).map { String(text[$0]) }
+    }
+
+    private static func passwordRange(in text: String) -> Range<String.Index>? {
+        guard let scheme = text.range(of: "://"), let at = text[scheme.upperBound...].lastIndex(of: "@") else { return nil }
         let userInfo = text[scheme.upperBound..<at]
-        guard let colon = userInfo.firstIndex(of: ":") else { return text }
-        return String(text[...colon]) + "***" + String(text[at...])
+        guard let colon = userInfo.firstIndex(of: ":") else { return nil }
+        return text.index(after: colon)..<at
     }
 }

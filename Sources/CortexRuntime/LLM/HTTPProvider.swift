@@ -14,6 +14,9 @@ struct ProviderHTTP: Sendable {
     let baseURL: String
     let headers: [(String, String)]
     let timeouts: ProviderTimeouts
+    /// The headers' values (the provider's key): whatever the provider says goes through it, so
+    /// an error that echoes the request's `Authorization` never reaches a tenant or a log.
+    let redactor: SecretRedactor
     /// Largest answer read.
     static let maximumBody = 16 << 20
     /// Connections kept open to one provider host at most (each concurrent request takes one).
@@ -24,6 +27,7 @@ struct ProviderHTTP: Sendable {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.headers = headers
         self.timeouts = timeouts
+        self.redactor = SecretRedactor(secrets: headers.flatMap { [$0.1, String($0.1.split(separator: " ").last ?? "")] })
     }
 
     /// Clients per pair of timeouts, for the life of the process (as `HTTPClient.shared` is):
@@ -83,10 +87,10 @@ struct ProviderHTTP: Sendable {
         return request
     }
 
-    /// Throws the ``ProviderError`` of a non-2xx answer; its body is read only then.
-    private static func check(_ status: Int, body: @autoclosure () -> ByteBuffer) throws(ProviderError) {
+    /// Throws the ``ProviderError`` of a non-2xx answer, its secrets redacted; its body is read only then.
+    private func check(_ status: Int, body: @autoclosure () -> ByteBuffer) throws(ProviderError) {
         guard !(200..<300).contains(status) else { return }
-        let message = errorMessage(in: body())
+        let message = redactor.redact(Self.errorMessage(in: body()))
         switch status {
         case 429: throw .rateLimited(message)
         case 500...: throw .upstream(status: status, message: message)
@@ -113,9 +117,9 @@ struct ProviderHTTP: Sendable {
         } catch {
             throw Self.map(error)
         }
-        try Self.check(Int(response.status.code), body: bytes)
+        try check(Int(response.status.code), body: bytes)
         guard let object = Self.parse(bytes), case .object = object else {
-            throw .invalidResponse("not a JSON object: \(String(buffer: bytes).prefix(200))")
+            throw .invalidResponse("not a JSON object: \(redactor.redact(String(String(buffer: bytes).prefix(200))))")
         }
         return object
     }
@@ -134,9 +138,10 @@ struct ProviderHTTP: Sendable {
         let status = Int(response.status.code)
         if !(200..<300).contains(status) {
             let bytes = (try? await response.body.collect(upTo: 1 << 20)) ?? ByteBuffer()
-            try Self.check(status, body: bytes)
+            try check(status, body: bytes)
         }
-        let source = ChatDeltaStream.Source(body: response.body.makeAsyncIterator(), decoder: decode()) { () throws(ProviderError) in
+        let source = ChatDeltaStream.Source(body: response.body.makeAsyncIterator(), decoder: decode(), redactor: redactor) {
+            () throws(ProviderError) in
             try checkTotal(deadline)
         }
         try await source.readFirst()
@@ -199,25 +204,40 @@ public struct ChatDeltaStream: AsyncSequence, Sendable {
         private var pending: [ChatDelta] = []
         private var position = 0
         private var finished = false
+        /// Set when the body ended before the decoder saw the stream's end.
+        private var cut: ProviderError?
         private let checkChunk: () throws(ProviderError) -> Void
+        private let redactor: SecretRedactor
 
         init(
-            body: HTTPClientResponse.Body.AsyncIterator, decoder: any ChatStreamDecoder,
+            body: HTTPClientResponse.Body.AsyncIterator, decoder: any ChatStreamDecoder, redactor: SecretRedactor,
             checkChunk: @escaping () throws(ProviderError) -> Void
         ) {
             self.body = body
             self.decoder = decoder
+            self.redactor = redactor
             self.checkChunk = checkChunk
         }
 
         /// Reads until the first delta is decoded (or the answer ends cleanly without one).
+        ///
+        /// - Throws: A stream that ended before its end marker with nothing decoded, so the chain
+        ///   can still fall back.
         func readFirst() async throws(ProviderError) {
             while pending.isEmpty, !finished { try await read() }
+            if pending.isEmpty, let cut { throw cut }
         }
 
         func next() async throws(ProviderError) -> ChatDelta? {
             while position == pending.count {
-                guard !finished else { return nil }
+                guard !finished else {
+                    // The deltas before a cut are delivered first, then the cut.
+                    if let cut {
+                        self.cut = nil
+                        throw cut
+                    }
+                    return nil
+                }
                 pending.removeAll(keepingCapacity: true)
                 position = 0
                 try await read()
@@ -232,13 +252,19 @@ public struct ChatDeltaStream: AsyncSequence, Sendable {
                 guard let chunk = try await body.next() else {
                     finished = true
                     pending.append(contentsOf: try decoder.finish())
+                    // An end of the body is not an end of the answer: a provider killed, or a
+                    // proxy cutting a response framed by the connection's close, ends it too.
+                    if !decoder.ended {
+                        cut = .streamCut("the body ended without \(decoder.endMarker)")
+                    }
                     return
                 }
                 try checkChunk()
                 pending.append(contentsOf: try decoder.feed(chunk.readableBytesView))
             } catch let error as ProviderError {
+                // An error event or a bad line is the provider's text: it may echo the key.
                 finished = true
-                throw error
+                throw error.redacted(by: redactor)
             } catch {
                 finished = true
                 throw ProviderHTTP.map(error)

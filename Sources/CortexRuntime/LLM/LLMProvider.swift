@@ -119,12 +119,30 @@ public enum ProviderError: Error, Sendable, Hashable, CustomStringConvertible {
     case rejected(status: Int, message: String)
     /// The circuit breaker is open: not attempted.
     case circuitOpen
+    /// Its stream ended (the connection closed, or the body ended) before the format's end
+    /// marker: OpenAI's `[DONE]` or a finish reason, Ollama's `"done": true`.
+    case streamCut(String)
 
     /// Whether the next provider of a chain should be tried: faults of the provider, never the
     /// client's own 4xx.
     public var fallsBack: Bool {
         if case .rejected = self { return false }
         return true
+    }
+
+    /// The same error with `redactor`'s secrets taken out of what the provider said.
+    func redacted(by redactor: SecretRedactor) -> ProviderError {
+        guard !redactor.isEmpty else { return self }
+        switch self {
+        case .connection(let reason): return .connection(redactor.redact(reason))
+        case .timeout(let what): return .timeout(redactor.redact(what))
+        case .upstream(let status, let message): return .upstream(status: status, message: redactor.redact(message))
+        case .rateLimited(let message): return .rateLimited(redactor.redact(message))
+        case .invalidResponse(let reason): return .invalidResponse(redactor.redact(reason))
+        case .rejected(let status, let message): return .rejected(status: status, message: redactor.redact(message))
+        case .circuitOpen: return self
+        case .streamCut(let what): return .streamCut(redactor.redact(what))
+        }
     }
 
     public var description: String {
@@ -136,6 +154,7 @@ public enum ProviderError: Error, Sendable, Hashable, CustomStringConvertible {
         case .invalidResponse(let reason): "answered in an unexpected format: \(reason)"
         case .rejected(let status, let message): "refused the request (\(status)): \(message)"
         case .circuitOpen: "circuit open after repeated failures"
+        case .streamCut(let what): "ended the stream before its end (\(what))"
         }
     }
 }

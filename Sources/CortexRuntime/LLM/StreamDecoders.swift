@@ -146,6 +146,11 @@ extension TokenUsage {
 protocol ChatStreamDecoder: Sendable {
     mutating func feed(_ bytes: some Sequence<UInt8>) throws(ProviderError) -> [ChatDelta]
     mutating func finish() throws(ProviderError) -> [ChatDelta]
+    /// Whether the stream has said it is complete (a finish reason, or the format's end marker):
+    /// bytes that stop before that are a cut answer, however the connection ended.
+    var ended: Bool { get }
+    /// What the format ends with, for the message when it did not.
+    var endMarker: String { get }
 }
 
 /// Cuts a byte stream into units (lines, server-sent events' data).
@@ -161,27 +166,47 @@ extension ServerSentEventDecoder: StreamUnits {}
 struct DeltaStreamDecoder<Units: StreamUnits>: ChatStreamDecoder {
     var units: Units
     let parse: @Sendable (String) throws(ProviderError) -> ChatDelta?
+    /// A unit that ends the stream without being a delta (OpenAI's `[DONE]`).
+    let endUnit: String?
+    let endMarker: String
+    private(set) var ended = false
+
+    init(units: Units, parse: @escaping @Sendable (String) throws(ProviderError) -> ChatDelta?, endUnit: String?, endMarker: String) {
+        self.units = units
+        self.parse = parse
+        self.endUnit = endUnit
+        self.endMarker = endMarker
+    }
 
     mutating func feed(_ bytes: some Sequence<UInt8>) throws(ProviderError) -> [ChatDelta] {
         var deltas: [ChatDelta] = []
         for unit in try units.feed(bytes) {
-            if let delta = try parse(unit) { deltas.append(delta) }
+            if let delta = try take(unit) { deltas.append(delta) }
         }
         return deltas
     }
 
     mutating func finish() throws(ProviderError) -> [ChatDelta] {
-        guard let unit = units.finish(), let delta = try parse(unit) else { return [] }
+        guard let unit = units.finish(), let delta = try take(unit) else { return [] }
         return [delta]
+    }
+
+    private mutating func take(_ unit: String) throws(ProviderError) -> ChatDelta? {
+        if unit == endUnit { ended = true }
+        let delta = try parse(unit)
+        if delta?.finishReason != nil { ended = true }
+        return delta
     }
 }
 
 extension DeltaStreamDecoder where Units == ServerSentEventDecoder {
-    /// OpenAI's `text/event-stream` of `chat.completion.chunk`s, ending with `[DONE]`.
-    static var openAI: Self { Self(units: ServerSentEventDecoder(), parse: StreamChunk.openAI) }
+    /// OpenAI's `text/event-stream` of `chat.completion.chunk`s, ending with a finish reason and `[DONE]`.
+    static var openAI: Self {
+        Self(units: ServerSentEventDecoder(), parse: StreamChunk.openAI, endUnit: "[DONE]", endMarker: "a finish_reason or [DONE]")
+    }
 }
 
 extension DeltaStreamDecoder where Units == LineSplitter {
-    /// Ollama's NDJSON stream.
-    static var ollama: Self { Self(units: LineSplitter(), parse: StreamChunk.ollama) }
+    /// Ollama's NDJSON stream, ending with a `"done": true` line.
+    static var ollama: Self { Self(units: LineSplitter(), parse: StreamChunk.ollama, endUnit: nil, endMarker: #""done": true"#) }
 }

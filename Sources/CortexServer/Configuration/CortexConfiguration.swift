@@ -287,6 +287,17 @@ public struct CortexConfiguration: Sendable, Equatable {
         (llm.isEnabled ? [llm] : []) + moreLLMDeployments
     }
 
+    /// Every secret the settings hold (the admin token, static API keys, provider keys, the
+    /// passwords of `DATABASE_URL` and `REDIS_URL`): what ``SecretRedactor`` takes out of logs.
+    public var secrets: [String] {
+        var secrets = auth.apiKeys + [auth.adminToken, rateLimit.redisURL.flatMap(RedactedURL.password(in:))].compactMap { $0 }
+        if case .postgres(let url) = database, let password = RedactedURL.password(in: url) { secrets.append(password) }
+        for deployment in llmDeployments {
+            secrets += deployment.providers.compactMap(\.apiKey)
+        }
+        return secrets
+    }
+
     /// The embedded defaults.
     public init() {}
 

@@ -1,4 +1,4 @@
-import CortexCore
+public import CortexCore
 public import Logging
 
 #if canImport(Glibc)
@@ -19,12 +19,17 @@ public struct JSONLogHandler: LogHandler {
     public var metadataProvider: Logger.MetadataProvider?
     private let label: String
     private let output: LogOutput
+    private let redactor: SecretRedactor
 
     /// Creates a handler writing to an output shared by every handler of the process.
-    public init(label: String, level: Logger.Level, output: LogOutput) {
+    ///
+    /// - Parameter redactor: The configured secrets, taken out of every line: the last guard
+    ///   for text that came from outside (a provider's error) and carries one.
+    public init(label: String, level: Logger.Level, output: LogOutput, redactor: SecretRedactor = SecretRedactor(secrets: [])) {
         self.label = label
         self.logLevel = level
         self.output = output
+        self.redactor = redactor
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -62,6 +67,7 @@ public struct JSONLogHandler: LogHandler {
         }
         line.append(contentsOf: "}\n".utf8)
 
+        if !redactor.isEmpty { line = redactor.redact(line) }
         output.append(line, urgent: event.level >= .error)
     }
 

@@ -250,6 +250,17 @@ struct RawHTTPConnection {
         }
     }
 
+    /// Everything the server sends until it closes the connection.
+    func readToEnd() -> String {
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = recv(socket, &buffer, buffer.count, 0)
+            if count <= 0 { return String(decoding: received, as: UTF8.self) }
+            received += buffer[0..<count]
+        }
+    }
+
     func close() {
         _ = Glibc.close(socket)
     }
