@@ -32,6 +32,13 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.server.port = port
         }
         if let host { configuration.server.host = host }
+        do {
+            configuration.server.maxConnections = try ConnectionCapacity.prepare(
+                maxConnections: configuration.server.maxConnections, explicit: configuration.server.maxConnectionsSet)
+        } catch {
+            FileHandle.standardError.write(Data("cortex: \(error)\n".utf8))
+            throw ExitCode(78)
+        }
 
         let level = configuration.log.level
         let output = LogOutput()

@@ -2,6 +2,10 @@ import CortexTestSupport
 import Foundation
 import Testing
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Requests that once crashed the server or were answered wrongly, sent to a real `cortex`
 /// process over raw sockets: each must get its 4xx, and the server must keep serving.
 @Suite("Hardening: regressions through the real binary", .serialized)
@@ -223,5 +227,164 @@ struct HardeningTests {
         }
         #expect(!cortex.stdout.contains(key) && !cortex.stderr.contains(key), "no log line carries the key")
         #expect(cortex.stdout.contains("[redacted]"), "the logged provider error is kept, redacted")
+    }
+
+    /// What the server answers to `bytes` on a fresh connection, read until it closes it.
+    static func exchange(port: Int, _ bytes: [UInt8]) throws -> String {
+        let connection = try RawHTTPConnection(port: port)
+        defer { connection.close() }
+        connection.send(bytes)
+        return connection.readToEnd()
+    }
+
+    static let scoreHead = "POST /api/v1/score HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: \(RawHTTPConnection.demoKey)\r\n"
+
+    @Test("bad HTTP framing is the client's error: 400, 413 or 431 in the JSON shape with a request id, never a 500")
+    func framing() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let (cortex, port) = try await CortexProcess.serve(environment: ["MAX_BODY_BYTES": "65536"], directory: directory)
+        defer { cortex.terminate() }
+        let chunked = Self.scoreHead + "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        let cases: [(String, [UInt8], String, String)] = [
+            ("chunk size zz", Array((chunked + "zz\r\nabc\r\n0\r\n\r\n").utf8), "400", "malformed_request"),
+            ("chunk size -5", Array((chunked + "-5\r\nabc\r\n0\r\n\r\n").utf8), "400", "malformed_request"),
+            ("chunk size 2^64", Array((chunked + "10000000000000000\r\nabc\r\n0\r\n\r\n").utf8), "400", "malformed_request"),
+            ("short chunk", Array((chunked + "5\r\nab\r\n0\r\n\r\n").utf8), "400", "malformed_request"),
+            ("missing CRLF", Array((chunked + "3\r\nabc0\r\n\r\n").utf8), "400", "malformed_request"),
+            (
+                "chunked body over MAX_BODY_BYTES",
+                Array((chunked + "20000\r\n" + String(repeating: "a", count: 0x20000) + "\r\n0\r\n\r\n").utf8),
+                "413", "payload_too_large"
+            ),
+            (
+                "a request line of 100 KB", Array(("GET /" + String(repeating: "a", count: 100_000) + " HTTP/1.1\r\nHost: x\r\n\r\n").utf8),
+                "431", "headers_too_large"
+            ),
+            (
+                "a header of 100 KB",
+                Array(("GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + String(repeating: "a", count: 100_000) + "\r\n\r\n").utf8),
+                "431", "headers_too_large"
+            ),
+            ("not HTTP at all", Array("\u{01}\u{02}garbage\r\n\r\n".utf8), "400", "malformed_request"),
+        ]
+        for (name, bytes, status, code) in cases {
+            let answer = try Self.exchange(port: port, bytes)
+            #expect(answer.hasPrefix("HTTP/1.1 \(status)"), "\(name): \(answer.prefix(300))")
+            #expect(answer.contains(#""code":"\#(code)""#), "\(name): \(answer.prefix(300))")
+            #expect(answer.contains(#""request_id":""#), "\(name): \(answer.prefix(300))")
+        }
+        #expect(cortex.process.isRunning)
+        #expect(try RawHTTPConnection.request(port: port, path: "/health")?.status == 200)
+        #expect(!cortex.stdout.contains("UNHANDLED_ERROR"), "none of them was a fault of the server")
+    }
+
+    @Test("requests sent too slowly, or never finished, get 408 within their stage's deadline; idle connections close; the rest is served")
+    func readDeadlines() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let (cortex, port) = try await CortexProcess.serve(
+            environment: ["REQUEST_HEADER_TIMEOUT_S": "0.5", "REQUEST_BODY_TIMEOUT_S": "0.5", "IDLE_TIMEOUT_S": "0.5"],
+            directory: directory)
+        defer { cortex.terminate() }
+        let cases: [(String, String, String)] = [
+            // A Content-Length no body will ever fill, and one past Int64.
+            ("body shorter than its Content-Length", Self.scoreHead + "Content-Length: 100\r\n\r\n{}", "REQUEST_BODY_TIMEOUT_S"),
+            ("Content-Length 2^63", Self.scoreHead + "Content-Length: 9223372036854775808\r\n\r\n{}", "REQUEST_BODY_TIMEOUT_S"),
+            ("no final chunk", Self.scoreHead + "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n", "REQUEST_BODY_TIMEOUT_S"),
+            // A head that starts and never ends (what a byte every 100 ms amounts to).
+            ("unfinished head", "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: a", "REQUEST_HEADER_TIMEOUT_S"),
+        ]
+        for (name, request, setting) in cases {
+            let answer = try Self.exchange(port: port, Array(request.utf8))
+            #expect(answer.hasPrefix("HTTP/1.1 408"), "\(name): \(answer.prefix(300))")
+            #expect(answer.contains(#""code":"request_timeout""#) && answer.contains(setting), "\(name): \(answer.prefix(300))")
+        }
+        // A head trickled a byte at a time: the deadline runs from its first byte, not its last.
+        let trickled = try RawHTTPConnection(port: port)
+        let head = Array("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: \(String(repeating: "a", count: 200))\r\n\r\n".utf8)
+        var sent = 0
+        var answer = ""
+        while sent < head.count {
+            trickled.send([head[sent]])
+            sent += 1
+            try await Task.sleep(for: .milliseconds(50))
+            // Stop as soon as the server has answered (the 408 is waiting to be read).
+            var probe = pollfd(fd: trickled.socket, events: Int16(POLLIN), revents: 0)
+            if poll(&probe, 1, 0) > 0 {
+                answer = trickled.readToEnd()
+                break
+            }
+        }
+        trickled.close()
+        #expect(sent < head.count, "the server cut the trickle before its end")
+        #expect(answer.hasPrefix("HTTP/1.1 408"), "\(answer.prefix(300))")
+        // An idle connection is closed after IDLE_TIMEOUT_S, without an answer.
+        let idle = try RawHTTPConnection(port: port)
+        #expect(idle.readToEnd().isEmpty)
+        idle.close()
+        // A kept-alive connection: a request, then idle, then closed.
+        let kept = try RawHTTPConnection(port: port)
+        kept.send("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        #expect(kept.readToEnd().hasPrefix("HTTP/1.1 200"))
+        kept.close()
+        #expect(try RawHTTPConnection.request(port: port, path: "/health")?.status == 200)
+        let metrics = try #require(try RawHTTPConnection.request(port: port, path: "/metrics")).body
+        #expect(metrics.contains(#"http_request_timeouts_total{stage="body"} 3"#), "\(metrics)")
+        #expect(metrics.contains(#"http_request_timeouts_total{stage="header"} 2"#))
+    }
+
+    @Test("past MAX_CONNECTIONS a new connection gets 503 and is closed; the open ones go on being served")
+    func connectionCap() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let (cortex, port) = try await CortexProcess.serve(environment: ["MAX_CONNECTIONS": "3"], directory: directory)
+        defer { cortex.terminate() }
+        let open = try (0..<3).map { _ in try RawHTTPConnection(port: port) }
+        defer { for connection in open { connection.close() } }
+        // The three are accepted (a request on one proves the server reached it).
+        open[0].send("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        #expect(open[0].readResponse()?.status == 200)
+        let refused = try Self.exchange(port: port, Array("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8))
+        #expect(refused.hasPrefix("HTTP/1.1 503"), "\(refused)")
+        #expect(refused.contains(#""code":"too_many_connections""#) && refused.contains("Retry-After: 1"), "\(refused)")
+        for connection in open {
+            connection.send("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            #expect(connection.readResponse()?.status == 200, "an open connection is still served")
+        }
+        open[2].close()
+        // Its place frees once the server sees the close.
+        var status: Int?
+        for _ in 0..<200 where status != 200 {
+            let answer = try Self.exchange(port: port, Array("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8))
+            status = Int(answer.split(separator: " ").dropFirst().first ?? "")
+            if status == 200 {
+                #expect(answer.contains("http_connections_refused_total"))
+            } else {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        #expect(status == 200)
+    }
+
+    @Test("MAX_CONNECTIONS the descriptor limit cannot hold stops start-up naming it; by default the cap fits the limit")
+    func connectionCapacity() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let environment = ["HOST": "127.0.0.1", "PORT": "0", "DATABASE_URL": "sqlite:" + directory.file("c.db"), "MIN_FREE_DISK_MB": "1"]
+        let refused = try await CortexProcess.runToCompletion(
+            "/usr/bin/prlimit", ["--nofile=2048:2048", CortexProcess.binary, "serve"],
+            environment: environment.merging(["MAX_CONNECTIONS": "5000"]) { _, new in new }, timeout: .seconds(60))
+        #expect(refused.status == 78, "\(refused.stderr)")
+        #expect(refused.stderr.contains("MAX_CONNECTIONS") && refused.stderr.contains("at most 1024"), "\(refused.stderr)")
+        let fitted = try CortexProcess(
+            arguments: ["--nofile=2048:2048", CortexProcess.binary, "serve"], environment: environment, binary: "/usr/bin/prlimit")
+        defer { fitted.terminate() }
+        var started: [String: Any]?
+        for _ in 0..<600 where started == nil {
+            started = fitted.logEvents.first { $0["event"] as? String == "SERVER_STARTED" }
+            if started == nil { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(started?["max_connections"] as? Int == 1024, "\(fitted.stdout.suffix(500))")
     }
 }

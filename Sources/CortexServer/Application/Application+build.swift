@@ -9,7 +9,7 @@ import ServiceLifecycle
 public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequestContext> {
     let configuration = dependencies.configuration
     let router = Router(context: CortexRequestContext.self)
-    router.add(middleware: RequestIDMiddleware())
+    router.add(middleware: RequestIDMiddleware(generator: dependencies.requestIDs))
     router.add(
         middleware: AccessLogMiddleware(metrics: dependencies.metrics, quietRoutes: ProbeController<CortexRequestContext>.quietRoutes))
     router.add(middleware: ErrorResponseMiddleware())
@@ -110,6 +110,14 @@ public func buildApplication(_ dependencies: ServerDependencies, logger: Logger)
     let server = dependencies.configuration.server
     return Application(
         router: buildRouter(dependencies),
+        server: .guardedHTTP1(
+            .init(
+                idleTimeout: .seconds(server.idleTimeoutSeconds), headerTimeout: .seconds(server.requestHeaderTimeoutSeconds),
+                bodyTimeout: .seconds(server.requestBodyTimeoutSeconds), maxConnections: server.maxConnections
+            ),
+            metrics: dependencies.metrics.connections,
+            requestIDs: dependencies.requestIDs
+        ),
         configuration: .init(address: .hostname(server.host, port: server.port), serverName: "cortex"),
         onServerRunning: { channel in
             let address = channel.localAddress
@@ -119,6 +127,7 @@ public func buildApplication(_ dependencies: ServerDependencies, logger: Logger)
                     "host": "\(server.host)",
                     "port": .stringConvertible(address?.port ?? server.port),
                     "url": "http://\(server.host):\(address?.port ?? server.port)",
+                    "max_connections": .stringConvertible(server.maxConnections),
                 ]
             )
         },

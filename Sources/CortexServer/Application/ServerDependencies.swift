@@ -40,6 +40,8 @@ public struct ServerDependencies: Sendable {
     public var llm: LLMGateway? { llmGateways.first }
     /// When the server was opened, for `/status`.
     public let startedAt = Date()
+    /// Request ids, for the routes and for the answers the connection guard writes itself.
+    let requestIDs = RequestIDGenerator()
 
     /// Opens the database (running migrations) and loads every configured model.
     ///

@@ -37,6 +37,25 @@ extension CortexConfiguration {
         Setting(yamlPath: "server.drain_delay_s", environment: "DRAIN_DELAY_S", accepted: "seconds from 0 to 600") { config, value in
             parse(value, into: &config.server.drainDelaySeconds, in: 0...600)
         },
+        Setting(yamlPath: "server.idle_timeout_s", environment: "IDLE_TIMEOUT_S", accepted: "seconds from 0.1 to 3600") { config, value in
+            parse(value, into: &config.server.idleTimeoutSeconds, in: 0.1...3600)
+        },
+        Setting(
+            yamlPath: "server.request_header_timeout_s", environment: "REQUEST_HEADER_TIMEOUT_S", accepted: "seconds from 0.1 to 600"
+        ) { config, value in
+            parse(value, into: &config.server.requestHeaderTimeoutSeconds, in: 0.1...600)
+        },
+        Setting(
+            yamlPath: "server.request_body_timeout_s", environment: "REQUEST_BODY_TIMEOUT_S", accepted: "seconds from 0.1 to 3600"
+        ) { config, value in
+            parse(value, into: &config.server.requestBodyTimeoutSeconds, in: 0.1...3600)
+        },
+        Setting(yamlPath: "server.max_connections", environment: "MAX_CONNECTIONS", accepted: "an integer from 1 to 1000000") {
+            config, value in
+            guard parse(value, into: &config.server.maxConnections, in: 1...1_000_000) else { return false }
+            config.server.maxConnectionsSet = true
+            return true
+        },
         Setting(yamlPath: "server.build_sha", environment: "BUILD_SHA", accepted: "a commit id of 1-64 letters and digits") {
             config,
             value in

@@ -20,6 +20,17 @@ public struct CortexConfiguration: Sendable, Equatable {
         public var drainTimeoutSeconds = 30.0
         /// Seconds `/ready` reports 503 while the listener still accepts, before it closes (`DRAIN_DELAY_S`).
         public var drainDelaySeconds = 0.0
+        /// Seconds a connection may sit idle between requests before it is closed (`IDLE_TIMEOUT_S`).
+        public var idleTimeoutSeconds = 60.0
+        /// Seconds from a request's first byte to the end of its head (`REQUEST_HEADER_TIMEOUT_S`); then 408.
+        public var requestHeaderTimeoutSeconds = 10.0
+        /// Seconds from the end of a request's head to the end of its body (`REQUEST_BODY_TIMEOUT_S`); then 408.
+        public var requestBodyTimeoutSeconds = 60.0
+        /// Connections open at once (`MAX_CONNECTIONS`); past it a new one gets 503 and is closed.
+        /// By default 10,000, or fewer when the process's descriptor limit needs it (see ``ConnectionCapacity``).
+        public var maxConnections = ConnectionCapacity.defaultMaximum
+        /// Whether `MAX_CONNECTIONS` was set; a value the descriptor limit cannot hold then stops start-up.
+        public var maxConnectionsSet = false
         /// The commit this build came from (`BUILD_SHA`, set by the image build), shown as
         /// `build.sha` in `/status/summary`.
         public var buildSHA = "unknown"

@@ -1,5 +1,6 @@
 import CortexCore
 import Hummingbird
+import NIOCore
 
 extension Request {
     /// Collects the body up to `limit` bytes and parses it as JSON.
@@ -31,6 +32,9 @@ extension Request {
         do {
             return try await body.collect(upTo: limit)
         } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw APIError.payloadTooLarge(limit: limit)
+        } catch is NIOTooManyBytesError {
+            // A chunked body, whose length no header announced, went past the limit as it came.
             throw APIError.payloadTooLarge(limit: limit)
         }
     }

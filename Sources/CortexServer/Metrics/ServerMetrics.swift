@@ -58,6 +58,8 @@ public final class ServerMetrics: Sendable {
     let rateLimitBackendUp: Gauge
     private let rateLimitAllowed: Counter
     private let rateLimitLimited: Counter
+    /// Open, refused and timed-out connections (the connection guard's).
+    public let connections: ConnectionMetrics
 
     /// Creates the metrics on a factory and records `cortex_build_info`.
     public init(factory: any MetricsFactory, version: String) {
@@ -67,6 +69,7 @@ public final class ServerMetrics: Sendable {
         self.rateLimitBackendUp = Gauge(label: "rate_limit_backend_up", factory: factory)
         self.rateLimitAllowed = Counter(label: "rate_limit_decisions_total", dimensions: [("result", "allowed")], factory: factory)
         self.rateLimitLimited = Counter(label: "rate_limit_decisions_total", dimensions: [("result", "limited")], factory: factory)
+        self.connections = ConnectionMetrics(factory: factory)
         Gauge(label: "cortex_build_info", dimensions: [("version", version)], factory: factory).record(1)
     }
 

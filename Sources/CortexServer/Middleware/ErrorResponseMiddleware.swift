@@ -1,6 +1,7 @@
 import CortexCore
 public import Hummingbird
 import Logging
+import NIOHTTP1
 
 /// Turns every error thrown below it into the one JSON error shape, with the request id.
 ///
@@ -22,9 +23,19 @@ public struct ErrorResponseMiddleware<Context: RequestIDContext>: RouterMiddlewa
     static func response(for error: any Error, request: Request, context: Context) -> Response {
         switch error {
         case let error as APIError:
-            return error.response(requestID: context.requestID)
+            var response = error.response(requestID: context.requestID)
+            // Too large: the rest of the body is not read, and the connection closes after this.
+            if error.status == 413 { response.headers[.connection] = "close" }
+            return response
         case let error as HTTPError:
             return apiError(for: error, request: request).response(requestID: context.requestID)
+        case let error as HTTPParserError:
+            // The body broke the HTTP framing (a bad chunk size, a short chunk, a missing CRLF):
+            // the client's fault. The connection cannot carry another request after it.
+            var response = APIError(status: 400, code: "malformed_request", message: "the request body is not valid HTTP/1.1: \(error)")
+                .response(requestID: context.requestID)
+            response.headers[.connection] = "close"
+            return response
         default:
             context.logger.error(
                 "UNHANDLED_ERROR",

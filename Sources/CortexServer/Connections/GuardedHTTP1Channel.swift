@@ -1,0 +1,155 @@
+import CortexCore
+import Hummingbird
+public import HummingbirdCore
+public import Logging
+public import NIOCore
+import NIOHTTPTypesHTTP1
+import Synchronization
+
+/// Hummingbird's HTTP/1.1 channel with what a server facing the internet needs around it: read
+/// deadlines per stage (``ConnectionTimeouts``), JSON answers for heads that do not parse, and a
+/// cap on open connections (`MAX_CONNECTIONS`), past which a new connection is answered 503 and
+/// closed at once while the open ones go on being served.
+///
+/// Hummingbird's own `idleTimeout` restarts on every read, so a client sending a byte every few
+/// seconds would hold its connection forever; these deadlines cover each stage whole.
+public struct GuardedHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
+    public typealias Value = HTTP1Channel.Value
+
+    /// The deadlines and the cap.
+    public struct Configuration: Sendable {
+        public var idleTimeout: Duration
+        public var headerTimeout: Duration
+        public var bodyTimeout: Duration
+        public var maxConnections: Int
+
+        public init(idleTimeout: Duration, headerTimeout: Duration, bodyTimeout: Duration, maxConnections: Int) {
+            self.idleTimeout = idleTimeout
+            self.headerTimeout = headerTimeout
+            self.bodyTimeout = bodyTimeout
+            self.maxConnections = maxConnections
+        }
+    }
+
+    public let responder: HTTPChannelHandler.Responder
+    private let base: HTTP1Channel
+    private let limits: ConnectionTimeouts<ContinuousClock.Instant>.Limits
+    private let open: OpenConnections
+    private let metrics: ConnectionMetrics
+    private let requestIDs: RequestIDGenerator
+
+    init(
+        responder: @escaping HTTPChannelHandler.Responder, configuration: Configuration, metrics: ConnectionMetrics,
+        requestIDs: RequestIDGenerator
+    ) {
+        self.responder = responder
+        self.base = HTTP1Channel(responder: responder)
+        self.limits = .init(idle: configuration.idleTimeout, header: configuration.headerTimeout, body: configuration.bodyTimeout)
+        self.open = OpenConnections(maximum: configuration.maxConnections)
+        self.metrics = metrics
+        self.requestIDs = requestIDs
+    }
+
+    public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        let admitted = open.admit()
+        metrics.opened(admitted: admitted)
+        let open = open
+        let metrics = metrics
+        channel.closeFuture.whenComplete { _ in
+            if admitted { open.release() }
+            metrics.closed(admitted: admitted)
+        }
+        let limits = limits
+        let requestIDs = requestIDs
+        return base.setup(channel: channel, logger: logger).flatMapThrowing { value in
+            let pipeline = channel.pipeline.syncOperations
+            guard admitted else {
+                try pipeline.addHandler(RefusingHandler(requestIDs: requestIDs, maximum: open.maximum), position: .first)
+                return value
+            }
+            let guarded = ConnectionGuard(limits: limits, metrics: metrics, requestIDs: requestIDs)
+            let codec = try pipeline.handler(type: HTTP1ToHTTPServerCodec.self)
+            try pipeline.addHandler(ConnectionPartsHandler(guarded), position: .after(codec))
+            try pipeline.addHandler(ConnectionBytesHandler(guarded), position: .first)
+            return value
+        }
+    }
+
+    public func handle(value: Value, logger: Logger) async {
+        await base.handle(value: value, logger: logger)
+    }
+}
+
+extension HTTPServerBuilder {
+    /// HTTP/1.1 with Cortex's deadlines and connection cap (``GuardedHTTP1Channel``).
+    static func guardedHTTP1(
+        _ configuration: GuardedHTTP1Channel.Configuration, metrics: ConnectionMetrics, requestIDs: RequestIDGenerator
+    ) -> HTTPServerBuilder {
+        .init { responder in
+            GuardedHTTP1Channel(responder: responder, configuration: configuration, metrics: metrics, requestIDs: requestIDs)
+        }
+    }
+}
+
+/// How many connections are open, against the cap.
+final class OpenConnections: Sendable {
+    let maximum: Int
+    private let count = Atomic<Int>(0)
+
+    init(maximum: Int) {
+        self.maximum = maximum
+    }
+
+    /// Takes a place if one is free.
+    func admit() -> Bool {
+        var current = count.load(ordering: .relaxed)
+        while current < maximum {
+            let (exchanged, original) = count.compareExchange(
+                expected: current, desired: current + 1, successOrdering: .acquiringAndReleasing, failureOrdering: .relaxed)
+            if exchanged { return true }
+            current = original
+        }
+        return false
+    }
+
+    func release() {
+        count.subtract(1, ordering: .relaxed)
+    }
+}
+
+/// A connection past `MAX_CONNECTIONS`: answered 503 with the JSON error and closed before
+/// anything it sends is read.
+final class RefusingHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+
+    private let requestIDs: RequestIDGenerator
+    private let maximum: Int
+
+    init(requestIDs: RequestIDGenerator, maximum: Int) {
+        self.requestIDs = requestIDs
+        self.maximum = maximum
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let requestID = requestIDs.next()
+        var json = JSONWriter(capacity: 160)
+        json.beginObject()
+        json.member("error", "the server has \(maximum) connections open, its MAX_CONNECTIONS; retry shortly")
+        json.member("code", "too_many_connections")
+        json.member("request_id", requestID)
+        json.key("retry_after_s")
+        json.number(1.0)
+        json.endObject()
+        let body = json.text
+        var buffer = context.channel.allocator.buffer(capacity: 256 + body.utf8.count)
+        buffer.writeString(
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n"
+                + "Retry-After: 1\r\nX-Request-ID: \(requestID)\r\nConnection: close\r\n\r\n\(body)"
+        )
+        context.writeAndFlush(NIOAny(buffer)).whenComplete { _ in context.close(promise: nil) }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // Nothing it sends is read.
+    }
+}
