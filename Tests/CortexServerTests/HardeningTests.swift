@@ -387,4 +387,104 @@ struct HardeningTests {
         }
         #expect(started?["max_connections"] as? Int == 1024, "\(fitted.stdout.suffix(500))")
     }
+
+    /// Cortex as `nobody` (for whom file modes apply) in a directory of its own, billing
+    /// lead-scoring; the binary and model are copied in, as `nobody` may not enter the checkout.
+    static func unprivilegedServer(_ directory: TemporaryDirectory) async throws -> (CortexProcess, port: Int) {
+        chown(directory.path, 65534, 65534)
+        let binary = directory.file("cortex")
+        try FileManager.default.copyItem(atPath: CortexProcess.binary, toPath: binary)
+        try FileManager.default.copyItem(atPath: Repository.leadScoring, toPath: directory.file("lead-scoring"))
+        return try await CortexProcess.serve(
+            environment: [
+                "MODEL_PATH": directory.file("lead-scoring"), "MODEL_PRICES": "lead-scoring=0.01", "READINESS_INTERVAL_S": "0.2",
+            ],
+            directory: directory, user: 65534, binary: binary, workingDirectory: directory.path)
+    }
+
+    @Test(
+        "SQLite's shared-memory file truncated, or made read-only, under a running server: no crash; /ready and billed requests 503",
+        .enabled(if: getuid() == 0, "needs root to run the server as an unprivileged user, for whom file modes apply"),
+        arguments: ["truncated", "read-only"]
+    )
+    func sharedMemoryFile(change: String) async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let (cortex, port) = try await Self.unprivilegedServer(directory)
+        defer { cortex.terminate() }
+        let score = { try RawHTTPConnection.request(port: port, method: "POST", path: "/api/v1/score", body: LedgerLoadTests.lead) }
+        #expect(try score()?.status == 200)
+        let shm = directory.file("cortex.db") + "-shm"
+        if change == "truncated" { #expect(truncate(shm, 0) == 0) } else { #expect(chmod(shm, 0o444) == 0) }
+        // Billed requests, and reads of the balance once the key's cache has expired, are refused.
+        for _ in 0..<3 {
+            let billed = try #require(try score())
+            #expect(billed.status == 503, "\(billed.body)")
+            #expect(billed.body.contains("billing_unavailable") || billed.body.contains("database_unavailable"), "\(billed.body)")
+        }
+        let ready = try #require(try RawHTTPConnection.request(port: port, path: "/ready"))
+        #expect(ready.status == 503)
+        #expect(ready.body.contains(#""failing":["database"]"#), "\(ready.body)")
+        #expect(ready.body.contains(change == "truncated" ? "truncated outside Cortex" : "not writable"), "\(ready.body)")
+        #expect(try RawHTTPConnection.request(port: port, path: "/health")?.status == 200)
+        #expect(cortex.process.isRunning, "no SIGBUS")
+        if change == "read-only" {
+            // Writable again: ready again, billed again.
+            #expect(chmod(shm, 0o644) == 0)
+            #expect(try RawHTTPConnection.request(port: port, path: "/ready")?.status == 200)
+            #expect(try score()?.status == 200)
+        }
+    }
+
+    @Test(
+        "a model file truncated or deleted under a running server: it serves on from memory; /ready, /status and metrics say the disk differs"
+    )
+    func modelFileChanged() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let model = directory.file("vB.onnx")
+        try FileManager.default.copyItem(atPath: Repository.path("models/vB.onnx"), toPath: model)
+        try FileManager.default.copyItem(atPath: Repository.path("models/vB.yaml"), toPath: directory.file("vB.yaml"))
+        let (cortex, port) = try await CortexProcess.serve(environment: ["MODEL_VB_PATH": model], directory: directory)
+        defer { cortex.terminate() }
+        try await ONNXServingTests.waitUntilReady(["vB"], port: port)
+        let infer = {
+            try RawHTTPConnection.request(
+                port: port, method: "POST", path: "/v2/models/vB/infer",
+                body:
+                    #"{"inputs":[{"name":"image","shape":[1,1,8,8],"datatype":"FP32","data":[\#(Array(repeating: "0.5", count: 64).joined(separator: ","))]}]}"#
+            )
+        }
+        let ready = try #require(try RawHTTPConnection.request(port: port, path: "/ready"))
+        #expect(ready.body.contains(#""model_files":{"ok":true,"detail":"as loaded"}"#), "\(ready.body)")
+
+        // Truncated: still ready, still serving, and said.
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: model)[.size] as? Int)
+        #expect(truncate(model, 100) == 0)
+        let truncated = try #require(try RawHTTPConnection.request(port: port, path: "/ready"))
+        #expect(truncated.status == 200, "the loaded copy still serves")
+        #expect(
+            truncated.body.contains("vB: \(model) changed on disk since it was loaded (\(size) bytes then, 100 now)"), "\(truncated.body)")
+        #expect(try infer()?.status == 200)
+        let status = try #require(try RawHTTPConnection.request(port: port, path: "/status")).body
+        let models = try #require(
+            (try JSONSerialization.jsonObject(with: Data(status.utf8)) as? [String: Any])?["models"] as? [[String: Any]])
+        #expect(models.first { $0["name"] as? String == "vB" }?["file"] as? String == "changed")
+        #expect(models.first { $0["name"] as? String == "vA" }?["file"] as? String == "as_loaded")
+        #expect(try RawHTTPConnection.request(port: port, path: "/metrics")?.body.contains(#"model_file_changed{model="vB"} 1"#) == true)
+
+        // Deleted: the same, as missing.
+        try FileManager.default.removeItem(atPath: model)
+        let deleted = try #require(try RawHTTPConnection.request(port: port, path: "/ready"))
+        #expect(deleted.status == 200)
+        #expect(deleted.body.contains("\(model) is gone from disk"), "\(deleted.body)")
+        let gone = try #require(try RawHTTPConnection.request(port: port, path: "/status")).body
+        #expect(gone.contains(#""file":"missing""#), "\(gone)")
+        #expect(try infer()?.status == 200)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while cortex.logEvents.filter({ $0["event"] as? String == "MODEL_FILE_CHANGED" }).count < 2, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(cortex.logEvents.filter { $0["event"] as? String == "MODEL_FILE_CHANGED" && $0["model"] as? String == "vB" }.count == 2)
+    }
 }

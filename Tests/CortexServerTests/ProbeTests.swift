@@ -31,7 +31,7 @@ struct ProbeTests {
             #expect(body["ready"] as? Bool == true)
             #expect(body["models_loaded"] as? Bool == true)
             let checks = body["checks"] as? [String: Any] ?? [:]
-            #expect(Set(checks.keys) == ["database", "models", "disk", "draining"])
+            #expect(Set(checks.keys) == ["database", "models", "model_files", "disk", "draining"])
             let live = try await client.get("/v2/health/ready")
             #expect(live.status == .ok)
         }
@@ -72,7 +72,7 @@ struct ProbeTests {
             #expect(models[0]["platform"] as? String == "xgboost_json")
             #expect((models[1]["reason"] as? String)?.contains("model.json") == true)
             #expect((body["rate_limit"] as? [String: Any])?["mode"] as? String == "off")
-            #expect((body["checks"] as? [String: Any])?.keys.sorted() == ["database", "disk", "draining", "models"])
+            #expect((body["checks"] as? [String: Any])?.keys.sorted() == ["database", "disk", "draining", "model_files", "models"])
         }
         #expect(server.logs.events(named: "MODEL_LOAD_FAIL").first?.metadata["reason"]?.contains("model.json") == true)
     }

@@ -85,6 +85,8 @@ public final class ModelLoader: Sendable {
         public var model: any InferenceModel
         /// `warmup.runs`: synthetic inferences before the model serves (0: none).
         public var warmupRuns: Int
+        /// The model's file and manifest as they were when read.
+        public var files: ModelFiles
     }
 
     /// Loads the model a source points at.
@@ -104,10 +106,12 @@ public final class ModelLoader: Sendable {
         }
         var file = source.path
         var manifest = Manifest()
+        var manifestPath: String?
         if isDirectory.boolValue {
-            let manifestPath = (source.path as NSString).appendingPathComponent("model.yaml")
-            if FileManager.default.fileExists(atPath: manifestPath) {
-                manifest = try readManifest(manifestPath)
+            let path = (source.path as NSString).appendingPathComponent("model.yaml")
+            if FileManager.default.fileExists(atPath: path) {
+                manifest = try readManifest(path)
+                manifestPath = path
             }
             let defaultFile =
                 FileManager.default.fileExists(atPath: (source.path as NSString).appendingPathComponent("model.onnx"))
@@ -117,6 +121,7 @@ public final class ModelLoader: Sendable {
             let sidecar = (source.path as NSString).deletingPathExtension + ".yaml"
             if sidecar != source.path, FileManager.default.fileExists(atPath: sidecar) {
                 manifest = try readManifest(sidecar)
+                manifestPath = sidecar
             }
         }
         let version = source.version ?? manifest.version ?? "1"
@@ -124,10 +129,12 @@ public final class ModelLoader: Sendable {
         guard (0...10_000).contains(warmupRuns) else {
             throw ModelLoadError(path: file, field: "warmup.runs", reason: "must be from 0 to 10000")
         }
+        // Before the model is read: a file changed while it loads counts as changed.
+        let files = ModelFiles(paths: [file] + (manifestPath.map { [$0] } ?? []))
         return Loaded(
             model: try load(
                 file: file, format: manifest.format ?? Self.format(ofFile: file), version: version, manifest: manifest, source: source),
-            warmupRuns: warmupRuns)
+            warmupRuns: warmupRuns, files: files)
     }
 
     private func load(file: String, format: String, version: String, manifest: Manifest, source: ModelSource) throws -> any InferenceModel {

@@ -35,6 +35,8 @@ public final class ModelRegistry: Sendable {
         public var source: ModelSource
         /// Its current state.
         public var state: State
+        /// The files it was loaded from, as they were then (`nil` for a model registered from memory).
+        public var files: ModelFiles?
     }
 
     private struct Storage {
@@ -72,7 +74,7 @@ public final class ModelRegistry: Sendable {
         let state: State
         do {
             let loaded = try loader.loadModel(source)
-            return register(loaded.model, source: source, warmupRuns: loaded.warmupRuns)
+            return register(loaded.model, source: source, warmupRuns: loaded.warmupRuns, files: loaded.files)
         } catch {
             state = .failed("\(error)")
             logger.error("MODEL_LOAD_FAIL", metadata: ["model": "\(source.name)", "path": "\(source.path)", "reason": "\(error)"])
@@ -84,13 +86,13 @@ public final class ModelRegistry: Sendable {
     /// Registers a loaded model under `source.name`, replacing any model of that name: ready at
     /// once, or `warming` until `warmupRuns` inferences on zeros have run on a thread of their own.
     @discardableResult
-    public func register(_ model: any InferenceModel, source: ModelSource, warmupRuns: Int = 0) -> State {
+    public func register(_ model: any InferenceModel, source: ModelSource, warmupRuns: Int = 0, files: ModelFiles? = nil) -> State {
         guard warmupRuns > 0 else {
-            update(source, .ready(model))
+            update(source, .ready(model), files: files)
             logReady(model, source: source)
             return .ready(model)
         }
-        let generation = update(source, .warming(model))
+        let generation = update(source, .warming(model), files: files)
         warmUp(model, source: source, runs: warmupRuns, generation: generation)
         return .warming(model)
     }
@@ -131,7 +133,7 @@ public final class ModelRegistry: Sendable {
             storage.withLock { storage in
                 // Only if nothing replaced the model meanwhile.
                 guard storage.generations[source.name] == generation else { return }
-                storage.entries[source.name] = Entry(source: source, state: next)
+                storage.entries[source.name]?.state = next
             }
         }
         thread.name = "cortex-warmup-\(source.name)"
@@ -178,12 +180,12 @@ public final class ModelRegistry: Sendable {
     }
 
     @discardableResult
-    private func update(_ source: ModelSource, _ state: State) -> UInt64 {
+    private func update(_ source: ModelSource, _ state: State, files: ModelFiles? = nil) -> UInt64 {
         storage.withLock { storage in
             if storage.entries[source.name] == nil {
                 storage.order.append(source.name)
             }
-            storage.entries[source.name] = Entry(source: source, state: state)
+            storage.entries[source.name] = Entry(source: source, state: state, files: files)
             storage.nextGeneration += 1
             storage.generations[source.name] = storage.nextGeneration
             return storage.nextGeneration

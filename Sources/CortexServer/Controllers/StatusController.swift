@@ -139,6 +139,13 @@ public struct StatusController<Context: RequestIDContext>: Sendable {
                 break
             }
             json.member("path", entry.source.path)
+            if let files = entry.files {
+                // Whether the disk still holds what serves (see ReadinessChecks.modelFilesCheck).
+                let changes = files.changes()
+                let missing = changes.contains { if case .missing = $0 { true } else { false } }
+                json.member("file", changes.isEmpty ? "as_loaded" : missing ? "missing" : "changed")
+                if !changes.isEmpty { json.member("file_detail", changes.map(\.description).joined(separator: "; ")) }
+            }
             json.endObject()
         }
         json.endArray()

@@ -30,6 +30,8 @@ public final class ServerMetrics: Sendable {
         let queueLatency: Timer
         let outcomes: [Outcome: Counter]
         let ready: Gauge
+        /// `model_file_changed{model}`: 1 while the files on disk differ from those loaded.
+        let fileChanged: Gauge
         /// `credits_spent_total{model}`: credits settled (seed 000).
         let creditsSpent: FloatingPointCounter
     }
@@ -123,6 +125,7 @@ public final class ServerMetrics: Sendable {
                 queueLatency: Timer(label: "model_queue_seconds", dimensions: dimensions, factory: factory),
                 outcomes: outcomes,
                 ready: Gauge(label: "model_ready", dimensions: dimensions, factory: factory),
+                fileChanged: Gauge(label: "model_file_changed", dimensions: dimensions, factory: factory),
                 creditsSpent: FloatingPointCounter(label: "credits_spent_total", dimensions: dimensions, factory: factory)
             )
             cache[name] = metrics

@@ -1,4 +1,5 @@
 import CortexCore
+import CortexStore
 public import Hummingbird
 import Logging
 import NIOHTTP1
@@ -29,6 +30,15 @@ public struct ErrorResponseMiddleware<Context: RequestIDContext>: RouterMiddlewa
             return response
         case let error as HTTPError:
             return apiError(for: error, request: request).response(requestID: context.requestID)
+        case let error as StoreFailure:
+            // The database cannot be used (a file changed under it, a connection lost): not the
+            // client's fault, and not a bug to hunt either; the reason stays in the log.
+            context.logger.error("DB_UNAVAILABLE", metadata: ["request_id": "\(context.requestID)", "error": "\(error)"])
+            return APIError(
+                status: 503, code: "database_unavailable", message: "the database cannot be used right now; retry shortly",
+                fields: [("retry_after_s", .double(1))]
+            )
+            .response(requestID: context.requestID)
         case let error as HTTPParserError:
             // The body broke the HTTP framing (a bad chunk size, a short chunk, a missing CRLF):
             // the client's fault. The connection cannot carry another request after it.

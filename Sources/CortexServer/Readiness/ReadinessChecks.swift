@@ -24,6 +24,8 @@ public final class ReadinessChecks: Sendable {
     let logger: Logger
     /// -1 unknown, 0 not ready, 1 ready: to log transitions once.
     private let lastState = Atomic<Int>(-1)
+    /// The models whose files differed from those loaded at the last evaluation, with what differed.
+    private let changedFiles = Mutex<[String: String]>([:])
 
     /// Creates the checks.
     public init(
@@ -78,6 +80,8 @@ public final class ReadinessChecks: Sendable {
             )
         }
 
+        checks.append(modelFilesCheck(entries))
+
         // The database's filesystem; with PostgreSQL, the working directory's (logs, models, temporary files).
         let diskPath = store.localPath ?? FileManager.default.currentDirectoryPath + "/."
         if let free = Self.freeDiskBytes(at: diskPath) {
@@ -120,6 +124,34 @@ public final class ReadinessChecks: Sendable {
             )
         }
         return report
+    }
+
+    /// Whether each model's files on disk still match what was loaded. Informational (always ok):
+    /// the loaded copy serves on; the operator learns now what the next restart would load.
+    /// `model_file_changed` follows it, and `MODEL_FILE_CHANGED` / `MODEL_FILE_RESTORED` log each change once.
+    func modelFilesCheck(_ entries: [ModelRegistry.Entry]) -> ReadinessReport.Check {
+        var now: [String: String] = [:]
+        for entry in entries {
+            let changes = entry.files?.changes() ?? []
+            metrics.model(entry.source.name).fileChanged.record(changes.isEmpty ? 0 : 1)
+            if !changes.isEmpty { now[entry.source.name] = changes.map(\.description).joined(separator: "; ") }
+        }
+        let before = changedFiles.withLock { last in
+            defer { last = now }
+            return last
+        }
+        for (model, detail) in now where before[model] != detail {
+            logger.warning("MODEL_FILE_CHANGED", metadata: ["model": "\(model)", "detail": "\(detail)"])
+        }
+        for model in before.keys where now[model] == nil {
+            logger.notice("MODEL_FILE_RESTORED", metadata: ["model": "\(model)"])
+        }
+        let detail =
+            now.isEmpty
+            ? "as loaded"
+            : now.keys.sorted().map { "\($0): \(now[$0] ?? "")" }.joined(separator: "; ")
+                + " (the loaded copy serves; a restart would load what is on disk)"
+        return .init(name: "model_files", ok: true, detail: detail)
     }
 
     /// Whether an LLM deployment can answer, and why (or why not).

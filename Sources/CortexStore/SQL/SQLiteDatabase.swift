@@ -8,8 +8,11 @@ import SQLiteNIO
 struct SQLiteDatabase: SQLDatabase {
     var dialect: SQLDialect { .sqlite }
     let connection: SQLiteConnection
+    /// Checked before every statement, once the database is in WAL mode.
+    var sharedMemory: SharedMemoryGuard?
 
     func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
+        try sharedMemory?.check()
         let rows = try await connection.query(Self.sqliteSQL(sql), binds.map(Self.data))
         return try rows.map { row in
             var values: [String: SQLValue] = [:]

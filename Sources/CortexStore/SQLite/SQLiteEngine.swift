@@ -24,6 +24,7 @@ final class SQLiteEngine: StorageEngine {
     private let ledgerConnection: SQLiteWriterConnection
     private let executor: ThreadExecutor
     private let probeTimeoutMilliseconds: Int
+    private let sharedMemory: SharedMemoryGuard?
     private let logger: Logger
 
     var location: String { path }
@@ -40,8 +41,10 @@ final class SQLiteEngine: StorageEngine {
         self.connection = connection
         self.ledgerConnection = ledgerConnection
         self.executor = ThreadExecutor(name: "cortex-ledger")
-        self.reader = SQLiteDatabase(connection: connection)
-        self.writer = SQLiteWriterDatabase(connection: ledgerConnection)
+        let sharedMemory = SharedMemoryGuard(databasePath: path)
+        self.sharedMemory = sharedMemory
+        self.reader = SQLiteDatabase(connection: connection, sharedMemory: sharedMemory)
+        self.writer = SQLiteWriterDatabase(connection: ledgerConnection, sharedMemory: sharedMemory)
         self.probeTimeoutMilliseconds = max(probeTimeoutMilliseconds, 1)
         self.logger = logger
     }
@@ -88,6 +91,8 @@ final class SQLiteEngine: StorageEngine {
 
     /// Performs a real write (an upsert into `readiness_probe`) on a fresh connection.
     func probeWrite() async throws {
+        // First, before a new connection maps it: a changed shared-memory file would kill the process.
+        try sharedMemory?.check()
         // SQLite may hand a new connection a recycled read-write descriptor, so a file whose
         // permissions changed under a running server is checked directly as well.
         // The -wal file exists only while connections are open; the database file must always.
@@ -119,12 +124,13 @@ final class SQLiteEngine: StorageEngine {
         guard !FileManager.default.fileExists(atPath: absolute) else {
             throw StoreFailure(reason: "\(absolute) already exists; choose a new file name")
         }
-        _ = try await connection.query("VACUUM INTO ?", [.text(absolute)])
+        _ = try await reader.query("VACUUM INTO $1", [.text(absolute)])
     }
 
     /// SQLite's `integrity_check` (pages, indexes) and `foreign_key_check` (every key and entry
     /// belongs to an existing tenant).
     func integrityProblems() async throws -> [String] {
+        try sharedMemory?.check()
         var problems: [String] = []
         for row in try await connection.query("PRAGMA integrity_check") {
             if let message = row.column("integrity_check")?.string, message != "ok" {

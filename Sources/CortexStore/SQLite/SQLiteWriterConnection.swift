@@ -112,9 +112,12 @@ final class SQLiteWriterConnection: @unchecked Sendable {
 struct SQLiteWriterDatabase: SQLDatabase {
     var dialect: SQLDialect { .sqlite }
     let connection: SQLiteWriterConnection
+    /// Checked before every statement (see ``SharedMemoryGuard``).
+    let sharedMemory: SharedMemoryGuard?
 
     func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
-        try connection.execute(sql, binds)
+        try sharedMemory?.check()
+        return try connection.execute(sql, binds)
     }
 
     func transaction<T: Sendable>(durable: Bool, _ body: (any SQLDatabase) async throws -> T) async throws -> T {
