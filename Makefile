@@ -1,7 +1,7 @@
 # Cortex: the two commands are `make run` and `make test`; see README.md.
 SWIFT ?= swift
 
-.PHONY: run build release image-libraries onnxruntime test lint format bench bench-llm llm-check models image-models clean
+.PHONY: run build release image-libraries onnxruntime test lint format bench bench-llm llm-check probe models image-models clean
 
 ## Build in release mode, install ONNX Runtime (PyPI, into .venv) and serve the bundled models on http://127.0.0.1:8000.
 run: release onnxruntime
@@ -42,6 +42,10 @@ bench-llm:
 ## Cortex against a real llama.cpp server with Gemma 3 270M (first run builds llama.cpp: ~15 min).
 llm-check:
 	scripts/llm-real.sh
+
+## Mutated requests to every POST route of a release build for SECONDS (default 600); fails on any 5xx, crash or ledger drift.
+probe: release onnxruntime
+	python3 scripts/mutation-probe.py --seconds $${SECONDS_TO_RUN:-600}
 
 ## Re-train the bundled models and their fixtures (needs xgboost from PyPI).
 models:

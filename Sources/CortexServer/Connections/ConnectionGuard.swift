@@ -118,17 +118,30 @@ final class ConnectionGuard {
     /// Writes a whole error answer on the raw socket and closes the connection.
     private func write(status: String, error: APIError) {
         guard let context = rawContext else { return }
-        let requestID = requestIDs.next()
+        RawErrorAnswer.send(status: status, error: error, requestID: requestIDs.next(), on: context)
+    }
+}
+
+/// An error answer in the JSON shape written straight to the socket, below the HTTP encoder,
+/// for connections that no route will answer; the connection closes after it.
+enum RawErrorAnswer {
+    static func send(status: String, error: APIError, requestID: String, extraHeaders: String = "", on context: ChannelHandlerContext) {
         var json = JSONWriter(capacity: 160)
         json.beginObject()
         json.member("error", error.message)
         json.member("code", error.code)
         json.member("request_id", requestID)
+        for field in error.fields {
+            if case .double(let value) = field.value {
+                json.key(field.name)
+                json.number(value)
+            }
+        }
         json.endObject()
         let body = json.text
         var buffer = context.channel.allocator.buffer(capacity: 256 + body.utf8.count)
         buffer.writeString(
-            "HTTP/1.1 \(status)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n"
+            "HTTP/1.1 \(status)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\(extraHeaders)"
                 + "X-Request-ID: \(requestID)\r\nTrace-Id: \(requestID)\r\nConnection: close\r\n\r\n\(body)"
         )
         context.writeAndFlush(NIOAny(buffer)).whenComplete { _ in context.close(promise: nil) }

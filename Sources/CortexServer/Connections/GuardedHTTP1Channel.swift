@@ -131,22 +131,13 @@ final class RefusingHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        let requestID = requestIDs.next()
-        var json = JSONWriter(capacity: 160)
-        json.beginObject()
-        json.member("error", "the server has \(maximum) connections open, its MAX_CONNECTIONS; retry shortly")
-        json.member("code", "too_many_connections")
-        json.member("request_id", requestID)
-        json.key("retry_after_s")
-        json.number(1.0)
-        json.endObject()
-        let body = json.text
-        var buffer = context.channel.allocator.buffer(capacity: 256 + body.utf8.count)
-        buffer.writeString(
-            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n"
-                + "Retry-After: 1\r\nX-Request-ID: \(requestID)\r\nConnection: close\r\n\r\n\(body)"
-        )
-        context.writeAndFlush(NIOAny(buffer)).whenComplete { _ in context.close(promise: nil) }
+        RawErrorAnswer.send(
+            status: "503 Service Unavailable",
+            error: APIError(
+                status: 503, code: "too_many_connections",
+                message: "the server has \(maximum) connections open, its MAX_CONNECTIONS; retry shortly",
+                fields: [("retry_after_s", .double(1))]),
+            requestID: requestIDs.next(), extraHeaders: "Retry-After: 1\r\n", on: context)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
