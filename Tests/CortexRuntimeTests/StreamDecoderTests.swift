@@ -77,5 +77,29 @@ struct StreamDecoderTests {
         #expect(done?.finishReason == "stop" && done?.usage == nil, "a stream without counts reports no usage")
         var lines = LineSplitter()
         #expect(throws: ProviderError.self) { try lines.feed(Array(repeating: UInt8(ascii: "a"), count: LineSplitter.maximumLine + 1)) }
+        // A provider's negative counts are no counts: the estimate held is billed instead.
+        let negative = try StreamChunk.ollama(#"{"done":true,"prompt_eval_count":-5,"eval_count":3}"#)
+        #expect(negative?.usage == nil)
+        #expect(
+            TokenUsage(openAI: .object([("usage", .object([("prompt_tokens", .number(4)), ("completion_tokens", .number(-1))]))])) == nil)
+    }
+
+    @Test("a stream has ended only once its format says so: a finish reason or [DONE]; Ollama's done")
+    func endMarkers() throws {
+        var openAI = DeltaStreamDecoder<ServerSentEventDecoder>.openAI
+        _ = try openAI.feed(Array(#"data: {"choices":[{"delta":{"content":"a"},"finish_reason":null}]}\#n\#n"#.utf8))
+        #expect(!openAI.ended, "tokens alone are not an end")
+        _ = try openAI.feed(Array("data: [DONE]\n\n".utf8))
+        #expect(openAI.ended)
+        var reason = DeltaStreamDecoder<ServerSentEventDecoder>.openAI
+        _ = try reason.feed(Array(#"data: {"choices":[{"delta":{},"finish_reason":"length"}]}\#n\#n"#.utf8))
+        #expect(reason.ended, "a finish reason ends it even if [DONE] is lost")
+        var ollama = DeltaStreamDecoder<LineSplitter>.ollama
+        _ = try ollama.feed(Array(#"{"message":{"content":"a"},"done":false}\#n"#.utf8))
+        #expect(!ollama.ended)
+        _ = try ollama.feed(Array(#"{"done":true,"done_reason":"stop"}"#.utf8))
+        #expect(!ollama.ended, "a line without its newline is not read yet")
+        #expect(try ollama.finish().first?.finishReason == "stop")
+        #expect(ollama.ended, "the last line, unterminated at the end of the body, still counts")
     }
 }

@@ -127,15 +127,18 @@ enum StreamChunk {
 extension TokenUsage {
     /// OpenAI's `usage` member of an answer or chunk, when it has both counts.
     init?(openAI object: JSONValue) {
+        // A count the provider got wrong (negative) is no count: the estimate held is billed instead.
         guard let counts = object["usage"], let prompt = counts["prompt_tokens"]?.intValue,
-            let completion = counts["completion_tokens"]?.intValue
+            let completion = counts["completion_tokens"]?.intValue, prompt >= 0, completion >= 0
         else { return nil }
         self.init(promptTokens: prompt, completionTokens: completion)
     }
 
     /// Ollama's counts on a finished answer (`prompt_eval_count`, `eval_count`), when it has both.
     init?(ollama object: JSONValue) {
-        guard let prompt = object["prompt_eval_count"]?.intValue, let completion = object["eval_count"]?.intValue else {
+        guard let prompt = object["prompt_eval_count"]?.intValue, let completion = object["eval_count"]?.intValue,
+            prompt >= 0, completion >= 0
+        else {
             return nil
         }
         self.init(promptTokens: prompt, completionTokens: completion)
