@@ -1,0 +1,42 @@
+import Foundation
+import Testing
+
+@testable import CortexServer
+
+/// `docs/configuration.md` and the declared settings say the same thing.
+@Suite("Configuration docs")
+struct ConfigurationDocsTests {
+    /// The settings table's rows: YAML key and the first environment variable named.
+    static func documented() throws -> [(yaml: String, environment: String)] {
+        let text = try String(contentsOfFile: Repository.path("docs/configuration.md"), encoding: .utf8)
+        return text.split(separator: "\n").compactMap { line in
+            let cells = line.split(separator: "|", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard cells.count > 3, cells[1].hasPrefix("`"), let variable = cells[2].split(separator: "`").first else { return nil }
+            return (cells[1].trimmingCharacters(in: CharacterSet(charactersIn: "`")), String(variable))
+        }
+    }
+
+    @Test("every declared setting is documented under its YAML key and variable, and every documented one is declared")
+    func inSync() throws {
+        let documented = try Self.documented()
+        #expect(documented.count > 40, "the table was found")
+        let declared = CortexConfiguration.settings.map { (yaml: $0.yamlPath, environment: $0.environment) }
+        for setting in declared {
+            #expect(
+                documented.contains { $0.yaml == setting.yaml && $0.environment == setting.environment },
+                "\(setting.environment) (\(setting.yaml)) is declared but not in docs/configuration.md")
+        }
+        // Read by the loader itself rather than the scalar table: lists, maps and per-model values.
+        let structured: Set<String> = [
+            "MODEL_PATH", "MODEL_VERSION", "MODEL_PRICES", "RATE_LIMIT_OVERRIDES", "API_KEYS", "ALLOWED_ORIGINS",
+        ]
+        for row in documented where !structured.contains(row.environment) {
+            #expect(
+                declared.contains { $0.yaml == row.yaml && $0.environment == row.environment },
+                "docs/configuration.md documents \(row.environment) (\(row.yaml)), which is not declared")
+        }
+        for variable in structured {
+            #expect(documented.contains { $0.environment == variable }, "\(variable) is not documented")
+        }
+    }
+}
