@@ -58,7 +58,7 @@ struct ServeCommand: AsyncParsableCommand {
 
         switch configuration.database {
         case .sqlite(let path):
-            // Seed 000's operators look for this exact line.
+            // The inference platform's operators look for this exact line.
             FileHandle.standardOutput.write(Data("USING DB FILE: \(path)\n".utf8))
         case .postgres(let url):
             FileHandle.standardOutput.write(Data("USING DATABASE: \(RedactedURL.redacting(url))\n".utf8))

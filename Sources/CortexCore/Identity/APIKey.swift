@@ -30,7 +30,7 @@ public struct APIKey: Sendable, Hashable {
     }
 
     /// The prefix to display for any presented key: the `ctx_XXXXXXXX` part of a generated key,
-    /// or the first 6 characters of a key from elsewhere (such as seed 002's `API_KEYS`).
+    /// or the first 6 characters of a key from elsewhere (such as the lead-scoring API's `API_KEYS`).
     public static func displayPrefix(of key: String) -> String {
         let parts = key.split(separator: "_", omittingEmptySubsequences: false)
         if parts.count == 3, parts[0] == scheme, parts[1].count == prefixLength, parts[2].count == secretLength {

@@ -1,6 +1,6 @@
 import Synchronization
 
-/// Which provider answers chats now (seed 004's `llm.path`).
+/// Which provider answers chats now (the LLM assistant's `llm.path`).
 public enum LLMPath: String, Sendable, Hashable {
     /// The primary's model is not there yet (still being pulled); the fallback answers if any.
     case warming
@@ -49,7 +49,7 @@ public final class PrimaryWarmup: Sendable {
 
     /// The current path.
     public var path: LLMPath { state.withLock { $0.path } }
-    /// Whether the primary's model was seen in its model list (seed 004's `primary_model_present`).
+    /// Whether the primary's model was seen in its model list (the LLM assistant's `primary_model_present`).
     public var primaryModelPresent: Bool { state.withLock { $0.modelPresent } }
     /// Why the last poll failed, if it did.
     public var lastError: String? { state.withLock { $0.lastError } }

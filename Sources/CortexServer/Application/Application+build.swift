@@ -70,7 +70,7 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
     return router
 }
 
-/// The LLM routes: `/chat` in a group with seed 004's CORS (its preflight needs no key), the others
+/// The LLM routes: `/chat` in a group with the LLM assistant's CORS (its preflight needs no key), the others
 /// with the inference routes; without a deployment, answers that say what to set.
 private func addLLMRoutes(
     to router: Router<CortexRequestContext>,

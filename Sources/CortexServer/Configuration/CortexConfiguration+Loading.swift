@@ -448,7 +448,7 @@ extension CortexConfiguration {
     /// Applies environment variables that name a setting.
     mutating func apply(environment: [String: String]) throws {
         var environment = environment
-        // Seed 003 calls the admin token API_ADMIN_KEY; ADMIN_TOKEN wins when both are set.
+        // The multi-tenant ops API calls the admin token API_ADMIN_KEY; ADMIN_TOKEN wins when both are set.
         if environment["ADMIN_TOKEN"] == nil, let legacy = environment["API_ADMIN_KEY"] {
             environment["ADMIN_TOKEN"] = legacy
         }
@@ -468,7 +468,7 @@ extension CortexConfiguration {
             }
             models = list.map { ModelSource(path: $0) }
         }
-        // Seed 001: the two image classifiers keep their names whatever their files are called.
+        // The A/B image service: the two image classifiers keep their names whatever their files are called.
         for (variable, name) in [("MODEL_VA_PATH", "vA"), ("MODEL_VB_PATH", "vB")] {
             guard let path = environment[variable] else { continue }
             guard !path.trimmingCharacters(in: .whitespaces).isEmpty else {

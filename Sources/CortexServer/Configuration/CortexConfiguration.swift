@@ -81,7 +81,7 @@ public struct CortexConfiguration: Sendable, Equatable {
         public var demo = Demo.auto
         /// Seconds a found key is trusted before it is read again (`AUTH_CACHE_TTL_S`).
         public var cacheTTLSeconds = 5.0
-        /// The admin API's bearer token (`ADMIN_TOKEN`, or seed 003's `API_ADMIN_KEY`); `nil` leaves
+        /// The admin API's bearer token (`ADMIN_TOKEN`, or the multi-tenant ops API's `API_ADMIN_KEY`); `nil` leaves
         /// the admin API to keys with the `admin` scope. A secret: never printed.
         public var adminToken: String?
 
@@ -95,7 +95,7 @@ public struct CortexConfiguration: Sendable, Equatable {
         }
     }
 
-    /// How fast each API key may call (seeds 001 and 003).
+    /// How fast each API key may call (the A/B image service and the multi-tenant ops API).
     public struct RateLimit: Sendable, Equatable {
         /// Sustained requests per second per key (`RATE_LIMIT_RPS`); 0 turns rate limiting off.
         public var requestsPerSecond = 0.0
@@ -161,7 +161,7 @@ public struct CortexConfiguration: Sendable, Equatable {
         }
     }
 
-    /// The demo tenant's key: seed 002's documented `API_KEYS` default, so its curl examples work.
+    /// The demo tenant's key: the lead-scoring API's documented `API_KEYS` default, so its curl examples work.
     public static let demoAPIKey = "demo-api-key-123"
     /// The demo tenant's name.
     public static let demoTenant = "demo"
@@ -175,7 +175,7 @@ public struct CortexConfiguration: Sendable, Equatable {
     public var billing = Billing()
     public var rateLimit = RateLimit()
     /// Models to serve (`models:` in YAML, or `MODEL_PATH`, comma-separated); by default the
-    /// bundled lead-scoring model and seed 001's two image classifiers, `vA` and `vB`
+    /// bundled lead-scoring model and the A/B image service's two image classifiers, `vA` and `vB`
     /// (`MODEL_VA_PATH`, `MODEL_VB_PATH` replace their files).
     public var models: [ModelSource] = [
         ModelSource(path: "models/lead-scoring"), ModelSource(name: "vA", path: "models/vA.onnx"),

@@ -6,7 +6,7 @@ import Logging
 
 /// The admin API: tenants, keys, and reloading seeded keys. Mounted behind ``AdminAuthMiddleware``.
 ///
-/// - `GET /admin/tenants` (also seed 003's `GET /ops/tenants`), `POST /admin/tenants` `{"name"}`
+/// - `GET /admin/tenants` (also the multi-tenant ops API's `GET /ops/tenants`), `POST /admin/tenants` `{"name"}`
 /// - `GET /admin/tenants/{tenant}/keys`, `POST /admin/tenants/{tenant}/keys` `{"scopes", "expires_in_s"}`
 /// - `POST /admin/keys/{id}/revoke` `{"grace_s"}`
 /// - `GET /admin/tenants/{tenant}/credits?limit=&before=`: balance, holds, usage and entries, newest first

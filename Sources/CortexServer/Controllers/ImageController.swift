@@ -3,7 +3,7 @@ public import CortexRuntime
 import Foundation
 public import Hummingbird
 
-/// Seed 001's image classification: `POST /v1/infer` with `{"image_b64": "<PNG or JPEG, base64>",
+/// The A/B image service's image classification: `POST /v1/infer` with `{"image_b64": "<PNG or JPEG, base64>",
 /// "img_size": 224}`.
 ///
 /// The image is decoded (libpng, libjpeg-turbo) to the model's colour, resized to

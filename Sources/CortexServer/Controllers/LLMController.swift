@@ -5,7 +5,7 @@ public import HTTPTypes
 public import Hummingbird
 import Logging
 
-/// The LLM routes: seed 000's `POST /generate`, seed 004's `POST /chat`, and OpenAI's
+/// The LLM routes: the inference platform's `POST /generate`, the LLM assistant's `POST /chat`, and OpenAI's
 /// `POST /v1/chat/completions`, `POST /v1/completions` and `GET /v1/models`, streaming or not.
 ///
 /// Billing is per token. Before anything is sent upstream, the most the request can cost (its
@@ -66,7 +66,7 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
     }
 
     /// Adds the routes (all need an API key when keys are required); `/chat` goes on `chat`,
-    /// the group with seed 004's CORS.
+    /// the group with the LLM assistant's CORS.
     public func addRoutes(to router: some RouterMethods<Context>, chat: some RouterMethods<Context>) {
         for route in [LLMRoute.generate, .chatCompletions, .completions] {
             router.post(RouterPath(route.rawValue)) { request, context in try await self.handle(route, request, context) }

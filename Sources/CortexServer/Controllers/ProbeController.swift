@@ -35,7 +35,7 @@ public struct ProbeController<Context: RequestIDContext>: Sendable {
         }
     }
 
-    /// `{"status":"ok","ok":true}`: seed 002's `/health` and seed 001's `/healthz` shapes in one body.
+    /// `{"status":"ok","ok":true}`: the lead-scoring API's `/health` and the A/B image service's `/healthz` shapes in one body.
     static var live: Response {
         Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: liveBody))
     }

@@ -2,7 +2,7 @@ import CortexCore
 public import CortexRuntime
 public import Hummingbird
 
-/// Seed 002's lead-scoring API: named features in, scores out, for one lead or a batch.
+/// The lead-scoring API: named features in, scores out, for one lead or a batch.
 ///
 /// `POST /api/v1/score` takes `{"lead_id": "L-1", "features": {"pages_viewed": 12, ...}}` or
 /// `{"leads": [{...}, ...]}`; a feature left out or `null` is missing, which the trees handle.

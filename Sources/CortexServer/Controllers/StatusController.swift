@@ -17,14 +17,14 @@ public struct StatusController<Context: RequestIDContext>: Sendable {
         self.dependencies = dependencies
     }
 
-    /// Adds `/status`, and seed 004's `/api/status/summary` (with its legacy path `/status/summary`).
+    /// Adds `/status`, and the LLM assistant's `/api/status/summary` (with its legacy path `/status/summary`).
     public func addRoutes(to router: Router<Context>) {
         router.get("/status") { _, _ in await self.status() }
         router.get("/api/status/summary") { _, _ in await self.summary(path: "api") }
         router.get("/status/summary") { _, _ in await self.summary(path: "legacy") }
     }
 
-    /// Seed 004's aggregate: readiness, the LLM's path and model presence, the fallback flag,
+    /// The LLM assistant's aggregate: readiness, the LLM's path and model presence, the fallback flag,
     /// model counts and the build. `X-Status-Path` says which path was called, to count legacy use.
     func summary(path: String) async -> Response {
         let report = await dependencies.readiness.evaluate()
@@ -64,7 +64,7 @@ public struct StatusController<Context: RequestIDContext>: Sendable {
         return response
     }
 
-    /// `{"enabled": false}`, or the default deployment (seed 004's `llm`): its path, whether the
+    /// `{"enabled": false}`, or the default deployment (the LLM assistant's `llm`): its path, whether the
     /// primary has its model, whether a fallback answers, and each provider's circuit.
     private func writeLLM(to json: inout JSONWriter) {
         guard let llm = dependencies.llm else {

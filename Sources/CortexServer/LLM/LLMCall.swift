@@ -3,9 +3,9 @@ import CortexRuntime
 
 /// The LLM routes, each with its request and answer shapes.
 enum LLMRoute: String, Sendable {
-    /// Seed 000's `POST /generate`: `{"prompt": ...}` in, `{"text": ...}` out.
+    /// The inference platform's `POST /generate`: `{"prompt": ...}` in, `{"text": ...}` out.
     case generate = "/generate"
-    /// Seed 004's `POST /chat`: `{"messages": [...]}` (or `{"message": "..."}`) in, `{"reply": ...}` out.
+    /// The LLM assistant's `POST /chat`: `{"messages": [...]}` (or `{"message": "..."}`) in, `{"reply": ...}` out.
     case chat = "/chat"
     /// OpenAI's `POST /v1/chat/completions`.
     case chatCompletions = "/v1/chat/completions"

@@ -8,7 +8,7 @@ import Synchronization
 /// The configured LLM deployment: its provider chain with a circuit breaker per provider, the
 /// primary's warm-up, per-token prices, and the `llm_*` metrics and log events.
 ///
-/// Which providers a request may use follows seed 004's `llm.path`: while the primary is
+/// Which providers a request may use follows the LLM assistant's `llm.path`: while the primary is
 /// `warming` (its model not pulled yet) or after its poll budget ran out (`fallback`), requests
 /// start at the fallback; once `primary`, at the primary, falling back per request on its faults.
 /// Warming without a fallback refuses with 503 and `Retry-After`, and `/ready` says so.

@@ -32,7 +32,7 @@ public final class ServerMetrics: Sendable {
         let ready: Gauge
         /// `model_file_changed{model}`: 1 while the files on disk differ from those loaded.
         let fileChanged: Gauge
-        /// `credits_spent_total{model}`: credits settled (seed 000).
+        /// `credits_spent_total{model}`: credits settled (the inference platform).
         let creditsSpent: FloatingPointCounter
     }
 
@@ -53,7 +53,7 @@ public final class ServerMetrics: Sendable {
     private let modelHandles = Mutex<[String: ModelMetrics]>([:])
     /// `status_ready{service="backend"}`: 1 while `/ready` would answer 200.
     let statusReady: Gauge
-    /// `api_tenants_count`: tenants in the identity store (seed 003).
+    /// `api_tenants_count`: tenants in the identity store (the multi-tenant ops API).
     let tenantCount: Gauge
     /// `rate_limit_decisions_total{result="allowed"}` and `{result="limited"}`.
     /// `rate_limit_backend_up`: 1 while rate limits are shared through Redis, 0 in local fallback.

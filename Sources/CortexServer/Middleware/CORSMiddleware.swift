@@ -1,7 +1,7 @@
 import CortexCore
 public import Hummingbird
 
-/// Seed 004's CORS on `/chat`: browsers on the origins in `ALLOWED_ORIGINS` may call it.
+/// The LLM assistant's CORS on `/chat`: browsers on the origins in `ALLOWED_ORIGINS` may call it.
 ///
 /// A preflight (`OPTIONS`) from an allowed origin gets 204 with the methods and headers allowed,
 /// without a key; from any other origin, 403 naming the setting. Answers to allowed origins,

@@ -5,15 +5,15 @@ extension HTTPField.Name {
     // swift-format-ignore: NeverForceUnwrap
     // A literal, valid field name: the initialiser only fails on invalid tokens.
     public static let xRequestID = Self("X-Request-ID")!
-    /// The request id under the name seed 001's clients read.
+    /// The request id under the name the A/B image service's clients read.
     // swift-format-ignore: NeverForceUnwrap
     // A literal, valid field name.
     public static let traceID = Self("Trace-Id")!
-    /// The API key header of seeds 000, 002 and 003.
+    /// The API key header of the inference platform, the lead-scoring API and the multi-tenant ops API.
     // swift-format-ignore: NeverForceUnwrap
     // A literal, valid field name.
     public static let xAPIKey = Self("X-API-Key")!
-    /// Seed 003's admin header for `/ops/*`.
+    /// The multi-tenant ops API's admin header for `/ops/*`.
     // swift-format-ignore: NeverForceUnwrap
     // A literal, valid field name.
     public static let xAdminKey = Self("X-Admin-Key")!
@@ -62,7 +62,7 @@ extension HTTPField.Name {
 }
 
 extension HTTPField.Name {
-    /// Seed 004's marker on status answers: `api` or `legacy`, to count legacy use.
+    /// The LLM assistant's marker on status answers: `api` or `legacy`, to count legacy use.
     // swift-format-ignore: NeverForceUnwrap
     // A literal, valid field name.
     public static let xStatusPath = Self("X-Status-Path")!

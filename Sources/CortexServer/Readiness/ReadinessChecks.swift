@@ -104,7 +104,7 @@ public final class ReadinessChecks: Sendable {
             checks.append(.init(name: "rate_limit", ok: true, detail: detail))
         }
 
-        // Seed 004: warming is not ready only when nothing else can answer.
+        // The LLM assistant: warming is not ready only when nothing else can answer.
         if !llm.isEmpty {
             let states = llm.map(Self.llmState)
             let detail = states.map { llm.count > 1 ? "\($0.name): \($0.detail)" : $0.detail }.joined(separator: "; ")
