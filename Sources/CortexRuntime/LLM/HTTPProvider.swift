@@ -273,13 +273,6 @@ public struct ChatDeltaStream: AsyncSequence, Sendable {
     }
 }
 
-extension TimeAmount {
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-    }
-}
-
 /// One `HTTPClient` per event loop of NIO's shared group, all with one configuration.
 ///
 /// Cortex runs its tasks on those loops, so a call made on a loop uses connections that live on

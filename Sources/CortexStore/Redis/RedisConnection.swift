@@ -85,13 +85,6 @@ final class RedisConnection: Sendable {
     }
 }
 
-extension TimeAmount {
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-    }
-}
-
 /// Writes commands, matches replies to them first in first out, and enforces deadlines.
 final class RedisPipelineHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
