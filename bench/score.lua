@@ -1,4 +1,4 @@
--- wrk script: POST one lead to seed 002's scoring route.
+-- wrk script: POST one lead to the lead-scoring API's scoring route.
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["X-API-Key"] = "demo-api-key-123"
