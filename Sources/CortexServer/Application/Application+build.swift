@@ -86,7 +86,7 @@ private func addLLMRoutes(
         for path in ["/generate", "/chat", "/v1/chat/completions", "/v1/completions"] {
             router.post(RouterPath(path)) { _, _ -> Response in throw missing }
         }
-        router.get("/v1/models") { _, _ in LLMController<CortexRequestContext>.json(#"{"object":"list","data":[]}"#) }
+        router.get("/v1/models") { _, _ in Response.json(.ok, #"{"object":"list","data":[]}"#) }
         return
     }
     let cors = router.group().add(middleware: CORSMiddleware(allowedOrigins: configuration.llm.allowedOrigins))

@@ -72,7 +72,7 @@ public struct AccountController<Context: AuthenticatedContext>: Sendable {
         json.endObject()
         json.member("request_id", context.requestID)
         json.endObject()
-        return ProbeController<Context>.json(.ok, json.text)
+        return Response.json(.ok, json.text)
     }
 
     func rotate(_ request: Request, _ context: Context) async throws -> Response {
@@ -108,6 +108,6 @@ public struct AccountController<Context: AuthenticatedContext>: Sendable {
         json.member("old_key_prefix", principal.key.displayPrefix)
         json.member("old_key_revoked_at", revokedAt.ISO8601Format())
         json.endObject()
-        return ProbeController<Context>.json(.ok, json.text)
+        return Response.json(.ok, json.text)
     }
 }

@@ -53,7 +53,7 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
         json.endArray()
         json.member("count", tenants.count)
         json.endObject()
-        return ProbeController<Context>.json(.ok, json.text)
+        return Response.json(.ok, json.text)
     }
 
     func createTenant(_ request: Request) async throws -> Response {
@@ -71,7 +71,7 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
         json.member("id", Int(tenant.id))
         json.member("name", tenant.name)
         json.endObject()
-        return ProbeController<Context>.json(.created, json.text)
+        return Response.json(.created, json.text)
     }
 
     func listKeys(_ context: Context) async throws -> Response {
@@ -89,7 +89,7 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
         }
         json.endArray()
         json.endObject()
-        return ProbeController<Context>.json(.ok, json.text)
+        return Response.json(.ok, json.text)
     }
 
     func issueKey(_ request: Request, _ context: Context) async throws -> Response {
@@ -125,7 +125,7 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
         json.member("key", issued.key)
         json.keyFields(issued.record, active: true)
         json.endObject()
-        return ProbeController<Context>.json(.created, json.text)
+        return Response.json(.created, json.text)
     }
 
     func revokeKey(_ request: Request, _ context: Context) async throws -> Response {
@@ -144,7 +144,7 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
         json.member("id", Int(id))
         json.member("revoked_at", at.ISO8601Format())
         json.endObject()
-        return ProbeController<Context>.json(.ok, json.text)
+        return Response.json(.ok, json.text)
     }
 
     func credits(_ request: Request, _ context: Context) async throws -> Response {
@@ -175,7 +175,7 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
         json.key("next_before")
         if entries.count == limit, let last = entries.last { json.raw(String(last.id)) } else { json.null() }
         json.endObject()
-        return ProbeController<Context>.json(.ok, json.text)
+        return Response.json(.ok, json.text)
     }
 
     func grant(_ request: Request, _ context: Context) async throws -> Response {
@@ -202,7 +202,7 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
             json.member("balance", balance)
             json.member("request_id", context.requestID)
             json.endObject()
-            return ProbeController<Context>.json(.ok, json.text)
+            return Response.json(.ok, json.text)
         case .insufficient(let balance):
             throw APIError(
                 status: 409,
@@ -258,7 +258,7 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
         json.member("tenants", tenants)
         json.member("api_keys", configuration.auth.apiKeys.count)
         json.endObject()
-        return ProbeController<Context>.json(.ok, json.text)
+        return Response.json(.ok, json.text)
     }
 
     private func tenant(_ context: Context) async throws -> Tenant {

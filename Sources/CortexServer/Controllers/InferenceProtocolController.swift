@@ -112,7 +112,7 @@ public struct InferenceProtocolController<Context: AuthenticatedContext>: Sendab
             for name in ["binary_tensor_data", "model_configuration", "statistics"] { json.string(name) }
             json.endArray()
             json.endObject()
-            return ProbeController<Context>.json(.ok, json.text)
+            return Response.json(.ok, json.text)
         }
         router.get("/v2/models/stats") { _, context in try self.stats(context) }
         for prefix in ["/v2/models/{model}", "/v2/models/{model}/versions/{version}"] {
@@ -164,7 +164,7 @@ public struct InferenceProtocolController<Context: AuthenticatedContext>: Sendab
             json.endObject()
         }
         json.endObject()
-        return ProbeController<Context>.json(.ok, json.text)
+        return Response.json(.ok, json.text)
     }
 
     func ready(_ context: Context) throws -> Response {
@@ -180,7 +180,7 @@ public struct InferenceProtocolController<Context: AuthenticatedContext>: Sendab
         json.member("name", name)
         json.member("ready", isReady)
         json.endObject()
-        return ProbeController<Context>.json(isReady ? .ok : .serviceUnavailable, json.text)
+        return Response.json(isReady ? .ok : .serviceUnavailable, json.text)
     }
 
     func infer(_ request: Request, _ context: Context) async throws -> Response {

@@ -78,7 +78,7 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
             guard byName[name] != nil else {
                 return Self.openAIError(APIError.modelNotFound(name), requestID: context.requestID)
             }
-            return Self.json(self.modelObject(name))
+            return Response.json(.ok, self.modelObject(name))
         }
     }
 
@@ -259,7 +259,7 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
         for gateway in gateways { json.raw(modelObject(gateway.configuration.deployment)) }
         json.endArray()
         json.endObject()
-        return Self.json(json.text)
+        return Response.json(.ok, json.text)
     }
 
     private func modelObject(_ name: String) -> String {
@@ -271,10 +271,6 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
         json.member("owned_by", "cortex")
         json.endObject()
         return json.text
-    }
-
-    static func json(_ text: String) -> Response {
-        Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
     }
 
     /// An error in OpenAI's shape, with Cortex's code and request id.

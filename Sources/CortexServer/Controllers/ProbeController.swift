@@ -25,13 +25,13 @@ public struct ProbeController<Context: RequestIDContext>: Sendable {
     public func addRoutes(to router: Router<Context>) {
         router.get("/health") { _, _ in Self.live }
         router.get("/healthz") { _, _ in Self.live }
-        router.get("/v2/health/live") { _, _ in Self.json(.ok, #"{"live":true}"#) }
+        router.get("/v2/health/live") { _, _ in Response.json(.ok, #"{"live":true}"#) }
         for path in ["/ready", "/readyz", "/health/ready", "/api/ready"] {
             router.get(RouterPath(path)) { _, _ in await self.ready() }
         }
         router.get("/v2/health/ready") { _, _ in
             let report = await checks.evaluate()
-            return Self.json(report.isReady ? .ok : .serviceUnavailable, report.isReady ? #"{"ready":true}"# : #"{"ready":false}"#)
+            return Response.json(report.isReady ? .ok : .serviceUnavailable, report.isReady ? #"{"ready":true}"# : #"{"ready":false}"#)
         }
     }
 
@@ -54,7 +54,7 @@ public struct ProbeController<Context: RequestIDContext>: Sendable {
         json.key("checks")
         Self.write(report.checks, to: &json)
         json.endObject()
-        return Self.json(report.isReady ? .ok : .serviceUnavailable, json.text)
+        return Response.json(report.isReady ? .ok : .serviceUnavailable, json.text)
     }
 
     /// `{"database": {"ok": true, "detail": "..."}, ...}`, shared with `/status`.
@@ -70,13 +70,6 @@ public struct ProbeController<Context: RequestIDContext>: Sendable {
         json.endObject()
     }
 
-    static func json(_ status: HTTPResponse.Status, _ text: String) -> Response {
-        Response(
-            status: status,
-            headers: [.contentType: "application/json"],
-            body: ResponseBody(byteBuffer: ByteBuffer(string: text))
-        )
-    }
 }
 
 /// The liveness body, built once: probes arrive several times a second on every replica.

@@ -188,6 +188,6 @@ public struct ScoringController<Context: AuthenticatedContext>: Sendable {
         for name in metadata.featureNames { json.string(name) }
         json.endArray()
         json.endObject()
-        return ProbeController<Context>.json(.ok, json.text)
+        return Response.json(.ok, json.text)
     }
 }

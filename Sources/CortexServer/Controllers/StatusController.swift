@@ -59,7 +59,7 @@ public struct StatusController<Context: RequestIDContext>: Sendable {
         json.endObject()
         json.member("uptime_s", Int(Date().timeIntervalSince(dependencies.startedAt)))
         json.endObject()
-        var response = ProbeController<Context>.json(.ok, json.text)
+        var response = Response.json(.ok, json.text)
         response.headers[.xStatusPath] = path
         return response
     }
@@ -162,7 +162,7 @@ public struct StatusController<Context: RequestIDContext>: Sendable {
         json.key("llm_deployments")
         writeDeployments(to: &json)
         json.endObject()
-        return ProbeController<Context>.json(.ok, json.text)
+        return Response.json(.ok, json.text)
     }
 
     /// `mode`: `off`, `local` (no Redis configured), `shared` or `fallback` (Redis configured but

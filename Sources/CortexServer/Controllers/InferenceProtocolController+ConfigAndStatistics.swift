@@ -60,7 +60,7 @@ extension InferenceProtocolController {
         }
         json.endObject()
         json.endObject()
-        return ProbeController<Context>.json(.ok, json.text)
+        return Response.json(.ok, json.text)
     }
 
     func stats(_ context: Context) throws -> Response {
@@ -112,7 +112,7 @@ extension InferenceProtocolController {
         }
         json.endArray()
         json.endObject()
-        return ProbeController<Context>.json(.ok, json.text)
+        return Response.json(.ok, json.text)
     }
 
     private static func write(_ duration: InferenceStatistics.Duration, as key: String, to json: inout JSONWriter) {
