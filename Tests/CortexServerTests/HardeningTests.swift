@@ -59,7 +59,8 @@ struct HardeningTests {
         #expect(try RawHTTPConnection.request(port: port, path: "/health")?.status == 200)
         let metrics = try #require(try RawHTTPConnection.request(port: port, path: "/metrics")).body
         #expect(
-            metrics.contains(#"inference_outcome_total{model="vA",outcome="invalid_input"} 3"#), "the three that parse reach validation")
+            metrics.contains(#"inference_outcome_total{model="vA",outcome="invalid_input"} 8"#),
+            "every refusal counts, the parser's and the signature's")
         let errors = metrics.split(separator: "\n").first { $0.hasPrefix(#"inference_outcome_total{model="vA",outcome="error"}"#) }
         #expect(errors == nil || errors?.hasSuffix(" 0") == true, "no inference failed: \(errors ?? "")")
     }
@@ -340,11 +341,16 @@ struct HardeningTests {
         defer { directory.remove() }
         let (cortex, port) = try await CortexProcess.serve(environment: ["MAX_CONNECTIONS": "3"], directory: directory)
         defer { cortex.terminate() }
-        let open = try (0..<3).map { _ in try RawHTTPConnection(port: port) }
+        // Three accepted, one after another (a request answered on each proves the server took it:
+        // a connection the kernel queued may otherwise be taken after the fourth).
+        var open: [RawHTTPConnection] = []
         defer { for connection in open { connection.close() } }
-        // The three are accepted (a request on one proves the server reached it).
-        open[0].send("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        #expect(open[0].readResponse()?.status == 200)
+        for _ in 0..<3 {
+            let connection = try RawHTTPConnection(port: port)
+            open.append(connection)
+            connection.send("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            #expect(connection.readResponse()?.status == 200)
+        }
         let refused = try Self.exchange(port: port, Array("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8))
         #expect(refused.hasPrefix("HTTP/1.1 503"), "\(refused)")
         #expect(refused.contains(#""code":"too_many_connections""#) && refused.contains("Retry-After: 1"), "\(refused)")

@@ -1,3 +1,4 @@
+import CortexRuntime
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -13,7 +14,7 @@ struct MetricsTests {
         return nil
     }
 
-    @Test("requests, outcomes, latencies and batch sizes are recorded under the seed names")
+    @Test("requests, outcomes, latencies and batch sizes are recorded under the names the replaced services used")
     func recorded() async throws {
         let server = try await TestServer.make()
         try await server.test { client in
@@ -49,6 +50,36 @@ struct MetricsTests {
             #expect(text.contains("# TYPE inference_latency_seconds histogram"))
             // Route templates, never raw paths, so label sets stay bounded.
             #expect(!text.contains(#"route="/v2/models/lead-scoring/infer""#))
+        }
+    }
+
+    @Test("every refused request of a model counts as invalid_input, whichever route and step refused it; nothing else is counted")
+    func everyRejectionCounted() async throws {
+        let server = try await TestServer.make(models: [ModelSource(path: Repository.leadScoring)] + Repository.imageModels)
+        try await server.test { client in
+            let refused: [(String, String)] = [
+                // The scoring API: bad JSON (400), an unknown feature and a wrong type (422), an empty batch (422).
+                ("/api/v1/score", "{not json"),
+                ("/api/v1/score", #"{"features":{"no_such_feature":1}}"#),
+                ("/api/v1/score", #"{"features":{"pages_viewed":"twelve"}}"#),
+                ("/api/v1/score", #"{"leads":[]}"#),
+                // The Open Inference Protocol: a request that does not parse, a tensor the signature refuses.
+                ("/v2/models/lead-scoring/infer", #"{"inputs":"nope"}"#),
+                ("/v2/models/lead-scoring/infer", #"{"inputs":[{"name":"features","shape":[1,3],"datatype":"FP32","data":[1,2,3]}]}"#),
+            ]
+            for (path, body) in refused {
+                let status = try await client.post(path, json: body).status.code
+                #expect((400..<500).contains(status), "\(path) \(body): \(status)")
+            }
+            // The image route: not an image (400 invalid_image), a bad img_size (422).
+            for body in [#"{"image_b64":"aGVsbG8=","model":"vB"}"#, #"{"image_b64":"aGVsbG8=","model":"vB","img_size":0}"#] {
+                #expect((400..<500).contains(try await client.post("/v1/infer", json: body).status.code))
+            }
+            let text = try await client.get("/metrics").body.text
+            #expect(Self.value(of: #"inference_outcome_total{model="lead-scoring",outcome="invalid_input"}"#, in: text) == 6)
+            #expect(Self.value(of: #"inference_outcome_total{model="vB",outcome="invalid_input"}"#, in: text) == 2)
+            #expect(Self.value(of: #"inference_outcome_total{model="lead-scoring",outcome="success"}"#, in: text) == 0)
+            #expect(Self.value(of: #"model_prediction_latency_count{model="lead-scoring"}"#, in: text) == 0, "nothing ran")
         }
     }
 

@@ -45,19 +45,21 @@ public struct ImageController<Context: AuthenticatedContext>: Sendable {
         _ = try body.object(at: "")
         let name = try body["model"].map { value throws(APIError) in try value.string(at: "model") } ?? defaultModel
         let model = try runner.model(named: name, logger: context.logger)
-        guard let image = model.image, let input = model.metadata.inputs.first else {
-            throw APIError.invalidInput("model '\(name)' does not classify images; POST /v2/models/\(name)/infer instead")
+        let (tensor, labels, size, topK) = try await runner.rejecting(model, logger: context.logger) {
+            guard let image = model.image, let input = model.metadata.inputs.first else {
+                throw APIError.invalidInput("model '\(name)' does not classify images; POST /v2/models/\(name)/infer instead")
+            }
+            let size = try Self.integer(body["img_size"], name: "img_size", in: 1...Self.maximumImageSize) ?? image.fixedHeight ?? 224
+            if let height = image.fixedHeight, let width = image.fixedWidth, height != size || width != size {
+                throw APIError.invalidInput("model '\(name)' takes \(height)x\(width) images; img_size must be \(height)")
+            }
+            let labels = image.labels
+            let topK = try Self.integer(body["top_k"], name: "top_k", in: 1...max(1, labels.count)) ?? min(5, max(1, labels.count))
+            let encoded = try body.required("image_b64", in: "").string(at: "image_b64")
+            let bytes = try Self.base64(encoded)
+            let decoded = try decoder.decode(bytes, channels: image.color.channels)
+            return (image.tensor(from: decoded, height: size, width: size, name: input.name), labels, size, topK)
         }
-        let size = try Self.integer(body["img_size"], name: "img_size", in: 1...Self.maximumImageSize) ?? image.fixedHeight ?? 224
-        if let height = image.fixedHeight, let width = image.fixedWidth, height != size || width != size {
-            throw APIError.invalidInput("model '\(name)' takes \(height)x\(width) images; img_size must be \(height)")
-        }
-        let labels = image.labels
-        let topK = try Self.integer(body["top_k"], name: "top_k", in: 1...max(1, labels.count)) ?? min(5, max(1, labels.count))
-        let encoded = try body.required("image_b64", in: "").string(at: "image_b64")
-        let bytes = try Self.base64(encoded)
-        let decoded = try decoder.decode(bytes, channels: image.color.channels)
-        let tensor = image.tensor(from: decoded, height: size, width: size, name: input.name)
         let validated = try runner.validate(model, inputs: [tensor], logger: context.logger)
         try await modelLimits.check(model: model.metadata.name, context: context)
         return try await billing.charge(model: model.metadata.name, request: request, body: buffer, context: context) {

@@ -186,6 +186,21 @@ public struct InferenceProtocolController<Context: AuthenticatedContext>: Sendab
     func infer(_ request: Request, _ context: Context) async throws -> Response {
         let (name, version) = try names(context)
         let model = try runner.model(named: name, version: version, logger: context.logger)
+        let (buffer, body, tensors, requested) = try await runner.rejecting(model, logger: context.logger) {
+            try await Self.parse(request, for: model, maxBodyBytes: maxBodyBytes)
+        }
+        let validated = try runner.validate(model, inputs: tensors, logger: context.logger)
+        try await modelLimits.check(model: model.metadata.name, context: context)
+        return try await billing.charge(model: model.metadata.name, request: request, body: buffer, context: context) {
+            Self.render(try await runner.predict(validated), of: model, id: body.id, requested: requested)
+        }
+    }
+
+    /// The body, the request it holds, its tensors, and the outputs asked for (by index, binary or not).
+    private static func parse(
+        _ request: Request, for model: any InferenceModel, maxBodyBytes: Int
+    ) async throws -> (ByteBuffer, InferRequest, [Tensor], [(index: Int, binary: Bool)]) {
+        let name = model.metadata.name
         let buffer = try await request.collectBody(limit: maxBodyBytes)
         // The binary data extension: the JSON comes first, the tensors' bytes after it.
         var json = buffer
@@ -215,11 +230,7 @@ public struct InferenceProtocolController<Context: AuthenticatedContext>: Sendab
         } else {
             requested = model.metadata.outputs.indices.map { ($0, body.binaryDataOutput) }
         }
-        let validated = try runner.validate(model, inputs: tensors, logger: context.logger)
-        try await modelLimits.check(model: model.metadata.name, context: context)
-        return try await billing.charge(model: model.metadata.name, request: request, body: buffer, context: context) {
-            Self.render(try await runner.predict(validated), of: model, id: body.id, requested: requested)
-        }
+        return (buffer, body, tensors, requested)
     }
 
     /// The request's tensors: JSON `data`, or their bytes in order from `binary`.

@@ -65,6 +65,26 @@ public struct ScoringController<Context: AuthenticatedContext>: Sendable {
 
     func score(_ request: Request, _ context: Context) async throws -> Response {
         let model = try scoringModel(context)
+        let (buffer, leads, isBatch, input) = try await runner.rejecting(model, logger: context.logger) {
+            try await Self.parse(request, for: model.metadata, maxBodyBytes: maxBodyBytes)
+        }
+        let metadata = model.metadata
+        let validated = try runner.validate(model, inputs: [input], logger: context.logger)
+        try await modelLimits.check(model: metadata.name, context: context)
+        return try await billing.charge(model: metadata.name, request: request, body: buffer, context: context) {
+            let outputs = try await runner.predict(validated)
+            guard let output = outputs.first, case .float(let values) = output.data else {
+                throw APIError.inferenceFailed(model: metadata.name)
+            }
+            return ResponseContent(
+                json: Self.render(values, leads: leads, isBatch: isBatch, metadata: metadata, requestID: context.requestID))
+        }
+    }
+
+    /// The body, its leads, whether it was a batch, and the leads as the model's input (missing features NaN).
+    private static func parse(
+        _ request: Request, for metadata: ModelMetadata, maxBodyBytes: Int
+    ) async throws -> (ByteBuffer, [Lead], Bool, Tensor) {
         let buffer = try await request.collectBody(limit: maxBodyBytes)
         let body = try JSONValue.parse(buffer)
         _ = try body.object(at: "")
@@ -90,7 +110,6 @@ public struct ScoringController<Context: AuthenticatedContext>: Sendable {
             throw APIError.invalidInput("send either 'features' for one lead or 'leads' for a batch")
         }
 
-        let metadata = model.metadata
         let columns = Dictionary(uniqueKeysWithValues: metadata.featureNames.enumerated().map { ($1, $0) })
         var matrix = [Double](repeating: .nan, count: leads.count * columns.count)
         for (row, lead) in leads.enumerated() {
@@ -118,16 +137,7 @@ public struct ScoringController<Context: AuthenticatedContext>: Sendable {
             shape: TensorShape([leads.count, columns.count]),
             data: .float(matrix)
         )
-        let validated = try runner.validate(model, inputs: [input], logger: context.logger)
-        try await modelLimits.check(model: metadata.name, context: context)
-        return try await billing.charge(model: metadata.name, request: request, body: buffer, context: context) {
-            let outputs = try await runner.predict(validated)
-            guard let output = outputs.first, case .float(let values) = output.data else {
-                throw APIError.inferenceFailed(model: metadata.name)
-            }
-            return ResponseContent(
-                json: Self.render(values, leads: leads, isBatch: isBatch, metadata: metadata, requestID: context.requestID))
-        }
+        return (buffer, leads, isBatch, input)
     }
 
     private static func render(_ values: [Double], leads: [Lead], isBatch: Bool, metadata: ModelMetadata, requestID: String) -> String {

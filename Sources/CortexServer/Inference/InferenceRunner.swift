@@ -41,6 +41,20 @@ public struct InferenceRunner: Sendable {
         try await predict(validate(model, inputs: inputs, logger: logger))
     }
 
+    /// Runs `parse` (a route reading its request into the model's inputs) and counts a client
+    /// error it throws as the model's `invalid_input`, with `INFERENCE_REJECTED`, as ``validate(_:inputs:logger:)``
+    /// counts a signature mismatch: every rejected request of a model is counted, whichever step refused it.
+    public func rejecting<T>(_ model: any InferenceModel, logger: Logger, _ parse: () async throws -> T) async throws -> T {
+        do {
+            return try await parse()
+        } catch let error as APIError where (400..<500).contains(error.status) {
+            metrics.model(model.metadata.name).record(.invalidInput)
+            // The code, not the message: a message about the body can quote it, and bodies stay out of logs.
+            logger.info("INFERENCE_REJECTED", metadata: ["model": "\(model.metadata.name)", "code": "\(error.code)"])
+            throw error
+        }
+    }
+
     /// Checks `inputs` against the model's signature: the step before anything is held or run.
     ///
     /// - Returns: The inputs, ordered as the model declares them, ready for ``predict(_:)``.

@@ -25,25 +25,25 @@ final class CortexProcess: Sendable {
         ProcessInfo.processInfo.environment["CORTEX_BINARY"] ?? Repository.path(".build/debug/cortex")
     }
 
-    /// Text a pipe has delivered so far.
-    final class Collected: Sendable {
-        private let text = Mutex("")
-        var value: String { text.withLock { $0 } }
-        func append(_ data: Data) { text.withLock { $0 += String(decoding: data, as: UTF8.self) } }
+    let process: ChildProcess
+    /// The files the child's standard output and error go to.
+    private let outputPath: String
+    private let errorPath: String
+
+    /// Standard output so far (a character cut by a write in progress reads as a replacement).
+    var stdout: String { Self.read(outputPath) }
+    /// Standard error so far.
+    var stderr: String { Self.read(errorPath) }
+
+    private static func read(_ path: String) -> String {
+        String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self)
     }
 
-    let process: ChildProcess
-    /// The reading ends of the child's output: they must live as long as the child writes.
-    private let pipes: [Pipe]
-    private let output = Collected()
-    private let errors = Collected()
-
-    /// Standard output so far.
-    var stdout: String { output.value }
-    /// Standard error so far.
-    var stderr: String { errors.value }
-
     /// Starts `cortex` with arguments and extra environment; does not wait for it to listen.
+    ///
+    /// The child writes to files, read on demand: not pipes with Foundation's readability
+    /// handlers, whose dispatch sources crashed the test process (in libdispatch's event loop)
+    /// when a pipe was released while its source was still registered.
     ///
     /// - Parameters:
     ///   - user: Run as this user id (through `setpriv`) instead of the test's own.
@@ -59,24 +59,32 @@ final class CortexProcess: Sendable {
         guard FileManager.default.isExecutableFile(atPath: binary) else { throw Failure.binaryMissing(binary) }
         var env = ProcessInfo.processInfo.environment
         env.merge(environment) { _, new in new }
-        let outPipe = Pipe()
-        let errPipe = Pipe()
-        outPipe.fileHandleForReading.readabilityHandler = { [output] handle in output.append(handle.availableData) }
-        errPipe.fileHandleForReading.readabilityHandler = { [errors] handle in errors.append(handle.availableData) }
+        let base = NSTemporaryDirectory() + "cortex-process-" + UUID().uuidString
+        outputPath = base + ".out"
+        errorPath = base + ".err"
+        FileManager.default.createFile(atPath: outputPath, contents: nil)
+        FileManager.default.createFile(atPath: errorPath, contents: nil)
+        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
+        let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errorPath))
         defer {
-            // The child has its own copies; the reading ends see the end when it exits.
-            try? outPipe.fileHandleForWriting.close()
-            try? errPipe.fileHandleForWriting.close()
+            // The child has its own copies.
+            try? out.close()
+            try? err.close()
         }
         process = try ChildProcess(
             executable: user == nil ? binary : "/usr/bin/setpriv",
             arguments: user.map { ["--reuid=\($0)", "--regid=\($0)", "--clear-groups", binary] + arguments } ?? arguments,
             environment: env,
             directory: workingDirectory,
-            standardOutput: outPipe.fileHandleForWriting.fileDescriptor,
-            standardError: errPipe.fileHandleForWriting.fileDescriptor
+            standardOutput: out.fileDescriptor,
+            standardError: err.fileDescriptor
         )
-        pipes = [outPipe, errPipe]
+    }
+
+    deinit {
+        process.kill()
+        try? FileManager.default.removeItem(atPath: outputPath)
+        try? FileManager.default.removeItem(atPath: errorPath)
     }
 
     /// Runs a short `cortex` command to completion and returns its status and whole output.

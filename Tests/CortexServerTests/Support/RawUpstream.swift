@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import Synchronization
 
@@ -16,6 +17,8 @@ final class RawUpstream: Sendable {
     let port: Int
     private let listener: Int32
     private let requests = Mutex<[String]>([])
+    /// Signalled when the accepting thread has ended, so `stop()` closes no descriptor it may still use.
+    private let ended = DispatchSemaphore(value: 0)
 
     /// The requests received so far (head and body), in order.
     var received: [String] { requests.withLock { $0 } }
@@ -42,6 +45,7 @@ final class RawUpstream: Sendable {
         }
         port = Int(UInt16(bigEndian: address.sin_port))
         let worker = Thread { [self] in
+            defer { ended.signal() }
             while true {
                 let connection = accept(listener, nil, nil)
                 guard connection >= 0 else { return }
@@ -58,9 +62,11 @@ final class RawUpstream: Sendable {
         worker.start()
     }
 
-    /// Stops accepting; the thread ends.
+    /// Stops accepting, waits for the thread to end, then closes the listener (closed first, its
+    /// number could be reused by another descriptor while the thread still calls `accept` on it).
     func stop() {
         _ = shutdown(listener, Int32(SHUT_RDWR))
+        _ = ended.wait(timeout: .now() + 30)
         _ = close(listener)
     }
 
