@@ -43,6 +43,11 @@ struct SecretRedactorTests {
         #expect(
             String(decoding: redactor.redact(Array(#"{"error":"Bearer sk-live-0123456789"}"#.utf8)), as: UTF8.self)
                 == #"{"error":"Bearer [redacted]"}"#)
+        // In bytes: at the very start and end, and a near miss (the secret less its last character) left alone.
+        let bytes = { (text: String) in String(decoding: redactor.redact(Array(text.utf8)), as: UTF8.self) }
+        #expect(bytes("sk-live-0123456789 at both ends sk-live-0123456789") == "[redacted] at both ends [redacted]")
+        #expect(bytes("sk-live-012345678 is not it, ssk-live-0123456789x is") == "sk-live-012345678 is not it, s[redacted]x is")
+        #expect(bytes("") == "")
         #expect(SecretRedactor(secrets: ["tiny"]).isEmpty)
         #expect(!redactor.isEmpty)
     }

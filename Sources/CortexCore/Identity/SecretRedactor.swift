@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// Takes the configured secrets (provider keys, the admin token, static API keys, passwords in
 /// URLs) out of text before it leaves the process: error bodies relayed from a provider, log lines.
 ///
@@ -39,11 +45,33 @@ public struct SecretRedactor: Sendable, Hashable {
     }
 
     /// `bytes` (UTF-8 text) with every secret replaced by ``replacement``.
+    ///
+    /// Every log line goes through this: the search runs on libc's `memchr`, and a line without a
+    /// secret (nearly all of them) is returned as it came.
     public func redact(_ bytes: [UInt8]) -> [UInt8] {
         var bytes = bytes
-        for secret in secretBytes where bytes.firstRange(of: secret) != nil {
+        for secret in secretBytes where Self.contains(bytes, secret) {
             bytes = bytes.replacing(secret, with: Array(Self.replacement.utf8))
         }
         return bytes
+    }
+
+    /// Whether `needle` occurs in `bytes`: `memchr` for each candidate first byte, `memcmp` for the rest.
+    private static func contains(_ bytes: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard let first = needle.first, bytes.count >= needle.count else { return false }
+        return bytes.withUnsafeBytes { haystack in
+            needle.withUnsafeBytes { needle in
+                guard let base = haystack.baseAddress, let wanted = needle.baseAddress else { return false }
+                var offset = 0
+                let last = haystack.count - needle.count
+                while offset <= last {
+                    guard let found = memchr(base + offset, Int32(first), last - offset + 1) else { return false }
+                    let position = base.distance(to: UnsafeRawPointer(found))
+                    if memcmp(base + position, wanted, needle.count) == 0 { return true }
+                    offset = position + 1
+                }
+                return false
+            }
+        }
     }
 }

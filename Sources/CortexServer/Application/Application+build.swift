@@ -110,14 +110,7 @@ public func buildApplication(_ dependencies: ServerDependencies, logger: Logger)
     let server = dependencies.configuration.server
     return Application(
         router: buildRouter(dependencies),
-        server: .guardedHTTP1(
-            .init(
-                idleTimeout: .seconds(server.idleTimeoutSeconds), headerTimeout: .seconds(server.requestHeaderTimeoutSeconds),
-                bodyTimeout: .seconds(server.requestBodyTimeoutSeconds), maxConnections: server.maxConnections
-            ),
-            metrics: dependencies.metrics.connections,
-            requestIDs: dependencies.requestIDs
-        ),
+        server: .guardedHTTP1(server, metrics: dependencies.metrics.connections, requestIDs: dependencies.requestIDs),
         configuration: .init(address: .hostname(server.host, port: server.port), serverName: "cortex"),
         onServerRunning: { channel in
             let address = channel.localAddress

@@ -16,21 +16,6 @@ import Synchronization
 public struct GuardedHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
     public typealias Value = HTTP1Channel.Value
 
-    /// The deadlines and the cap.
-    public struct Configuration: Sendable {
-        public var idleTimeout: Duration
-        public var headerTimeout: Duration
-        public var bodyTimeout: Duration
-        public var maxConnections: Int
-
-        public init(idleTimeout: Duration, headerTimeout: Duration, bodyTimeout: Duration, maxConnections: Int) {
-            self.idleTimeout = idleTimeout
-            self.headerTimeout = headerTimeout
-            self.bodyTimeout = bodyTimeout
-            self.maxConnections = maxConnections
-        }
-    }
-
     public let responder: HTTPChannelHandler.Responder
     private let base: HTTP1Channel
     private let limits: ConnectionTimeouts<ContinuousClock.Instant>.Limits
@@ -38,14 +23,17 @@ public struct GuardedHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
     private let metrics: ConnectionMetrics
     private let requestIDs: RequestIDGenerator
 
+    /// - Parameter server: Its `IDLE_TIMEOUT_S`, `REQUEST_HEADER_TIMEOUT_S`, `REQUEST_BODY_TIMEOUT_S` and `MAX_CONNECTIONS`.
     init(
-        responder: @escaping HTTPChannelHandler.Responder, configuration: Configuration, metrics: ConnectionMetrics,
+        responder: @escaping HTTPChannelHandler.Responder, server: CortexConfiguration.Server, metrics: ConnectionMetrics,
         requestIDs: RequestIDGenerator
     ) {
         self.responder = responder
         self.base = HTTP1Channel(responder: responder)
-        self.limits = .init(idle: configuration.idleTimeout, header: configuration.headerTimeout, body: configuration.bodyTimeout)
-        self.open = OpenConnections(maximum: configuration.maxConnections)
+        self.limits = .init(
+            idle: .seconds(server.idleTimeoutSeconds), header: .seconds(server.requestHeaderTimeoutSeconds),
+            body: .seconds(server.requestBodyTimeoutSeconds))
+        self.open = OpenConnections(maximum: server.maxConnections)
         self.metrics = metrics
         self.requestIDs = requestIDs
     }
@@ -83,10 +71,10 @@ public struct GuardedHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
 extension HTTPServerBuilder {
     /// HTTP/1.1 with Cortex's deadlines and connection cap (``GuardedHTTP1Channel``).
     static func guardedHTTP1(
-        _ configuration: GuardedHTTP1Channel.Configuration, metrics: ConnectionMetrics, requestIDs: RequestIDGenerator
+        _ server: CortexConfiguration.Server, metrics: ConnectionMetrics, requestIDs: RequestIDGenerator
     ) -> HTTPServerBuilder {
         .init { responder in
-            GuardedHTTP1Channel(responder: responder, configuration: configuration, metrics: metrics, requestIDs: requestIDs)
+            GuardedHTTP1Channel(responder: responder, server: server, metrics: metrics, requestIDs: requestIDs)
         }
     }
 }
