@@ -22,6 +22,7 @@ import json
 import os
 import pathlib
 import random
+import shutil
 import socket
 import struct
 import subprocess
@@ -327,7 +328,12 @@ def main():
         print("FINDING:", finding[0], finding[1], repr(finding[2][:400]), repr(finding[3][:300]) if len(finding) > 3 else "")
     print("%d findings" % len(findings))
     upstream.shutdown()
-    sys.exit(1 if findings or not alive or verify.returncode != 0 else 0)
+    failed = bool(findings) or not alive or verify.returncode != 0
+    if failed:
+        print("kept for a look: %s (the server's log and database)" % work)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":

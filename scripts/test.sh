@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test on a fresh machine: checks the toolchain, formatting, builds, then `swift test`.
+# Runs every test on a fresh machine: checks the toolchain, formatting, builds, sends 30 s of mutated
+# requests to a running server (scripts/mutation-probe.py), then `swift test`.
 # Services the tests need are installed (from Debian) and started here, on loopback, and removed
 # after: PostgreSQL (one throw-away cluster) and Redis (each test starts its own server);
 # ONNX Runtime (PyPI's onnxruntime wheel) and the Python clients the tests drive go into .venv.
@@ -29,7 +30,11 @@ scripts/redis.sh install
 echo "== ONNX Runtime and the Python clients (PyPI, into .venv)"
 scripts/onnxruntime.sh install
 
-echo "== test"
 # The process tests start the built binary; point them at it explicitly.
 export CORTEX_BINARY="$(swift build --show-bin-path)/cortex"
+
+echo "== mutated requests to every POST route for 30 s (a fixed seed; make probe runs longer, on new seeds)"
+python3 scripts/mutation-probe.py --seconds 30 --seed 1 --binary "$CORTEX_BINARY"
+
+echo "== test"
 swift test --skip-build
