@@ -17,6 +17,8 @@ public struct ImageController<Context: AuthenticatedContext>: Sendable {
     let runner: InferenceRunner
     let billing: Billing
     let modelLimits: ModelRateLimits
+    /// The order of a billed inference: parse, validate, limit, hold, run, settle.
+    var pipeline: InferencePipeline { InferencePipeline(runner: runner, modelLimits: modelLimits, billing: billing) }
     let defaultModel: String
     let maxBodyBytes: Int
     let decoder: ImageDecoder
@@ -45,7 +47,8 @@ public struct ImageController<Context: AuthenticatedContext>: Sendable {
         _ = try body.object(at: "")
         let name = try body["model"].map { value throws(APIError) in try value.string(at: "model") } ?? defaultModel
         let model = try runner.model(named: name, logger: context.logger)
-        let (tensor, labels, size, topK) = try await runner.rejecting(model, logger: context.logger) {
+        let requestID = context.requestID
+        return try await pipeline.infer(model, request: request, context: context) {
             guard let image = model.image, let input = model.metadata.inputs.first else {
                 throw APIError.invalidInput("model '\(name)' does not classify images; POST /v2/models/\(name)/infer instead")
             }
@@ -58,17 +61,13 @@ public struct ImageController<Context: AuthenticatedContext>: Sendable {
             let encoded = try body.required("image_b64", in: "").string(at: "image_b64")
             let bytes = try Self.base64(encoded)
             let decoded = try decoder.decode(bytes, channels: image.color.channels)
-            return (image.tensor(from: decoded, height: size, width: size, name: input.name), labels, size, topK)
-        }
-        let validated = try runner.validate(model, inputs: [tensor], logger: context.logger)
-        try await modelLimits.check(model: model.metadata.name, context: context)
-        return try await billing.charge(model: model.metadata.name, request: request, body: buffer, context: context) {
-            let outputs = try await runner.predict(validated)
+            return (buffer, [image.tensor(from: decoded, height: size, width: size, name: input.name)], (labels, size, topK))
+        } render: { outputs, parsed in
             guard let output = outputs.first, case .float(let values) = output.data, !values.isEmpty else {
                 throw APIError.inferenceFailed(model: model.metadata.name)
             }
             return ResponseContent(
-                json: Self.render(values, labels: labels, topK: topK, model: model.metadata, size: size, requestID: context.requestID))
+                json: Self.render(values, labels: parsed.0, topK: parsed.2, model: model.metadata, size: parsed.1, requestID: requestID))
         }
     }
 

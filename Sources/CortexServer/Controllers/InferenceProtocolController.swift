@@ -83,6 +83,8 @@ public struct InferenceProtocolController<Context: AuthenticatedContext>: Sendab
     let runner: InferenceRunner
     let billing: Billing
     let modelLimits: ModelRateLimits
+    /// The order of a billed inference: parse, validate, limit, hold, run, settle.
+    var pipeline: InferencePipeline { InferencePipeline(runner: runner, modelLimits: modelLimits, billing: billing) }
     let registry: ModelRegistry
     let maxBodyBytes: Int
     let serverVersion: String
@@ -186,14 +188,18 @@ public struct InferenceProtocolController<Context: AuthenticatedContext>: Sendab
     func infer(_ request: Request, _ context: Context) async throws -> Response {
         let (name, version) = try names(context)
         let model = try runner.model(named: name, version: version, logger: context.logger)
-        let (buffer, body, tensors, requested) = try await runner.rejecting(model, logger: context.logger) {
-            try await Self.parse(request, for: model, maxBodyBytes: maxBodyBytes)
+        return try await pipeline.infer(model, request: request, context: context) {
+            let (buffer, body, tensors, requested) = try await Self.parse(request, for: model, maxBodyBytes: maxBodyBytes)
+            return (buffer, tensors, Rendering(id: body.id, requested: requested))
+        } render: { outputs, rendering in
+            Self.render(outputs, of: model, id: rendering.id, requested: rendering.requested)
         }
-        let validated = try runner.validate(model, inputs: tensors, logger: context.logger)
-        try await modelLimits.check(model: model.metadata.name, context: context)
-        return try await billing.charge(model: model.metadata.name, request: request, body: buffer, context: context) {
-            Self.render(try await runner.predict(validated), of: model, id: body.id, requested: requested)
-        }
+    }
+
+    /// What the answer needs of the request: its id and the outputs asked for.
+    private struct Rendering: Sendable {
+        var id: String?
+        var requested: [(index: Int, binary: Bool)]
     }
 
     /// The body, the request it holds, its tensors, and the outputs asked for (by index, binary or not).

@@ -25,6 +25,8 @@ public struct ScoringController<Context: AuthenticatedContext>: Sendable {
     let runner: InferenceRunner
     let billing: Billing
     let modelLimits: ModelRateLimits
+    /// The order of a billed inference: parse, validate, limit, hold, run, settle.
+    var pipeline: InferencePipeline { InferencePipeline(runner: runner, modelLimits: modelLimits, billing: billing) }
     let registry: ModelRegistry
     let modelName: String?
     let maxBodyBytes: Int
@@ -65,19 +67,16 @@ public struct ScoringController<Context: AuthenticatedContext>: Sendable {
 
     func score(_ request: Request, _ context: Context) async throws -> Response {
         let model = try scoringModel(context)
-        let (buffer, leads, isBatch, input) = try await runner.rejecting(model, logger: context.logger) {
-            try await Self.parse(request, for: model.metadata, maxBodyBytes: maxBodyBytes)
-        }
         let metadata = model.metadata
-        let validated = try runner.validate(model, inputs: [input], logger: context.logger)
-        try await modelLimits.check(model: metadata.name, context: context)
-        return try await billing.charge(model: metadata.name, request: request, body: buffer, context: context) {
-            let outputs = try await runner.predict(validated)
+        let requestID = context.requestID
+        return try await pipeline.infer(model, request: request, context: context) {
+            let (buffer, leads, isBatch, input) = try await Self.parse(request, for: metadata, maxBodyBytes: maxBodyBytes)
+            return (buffer, [input], (leads, isBatch))
+        } render: { outputs, parsed in
             guard let output = outputs.first, case .float(let values) = output.data else {
                 throw APIError.inferenceFailed(model: metadata.name)
             }
-            return ResponseContent(
-                json: Self.render(values, leads: leads, isBatch: isBatch, metadata: metadata, requestID: context.requestID))
+            return ResponseContent(json: Self.render(values, leads: parsed.0, isBatch: parsed.1, metadata: metadata, requestID: requestID))
         }
     }
 
