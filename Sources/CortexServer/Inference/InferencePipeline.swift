@@ -39,7 +39,7 @@ public struct InferencePipeline: Sendable {
         request: Request,
         context: Context,
         parse: () async throws -> (body: ByteBuffer, inputs: [Tensor], parsed: Parsed),
-        render: @escaping @Sendable ([Tensor], Parsed) throws -> ResponseContent
+        render: ([Tensor], Parsed) throws -> ResponseContent
     ) async throws -> Response {
         let (body, inputs, parsed) = try await runner.rejecting(model, logger: context.logger, parse)
         let validated = try runner.validate(model, inputs: inputs, logger: context.logger)
