@@ -92,9 +92,11 @@ struct BillingTests {
             router.group().add(middleware: APIKeyMiddleware(authenticator: authenticator, scope: .infer))
                 .post("/test/fail") { request, context in
                     let body = try await request.body.collect(upTo: 1024)
-                    return try await billing.charge(model: "lead-scoring", request: request, body: body, context: context) {
+                    let charged = try await billing.charge(model: "lead-scoring", request: request, body: body, context: context) {
                         throw APIError.inferenceFailed(model: "lead-scoring")
                     }
+                    Issue.record("the work threw, so billing must have: \(charged)")
+                    return Response(status: .ok)
                 }
         }) { client async throws in
             #expect(try await client.post("/test/fail", json: "{}", headers: Self.demo).status == .internalServerError)

@@ -35,8 +35,9 @@ public struct Billing: Sendable {
     ///   - model: The model billed; its price comes from the configuration.
     ///   - request: The request, for its `Idempotency-Key`, method and path.
     ///   - body: The request body as received, fingerprinted with an `Idempotency-Key`.
-    ///   - work: Produces the body of the 200 response.
-    /// - Returns: The 200 response, or the stored response of an earlier request with the same key.
+    ///   - work: Produces the body of the answer.
+    /// - Returns: What happened: the answer, with the charge and the balance after it when billed,
+    ///   or the stored answer of an earlier request with the same key. The HTTP layer renders it.
     /// - Throws: ``APIError``: 402 without credits, 409 for a repeated request id or a key still in
     ///   use, 422 for a key reused with another request, 503 if the ledger cannot be written; or
     ///   whatever `work` throws, after the hold was released.
@@ -46,12 +47,12 @@ public struct Billing: Sendable {
         body: ByteBuffer,
         context: Context,
         work: () async throws -> ResponseContent
-    ) async throws -> Response {
+    ) async throws -> Charged {
         let price = configuration.price(of: model)
         let held: HeldCharge
         switch try await hold(price, model: model, request: request, body: body, context: context) {
-        case .notBilled: return try await work().response()
-        case .replay(let response): return response
+        case .notBilled: return .answered(try await work(), receipt: nil)
+        case .replay(let stored): return .replay(stored)
         case .held(let charge): held = charge
         }
         let content: ResponseContent
@@ -62,10 +63,21 @@ public struct Billing: Sendable {
             throw error
         }
         let balance = try await settle(held, cost: price, storing: content)
-        var response = content.response()
-        response.headers[.xCreditsCharged] = price.description
-        response.headers[.xCreditsBalance] = balance.description
-        return response
+        return .answered(content, receipt: Receipt(charged: price, balance: balance))
+    }
+
+    /// What a billed request cost: the charge, and the tenant's balance after it.
+    public struct Receipt: Sendable, Hashable {
+        public var charged: Credits
+        public var balance: Credits
+    }
+
+    /// What ``charge(model:request:body:context:work:)`` did.
+    public enum Charged: Sendable {
+        /// The work's answer; `receipt` is `nil` when the request was not billed.
+        case answered(ResponseContent, receipt: Receipt?)
+        /// The stored answer of an earlier request with the same `Idempotency-Key`, uncharged.
+        case replay(StoredResponse)
     }
 
     /// What ``hold(_:model:request:body:context:)`` did.
@@ -73,7 +85,7 @@ public struct Billing: Sendable {
         /// Nothing to bill: no price, or an anonymous request.
         case notBilled
         /// The stored answer of an earlier request with the same `Idempotency-Key`, uncharged.
-        case replay(Response)
+        case replay(StoredResponse)
         /// Credits are held: settle or release them.
         case held(HeldCharge)
     }
@@ -139,10 +151,7 @@ public struct Billing: Sendable {
                         "request id '\(requestID)' was billed already; send a new X-Request-ID, or an Idempotency-Key to get the first answer back"
                 )
             case .idempotentReplay(let stored?, true):
-                var response = ResponseContent(stored: stored.body).response(status: HTTPResponse.Status(code: stored.status))
-                response.headers[.idempotentReplayed] = "true"
-                response.headers[.xCreditsCharged] = "0"
-                return .replay(response)
+                return .replay(stored)
             case .idempotentReplay(nil, true):
                 throw APIError(
                     status: 409,
@@ -245,59 +254,5 @@ extension APIError {
             message: "the credits ledger could not record this request; nothing was charged, retry shortly",
             fields: [("retry_after_s", .double(1))]
         )
-    }
-}
-
-/// The body of a billed route's answer: JSON, or (the Open Inference Protocol's binary data
-/// extension) JSON followed by raw tensor bytes.
-public struct ResponseContent: Sendable {
-    /// The JSON text (the whole body, or its first part).
-    public var json: String
-    /// Raw tensor bytes after the JSON, `nil` for a plain JSON body.
-    public var binary: [UInt8]?
-
-    /// A plain JSON body.
-    public init(json: String, binary: [UInt8]? = nil) {
-        self.json = json
-        self.binary = binary
-    }
-
-    /// The response: `application/json`, or `application/octet-stream` with
-    /// `Inference-Header-Content-Length` when binary data follows.
-    func response(status: HTTPResponse.Status = .ok) -> Response {
-        guard let binary else {
-            return Response(
-                status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: json)))
-        }
-        var buffer = ByteBuffer()
-        buffer.reserveCapacity(json.utf8.count + binary.count)
-        let headerLength = buffer.writeString(json)
-        buffer.writeBytes(binary)
-        return Response(
-            status: status,
-            headers: [.contentType: "application/octet-stream", .inferenceHeaderContentLength: String(headerLength)],
-            body: ResponseBody(byteBuffer: buffer)
-        )
-    }
-
-    /// How the body is kept for an `Idempotency-Key` replay: the JSON as is (it starts with `{`),
-    /// or `b64:<JSON length>:<base64 of JSON and bytes>` when binary data follows.
-    var stored: String {
-        guard let binary else { return json }
-        let bytes = Array(json.utf8) + binary
-        return "b64:\(json.utf8.count):" + Data(bytes).base64EncodedString()
-    }
-
-    /// Reads a body kept by ``stored``.
-    init(stored: String) {
-        let parts = stored.split(separator: ":", maxSplits: 2)
-        guard stored.hasPrefix("b64:"), parts.count == 3, let length = Int(parts[1]), let data = Data(base64Encoded: String(parts[2])),
-            length <= data.count
-        else {
-            self.init(json: stored)
-            return
-        }
-        let bytes = [UInt8](data)
-        self.init(json: String(decoding: bytes[..<length], as: UTF8.self), binary: Array(bytes[length...]))
     }
 }

@@ -110,7 +110,7 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
         let estimate = TokenUsage(promptTokens: promptBound, completionTokens: call.maxTokens)
         let held: Billing.HeldCharge?
         switch try await billing.hold(gateway.cost(estimate), model: deployment, request: request, body: buffer, context: context) {
-        case .replay(let response): return response
+        case .replay(let stored): return Billing.Charged.replay(stored).response()
         case .notBilled: held = nil
         case .held(let charge): held = charge
         }
@@ -137,12 +137,9 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
         let content = ResponseContent(json: answer.whole(text: response.text, summary: summary))
         gateway.metrics.recordTokens(summary.tokens)
         await spend(summary.tokens)
-        guard let held, let charged else { return content.response() }
+        guard let held, let charged else { return Billing.Charged.answered(content, receipt: nil).response() }
         let balance = try await billing.settle(held, cost: charged, storing: content)
-        var http = content.response()
-        http.headers[.xCreditsCharged] = charged.description
-        http.headers[.xCreditsBalance] = balance.description
-        return http
+        return Billing.Charged.answered(content, receipt: Billing.Receipt(charged: charged, balance: balance)).response()
     }
 
     /// Starts the stream (a failure before the first token is an ordinary error response, after

@@ -48,5 +48,6 @@ public struct InferencePipeline: Sendable {
         return try await billing.charge(model: model.metadata.name, request: request, body: body, context: context) {
             try render(try await runner.predict(validated), parsed)
         }
+        .response()
     }
 }
