@@ -65,6 +65,25 @@ struct DynamicBatcherTests {
         while !condition(), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
     }
 
+    @Test("a model predicts the way it serves: at once as its own execution, or through its batcher, which reports executions itself")
+    func predict() async throws {
+        let plain = RecordingModel(holdFirstCall: false)
+        let alone = try await plain.predict([Self.rows(3, start: 1)])
+        #expect(alone.queuedNanoseconds == nil)
+        #expect(alone.execution?.rows == 3 && alone.execution?.requests == 1)
+        #expect(alone.outputs.first?.data == .float([2, 4, 6, 8, 10, 12]))
+
+        let executions = Mutex<[Int]>([])
+        let batched = try BatchedModel(
+            base: RecordingModel(holdFirstCall: false), options: BatchingOptions(maxBatchSize: 8), path: "memory",
+            onExecution: { execution in executions.withLock { $0.append(execution.rows) } })
+        let queued = try await batched.predict([Self.rows(2, start: 1)])
+        #expect(queued.queuedNanoseconds != nil, "it went through the queue")
+        #expect(queued.execution == nil, "the batcher reported the execution, not the request")
+        #expect(executions.withLock { $0 } == [2])
+        #expect(queued.outputs.first?.data == .float([2, 4, 6, 8]))
+    }
+
     @Test("requests waiting while a batch runs are merged into one call, and each gets its own rows back")
     func merges() async throws {
         let model = RecordingModel(holdFirstCall: true)

@@ -2,7 +2,7 @@ public import CortexCore
 
 /// A model whose requests go through a ``DynamicBatcher``.
 ///
-/// `infer` (used by warm-up) runs the model directly; requests use ``batcher``.
+/// `infer` (used by warm-up) runs the model directly; requests (`predict`) go through the queue.
 public struct BatchedModel: InferenceModel {
     /// The model itself.
     public let base: any InferenceModel
@@ -36,5 +36,11 @@ public struct BatchedModel: InferenceModel {
 
     public func infer(_ inputs: [Tensor]) throws -> [Tensor] {
         try base.infer(inputs)
+    }
+
+    /// Through the queue: merged with whatever waits beside it (the batcher reports each execution).
+    public func predict(_ inputs: [Tensor]) async throws -> Prediction {
+        let (outputs, queued) = try await queue.infer(inputs)
+        return Prediction(outputs: outputs, queuedNanoseconds: queued, execution: nil)
     }
 }

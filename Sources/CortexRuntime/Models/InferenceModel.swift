@@ -1,4 +1,5 @@
 public import CortexCore
+import Dispatch
 
 /// A loaded model that turns validated input tensors into output tensors.
 ///
@@ -15,9 +16,38 @@ public protocol InferenceModel: Sendable {
 
     /// Where requests wait to be merged, for a model with dynamic batching; `nil` otherwise.
     var batcher: DynamicBatcher? { get }
+
+    /// Runs one request's validated inputs the way this model serves them: at once, or through
+    /// its dynamic batcher (``BatchedModel``), which may run them merged with others.
+    func predict(_ inputs: [Tensor]) async throws -> Prediction
+}
+
+/// One request's outputs, and how they were made.
+public struct Prediction: Sendable {
+    public var outputs: [Tensor]
+    /// Time waiting in a dynamic batcher's queue; `nil` for a model without one.
+    public var queuedNanoseconds: UInt64?
+    /// The execution that ran only this request; `nil` when a batcher ran it with others (a
+    /// batcher reports each of its executions itself, once).
+    public var execution: DynamicBatcher.Execution?
+
+    public init(outputs: [Tensor], queuedNanoseconds: UInt64?, execution: DynamicBatcher.Execution?) {
+        self.outputs = outputs
+        self.queuedNanoseconds = queuedNanoseconds
+        self.execution = execution
+    }
 }
 
 extension InferenceModel {
     public var image: ImagePreprocessing? { nil }
     public var batcher: DynamicBatcher? { nil }
+
+    /// Runs the inputs at once, on the caller's thread, as one execution.
+    public func predict(_ inputs: [Tensor]) async throws -> Prediction {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let outputs = try infer(inputs)
+        let execution = DynamicBatcher.Execution(
+            requests: 1, rows: inputs.first?.shape.dimensions.first ?? 1, nanoseconds: DispatchTime.now().uptimeNanoseconds &- start)
+        return Prediction(outputs: outputs, queuedNanoseconds: nil, execution: execution)
+    }
 }

@@ -85,14 +85,16 @@ public struct InferenceRunner: Sendable {
         let outputs: [Tensor]
         var queued: UInt64 = 0
         do {
-            if let batcher = model.batcher {
-                (outputs, queued) = try await batcher.infer(input.inputs)
-                handles.queueLatency.recordNanoseconds(Int64(queued))
-            } else {
-                outputs = try model.infer(input.inputs)
-                let elapsed = DispatchTime.now().uptimeNanoseconds &- predictStart
-                handles.batchSize.record(rows)
-                statistics.recordExecution(model: metadata.name, rows: rows, nanoseconds: elapsed)
+            // The model decides how it runs (at once, or through its batcher); executions are
+            // recorded in one place, whichever ran them.
+            let prediction = try await model.predict(input.inputs)
+            outputs = prediction.outputs
+            if let waited = prediction.queuedNanoseconds {
+                queued = waited
+                handles.queueLatency.recordNanoseconds(Int64(waited))
+            }
+            if let execution = prediction.execution {
+                Self.recordExecution(execution, model: metadata.name, metrics: metrics, statistics: statistics)
             }
         } catch let error as APIError where error.status == 503 {
             handles.record(.queueFull)
