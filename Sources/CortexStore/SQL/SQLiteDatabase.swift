@@ -8,7 +8,8 @@ import SQLiteNIO
 struct SQLiteDatabase: SQLDatabase {
     var dialect: SQLDialect { .sqlite }
     let connection: SQLiteConnection
-    /// Checked before every statement, once the database is in WAL mode.
+    /// Checked before every statement outside a transaction and once at the start of each
+    /// transaction, once the database is in WAL mode.
     var sharedMemory: SharedMemoryGuard?
 
     func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
@@ -43,7 +44,8 @@ struct SQLiteDatabase: SQLDatabase {
 
     /// Always durable (the connection's `synchronous = FULL`); only the ledger's writer relaxes it.
     func transaction<T: Sendable>(durable: Bool, _ body: (any SQLDatabase) async throws -> T) async throws -> T {
-        try await inTransaction(begin: ["BEGIN IMMEDIATE"], body)
+        try sharedMemory?.check()
+        return try await SQLiteDatabase(connection: connection, sharedMemory: nil).inTransaction(begin: ["BEGIN IMMEDIATE"], body)
     }
 
     /// Rewrites `$N` placeholders as SQLite's `?N`, leaving string literals alone.

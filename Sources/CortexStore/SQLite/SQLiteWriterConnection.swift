@@ -112,7 +112,8 @@ final class SQLiteWriterConnection: @unchecked Sendable {
 struct SQLiteWriterDatabase: SQLDatabase {
     var dialect: SQLDialect { .sqlite }
     let connection: SQLiteWriterConnection
-    /// Checked before every statement (see ``SharedMemoryGuard``).
+    /// Checked before every statement outside a transaction, and once at the start of each
+    /// transaction, whose statements follow within microseconds (see ``SharedMemoryGuard``).
     let sharedMemory: SharedMemoryGuard?
 
     func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
@@ -121,7 +122,8 @@ struct SQLiteWriterDatabase: SQLDatabase {
     }
 
     func transaction<T: Sendable>(durable: Bool, _ body: (any SQLDatabase) async throws -> T) async throws -> T {
+        try sharedMemory?.check()
         try connection.setSynchronous(full: durable)
-        return try await inTransaction(begin: ["BEGIN IMMEDIATE"], body)
+        return try await SQLiteWriterDatabase(connection: connection, sharedMemory: nil).inTransaction(begin: ["BEGIN IMMEDIATE"], body)
     }
 }

@@ -10,8 +10,9 @@ import Synchronization
 /// SQLite maps the file into memory. Truncated (or, for a process that cannot write it, made
 /// read-only and re-mapped), its pages are gone and the next access kills the process with
 /// SIGBUS; deleted or replaced, another process (the CLI) would build a second index over the
-/// same WAL. None of this can be caught once SQLite touches the memory, so every statement checks
-/// the file first (one `stat`), and a changed file fails the statement: billed requests get 503
+/// same WAL. None of this can be caught once SQLite touches the memory, so the file is checked
+/// first (one `stat`) before every statement outside a transaction and at the start of every
+/// transaction (a ledger batch of many statements pays one), and a changed file fails it: billed requests get 503
 /// `billing_unavailable` and `/ready` turns 503 naming the file. A change in the instant between
 /// the check and the access can still bring the process down; the check closes the window that
 /// stays open for good otherwise.
