@@ -15,10 +15,8 @@ public struct ImageController<Context: AuthenticatedContext>: Sendable {
     public static var maximumImageSize: Int { 1024 }
 
     let runner: InferenceRunner
-    let billing: Billing
-    let modelLimits: ModelRateLimits
     /// The order of a billed inference: parse, validate, limit, hold, run, settle.
-    var pipeline: InferencePipeline { InferencePipeline(runner: runner, modelLimits: modelLimits, billing: billing) }
+    let pipeline: InferencePipeline
     let defaultModel: String
     let maxBodyBytes: Int
     let decoder: ImageDecoder
@@ -29,8 +27,7 @@ public struct ImageController<Context: AuthenticatedContext>: Sendable {
         decoder: ImageDecoder = ImageDecoder()
     ) {
         self.runner = runner
-        self.billing = billing
-        self.modelLimits = modelLimits
+        self.pipeline = InferencePipeline(runner: runner, modelLimits: modelLimits, billing: billing)
         self.defaultModel = defaultModel
         self.maxBodyBytes = maxBodyBytes
         self.decoder = decoder

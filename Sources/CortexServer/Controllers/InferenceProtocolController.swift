@@ -81,10 +81,8 @@ public struct InferenceProtocolController<Context: AuthenticatedContext>: Sendab
     }
 
     let runner: InferenceRunner
-    let billing: Billing
-    let modelLimits: ModelRateLimits
     /// The order of a billed inference: parse, validate, limit, hold, run, settle.
-    var pipeline: InferencePipeline { InferencePipeline(runner: runner, modelLimits: modelLimits, billing: billing) }
+    let pipeline: InferencePipeline
     let registry: ModelRegistry
     let maxBodyBytes: Int
     let serverVersion: String
@@ -95,8 +93,7 @@ public struct InferenceProtocolController<Context: AuthenticatedContext>: Sendab
         serverVersion: String
     ) {
         self.runner = runner
-        self.billing = billing
-        self.modelLimits = modelLimits
+        self.pipeline = InferencePipeline(runner: runner, modelLimits: modelLimits, billing: billing)
         self.registry = registry
         self.maxBodyBytes = maxBodyBytes
         self.serverVersion = serverVersion

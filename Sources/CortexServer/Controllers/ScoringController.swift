@@ -23,10 +23,8 @@ public struct ScoringController<Context: AuthenticatedContext>: Sendable {
     }
 
     let runner: InferenceRunner
-    let billing: Billing
-    let modelLimits: ModelRateLimits
     /// The order of a billed inference: parse, validate, limit, hold, run, settle.
-    var pipeline: InferencePipeline { InferencePipeline(runner: runner, modelLimits: modelLimits, billing: billing) }
+    let pipeline: InferencePipeline
     let registry: ModelRegistry
     let modelName: String?
     let maxBodyBytes: Int
@@ -39,8 +37,7 @@ public struct ScoringController<Context: AuthenticatedContext>: Sendable {
         maxBodyBytes: Int
     ) {
         self.runner = runner
-        self.billing = billing
-        self.modelLimits = modelLimits
+        self.pipeline = InferencePipeline(runner: runner, modelLimits: modelLimits, billing: billing)
         self.registry = registry
         self.modelName = modelName
         self.maxBodyBytes = maxBodyBytes
