@@ -22,16 +22,19 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Interface to listen on (overrides HOST).")
     var host: String?
 
+    /// This command's options that are settings, by YAML key.
+    private var commandLine: [String: String] {
+        var values: [String: String] = [:]
+        values["server.port"] = port.map(String.init)
+        values["server.host"] = host
+        return values
+    }
+
     func run() async throws {
-        var configuration = try options.load()
+        var configuration = try options.load(commandLine: commandLine)
         if !model.isEmpty {
             configuration.models = model.map { ModelSource(path: $0) }
         }
-        if let port {
-            guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
-            configuration.server.port = port
-        }
-        if let host { configuration.server.host = host }
         do {
             configuration.server.maxConnections = try ConnectionCapacity.prepare(
                 maxConnections: configuration.server.maxConnections, explicit: configuration.server.maxConnectionsSet)
@@ -67,8 +70,9 @@ struct ServeCommand: AsyncParsableCommand {
         let dependencies: ServerDependencies
         do {
             let file = options.config ?? ProcessInfo.processInfo.environment["CORTEX_CONFIG"]
+            let commandLine = commandLine
             dependencies = try await ServerDependencies.open(configuration: configuration, logger: logger) {
-                try CortexConfiguration.load(file: file, environment: ProcessInfo.processInfo.environment)
+                try CortexConfiguration.load(file: file, environment: ProcessInfo.processInfo.environment, commandLine: commandLine)
             }
         } catch {
             logger.critical("STARTUP_FAIL", metadata: ["error": "\(error)"])

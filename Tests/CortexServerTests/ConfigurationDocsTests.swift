@@ -7,12 +7,12 @@ import Testing
 @Suite("Configuration docs")
 struct ConfigurationDocsTests {
     /// The settings table's rows: YAML key and the first environment variable named.
-    static func documented() throws -> [(yaml: String, environment: String)] {
+    static func documented() throws -> [(yaml: String, environment: String, defaultValue: String)] {
         let text = try String(contentsOfFile: Repository.path("docs/configuration.md"), encoding: .utf8)
         return text.split(separator: "\n").compactMap { line in
             let cells = line.split(separator: "|", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
             guard cells.count > 3, cells[1].hasPrefix("`"), let variable = cells[2].split(separator: "`").first else { return nil }
-            return (cells[1].trimmingCharacters(in: CharacterSet(charactersIn: "`")), String(variable))
+            return (cells[1].trimmingCharacters(in: CharacterSet(charactersIn: "`")), String(variable), cells[3])
         }
     }
 
@@ -20,7 +20,7 @@ struct ConfigurationDocsTests {
     func inSync() throws {
         let documented = try Self.documented()
         #expect(documented.count > 40, "the table was found")
-        let declared = CortexConfiguration.settings.map { (yaml: $0.yamlPath, environment: $0.environment) }
+        let declared = CortexConfiguration.settings.map { (yaml: $0.key, environment: $0.environment) }
         for setting in declared {
             #expect(
                 documented.contains { $0.yaml == setting.yaml && $0.environment == setting.environment },
@@ -38,5 +38,23 @@ struct ConfigurationDocsTests {
         for variable in structured {
             #expect(documented.contains { $0.environment == variable }, "\(variable) is not documented")
         }
+    }
+
+    @Test("a default the docs write as a value is the declared default: read through the setting, it changes nothing")
+    func defaults() throws {
+        var checked = 0
+        for row in try Self.documented() {
+            guard row.defaultValue.hasPrefix("`"), let setting = CortexConfiguration.settings.first(where: { $0.key == row.yaml }) else {
+                continue
+            }
+            let value = String(row.defaultValue.dropFirst().prefix { $0 != "`" })
+            var configuration = CortexConfiguration()
+            #expect(setting.apply(&configuration, [value]), "\(row.environment)'s documented default \(value) is not accepted")
+            #expect(
+                configuration == CortexConfiguration(),
+                "\(row.environment): docs say \(value), the declared default is \(setting.show(CortexConfiguration()))")
+            checked += 1
+        }
+        #expect(checked > 40)
     }
 }

@@ -120,7 +120,7 @@ struct ConfigurationTests {
             ("DEFAULT_PRICE", "1e-3", "decimal"),
             ("HOLD_TTL_S", "0", "seconds from 1"),
             ("LLM_PRIMARY_URL", "ftp://models.internal", "http://host:port"),
-            ("LLM_PRIMARY_KIND", "vllm", "ollama or openai"),
+            ("LLM_PRIMARY_KIND", "vllm", "one of ollama, openai"),
             ("LLM_PRIMARY_MODEL", "has space", "model name"),
             ("LLM_MAX_TOKENS", "0", "from 1"),
             ("PRIMARY_POLL_INTERVAL_S", "0", "seconds from 0.01"),
@@ -228,7 +228,7 @@ struct ConfigurationTests {
         #expect(config.llm.inputPricePer1K == Credits(microcredits: 500_000))
         #expect(origins.llm.allowedOrigins == ["https://app.example.com", "http://localhost:5173"])
         #expect(config.llm.hasFallback)
-        #expect(!config.summary.contains("sk-secret-123") && config.summary.contains("api key set"))
+        #expect(!config.summary.contains("sk-secret-123") && config.summary.contains("llm.fallback_api_key: set"))
         #expect(!CortexConfiguration().llm.isEnabled, "no LLM unless configured")
 
         for (environment, key) in [
@@ -290,6 +290,74 @@ struct ConfigurationTests {
             try CortexConfiguration.load(file: file, environment: [:])
         } throws: { error in
             (error as? ConfigurationError)?.key == "llm.deployments[0].providers[1].api_key_env"
+        }
+    }
+
+    @Test("a secret can come from a file (NAME_FILE, as Kubernetes mounts secrets); never both, never printed")
+    func secretFiles() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let token = try directory.write("admin-token", "file-admin-token-0123456789\n")
+        let database = try directory.write("database-url", "postgres://cortex:file-db-pass@db.internal:5432/cortex\n")
+        let config = try CortexConfiguration.load(
+            file: nil, environment: ["ADMIN_TOKEN_FILE": token, "DATABASE_URL_FILE": database, "API_KEYS_FILE": token])
+        #expect(config.auth.adminToken == "file-admin-token-0123456789")
+        #expect(config.database == .postgres(url: "postgres://cortex:file-db-pass@db.internal:5432/cortex"))
+        #expect(config.auth.apiKeys == ["file-admin-token-0123456789"])
+        #expect(Set(config.secrets) == ["file-admin-token-0123456789", "file-db-pass"])
+        #expect(!config.summary.contains("file-admin-token") && !config.summary.contains("file-db-pass"))
+        let alias = try CortexConfiguration.load(file: nil, environment: ["API_ADMIN_KEY_FILE": token])
+        #expect(alias.auth.adminToken == "file-admin-token-0123456789", "the alias takes a file too")
+
+        let short = try directory.write("short", "short")
+        for (environment, key) in [
+            (["ADMIN_TOKEN_FILE": token, "ADMIN_TOKEN": "env-admin-token-0123456789"], "ADMIN_TOKEN_FILE"),
+            (["ADMIN_TOKEN_FILE": directory.path + "/missing"], "ADMIN_TOKEN_FILE"),
+            (["ADMIN_TOKEN_FILE": short], "ADMIN_TOKEN_FILE"),
+        ] {
+            #expect {
+                try CortexConfiguration.load(file: nil, environment: environment)
+            } throws: { error in
+                guard let error = error as? ConfigurationError else { return false }
+                return error.key == key && !error.description.contains("env-admin-token") && !error.description.contains("short\"")
+            }
+        }
+        #expect(throws: Never.self) { try CortexConfiguration.load(file: nil, environment: ["PORT_FILE": "/nonexistent"]) }
+    }
+
+    @Test("the command line wins over the environment and the file, and a bad value names the option")
+    func commandLine() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let file = try directory.write("cortex.yaml", "server:\n  port: 9001\n  host: 0.0.0.0\n")
+        let config = try CortexConfiguration.load(file: file, environment: ["PORT": "9002"], commandLine: ["server.port": "9003"])
+        #expect(config.server.port == 9003 && config.server.host == "0.0.0.0")
+        #expect {
+            try CortexConfiguration.load(file: nil, environment: [:], commandLine: ["server.port": "70000"])
+        } throws: { error in
+            (error as? ConfigurationError)?.key == "--port"
+        }
+    }
+
+    @Test(
+        "a YAML value of the wrong shape names its key",
+        arguments: [
+            ("server:\n  port: [1, 2]\n", "server.port"),
+            ("auth:\n  api_keys: {a: b}\n", "auth.api_keys"),
+            ("billing:\n  prices: [[1]]\n", "billing.prices[0]"),
+            ("rate_limit:\n  overrides:\n    - {tenant: acme, rps: 5, per: 1}\n", "rate_limit.overrides[0].per"),
+            ("rate_limit:\n  overrides:\n    - {tenant: acme}\n", "rate_limit.overrides[0].rps"),
+            ("llm:\n  deployments: {name: x}\n", "llm.deployments"),
+        ]
+    )
+    func wrongShape(yaml: String, key: String) throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let file = try directory.write("bad.yaml", yaml)
+        #expect {
+            try CortexConfiguration.load(file: file, environment: [:])
+        } throws: { error in
+            (error as? ConfigurationError)?.key == key
         }
     }
 

@@ -6,7 +6,7 @@ public import Logging
 /// Everything `cortex serve` needs, with the defaults of the embedded setup.
 ///
 /// Built by ``CortexConfiguration/load(file:environment:)`` from an optional YAML file,
-/// overridden by environment variables named as the seed operator guides name them.
+/// overridden by environment variables named as the runbooks of the services it replaces name them.
 public struct CortexConfiguration: Sendable, Equatable {
     /// Where to listen and how to treat requests.
     public struct Server: Sendable, Equatable {
@@ -301,12 +301,7 @@ public struct CortexConfiguration: Sendable, Equatable {
     /// Every secret the settings hold (the admin token, static API keys, provider keys, the
     /// passwords of `DATABASE_URL` and `REDIS_URL`): what ``SecretRedactor`` takes out of logs.
     public var secrets: [String] {
-        var secrets = auth.apiKeys + [auth.adminToken, rateLimit.redisURL.flatMap(RedactedURL.password(in:))].compactMap { $0 }
-        if case .postgres(let url) = database, let password = RedactedURL.password(in: url) { secrets.append(password) }
-        for deployment in llmDeployments {
-            secrets += deployment.providers.compactMap(\.apiKey)
-        }
-        return secrets
+        Self.settings.flatMap { $0.secrets(self) } + moreLLMDeployments.flatMap { $0.providers.compactMap(\.apiKey) }
     }
 
     /// The embedded defaults.
