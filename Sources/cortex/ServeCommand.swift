@@ -2,8 +2,10 @@ import ArgumentParser
 import CortexCore
 import CortexRuntime
 import CortexServer
+import CortexStore
 import Foundation
 import Logging
+import Prometheus
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -67,18 +69,35 @@ struct ServeCommand: AsyncParsableCommand {
             FileHandle.standardOutput.write(Data("USING DATABASE: \(RedactedURL.redacting(url))\n".utf8))
         }
 
-        let dependencies: ServerDependencies
+        let file = options.config ?? ProcessInfo.processInfo.environment["CORTEX_CONFIG"]
+        let commandLine = commandLine
+        let prometheus = PrometheusCollectorRegistry()
         do {
-            let file = options.config ?? ProcessInfo.processInfo.environment["CORTEX_CONFIG"]
-            let commandLine = commandLine
-            dependencies = try await ServerDependencies.open(configuration: configuration, logger: logger) {
-                try CortexConfiguration.load(file: file, environment: ProcessInfo.processInfo.environment, commandLine: commandLine)
+            try await StateStore.withOpened(
+                configuration.database, metrics: ServerDependencies.metricsFactory(prometheus), logger: logger
+            ) { store in
+                let dependencies = try await ServerDependencies.open(
+                    configuration: configuration, store: store, prometheus: prometheus, logger: logger
+                ) {
+                    try CortexConfiguration.load(file: file, environment: ProcessInfo.processInfo.environment, commandLine: commandLine)
+                }
+                do {
+                    try await runServer(dependencies, first: [CloseOnShutdown { output.flush() }], logger: logger)
+                } catch {
+                    throw ServingFailure(error: error)
+                }
             }
+        } catch let failure as ServingFailure {
+            throw failure.error
         } catch {
             logger.critical("STARTUP_FAIL", metadata: ["error": "\(error)"])
             output.flush()
             throw ExitCode(1)
         }
-        try await runServer(dependencies, logger: logger)
     }
+}
+
+/// An error from the running server, told apart from a start-up failure (`STARTUP_FAIL`).
+private struct ServingFailure: Error {
+    var error: any Error
 }

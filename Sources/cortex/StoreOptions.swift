@@ -10,20 +10,11 @@ extension ConfigurationOptions {
     /// Safe while a server runs on the same database: SQLite's WAL mode lets both write, and PostgreSQL serves many clients.
     func withStore<Value>(_ body: (StateStore) async throws -> Value) async throws -> Value {
         let configuration = try load()
-        let store = try await StateStore.open(
-            configuration.database,
-            logger: Logger(label: "cortex", factory: { _ in SwiftLogNoOpLogHandler() })
-        )
         do {
-            let value = try await body(store)
-            await store.close()
-            return value
+            return try await StateStore.withOpened(
+                configuration.database, logger: Logger(label: "cortex", factory: { _ in SwiftLogNoOpLogHandler() }), body)
         } catch let error as IdentityStoreError {
-            await store.close()
             throw CommandFailure(error.description)
-        } catch {
-            await store.close()
-            throw error
         }
     }
 }

@@ -67,8 +67,8 @@ struct LLMServingTests {
     func shapes() async throws {
         let primary = try await FakeLLMServer(.answer("Hello there", usage: (prompt: 7, completion: 2)), models: ["gemma3:270m"])
         let server = try await Self.server(primary: primary)
-        try await Self.wait(for: .primary, server)
         try await server.test { client in
+            try await Self.wait(for: .primary, server)
             let generated = try await client.post("/generate", json: #"{"prompt":"Say hello","max_tokens":5}"#)
             #expect(generated.status == .ok)
             let body = generated.body.jsonObject
@@ -117,8 +117,8 @@ struct LLMServingTests {
     func badInput() async throws {
         let primary = try await FakeLLMServer(.answer("never", usage: (prompt: 1, completion: 1)), models: ["gemma3:270m"])
         let server = try await Self.server(primary: primary, billed: true)
-        try await Self.wait(for: .primary, server)
         try await server.test { client in
+            try await Self.wait(for: .primary, server)
             let before = try await Self.balance(client)
             let cases: [(String, String, Int, String)] = [
                 ("/generate", #"{}"#, 400, "prompt"),
@@ -161,8 +161,8 @@ struct LLMServingTests {
             configuration.llm.breakerFailures = 2
             configuration.llm.breakerCooldownSeconds = 10
         }
-        try await Self.wait(for: .primary, server)
         try await server.test { client in
+            try await Self.wait(for: .primary, server)
             for _ in 0..<3 {
                 let body = try await client.post("/generate", json: #"{"prompt":"hi"}"#).body.jsonObject
                 #expect(body["text"] as? String == "from the fallback" && body["provider"] as? String == "fallback-openai")
@@ -208,8 +208,8 @@ struct LLMServingTests {
         let server = try await Self.server(primary: primary, fallback: fallback) { configuration in
             configuration.llm.firstTokenTimeoutSeconds = 3
         }
-        try await Self.wait(for: .primary, server)
         try await server.test { client in
+            try await Self.wait(for: .primary, server)
             let body = try await client.post("/v1/completions", json: #"{"model":"chat","prompt":"hi"}"#).body.jsonObject
             #expect((body["choices"] as? [[String: Any]])?.first?["text"] as? String == "quick")
             #expect(server.logs.events(named: "LLM_FALLBACK").first?.metadata["reason"]?.contains("timed out") == true)
@@ -230,8 +230,8 @@ struct LLMServingTests {
         let primary = try await FakeLLMServer(.fail(status: 400, message: "context length exceeded"), models: ["gemma3:270m"])
         let fallback = try await FakeLLMServer(.answer("never", usage: nil))
         let server = try await Self.server(primary: primary, fallback: fallback)
-        try await Self.wait(for: .primary, server)
         try await server.test { client in
+            try await Self.wait(for: .primary, server)
             let response = try await client.post("/generate", json: #"{"prompt":"hi"}"#)
             #expect(response.status == .badRequest)
             #expect(response.body.jsonObject["code"] as? String == "llm_rejected")
@@ -291,8 +291,8 @@ struct LLMServingTests {
     func streamOpenAI() async throws {
         let primary = try await FakeLLMServer(.answer("one two three", usage: (prompt: 5, completion: 3)), models: ["gemma3:270m"])
         let server = try await Self.server(primary: primary)
-        try await Self.wait(for: .primary, server)
         try await server.test { client in
+            try await Self.wait(for: .primary, server)
             let response = try await client.post(
                 "/v1/chat/completions",
                 json:
@@ -326,8 +326,8 @@ struct LLMServingTests {
     func billing() async throws {
         let primary = try await FakeLLMServer(.answer("a b c", usage: (prompt: 9, completion: 3)), models: ["gemma3:270m"])
         let server = try await Self.server(primary: primary, billed: true, credits: "10")
-        try await Self.wait(for: .primary, server)
         try await server.test { client in
+            try await Self.wait(for: .primary, server)
             // 9 prompt tokens at 1/1k and 3 generated at 2/1k: 0.009 + 0.006.
             let known = try await client.post("/generate", json: #"{"prompt":"abc","max_tokens":50}"#, headers: Self.demo)
             #expect(known.status == .ok)
@@ -359,8 +359,8 @@ struct LLMServingTests {
         // Each request holds (5 bytes + 8 + 8 per message... here a prompt: 5 + 8 = 13) prompt
         // tokens and 100 generated: 0.013 + 0.2 = 0.213; a balance of 1 covers four holds.
         let server = try await Self.server(primary: primary, billed: true, credits: "1")
-        try await Self.wait(for: .primary, server)
         try await server.test { client in
+            try await Self.wait(for: .primary, server)
             let statuses = try await withThrowingTaskGroup(of: (Int, String).self) { group in
                 for _ in 0..<12 {
                     group.addTask {
@@ -401,8 +401,8 @@ struct LLMServingTests {
         // 200 tokens 50 ms apart: the whole answer would take ten seconds.
         let primary = try await FakeLLMServer(.trickle(words: 200, every: .milliseconds(50)), models: ["gemma3:270m"])
         let server = try await Self.server(primary: primary, billed: true, credits: "10")
-        try await Self.wait(for: .primary, server)
         try await server.test(live: true) { client in
+            try await Self.wait(for: .primary, server)
             let port = try #require(client.port)
             let body = #"{"prompt":"hello","max_tokens":300,"stream":true}"#
             let request =
@@ -485,8 +485,8 @@ struct LLMServingTests {
             configuration.auth.demo = .on
             configuration.auth.apiKeys = ["other-key-0123456789"]
         }
-        try await Self.wait(for: .primary, server)
         try await server.test { client in
+            try await Self.wait(for: .primary, server)
             // 12 tokens each: the first fits, the second is let in (8 left) and runs 4 past the budget.
             for _ in 0..<2 {
                 #expect(try await client.post("/generate", json: #"{"prompt":"hi"}"#, headers: Self.demo).status == .ok)
@@ -519,8 +519,8 @@ struct LLMServingTests {
             ])
             configuration.moreLLMDeployments = [coder]
         }
-        try await Self.wait(for: .primary, server)
         try await server.test { client in
+            try await Self.wait(for: .primary, server)
             let models = try await client.get("/v1/models").body.jsonObject
             #expect((models["data"] as? [[String: Any]])?.compactMap { $0["id"] as? String } == ["chat", "coder"])
             #expect(try await client.post("/generate", json: #"{"prompt":"hi"}"#).body.jsonObject["text"] as? String == "from chat")
@@ -561,8 +561,8 @@ struct LLMServingTests {
         let server = try await Self.server(primary: primary, billed: true) { configuration in
             configuration.llm.allowedOrigins = ["https://app.example.com"]
         }
-        try await Self.wait(for: .primary, server)
         try await server.test { client in
+            try await Self.wait(for: .primary, server)
             let preflight = try await client.execute(
                 uri: "/chat", method: .options,
                 headers: [.origin: "https://app.example.com", .accessControlRequestMethod: "POST"]

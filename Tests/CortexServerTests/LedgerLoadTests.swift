@@ -105,7 +105,7 @@ struct LedgerLoadTests {
             defer { cortex.terminate() }
             try await Self.overspend(ports: [port])
             cortex.signal(SIGTERM)
-            #expect(try await cortex.waitForExit() == 0)
+            #expect(try await cortex.waitForExit() == 0, "\(cortex.stdout.suffix(2000)) \(cortex.stderr.suffix(2000))")
             let verify = try await IdentityCLITests.run(["db", "verify"], database: database)
             #expect(verify.status == 0, "\(verify.stdout)")
         }

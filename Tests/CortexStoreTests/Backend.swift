@@ -17,21 +17,11 @@ enum Backend: String, CaseIterable, CustomStringConvertible, Sendable {
         case .sqlite:
             let path = SQLiteStoreTests.temporaryPath()
             defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
-            try await Self.run(try await StateStore.openSQLite(path: path, logger: Logger(label: "test")), body)
+            try await StateStore.withSQLite(path: path, logger: Logger(label: "test"), body)
         case .postgres:
             try await PostgresTestServer.withDatabase { url in
-                try await Self.run(try await StateStore.openPostgres(url: url, logger: Logger(label: "test")), body)
+                try await StateStore.withPostgres(url: url, logger: Logger(label: "test"), body)
             }
         }
-    }
-
-    private static func run(_ store: StateStore, _ body: (StateStore) async throws -> Void) async throws {
-        do {
-            try await body(store)
-        } catch {
-            await store.close()
-            throw error
-        }
-        await store.close()
     }
 }

@@ -3,7 +3,7 @@ import CortexRuntime
 public import Hummingbird
 public import Logging
 import NIOCore
-import ServiceLifecycle
+public import ServiceLifecycle
 
 /// Builds the router: middleware in request order, then every controller.
 public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequestContext> {
@@ -132,7 +132,9 @@ public func buildApplication(_ dependencies: ServerDependencies, logger: Logger)
 ///
 /// On a signal `/ready` turns 503 at once, the listener stays open for `DRAIN_DELAY_S`, then closes;
 /// in-flight requests get `DRAIN_TIMEOUT_S` to finish before the remaining work is cancelled.
-public func runServer(_ dependencies: ServerDependencies, logger: Logger) async throws {
+///
+/// - Parameter first: Services to start before all others and stop after them (the log writer).
+public func runServer(_ dependencies: ServerDependencies, first: [any Service] = [], logger: Logger) async throws {
     let configuration = dependencies.configuration
     let application = buildApplication(dependencies, logger: logger)
     let monitor = ReadinessMonitor(
@@ -144,8 +146,10 @@ public func runServer(_ dependencies: ServerDependencies, logger: Logger) async 
         delay: .seconds(configuration.server.drainDelaySeconds),
         logger: logger
     )
+    // Started in this order, stopped in reverse: the drain first, the HTTP server once it has
+    // drained, then the parts it used.
     var groupConfiguration = ServiceGroupConfiguration(
-        services: [
+        services: (first + dependencies.services).map { .init(service: $0) } + [
             .init(
                 service: DrainTimeoutReporter(application: application, timeout: configuration.server.drainTimeoutSeconds, logger: logger)),
             .init(service: monitor),
@@ -167,9 +171,6 @@ public func runServer(_ dependencies: ServerDependencies, logger: Logger) async 
     groupConfiguration.maximumCancellationDuration = .seconds(5)
     let group = ServiceGroup(configuration: groupConfiguration)
     try await group.run()
-    await dependencies.store.close()
-    await dependencies.sharedRateLimiter?.redis.close()
-    for gateway in dependencies.llmGateways { gateway.stop() }
     logger.notice("SERVER_STOPPED")
 }
 

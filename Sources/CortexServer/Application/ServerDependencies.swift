@@ -5,6 +5,7 @@ public import CortexStore
 public import Foundation
 public import Logging
 public import Prometheus
+public import ServiceLifecycle
 
 /// The long-lived parts a server is built from, opened once at start.
 public struct ServerDependencies: Sendable {
@@ -38,26 +39,21 @@ public struct ServerDependencies: Sendable {
     public let llmGateways: [LLMGateway]
     /// The default LLM deployment, if any.
     public var llm: LLMGateway? { llmGateways.first }
+    /// The long-lived parts that run beside the HTTP server, in the order the service group
+    /// starts them (it stops them in reverse, after the server): the Redis connections, then each
+    /// LLM deployment's warm-up. `runServer` and the test server run the same list.
+    public var services: [any Service] {
+        var services: [any Service] = []
+        if let redis = sharedRateLimiter?.redis { services.append(CloseOnShutdown { await redis.close() }) }
+        return services + llmGateways
+    }
     /// When the server was opened, for `/status`.
     public let startedAt = Date()
     /// Request ids, for the routes and for the answers the connection guard writes itself.
     let requestIDs = RequestIDGenerator()
 
-    /// Opens the database (running migrations) and loads every configured model.
-    ///
-    /// A model that fails to load is recorded as failed; the others still serve.
-    ///
-    /// - Parameter reload: How `POST /admin/reload-auth` reads the configuration again; by default
-    ///   it gets the configuration given here.
-    ///   - clock: Nanoseconds on a monotonic clock for rate limits and the LLM providers' circuit
-    ///     breakers (tests pass their own).
-    public static func open(
-        configuration: CortexConfiguration,
-        logger: Logger,
-        reload: (@Sendable () throws -> CortexConfiguration)? = nil,
-        clock: @escaping @Sendable () -> Int64 = LocalRateLimiter.monotonicNanoseconds
-    ) async throws -> ServerDependencies {
-        let prometheus = PrometheusCollectorRegistry()
+    /// The metrics factory every part of a server records into, with Cortex's histogram buckets.
+    public static func metricsFactory(_ prometheus: PrometheusCollectorRegistry) -> PrometheusMetricsFactory {
         var factory = PrometheusMetricsFactory(registry: prometheus)
         factory.defaultDurationHistogramBuckets = [
             .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5),
@@ -65,8 +61,29 @@ public struct ServerDependencies: Sendable {
             .seconds(1), .seconds(2.5), .seconds(5), .seconds(10),
         ]
         factory.valueHistogramBuckets["model_batch_size"] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
+        return factory
+    }
+
+    /// Seeds the identities the configuration names into the open `store` and loads every configured model.
+    ///
+    /// A model that fails to load is recorded as failed; the others still serve.
+    ///
+    /// - Parameters:
+    ///   - store: The open database (``StateStore/withOpened(_:metrics:logger:_:)``), recording into `prometheus`.
+    ///   - reload: How `POST /admin/reload-auth` reads the configuration again; by default
+    ///     it gets the configuration given here.
+    ///   - clock: Nanoseconds on a monotonic clock for rate limits and the LLM providers' circuit
+    ///     breakers (tests pass their own).
+    public static func open(
+        configuration: CortexConfiguration,
+        store: StateStore,
+        prometheus: PrometheusCollectorRegistry,
+        logger: Logger,
+        reload: (@Sendable () throws -> CortexConfiguration)? = nil,
+        clock: @escaping @Sendable () -> Int64 = LocalRateLimiter.monotonicNanoseconds
+    ) async throws -> ServerDependencies {
+        let factory = metricsFactory(prometheus)
         let metrics = ServerMetrics(factory: factory, version: CortexVersion.current)
-        let store = try await StateStore.open(configuration.database, metrics: factory, logger: logger)
         let schemaVersion = try await store.schemaVersion()
         logger.info("DB_OPEN", metadata: ["path": "\(store.location)", "schema_version": .stringConvertible(schemaVersion)])
         try await seedIdentities(configuration: configuration, store: store, logger: logger)
@@ -96,7 +113,6 @@ public struct ServerDependencies: Sendable {
         let llmGateways = configuration.llmDeployments.map {
             LLMGateway(configuration: $0, metricsFactory: factory, logger: logger, now: clock)
         }
-        for gateway in llmGateways { gateway.start() }
         let readiness = ReadinessChecks(
             store: store,
             registry: registry,
@@ -173,15 +189,17 @@ public struct ServerDependencies: Sendable {
 }
 
 extension StateStore {
-    /// Opens the configured database: the SQLite file, or PostgreSQL.
-    public static func open(
+    /// Opens the configured database (the SQLite file, or PostgreSQL), runs `body`, closes it: the
+    /// one way the server and the CLI hold a store, so its lifetime is a scope, not a task left running.
+    public static func withOpened<Value>(
         _ database: CortexConfiguration.Database,
         metrics: any MetricsFactory = NOOPMetricsHandler.instance,
-        logger: Logger
-    ) async throws -> StateStore {
+        logger: Logger,
+        _ body: (StateStore) async throws -> Value
+    ) async throws -> Value {
         switch database {
-        case .sqlite(let path): try await openSQLite(path: path, metrics: metrics, logger: logger)
-        case .postgres(let url): try await openPostgres(url: url, metrics: metrics, logger: logger)
+        case .sqlite(let path): try await withSQLite(path: path, metrics: metrics, logger: logger, body)
+        case .postgres(let url): try await withPostgres(url: url, metrics: metrics, logger: logger, body)
         }
     }
 }

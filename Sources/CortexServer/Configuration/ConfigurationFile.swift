@@ -62,7 +62,7 @@ struct ConfigurationFile {
     }
 
     /// A scalar is one value; a list takes a YAML list, a comma-separated string, a mapping
-    /// (`billing.prices`: `NAME: VALUE` as `NAME=VALUE`) or, for `rate_limit.overrides`,
+    /// (`billing.prices`: `NAME: VALUE` as `NAME=VALUE`); a list of `rate_limit.overrides` is of
     /// `{tenant, model, rps, burst}` mappings.
     private static func values(_ node: Node, key: String, form: CortexConfiguration.Setting.Form, expected: String) throws -> [String] {
         if let text = node.string {
@@ -74,8 +74,9 @@ struct ConfigurationFile {
         }
         guard let list = node.sequence else { throw ConfigurationError(key: key, value: nil, expected: expected) }
         return try list.enumerated().map { index, item in
-            if let text = item.string { return text }
-            guard key == "rate_limit.overrides" else { throw ConfigurationError(key: "\(key)[\(index)]", value: nil, expected: expected) }
+            let overrides = key == "rate_limit.overrides"
+            if let text = item.string, !overrides { return text }
+            guard overrides else { throw ConfigurationError(key: "\(key)[\(index)]", value: nil, expected: expected) }
             let fields = try fields(item, key: "\(key)[\(index)]", allowed: ["tenant", "model", "rps", "burst"])
             guard let rate = fields["rps"]?.string else {
                 throw ConfigurationError(key: "\(key)[\(index)].rps", value: nil, expected: "requests per second, above 0")

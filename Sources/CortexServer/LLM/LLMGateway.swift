@@ -3,6 +3,7 @@ public import CortexCore
 public import CortexRuntime
 import Foundation
 public import Logging
+public import ServiceLifecycle
 import Synchronization
 
 /// The configured LLM deployment: its provider chain with a circuit breaker per provider, the
@@ -12,14 +13,13 @@ import Synchronization
 /// `warming` (its model not pulled yet) or after its poll budget ran out (`fallback`), requests
 /// start at the fallback; once `primary`, at the primary, falling back per request on its faults.
 /// Warming without a fallback refuses with 503 and `Retry-After`, and `/ready` says so.
-public final class LLMGateway: Sendable {
+public final class LLMGateway: Service {
     public let configuration: CortexConfiguration.LLM
     let chain: ProviderChain
     /// Polls the primary's model list until its model is present.
     public let warmup: PrimaryWarmup
     let metrics: LLMMetrics
     let logger: Logger
-    private let warmupTask = Mutex<Task<Void, Never>?>(nil)
     /// The provider that answered last, for `/status/summary`'s `fallback`.
     private let lastProvider = Mutex<String?>(nil)
 
@@ -83,15 +83,13 @@ public final class LLMGateway: Sendable {
         )
     }
 
-    /// Starts polling the primary (`PRIMARY_POLL_INTERVAL_S`, `PRIMARY_POLL_MAX_S`).
-    public func start() {
+    /// Polls the primary (`PRIMARY_POLL_INTERVAL_S`, `PRIMARY_POLL_MAX_S`) until its model is
+    /// present or the budget is spent, then stays up until the group shuts down; polling stops
+    /// at once on shutdown.
+    public func run() async throws {
         let warmup = self.warmup
-        warmupTask.withLock { $0 = Task { await warmup.run() } }
-    }
-
-    /// Stops polling.
-    public func stop() {
-        warmupTask.withLock { $0?.cancel() }
+        await cancelWhenGracefulShutdown { await warmup.run() }
+        try? await gracefulShutdown()
     }
 
     /// The providers' names, primary first.

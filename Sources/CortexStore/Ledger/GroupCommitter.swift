@@ -32,32 +32,36 @@ final class GroupCommitter: Sendable {
         }
     }
 
+    /// The queue, and the writer's lifecycle: whether it runs, and who waits for it to stop.
     private struct State {
-        var pending: [Pending] = []
-        var running = false
+        var queue: GroupCommitQueue<Pending, CheckedContinuation<Void, Never>>
+        var nextID = 0
+        var writerRunning = false
+        var stopWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
-    /// Most writes in one transaction.
-    let maximumBatch: Int
     private let database: any SQLDatabase
-    private let state = Mutex(State())
+    private let state: Mutex<State>
     /// `ledger_batch_size`: writes per shared transaction.
     private let batchSize: Recorder
     /// `ledger_commit_seconds`: how long each shared transaction took, commit included.
     private let commitTime: Timer
 
-    /// Where the writer's task runs; `nil` for the global executor.
+    /// Where the writer runs; `nil` for the global executor.
     private let executor: (any TaskExecutor)?
 
     init(database: any SQLDatabase, executor: (any TaskExecutor)?, metrics: any MetricsFactory, maximumBatch: Int = 256) {
         self.database = database
         self.executor = executor
-        self.maximumBatch = max(maximumBatch, 1)
+        self.state = Mutex(State(queue: GroupCommitQueue(maximumBatch: maximumBatch)))
         self.batchSize = Recorder(label: "ledger_batch_size", aggregate: true, factory: metrics)
         self.commitTime = Timer(label: "ledger_commit_seconds", factory: metrics)
     }
 
     /// Runs `apply` inside the next shared transaction and returns its result once committed.
+    ///
+    /// A caller cancelled while its write is still queued gets `CancellationError` and the write
+    /// never runs; once a transaction has the write, it runs and the caller gets its result.
     ///
     /// - Parameter durable: Whether the write must be on disk before this returns. A batch is
     ///   committed durably if any of its writes asks for it.
@@ -66,19 +70,23 @@ final class GroupCommitter: Sendable {
         durable: Bool,
         _ apply: @escaping @Sendable (any SQLDatabase) async throws -> T
     ) async throws -> T {
-        let result = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<any Sendable, any Error>) in
-            let start = state.withLock { state in
-                state.pending.append(
-                    Pending(
-                        tenantID: tenantID, durable: durable, apply: { try await apply($0) }, continuation: continuation,
-                        loop: Self.callersLoop())
-                )
-                defer { state.running = true }
-                return !state.running
+        let id = state.withLock { state in
+            defer { state.nextID &+= 1 }
+            return state.nextID
+        }
+        let result = try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<any Sendable, any Error>) in
+                let write = Pending(
+                    tenantID: tenantID, durable: durable, apply: { try await apply($0) }, continuation: continuation,
+                    loop: Self.callersLoop())
+                switch state.withLock({ $0.queue.submit(id: id, write) }) {
+                case .queued: break
+                case .wake(let writer): writer.resume()
+                case .refused: continuation.resume(throwing: StoreFailure(reason: "the store is closing"))
+                }
             }
-            if start {
-                Task(executorPreference: executor) { await self.drain() }
-            }
+        } onCancel: {
+            state.withLock { $0.queue.cancel(id: id) }?.resume(with: .failure(CancellationError()))
         }
         guard let typed = result as? T else {
             preconditionFailure("a write's result is always the type its closure returns")
@@ -96,19 +104,50 @@ final class GroupCommitter: Sendable {
         return loop
     }
 
-    private func drain() async {
-        while true {
-            let batch = state.withLock { state -> [Pending] in
-                guard !state.pending.isEmpty else {
-                    state.running = false
-                    return []
+    /// The writer: runs batches on the writer's executor until ``close()`` (or cancellation), then
+    /// drains what is queued and returns. Writes wait for it, so the store runs it for as long as
+    /// it is open (``StateStore/run()``).
+    func run() async {
+        state.withLock { $0.writerRunning = true }
+        await withTaskCancellationHandler {
+            await withTaskExecutorPreference(executor) {
+                while true {
+                    switch state.withLock({ $0.queue.next() }) {
+                    case .run(let batch):
+                        let ordered = batch.enumerated().sorted {
+                            ($0.element.write.tenantID, $0.offset) < ($1.element.write.tenantID, $1.offset)
+                        }
+                        await run(ordered.map(\.element.write))
+                    case .park:
+                        await withCheckedContinuation { wakeup in
+                            if !state.withLock({ $0.queue.park(wakeup) }) { wakeup.resume() }
+                        }
+                    case .stop:
+                        return
+                    }
                 }
-                let count = min(state.pending.count, maximumBatch)
-                defer { state.pending.removeFirst(count) }
-                return Array(state.pending.prefix(count))
             }
-            if batch.isEmpty { return }
-            await run(batch.enumerated().sorted { ($0.element.tenantID, $0.offset) < ($1.element.tenantID, $1.offset) }.map(\.element))
+        } onCancel: {
+            state.withLock { $0.queue.close() }?.resume()
+        }
+        let waiters = state.withLock { state in
+            state.writerRunning = false
+            defer { state.stopWaiters = [] }
+            return state.stopWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Refuses new writes and waits until the writer has run the queued ones and stopped.
+    func close() async {
+        let parked = state.withLock { $0.queue.close() }
+        parked?.resume()
+        await withCheckedContinuation { (stopped: CheckedContinuation<Void, Never>) in
+            let running = state.withLock { state in
+                if state.writerRunning { state.stopWaiters.append(stopped) }
+                return state.writerRunning
+            }
+            if !running { stopped.resume() }
         }
     }
 

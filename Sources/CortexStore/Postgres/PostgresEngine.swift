@@ -17,13 +17,11 @@ final class PostgresEngine: StorageEngine {
     var writerExecutor: (any TaskExecutor)? { Self.writerExecutor }
     private static let writerExecutor = EventLoopExecutor(loop: eventLoop.next())
     private let client: PostgresClient
-    private let runner: Task<Void, Never>
     private let logger: Logger
 
-    private init(location: String, client: PostgresClient, runner: Task<Void, Never>, logger: Logger) {
+    private init(location: String, client: PostgresClient, logger: Logger) {
         self.location = location
         self.client = client
-        self.runner = runner
         self.logger = logger
         let database = PostgresDatabase(client: client, logger: logger)
         self.reader = database
@@ -38,7 +36,8 @@ final class PostgresEngine: StorageEngine {
     /// How long the readiness probe's write may take.
     static let probeTimeout: Duration = .seconds(2)
 
-    static func open(url: String, logger: Logger) async throws -> PostgresEngine {
+    /// A pool for `url`; nothing connects until ``run()`` runs.
+    static func connect(url: String, logger: Logger) throws -> PostgresEngine {
         let target = try PostgresURL(url)
         var configuration = PostgresClient.Configuration(
             host: target.host,
@@ -53,21 +52,24 @@ final class PostgresEngine: StorageEngine {
         // The pool's sockets get an event loop of their own, where the ledger's writer also runs:
         // its round trips neither queue behind HTTP work nor hop threads.
         let client = PostgresClient(configuration: configuration, eventLoopGroup: eventLoop, backgroundLogger: logger)
-        let runner = Task { await client.run() }
-        let engine = PostgresEngine(location: target.redacted, client: client, runner: runner, logger: logger)
-        do {
-            try await withDeadline(connectTimeout, what: "reaching PostgreSQL at \(target.redacted)") {
-                try await SQLMigrator(
-                    database: engine.writer,
-                    migrations: PostgresMigrations.all,
-                    lock: PostgresMigrations.lock,
-                    logger: logger
-                ).migrate()
-            }
-            return engine
-        } catch {
-            await engine.close()
-            throw error
+        return PostgresEngine(location: target.redacted, client: client, logger: logger)
+    }
+
+    /// Runs the pool until the task is cancelled; queries wait for it.
+    func run() async {
+        await client.run()
+    }
+
+    /// Applies pending migrations under an advisory lock; gives up after ``connectTimeout`` without PostgreSQL.
+    func migrate() async throws {
+        let (writer, logger, location) = (self.writer, self.logger, self.location)
+        try await withDeadline(Self.connectTimeout, what: "reaching PostgreSQL at \(location)") {
+            try await SQLMigrator(
+                database: writer,
+                migrations: PostgresMigrations.all,
+                lock: PostgresMigrations.lock,
+                logger: logger
+            ).migrate()
         }
     }
 
@@ -94,10 +96,8 @@ final class PostgresEngine: StorageEngine {
         )
     }
 
-    func close() async {
-        runner.cancel()
-        await runner.value
-    }
+    /// The pool stops when the task running ``run()`` is cancelled.
+    func close() async {}
 }
 
 /// `postgres://user:password@host:port/database?sslmode=disable|prefer|require`.

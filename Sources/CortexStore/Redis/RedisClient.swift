@@ -21,8 +21,8 @@ public final class RedisClient: Sendable {
     private let handshake: [[String]]
     private let group: any EventLoopGroup
     private struct Slot {
-        /// The connection being opened, shared by every caller that waits for it.
-        var connecting: Task<RedisConnection, any Error>?
+        /// The connection being opened by the first caller that needed it; later callers wait for it.
+        var connecting: EventLoopFuture<RedisConnection>?
         /// The open connection.
         var open: RedisConnection?
     }
@@ -82,7 +82,6 @@ public final class RedisClient: Sendable {
             return Array(slots.values)
         }
         for slot in all {
-            slot.connecting?.cancel()
             await slot.open?.close()
         }
     }
@@ -91,7 +90,8 @@ public final class RedisClient: Sendable {
         let id = ObjectIdentifier(loop)
         enum Next {
             case open(RedisConnection)
-            case wait(Task<RedisConnection, any Error>)
+            case wait(EventLoopFuture<RedisConnection>)
+            case connect(EventLoopPromise<RedisConnection>)
         }
         let next = slots.withLock { slots -> Next in
             var slot = slots[id] ?? Slot()
@@ -99,29 +99,39 @@ public final class RedisClient: Sendable {
             if let open = slot.open, open.isActive { return .open(open) }
             slot.open = nil
             if let connecting = slot.connecting { return .wait(connecting) }
-            let (host, port, timeout, handshake) = (self.host, self.port, self.timeout, self.handshake)
-            let connecting = Task {
-                try await RedisConnection.connect(host: host, port: port, timeout: timeout, handshake: handshake, loop: loop)
-            }
-            slot.connecting = connecting
-            return .wait(connecting)
+            let promise = loop.makePromise(of: RedisConnection.self)
+            slot.connecting = promise.futureResult
+            return .connect(promise)
         }
-        let task: Task<RedisConnection, any Error>
         switch next {
-        case .open(let connection): return connection
-        case .wait(let connecting): task = connecting
-        }
-        do {
-            let open = try await task.value
-            slots.withLock { slots in
-                if slots[id]?.connecting == task { slots[id] = Slot(connecting: nil, open: open) }
+        case .open(let connection):
+            return connection
+        case .wait(let connecting):
+            return try await connecting.get()
+        case .connect(let promise):
+            // This caller connects, in its own task; the others wait on the promise.
+            let connecting = promise.futureResult
+            do {
+                let open = try await RedisConnection.connect(host: host, port: port, timeout: timeout, handshake: handshake, loop: loop)
+                let kept = slots.withLock { slots in
+                    guard slots[id]?.connecting === connecting else { return false }
+                    slots[id] = Slot(connecting: nil, open: open)
+                    return true
+                }
+                guard kept else {
+                    // Closed while connecting: the connection has no owner.
+                    await open.close()
+                    throw RedisError.connectionClosed
+                }
+                promise.succeed(open)
+                return open
+            } catch {
+                slots.withLock { slots in
+                    if slots[id]?.connecting === connecting { slots[id]?.connecting = nil }
+                }
+                promise.fail(error)
+                throw error
             }
-            return open
-        } catch {
-            slots.withLock { slots in
-                if slots[id]?.connecting == task { slots[id]?.connecting = nil }
-            }
-            throw error
         }
     }
 

@@ -148,7 +148,7 @@ final class SQLiteEngine: StorageEngine {
 
     func close() async {
         // On the writer's thread, after any batch in progress.
-        await Task(executorPreference: executor) { [ledgerConnection] in ledgerConnection.close() }.value
+        await withTaskExecutorPreference(executor) { [ledgerConnection] in ledgerConnection.close() }
         executor.shutdown()
         try? await connection.close()
     }

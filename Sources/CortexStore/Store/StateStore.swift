@@ -17,14 +17,14 @@ public final class StateStore: Sendable {
     /// Autocommit statements (reads and single-statement writes).
     let database: any SQLDatabase
     private let engine: any StorageEngine
+    /// The ledger's writer, which ``run()`` runs.
+    private let committer: GroupCommitter
 
     init(engine: any StorageEngine, metrics: any MetricsFactory) {
         self.engine = engine
         self.database = engine.reader
-        self.ledger = SQLLedger(
-            writer: GroupCommitter(database: engine.writer, executor: engine.writerExecutor, metrics: metrics),
-            reader: engine.reader
-        )
+        self.committer = GroupCommitter(database: engine.writer, executor: engine.writerExecutor, metrics: metrics)
+        self.ledger = SQLLedger(writer: committer, reader: engine.reader)
     }
 
     /// Opens (creating if needed) the SQLite file at `path` and applies pending migrations.
@@ -44,15 +44,72 @@ public final class StateStore: Sendable {
         return StateStore(engine: engine, metrics: metrics)
     }
 
-    /// Connects to PostgreSQL at `url` (`postgres://user:password@host:port/database?sslmode=...`)
-    /// and applies pending migrations; replicas starting together migrate once.
-    public static func openPostgres(
+    /// Opens the SQLite file at `path` (see ``openSQLite(path:probeTimeoutMilliseconds:metrics:logger:)``), runs `body`, closes it.
+    public static func withSQLite<Value>(
+        path: String,
+        metrics: any MetricsFactory = NOOPMetricsHandler.instance,
+        logger: Logger,
+        _ body: (StateStore) async throws -> Value
+    ) async throws -> Value {
+        try await running(try await openSQLite(path: path, metrics: metrics, logger: logger), body)
+    }
+
+    /// Connects to PostgreSQL at `url` (`postgres://user:password@host:port/database?sslmode=...`),
+    /// applies pending migrations (replicas starting together migrate once), runs `body`, and
+    /// closes the pool. The pool runs in a child task for exactly as long as `body` does.
+    public static func withPostgres<Value>(
+        url: String,
+        metrics: any MetricsFactory = NOOPMetricsHandler.instance,
+        logger: Logger,
+        _ body: (StateStore) async throws -> Value
+    ) async throws -> Value {
+        let store = try connectPostgres(url: url, metrics: metrics, logger: logger)
+        return try await running(store) { store in
+            try await store.migrate()
+            return try await body(store)
+        }
+    }
+
+    /// Runs `body` while `store` runs (``run()``) in a child task, then closes the store, which ends it.
+    private static func running<Value>(_ store: StateStore, _ body: (StateStore) async throws -> Value) async throws -> Value {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await store.run() }
+            do {
+                let value = try await body(store)
+                await store.close()
+                return value
+            } catch {
+                await store.close()
+                throw error
+            }
+        }
+    }
+
+    /// A PostgreSQL store that is not running yet: run ``run()`` alongside (a child task, or a
+    /// service), then ``migrate()``. ``withPostgres(url:metrics:logger:_:)`` does both.
+    public static func connectPostgres(
         url: String,
         metrics: any MetricsFactory = NOOPMetricsHandler.instance,
         logger: Logger
-    ) async throws -> StateStore {
-        let engine = try await PostgresEngine.open(url: url, logger: logger)
-        return StateStore(engine: engine, metrics: metrics)
+    ) throws -> StateStore {
+        StateStore(engine: try PostgresEngine.connect(url: url, logger: logger), metrics: metrics)
+    }
+
+    /// Runs what the store needs while it is open, until ``close()`` (or cancellation): the
+    /// ledger's writer, which every ledger write waits for, and PostgreSQL's connection pool.
+    /// ``withSQLite(path:metrics:logger:_:)`` and ``withPostgres(url:metrics:logger:_:)`` run it
+    /// for their scope; whoever opens a store otherwise runs it alongside.
+    public func run() async {
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.engine.run() }
+            await committer.run()
+            group.cancelAll()
+        }
+    }
+
+    /// Applies pending migrations (PostgreSQL; SQLite migrates when it opens).
+    public func migrate() async throws {
+        try await engine.migrate()
     }
 
     /// Performs a real write to prove the database accepts writes (the readiness check).
@@ -78,8 +135,10 @@ public final class StateStore: Sendable {
         try await SQLMigrator.currentVersion(of: database)
     }
 
-    /// Closes the connections.
+    /// Refuses new ledger writes, waits for the queued ones to commit and the writer to stop, then
+    /// closes the connections (and so ends ``run()``).
     public func close() async {
+        await committer.close()
         await engine.close()
     }
 }
@@ -113,4 +172,11 @@ protocol StorageEngine: Sendable {
     func integrityProblems() async throws -> [String]
     func backup(to destination: String) async throws
     func close() async
+    func run() async
+    func migrate() async throws
+}
+
+extension StorageEngine {
+    func run() async {}
+    func migrate() async throws {}
 }

@@ -1,10 +1,12 @@
 import CortexRuntime
 import CortexServer
+import CortexStore
 import CortexTestSupport
 import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Logging
+import Prometheus
 import Synchronization
 
 /// Paths in the repository, found from this file.
@@ -107,6 +109,8 @@ struct TestServer: Sendable {
     let dependencies: ServerDependencies
     let logs: LogRecorder
     let logLevel: Logger.Level
+    /// The store's writer (and PostgreSQL's pool), running until `test` ends.
+    let storeRunner: Task<Void, Never>
 
     /// Which database a test server uses.
     enum Database: String, CaseIterable, CustomStringConvertible, Sendable {
@@ -145,9 +149,25 @@ struct TestServer: Sendable {
         } else {
             now = LocalRateLimiter.monotonicNanoseconds
         }
+        let prometheus = PrometheusCollectorRegistry()
+        let factory = ServerDependencies.metricsFactory(prometheus)
+        let logger = logs.logger(level: logLevel)
+        let store: StateStore
+        // The server holds its store in a scope (StateStore.withOpened); a test server outlives
+        // `make`, so the store runs in a task of its own until `test` ends.
+        switch configuration.database {
+        case .sqlite(let path):
+            store = try await StateStore.openSQLite(path: path, metrics: factory, logger: logger)
+        case .postgres(let url):
+            store = try StateStore.connectPostgres(url: url, metrics: factory, logger: logger)
+        }
+        let storeRunner = Task { await store.run() }
+        try await store.migrate()
         let dependencies = try await ServerDependencies.open(
             configuration: configuration,
-            logger: logs.logger(level: logLevel),
+            store: store,
+            prometheus: prometheus,
+            logger: logger,
             reload: reload.map { change in { @Sendable in change.apply(loaded) } },
             clock: now
         )
@@ -156,7 +176,7 @@ struct TestServer: Sendable {
         while dependencies.registry.entries.contains(where: { $0.state.name == "warming" }), ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(5))
         }
-        return TestServer(directory: directory, dependencies: dependencies, logs: logs, logLevel: logLevel)
+        return TestServer(directory: directory, dependencies: dependencies, logs: logs, logLevel: logLevel, storeRunner: storeRunner)
     }
 
     /// Runs `body` against the router in process, then closes the database and removes the directory.
@@ -170,7 +190,8 @@ struct TestServer: Sendable {
     ) async throws -> Value {
         let router = buildRouter(dependencies)
         extraRoutes(router)
-        let application = Application(router: router, logger: logs.logger(level: logLevel))
+        // The same services `cortex serve` runs beside the server, stopped when the test ends.
+        let application = Application(router: router, services: dependencies.services, logger: logs.logger(level: logLevel))
         do {
             let value = try await application.test(live ? .live : .router, body)
             await cleanUp()
@@ -182,8 +203,8 @@ struct TestServer: Sendable {
     }
 
     private func cleanUp() async {
-        for gateway in dependencies.llmGateways { gateway.stop() }
         await dependencies.store.close()
+        await storeRunner.value
         directory.remove()
         if case .postgres(let url) = dependencies.configuration.database {
             try? await PostgresTestServer.dropDatabase(url)
