@@ -135,6 +135,7 @@ let package = Package(
             name: "CortexRuntimeTests",
             dependencies: [
                 "CortexRuntime",
+                "CortexStore",
                 "CortexTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOPosix", package: "swift-nio"),

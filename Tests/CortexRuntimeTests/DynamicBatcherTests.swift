@@ -1,4 +1,5 @@
 import CortexCore
+import CortexStore
 import Foundation
 import Synchronization
 import Testing
@@ -8,7 +9,7 @@ import Testing
 /// The dynamic batcher without ONNX Runtime: a model that reports how it was called.
 ///
 /// The first request of each test is held inside the model, which blocks its thread: it runs on
-/// a thread of its own (CortexCore's `ThreadExecutor`), never on the concurrency pool the other
+/// a thread of its own (CortexStore's `ThreadExecutor`), never on the concurrency pool the other
 /// requests need.
 @Suite("Dynamic batcher")
 struct DynamicBatcherTests {

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Text that may hold a URL with a password (`postgres://user:secret@host/db`,
 /// `redis://:secret@host:6379`), made safe for logs, errors and status pages.
 public enum RedactedURL {

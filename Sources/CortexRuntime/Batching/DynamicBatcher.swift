@@ -50,24 +50,19 @@ public final class DynamicBatcher: Sendable {
     }
 
     private struct Pending: Sendable {
-        let id: UInt64
         let inputs: [Tensor]
-        let rows: Int
-        let enqueued: UInt64
         let continuation: CheckedContinuation<Turn, any Error>
     }
 
     private struct State: Sendable {
-        var pending: [Pending] = []
-        /// Whether a request is running a batch (or about to).
-        var running = false
+        var queue: BatchQueue<Pending>
         var nextID: UInt64 = 0
     }
 
     public let model: any InferenceModel
     public let options: BatchingOptions
     private let onExecution: @Sendable (Execution) -> Void
-    private let state = Mutex(State())
+    private let state: Mutex<State>
 
     /// A batcher for `model`.
     ///
@@ -76,14 +71,18 @@ public final class DynamicBatcher: Sendable {
         self.model = model
         self.options = options
         self.onExecution = onExecution
+        self.state = Mutex(State(queue: BatchQueue(maxQueue: options.maxQueue)))
     }
 
     /// Requests waiting for their turn (a batch that is running has left the queue).
     public var waitingCount: Int {
-        state.withLock { $0.pending.count }
+        state.withLock { $0.queue.waiting.count }
     }
 
     /// Runs `inputs` (validated, in signature order) as part of a batch.
+    ///
+    /// A request cancelled while it waits leaves the queue with `CancellationError`; one already
+    /// in a batch, or leading one, is answered.
     ///
     /// - Returns: The outputs for these rows, and how long the request waited to be run.
     /// - Throws: ``APIError`` 503 `queue_full` when ``BatchingOptions/maxQueue`` requests wait
@@ -91,30 +90,30 @@ public final class DynamicBatcher: Sendable {
     public func infer(_ inputs: [Tensor]) async throws -> (outputs: [Tensor], queuedNanoseconds: UInt64) {
         let rows = inputs.first?.shape.dimensions.first ?? 1
         let enqueued = DispatchTime.now().uptimeNanoseconds
-        var id: UInt64 = 0
-        let turn = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Turn, any Error>) in
-            let admitted = state.withLock { state -> Bool? in
-                guard state.pending.count < options.maxQueue else { return nil }
-                state.nextID += 1
-                id = state.nextID
-                state.pending.append(Pending(id: id, inputs: inputs, rows: rows, enqueued: enqueued, continuation: continuation))
-                if state.running { return false }
-                state.running = true
-                return true
-            }
-            switch admitted {
-            case nil:
-                continuation.resume(
-                    throwing: APIError(
-                        status: 503,
-                        code: "queue_full",
-                        message: "model '\(model.metadata.name)' has \(options.maxQueue) requests waiting already; retry shortly",
-                        fields: [("retry_after_s", .double(1))]
+        let id = state.withLock { state in
+            state.nextID += 1
+            return state.nextID
+        }
+        let turn = try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Turn, any Error>) in
+                let entry = BatchQueue.Entry(
+                    id: id, rows: rows, enqueued: enqueued, request: Pending(inputs: inputs, continuation: continuation))
+                switch state.withLock({ $0.queue.submit(entry) }) {
+                case .lead: continuation.resume(returning: .lead)
+                case .wait: break
+                case .full:
+                    continuation.resume(
+                        throwing: APIError(
+                            status: 503,
+                            code: "queue_full",
+                            message: "model '\(model.metadata.name)' has \(options.maxQueue) requests waiting already; retry shortly",
+                            fields: [("retry_after_s", .double(1))]
+                        )
                     )
-                )
-            case true?: continuation.resume(returning: .lead)
-            case false?: break
+                }
             }
+        } onCancel: {
+            state.withLock { $0.queue.cancel(id: id) }?.continuation.resume(throwing: CancellationError())
         }
         switch turn {
         case .done(let outputs, let queued):
@@ -124,63 +123,42 @@ public final class DynamicBatcher: Sendable {
         }
     }
 
-    /// Runs one batch that includes request `id` (the oldest waiting), hands the model to the
-    /// next waiting request, and returns request `id`'s rows.
+    /// Runs one batch that includes request `id` (the designated leader, the oldest waiting),
+    /// hands the model to the next waiting request, and returns request `id`'s rows.
     private func lead(id: UInt64) async throws -> (outputs: [Tensor], queuedNanoseconds: UInt64) {
         if options.maxQueueDelayMicroseconds > 0 {
             // Let company arrive, up to the delay after this (the oldest) request arrived.
-            let (oldest, rows) = state.withLock { ($0.pending.first?.enqueued ?? 0, $0.pending.reduce(0) { $0 + $1.rows }) }
+            let (oldest, rows) = state.withLock { ($0.queue.oldestEnqueued ?? 0, $0.queue.waitingRows) }
             let deadline = oldest + UInt64(options.maxQueueDelayMicroseconds) * 1000
             let now = DispatchTime.now().uptimeNanoseconds
             if rows < options.maxBatchSize, now < deadline {
                 try? await Task.sleep(for: .nanoseconds(Int64(deadline - now)))
             }
         }
-        let batch = state.withLock { state in Self.take(from: &state.pending, maxRows: options.maxBatchSize) }
+        let batch = state.withLock { state in
+            state.queue.take(maxRows: options.maxBatchSize) { Self.stacks($0.inputs, with: $1.inputs) }
+        }
         let start = DispatchTime.now().uptimeNanoseconds
         var mine: Result<(outputs: [Tensor], queuedNanoseconds: UInt64), any Error> = .failure(CancellationError())
         do {
             let results = try execute(batch)
-            for (pending, outputs) in zip(batch, results) {
-                let queued = start - pending.enqueued
-                if pending.id == id {
+            for (entry, outputs) in zip(batch, results) {
+                let queued = start - entry.enqueued
+                if entry.id == id {
                     mine = .success((outputs, queued))
                 } else {
-                    pending.continuation.resume(returning: .done(outputs, queuedNanoseconds: queued))
+                    entry.request.continuation.resume(returning: .done(outputs, queuedNanoseconds: queued))
                 }
             }
         } catch {
-            for pending in batch where pending.id != id { pending.continuation.resume(throwing: error) }
+            for entry in batch where entry.id != id { entry.request.continuation.resume(throwing: error) }
             mine = .failure(error)
         }
         // The next batch is led by the oldest request still waiting, on its own thread.
-        let next = state.withLock { state -> Pending? in
-            guard let first = state.pending.first else {
-                state.running = false
-                return nil
-            }
-            return first
+        if case .lead(let next) = state.withLock({ $0.queue.finish() }) {
+            next.continuation.resume(returning: .lead)
         }
-        next?.continuation.resume(returning: .lead)
         return try mine.get()
-    }
-
-    /// The oldest request and every later one that stacks with it, up to `maxRows` rows.
-    private static func take(from pending: inout [Pending], maxRows: Int) -> [Pending] {
-        let first = pending.removeFirst()
-        var batch = [first]
-        var rows = first.rows
-        var index = 0
-        while index < pending.count, rows < maxRows {
-            let candidate = pending[index]
-            if rows + candidate.rows <= maxRows, stacks(candidate.inputs, with: first.inputs) {
-                batch.append(pending.remove(at: index))
-                rows += candidate.rows
-            } else {
-                index += 1
-            }
-        }
-        return batch
     }
 
     private static func stacks(_ a: [Tensor], with b: [Tensor]) -> Bool {
@@ -194,16 +172,16 @@ public final class DynamicBatcher: Sendable {
     }
 
     /// Runs the batch once; each request's outputs, in batch order.
-    private func execute(_ batch: [Pending]) throws -> [[Tensor]] {
+    private func execute(_ batch: [BatchQueue<Pending>.Entry]) throws -> [[Tensor]] {
         let start = DispatchTime.now().uptimeNanoseconds
         let rows = batch.reduce(0) { $0 + $1.rows }
-        let outputs = try model.infer(batch.count == 1 ? batch[0].inputs : Self.stack(batch.map(\.inputs)))
+        let outputs = try model.infer(batch.count == 1 ? batch[0].request.inputs : Self.stack(batch.map(\.request.inputs)))
         onExecution(Execution(requests: batch.count, rows: rows, nanoseconds: DispatchTime.now().uptimeNanoseconds - start))
         guard batch.count > 1 else { return [outputs] }
         var offset = 0
-        return try batch.map { pending -> [Tensor] in
-            defer { offset += pending.rows }
-            return try outputs.map { try Self.slice($0, rows: offset..<offset + pending.rows, of: rows) }
+        return try batch.map { entry -> [Tensor] in
+            defer { offset += entry.rows }
+            return try outputs.map { try Self.slice($0, rows: offset..<offset + entry.rows, of: rows) }
         }
     }
 

@@ -90,3 +90,5 @@ struct GroupCommitQueue<Write, Wakeup> {
         return parked
     }
 }
+
+extension GroupCommitQueue: Sendable where Write: Sendable, Wakeup: Sendable {}
