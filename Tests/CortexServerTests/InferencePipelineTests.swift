@@ -56,21 +56,39 @@ struct InferencePipelineTests {
                 limiter: dependencies.rateLimiter, configuration: dependencies.configuration.rateLimit, metrics: dependencies.metrics),
             billing: dependencies.billing)
         try await server.test(addingRoutes: { router in
-            router.group().add(middleware: APIKeyMiddleware(authenticator: dependencies.authenticator, scope: .infer))
-                .post("/pipeline") { request, context in
-                    let model = try runner.model(named: "echo", logger: context.logger)
-                    return try await pipeline.infer(model, request: request, context: context) {
-                        let buffer = try await request.body.collect(upTo: 1 << 16)
-                        guard let text = buffer.getString(at: 0, length: buffer.readableBytes), text != "unreadable" else {
-                            throw APIError.invalidJSON("unreadable")
-                        }
-                        let values = text.split(separator: ",").compactMap { Double($0) }
-                        let input = Tensor(name: "x", datatype: .fp32, shape: TensorShape([1, values.count]), data: .float(values))
-                        return (buffer, [input], values.count)
-                    } render: { outputs, count in
-                        ResponseContent(json: #"{"count":\#(count),"outputs":\#(outputs.count)}"#)
-                    }
+            let protected = router.group().add(middleware: APIKeyMiddleware(authenticator: dependencies.authenticator, scope: .infer))
+            // A cost known only from the output, as an LLM call's: 3 credits held, the body's number
+            // charged (capped at the hold); "limited" is refused by the extra limit, "fail" fails the work.
+            protected.post("/metered") { request, context in
+                let buffer = try await request.body.collect(upTo: 1 << 16)
+                let text = String(buffer: buffer)
+                let cost = Billing.Cost<String>(held: Credits(decimal: "3") ?? .zero) { output, held in
+                    let cost = Credits(decimal: output) ?? .zero
+                    return (cost, ResponseContent(json: #"{"held":"\#(held.map(\.description) ?? "none")"}"#))
                 }
+                return try await pipeline.charge(
+                    cost, model: "metered", request: request, body: buffer, context: context,
+                    limits: { if text == "limited" { throw APIError(status: 429, code: "token_rate_limited", message: "limited") } }
+                ) {
+                    if text == "fail" { throw EchoModel.Failure() }
+                    return text
+                }
+                .response()
+            }
+            protected.post("/pipeline") { request, context in
+                let model = try runner.model(named: "echo", logger: context.logger)
+                return try await pipeline.infer(model, request: request, context: context) {
+                    let buffer = try await request.body.collect(upTo: 1 << 16)
+                    guard let text = buffer.getString(at: 0, length: buffer.readableBytes), text != "unreadable" else {
+                        throw APIError.invalidJSON("unreadable")
+                    }
+                    let values = text.split(separator: ",").compactMap { Double($0) }
+                    let input = Tensor(name: "x", datatype: .fp32, shape: TensorShape([1, values.count]), data: .float(values))
+                    return (buffer, [input], values.count)
+                } render: { outputs, count in
+                    ResponseContent(json: #"{"count":\#(count),"outputs":\#(outputs.count)}"#)
+                }
+            }
         }) { client in
             try await body(client, model, server)
         }
@@ -121,6 +139,30 @@ struct InferencePipelineTests {
             #expect(metrics.contains(#"inference_outcome_total{model="echo",outcome="error"} 1"#))
             #expect(metrics.contains(#"inference_outcome_total{model="echo",outcome="success"} 1"#))
             #expect(try await server.dependencies.store.verify().isEmpty, "the ledger is consistent")
+        }
+    }
+
+    @Test(
+        "a cost known from the output: held first, the output's cost settled (never more than held), released when the work fails, nothing held when a limit refuses",
+        arguments: TestServer.Database.allCases)
+    func metered(database: TestServer.Database) async throws {
+        try await Self.withPipeline(database) { client, _, server in
+            let limited = try await client.post("/metered", json: "limited", headers: Self.demo)
+            #expect(limited.status == .tooManyRequests)
+            #expect(try await Self.balance(client) == (Decimal(10), Decimal(0)))
+
+            let failed = try await client.post("/metered", json: "fail", headers: Self.demo)
+            #expect(failed.status.code == 500)
+            #expect(try await Self.balance(client) == (Decimal(10), Decimal(0)), "released")
+
+            let used = try await client.post("/metered", json: "1.25", headers: Self.demo)
+            #expect(used.status == .ok && String(buffer: used.body) == #"{"held":"3"}"#)
+            #expect(used.headers[.xCreditsCharged] == "1.25" && used.headers[.xCreditsBalance] == "8.75")
+
+            let over = try await client.post("/metered", json: "7", headers: Self.demo)
+            #expect(over.headers[.xCreditsCharged] == "3", "never more than was held")
+            #expect(try await Self.balance(client) == (Decimal(string: "5.75"), Decimal(0)))
+            #expect(try await server.dependencies.store.verify().isEmpty)
         }
     }
 }

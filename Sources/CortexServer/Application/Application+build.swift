@@ -27,29 +27,24 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
         configuration: configuration.rateLimit,
         metrics: dependencies.metrics
     )
+    let pipeline = InferencePipeline(runner: runner, modelLimits: modelLimits, billing: dependencies.billing)
     ProbeController(checks: dependencies.readiness, registry: dependencies.registry).addRoutes(to: router)
     StatusController(dependencies: dependencies).addRoutes(to: router)
     MetricsController(registry: dependencies.prometheus).addRoutes(to: router)
     InferenceProtocolController(
-        runner: runner,
-        billing: dependencies.billing,
-        modelLimits: modelLimits,
+        pipeline: pipeline,
         registry: dependencies.registry,
         maxBodyBytes: configuration.server.maxBodyBytes,
         serverVersion: CortexVersion.current
     ).addRoutes(to: router, protected: inferring)
     ScoringController(
-        runner: runner,
-        billing: dependencies.billing,
-        modelLimits: modelLimits,
+        pipeline: pipeline,
         registry: dependencies.registry,
         modelName: configuration.scoringModel,
         maxBodyBytes: configuration.server.maxBodyBytes
     ).addRoutes(to: inferring)
     ImageController(
-        runner: runner,
-        billing: dependencies.billing,
-        modelLimits: modelLimits,
+        pipeline: pipeline,
         defaultModel: configuration.imageModel,
         maxBodyBytes: configuration.server.maxBodyBytes,
         decoder: ImageDecoder(maxPixels: configuration.imageMaxPixels)
@@ -61,7 +56,7 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
         rateLimit: configuration.rateLimit.limit,
         maxBodyBytes: configuration.server.maxBodyBytes
     ).addRoutes(to: inferring)
-    addLLMRoutes(to: router, inferring: inferring, modelLimits: modelLimits, dependencies)
+    addLLMRoutes(to: router, inferring: inferring, pipeline: pipeline, dependencies)
     AdminController(dependencies: dependencies).addRoutes(
         to: router.group().add(
             middleware: AdminAuthMiddleware(adminToken: configuration.auth.adminToken, authenticator: dependencies.authenticator)
@@ -75,7 +70,7 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
 private func addLLMRoutes(
     to router: Router<CortexRequestContext>,
     inferring: RouterGroup<CortexRequestContext>,
-    modelLimits: ModelRateLimits,
+    pipeline: InferencePipeline,
     _ dependencies: ServerDependencies
 ) {
     let configuration = dependencies.configuration
@@ -97,8 +92,7 @@ private func addLLMRoutes(
     }
     LLMController(
         gateways: dependencies.llmGateways,
-        billing: dependencies.billing,
-        modelLimits: modelLimits,
+        pipeline: pipeline,
         tokenLimits: TokenRateLimits(limiter: dependencies.rateLimiter, limit: configuration.llm.tokenLimit, metrics: dependencies.metrics),
         maxBodyBytes: configuration.server.maxBodyBytes,
         created: dependencies.startedAt

@@ -29,18 +29,65 @@ public struct Billing: Sendable {
         self.metrics = metrics
     }
 
-    /// Holds the price of one request to `model`, runs `work`, then settles or releases.
+    /// What a request may cost and what it did cost: the amount held before the work runs (the
+    /// most it can be charged), and from the work's output the cost to settle (capped at the hold)
+    /// with the answer to send. A model's price is both; an LLM call holds its prompt bound plus
+    /// `max_tokens` and settles the usage its provider reports.
+    public struct Cost<Output>: Sendable {
+        /// Held before the work runs.
+        public var held: Credits
+        /// From the output, and the amount held (`nil` when the request is not billed): the cost
+        /// and the answer, which may show the charge (an LLM's `usage.cost`).
+        public var settled: @Sendable (Output, _ held: Credits?) -> (cost: Credits, content: ResponseContent)
+
+        /// A cost known only from the work's output.
+        public init(held: Credits, settled: @escaping @Sendable (Output, _ held: Credits?) -> (cost: Credits, content: ResponseContent)) {
+            self.held = held
+            self.settled = settled
+        }
+    }
+
+    /// Holds `cost.held` for one request to `model`, runs `work`, then settles what the output
+    /// cost or, when the work fails, releases the hold.
     ///
     /// - Parameters:
-    ///   - model: The model billed; its price comes from the configuration.
+    ///   - model: The model (or LLM deployment) billed, for the ledger and the metrics.
     ///   - request: The request, for its `Idempotency-Key`, method and path.
     ///   - body: The request body as received, fingerprinted with an `Idempotency-Key`.
-    ///   - work: Produces the body of the answer.
+    ///   - work: Produces the output the cost is computed from.
     /// - Returns: What happened: the answer, with the charge and the balance after it when billed,
     ///   or the stored answer of an earlier request with the same key. The HTTP layer renders it.
     /// - Throws: ``APIError``: 402 without credits, 409 for a repeated request id or a key still in
     ///   use, 422 for a key reused with another request, 503 if the ledger cannot be written; or
     ///   whatever `work` throws, after the hold was released.
+    public func charge<Context: AuthenticatedContext, Output>(
+        _ cost: Cost<Output>,
+        model: String,
+        request: Request,
+        body: ByteBuffer,
+        context: Context,
+        work: () async throws -> Output
+    ) async throws -> Charged {
+        let held: HeldCharge
+        switch try await hold(cost.held, model: model, request: request, body: body, context: context) {
+        case .notBilled: return .answered(cost.settled(try await work(), nil).content, receipt: nil)
+        case .replay(let stored): return .replay(stored)
+        case .held(let charge): held = charge
+        }
+        let output: Output
+        do {
+            output = try await work()
+        } catch {
+            await release(held)
+            throw error
+        }
+        let (amount, content) = cost.settled(output, held.amount)
+        let charged = min(amount, held.amount)
+        let balance = try await settle(held, cost: charged, storing: content)
+        return .answered(content, receipt: Receipt(charged: charged, balance: balance))
+    }
+
+    /// One request to `model` at its configured price (``Cost/price(_:)``): the answer is the work's.
     public func charge<Context: AuthenticatedContext>(
         model: String,
         request: Request,
@@ -48,22 +95,7 @@ public struct Billing: Sendable {
         context: Context,
         work: () async throws -> ResponseContent
     ) async throws -> Charged {
-        let price = configuration.price(of: model)
-        let held: HeldCharge
-        switch try await hold(price, model: model, request: request, body: body, context: context) {
-        case .notBilled: return .answered(try await work(), receipt: nil)
-        case .replay(let stored): return .replay(stored)
-        case .held(let charge): held = charge
-        }
-        let content: ResponseContent
-        do {
-            content = try await work()
-        } catch {
-            await release(held)
-            throw error
-        }
-        let balance = try await settle(held, cost: price, storing: content)
-        return .answered(content, receipt: Receipt(charged: price, balance: balance))
+        try await charge(.price(configuration.price(of: model)), model: model, request: request, body: body, context: context, work: work)
     }
 
     /// What a billed request cost: the charge, and the tenant's balance after it.
@@ -232,6 +264,13 @@ public struct Billing: Sendable {
             Idempotency.fingerprint(method: request.method.rawValue, path: request.uri.path, body: bytes)
         }
         return Idempotency(key: key, fingerprint: fingerprint)
+    }
+}
+
+extension Billing.Cost where Output == ResponseContent {
+    /// A fixed price, held and charged whole; the answer is the work's.
+    public static func price(_ price: Credits) -> Self {
+        Self(held: price) { content, _ in (price, content) }
     }
 }
 

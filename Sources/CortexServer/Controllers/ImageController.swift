@@ -14,7 +14,6 @@ public struct ImageController<Context: AuthenticatedContext>: Sendable {
     /// Largest `img_size` accepted.
     public static var maximumImageSize: Int { 1024 }
 
-    let runner: InferenceRunner
     /// The order of a billed inference: parse, validate, limit, hold, run, settle.
     let pipeline: InferencePipeline
     let defaultModel: String
@@ -23,11 +22,10 @@ public struct ImageController<Context: AuthenticatedContext>: Sendable {
 
     /// Creates the controller.
     public init(
-        runner: InferenceRunner, billing: Billing, modelLimits: ModelRateLimits, defaultModel: String, maxBodyBytes: Int,
+        pipeline: InferencePipeline, defaultModel: String, maxBodyBytes: Int,
         decoder: ImageDecoder = ImageDecoder()
     ) {
-        self.runner = runner
-        self.pipeline = InferencePipeline(runner: runner, modelLimits: modelLimits, billing: billing)
+        self.pipeline = pipeline
         self.defaultModel = defaultModel
         self.maxBodyBytes = maxBodyBytes
         self.decoder = decoder
@@ -43,7 +41,7 @@ public struct ImageController<Context: AuthenticatedContext>: Sendable {
         let body = try JSONValue.parse(buffer)
         _ = try body.object(at: "")
         let name = try body["model"].map { value throws(APIError) in try value.string(at: "model") } ?? defaultModel
-        let model = try runner.model(named: name, logger: context.logger)
+        let model = try pipeline.runner.model(named: name, logger: context.logger)
         let requestID = context.requestID
         return try await pipeline.infer(model, request: request, context: context) {
             guard let image = model.image, let input = model.metadata.inputs.first else {

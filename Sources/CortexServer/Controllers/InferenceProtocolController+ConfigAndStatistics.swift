@@ -79,7 +79,7 @@ extension InferenceProtocolController {
         json.key("model_stats")
         json.beginArray()
         for (name, version) in entries {
-            let figures = runner.statistics.snapshot(of: name)
+            let figures = pipeline.runner.statistics.snapshot(of: name)
             json.beginObject()
             json.member("name", name)
             json.member("version", version)

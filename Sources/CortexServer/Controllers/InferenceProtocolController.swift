@@ -80,7 +80,6 @@ public struct InferenceProtocolController<Context: AuthenticatedContext>: Sendab
         }
     }
 
-    let runner: InferenceRunner
     /// The order of a billed inference: parse, validate, limit, hold, run, settle.
     let pipeline: InferencePipeline
     let registry: ModelRegistry
@@ -89,11 +88,10 @@ public struct InferenceProtocolController<Context: AuthenticatedContext>: Sendab
 
     /// Creates the controller.
     public init(
-        runner: InferenceRunner, billing: Billing, modelLimits: ModelRateLimits, registry: ModelRegistry, maxBodyBytes: Int,
+        pipeline: InferencePipeline, registry: ModelRegistry, maxBodyBytes: Int,
         serverVersion: String
     ) {
-        self.runner = runner
-        self.pipeline = InferencePipeline(runner: runner, modelLimits: modelLimits, billing: billing)
+        self.pipeline = pipeline
         self.registry = registry
         self.maxBodyBytes = maxBodyBytes
         self.serverVersion = serverVersion
@@ -184,7 +182,7 @@ public struct InferenceProtocolController<Context: AuthenticatedContext>: Sendab
 
     func infer(_ request: Request, _ context: Context) async throws -> Response {
         let (name, version) = try names(context)
-        let model = try runner.model(named: name, version: version, logger: context.logger)
+        let model = try pipeline.runner.model(named: name, version: version, logger: context.logger)
         return try await pipeline.infer(model, request: request, context: context) {
             let (buffer, body, tensors, requested) = try await Self.parse(request, for: model, maxBodyBytes: maxBodyBytes)
             return (buffer, tensors, Rendering(id: body.id, requested: requested))

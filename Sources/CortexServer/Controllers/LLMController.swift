@@ -19,8 +19,8 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
     /// Deployments by the names `model` may take: each deployment's name, then its providers'
     /// model names (the first deployment to use a name keeps it).
     let byName: [String: LLMGateway]
-    let billing: Billing
-    let modelLimits: ModelRateLimits
+    /// Limits, holds and settles (the per-deployment limit, then the key's tokens).
+    let pipeline: InferencePipeline
     /// Counts each key's tokens against `LLM_TOKENS_PER_MINUTE`.
     let tokenLimits: TokenRateLimits
     let maxBodyBytes: Int
@@ -29,7 +29,7 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
 
     /// Creates the controller.
     public init(
-        gateways: [LLMGateway], billing: Billing, modelLimits: ModelRateLimits, tokenLimits: TokenRateLimits, maxBodyBytes: Int,
+        gateways: [LLMGateway], pipeline: InferencePipeline, tokenLimits: TokenRateLimits, maxBodyBytes: Int,
         created: Date = Date()
     ) {
         precondition(!gateways.isEmpty, "the LLM routes need a deployment")
@@ -40,8 +40,7 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
             for provider in gateway.configuration.providers where byName[provider.model] == nil { byName[provider.model] = gateway }
         }
         self.byName = byName
-        self.billing = billing
-        self.modelLimits = modelLimits
+        self.pipeline = pipeline
         self.tokenLimits = tokenLimits
         self.maxBodyBytes = maxBodyBytes
         self.created = Int(created.timeIntervalSince1970)
@@ -92,6 +91,8 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
         }
     }
 
+    /// Reads and checks the call, then takes the pipeline's steps: the deployment's limit and the
+    /// key's tokens, the hold of the most the call can cost, the call, the settlement of its usage.
     private func answer(_ route: LLMRoute, _ request: Request, _ context: Context) async throws -> Response {
         let buffer = try await request.collectBody(limit: maxBodyBytes)
         let body = try JSONValue.parse(buffer)
@@ -99,51 +100,50 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
         let gateway = try gateway(for: body, route: route)
         let deployment = gateway.configuration.deployment
         let call = try LLMCall(route: route, body: body, configuration: gateway.configuration)
-        try await modelLimits.check(model: deployment, context: context)
-        try await tokenLimits.check(context: context)
         if call.stream, request.headers[.idempotencyKey] != nil {
             throw APIError(
                 status: 400, code: "invalid_idempotency_key",
                 message: "Idempotency-Key cannot be replayed for a stream; send it with \"stream\": false, or retry the stream without it")
         }
-        let promptBound = LLMGateway.promptTokenBound(call.request.input)
-        let estimate = TokenUsage(promptTokens: promptBound, completionTokens: call.maxTokens)
-        let held: Billing.HeldCharge?
-        switch try await billing.hold(gateway.cost(estimate), model: deployment, request: request, body: buffer, context: context) {
-        case .replay(let stored): return Billing.Charged.replay(stored).response()
-        case .notBilled: held = nil
-        case .held(let charge): held = charge
-        }
+        let estimate = TokenUsage(promptTokens: LLMGateway.promptTokenBound(call.request.input), completionTokens: call.maxTokens)
         let answer = LLMAnswer(route: route, requestID: context.requestID, created: Int(Date().timeIntervalSince1970), model: deployment)
         let spend = tokenLimits.spender(context: context)
+        let checkTokens = { try await tokenLimits.check(context: context) }
         if call.stream {
+            let held: Billing.HeldCharge?
+            switch try await pipeline.hold(
+                gateway.cost(estimate), model: deployment, request: request, body: buffer, context: context, limits: checkTokens)
+            {
+            case .replay(let stored): return Billing.Charged.replay(stored).response()
+            case .notBilled: held = nil
+            case .held(let charge): held = charge
+            }
             return try await stream(
                 call, gateway: gateway, answer: answer, estimate: estimate, held: held, spend: spend, logger: context.logger)
         }
-
-        let response: ChatResponse
-        do {
-            response = try await gateway.complete(call.request, logger: context.logger)
-        } catch {
-            if let held { await billing.release(held) }
-            throw error
+        let path = gateway.warmup.path.rawValue
+        // The usage reported, else the estimate held; never more than was held.
+        let cost = Billing.Cost<ChatResponse>(held: gateway.cost(estimate)) { response, held in
+            var summary = LLMAnswer.Summary(
+                finishReason: response.finishReason, tokens: response.usage ?? estimate, usageReported: response.usage != nil,
+                provider: response.provider, path: path)
+            let cost = gateway.cost(summary.tokens)
+            summary.charged = held.map { min(cost, $0) }
+            return (cost, ResponseContent(json: answer.whole(text: response.text, summary: summary)))
         }
-        var summary = LLMAnswer.Summary(
-            finishReason: response.finishReason, tokens: response.usage ?? estimate, usageReported: response.usage != nil,
-            provider: response.provider, path: gateway.warmup.path.rawValue)
-        // Never more than was held (settling caps it the same way).
-        let charged = held.map { min(gateway.cost(summary.tokens), $0.amount) }
-        summary.charged = charged
-        let content = ResponseContent(json: answer.whole(text: response.text, summary: summary))
-        gateway.metrics.recordTokens(summary.tokens)
-        await spend(summary.tokens)
-        guard let held, let charged else { return Billing.Charged.answered(content, receipt: nil).response() }
-        let balance = try await billing.settle(held, cost: charged, storing: content)
-        return Billing.Charged.answered(content, receipt: Billing.Receipt(charged: charged, balance: balance)).response()
+        return try await pipeline.charge(cost, model: deployment, request: request, body: buffer, context: context, limits: checkTokens) {
+            let response = try await gateway.complete(call.request, logger: context.logger)
+            let tokens = response.usage ?? estimate
+            gateway.metrics.recordTokens(tokens)
+            await spend(tokens)
+            return response
+        }
+        .response()
     }
 
     /// Starts the stream (a failure before the first token is an ordinary error response, after
-    /// the hold was released), then sends each token as it comes and settles at the end.
+    /// the hold was released), then sends each token as it comes and settles at the end
+    /// (``LLMStreamSettlement`` decides what is charged and how the stream ends).
     private func stream(
         _ call: LLMCall, gateway: LLMGateway, answer: LLMAnswer, estimate: TokenUsage, held: Billing.HeldCharge?,
         spend: @escaping @Sendable (TokenUsage) async -> Void, logger: Logger
@@ -154,68 +154,51 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
         do {
             (deltas, provider) = try await gateway.stream(call.request, logger: logger)
         } catch {
-            if let held { await billing.release(held) }
+            if let held { await pipeline.billing.release(held) }
             throw error
         }
-        let (billing, path) = (self.billing, gateway.warmup.path.rawValue)
+        let (billing, path) = (pipeline.billing, gateway.warmup.path.rawValue)
         var headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
         headers[.xLLMProvider] = provider
         return Response(
             status: .ok, headers: headers,
             body: ResponseBody { writer in
-                var delivered = 0
-                var usage: TokenUsage?
-                var finishReason: String?
-                var failure: (any Error)?
-                var clientGone = false
+                var settlement = LLMStreamSettlement(estimate: estimate)
                 // OpenAI's opening chunk goes out in one write with the first token (already here:
                 // the stream was handed over after it), or with whatever ends the stream.
-                var opening = answer.start()
                 func withOpening(_ buffer: ByteBuffer) -> ByteBuffer {
-                    guard var head = opening else { return buffer }
+                    guard settlement.takeOpening(), var head = answer.start() else { return buffer }
                     var buffer = buffer
                     head.writeBuffer(&buffer)
-                    opening = nil
                     return head
                 }
                 var iterator = deltas.makeAsyncIterator()
-                while !clientGone {
+                while settlement.reading {
                     let next: ChatDelta?
                     do {
                         next = try await iterator.next()
                     } catch {
-                        failure = error
+                        settlement.failed(error)
                         break
                     }
                     guard let delta = next else { break }
-                    if let reported = delta.usage { usage = reported }
-                    if let reason = delta.finishReason { finishReason = reason }
-                    guard !delta.text.isEmpty else { continue }
-                    if delivered == 0 {
+                    guard case .send(let text, let first) = settlement.received(delta) else { continue }
+                    if first {
                         let elapsed = started.duration(to: .now).components
                         gateway.metrics.timeToFirstToken.recordNanoseconds(
                             elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000)
                     }
-                    delivered += 1
-                    do { try await writer.write(withOpening(answer.delta(delta.text))) } catch { clientGone = true }
+                    do { try await writer.write(withOpening(answer.delta(text))) } catch { settlement.clientLeft() }
                 }
                 // A stream ends early, without an error, when the server cuts the task (drain timeout).
-                if failure == nil, !clientGone, Task.isCancelled { failure = CancellationError() }
-                let complete = failure == nil && !clientGone
-                // Complete: the provider's usage, else the estimate held. Cut: what was delivered.
-                let tokens: TokenUsage
-                if let usage {
-                    tokens = usage
-                } else if complete {
-                    tokens = estimate
-                } else {
-                    tokens = TokenUsage(promptTokens: estimate.promptTokens, completionTokens: min(delivered, estimate.completionTokens))
-                }
+                settlement.ended(cancelled: Task.isCancelled)
+                let tokens = settlement.tokens
                 gateway.metrics.recordTokens(tokens)
                 await spend(tokens)
-                gateway.metrics.record(provider: provider, complete || clientGone ? .success : .cut)
+                gateway.metrics.record(provider: provider, settlement.providerOutcome)
                 var summary = LLMAnswer.Summary(
-                    finishReason: finishReason, tokens: tokens, usageReported: usage != nil, provider: provider, path: path)
+                    finishReason: settlement.finishReason, tokens: tokens, usageReported: settlement.usage != nil, provider: provider,
+                    path: path)
                 var billingFailure: APIError?
                 if let held {
                     let cost = gateway.cost(tokens)
@@ -226,18 +209,17 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
                         billingFailure = error
                     }
                 }
-                if let failure {
-                    logger.warning(
-                        "LLM_STREAM_CUT",
-                        metadata: ["provider": "\(provider)", "tokens_delivered": "\(delivered)", "error": "\(failure)"])
-                }
-                guard !clientGone else { return }
                 let last: ByteBuffer
-                if let failure {
+                switch settlement.ending(billingFailure: billingFailure) {
+                case .none:
+                    return
+                case .cut(let failure, let delivered):
+                    logger.warning(
+                        "LLM_STREAM_CUT", metadata: ["provider": "\(provider)", "tokens_delivered": "\(delivered)", "error": "\(failure)"])
                     last = answer.error(code: "stream_cut", message: "\(provider) stopped after \(delivered) tokens: \(failure)")
-                } else if let billingFailure {
-                    last = answer.error(code: billingFailure.code, message: billingFailure.message)
-                } else {
+                case .billingFailed(let failure):
+                    last = answer.error(code: failure.code, message: failure.message)
+                case .end:
                     last = answer.end(summary, includeUsage: call.includeUsage)
                 }
                 try? await writer.write(withOpening(last))

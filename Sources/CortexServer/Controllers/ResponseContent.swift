@@ -59,7 +59,7 @@ public struct ResponseContent: Sendable {
 extension Billing.Charged {
     /// The HTTP answer: the content with `X-Credits-Charged` and `X-Credits-Balance` when billed;
     /// a replayed answer with its own status, `Idempotent-Replayed: true` and a charge of 0.
-    func response() -> Response {
+    public func response() -> Response {
         switch self {
         case .answered(let content, let receipt):
             var response = content.response()

@@ -22,7 +22,6 @@ public struct ScoringController<Context: AuthenticatedContext>: Sendable {
         }
     }
 
-    let runner: InferenceRunner
     /// The order of a billed inference: parse, validate, limit, hold, run, settle.
     let pipeline: InferencePipeline
     let registry: ModelRegistry
@@ -33,11 +32,10 @@ public struct ScoringController<Context: AuthenticatedContext>: Sendable {
     ///
     /// - Parameter modelName: The model to score with; `nil` takes the first ready model with named features.
     public init(
-        runner: InferenceRunner, billing: Billing, modelLimits: ModelRateLimits, registry: ModelRegistry, modelName: String?,
+        pipeline: InferencePipeline, registry: ModelRegistry, modelName: String?,
         maxBodyBytes: Int
     ) {
-        self.runner = runner
-        self.pipeline = InferencePipeline(runner: runner, modelLimits: modelLimits, billing: billing)
+        self.pipeline = pipeline
         self.registry = registry
         self.modelName = modelName
         self.maxBodyBytes = maxBodyBytes
@@ -51,7 +49,7 @@ public struct ScoringController<Context: AuthenticatedContext>: Sendable {
 
     private func scoringModel(_ context: Context) throws(APIError) -> any InferenceModel {
         if let modelName {
-            return try runner.model(named: modelName, logger: context.logger)
+            return try pipeline.runner.model(named: modelName, logger: context.logger)
         }
         for entry in registry.entries {
             // Named features make a model scorable by name, with or without a dynamic batcher.

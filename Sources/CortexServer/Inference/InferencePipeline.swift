@@ -14,6 +14,11 @@ public import Hummingbird
 /// 7. The hold is settled, durably, before the answer; or released when the model failed.
 ///
 /// Outcome metrics and the `INFERENCE_*` log events come from ``InferenceRunner`` at each step.
+///
+/// An LLM call takes the same steps after its route has read and checked it: the deployment's
+/// limits (requests, then tokens), the hold of the most it can cost, the call, and the settlement
+/// of the usage reported (``charge(_:model:request:body:context:limits:work:)``); a stream takes
+/// the limits and the hold here (``hold(_:model:request:body:context:limits:)``) and settles when it ends.
 public struct InferencePipeline: Sendable {
     let runner: InferenceRunner
     let modelLimits: ModelRateLimits
@@ -43,11 +48,44 @@ public struct InferencePipeline: Sendable {
     ) async throws -> Response {
         let (body, inputs, parsed) = try await runner.rejecting(model, logger: context.logger, parse)
         let validated = try runner.validate(model, inputs: inputs, logger: context.logger)
-        try await modelLimits.check(model: model.metadata.name, context: context)
+        let name = model.metadata.name
         // The variant: the model asked for, until traffic management chooses among several.
-        return try await billing.charge(model: model.metadata.name, request: request, body: body, context: context) {
+        return try await charge(.price(billing.configuration.price(of: name)), model: name, request: request, body: body, context: context)
+        {
             try render(try await runner.predict(validated), parsed)
         }
         .response()
+    }
+
+    /// Steps 3 to 7 for a request already read and checked: the per-model limit (then `limits`,
+    /// such as an LLM key's tokens), the hold of `cost.held`, `work`, and the settlement of what
+    /// its output cost; or the release of the hold when `work` fails.
+    public func charge<Context: AuthenticatedContext, Output>(
+        _ cost: Billing.Cost<Output>,
+        model: String,
+        request: Request,
+        body: ByteBuffer,
+        context: Context,
+        limits: () async throws -> Void = {},
+        work: () async throws -> Output
+    ) async throws -> Billing.Charged {
+        try await modelLimits.check(model: model, context: context)
+        try await limits()
+        return try await billing.charge(cost, model: model, request: request, body: body, context: context, work: work)
+    }
+
+    /// Steps 3 to 5 for work that settles later, when it ends (an LLM stream): the limits and the
+    /// hold of `amount`. The caller settles (``Billing/settle(_:cost:storing:)``) or releases.
+    public func hold<Context: AuthenticatedContext>(
+        _ amount: Credits,
+        model: String,
+        request: Request,
+        body: ByteBuffer,
+        context: Context,
+        limits: () async throws -> Void = {}
+    ) async throws -> Billing.HoldResult {
+        try await modelLimits.check(model: model, context: context)
+        try await limits()
+        return try await billing.hold(amount, model: model, request: request, body: body, context: context)
     }
 }
