@@ -1,15 +1,15 @@
 import CortexCore
-public import CortexRuntime
-public import Hummingbird
+import CortexRuntime
+import NIOCore
 
-/// The Open Inference Protocol (KServe V2) over REST, JSON form.
-///
-/// `GET /v2`, `GET /v2/models/{model}[/versions/{version}]`, `.../ready`, and
-/// `POST .../infer`, which validates every input against the model's signature before inference.
-public struct InferenceProtocolController<Context: AuthenticatedContext>: Sendable {
+/// The Open Inference Protocol's (KServe V2) REST body, read and written without HTTP: the
+/// request (`inputs` as JSON `data`, or raw bytes with the binary data extension, and the
+/// `outputs` asked for) into typed tensors, and the outputs into the answer. Tested directly
+/// (`InferenceProtocolCodecTests`); ``InferenceProtocolController`` only moves bytes.
+enum InferenceProtocolCodec {
     /// The body of `POST /v2/models/{model}/infer`.
-    struct InferRequest {
-        struct Input {
+    struct InferRequest: Sendable {
+        struct Input: Sendable {
             var name: String
             var shape: [Int]
             var datatype: String
@@ -17,7 +17,7 @@ public struct InferenceProtocolController<Context: AuthenticatedContext>: Sendab
             var data: JSONValue?
             var binaryDataSize: Int?
         }
-        struct Output {
+        struct Output: Sendable {
             var name: String
             /// `parameters.binary_data`; `nil` follows the request's `binary_data_output`.
             var binary: Bool?
@@ -80,133 +80,22 @@ public struct InferenceProtocolController<Context: AuthenticatedContext>: Sendab
         }
     }
 
-    /// The order of a billed inference: parse, validate, limit, hold, run, settle.
-    let pipeline: InferencePipeline
-    let registry: ModelRegistry
-    let maxBodyBytes: Int
-    let serverVersion: String
-
-    /// Creates the controller.
-    public init(
-        pipeline: InferencePipeline, registry: ModelRegistry, maxBodyBytes: Int,
-        serverVersion: String
-    ) {
-        self.pipeline = pipeline
-        self.registry = registry
-        self.maxBodyBytes = maxBodyBytes
-        self.serverVersion = serverVersion
-    }
-
-    /// Adds the protocol's routes: metadata and readiness on `router`, inference on `protected`.
-    public func addRoutes(to router: some RouterMethods<Context>, protected: some RouterMethods<Context>) {
-        router.get("/v2") { _, _ in
-            var json = JSONWriter()
-            json.beginObject()
-            json.member("name", "cortex")
-            json.member("version", serverVersion)
-            json.key("extensions")
-            json.beginArray()
-            for name in ["binary_tensor_data", "model_configuration", "statistics"] { json.string(name) }
-            json.endArray()
-            json.endObject()
-            return Response.json(.ok, json.text)
-        }
-        router.get("/v2/models/stats") { _, context in try self.stats(context) }
-        for prefix in ["/v2/models/{model}", "/v2/models/{model}/versions/{version}"] {
-            router.get(RouterPath(prefix)) { _, context in try self.metadata(context) }
-            router.get(RouterPath(prefix + "/ready")) { _, context in try self.ready(context) }
-            router.get(RouterPath(prefix + "/config")) { _, context in try self.config(context) }
-            router.get(RouterPath(prefix + "/stats")) { _, context in try self.stats(context) }
-            protected.post(RouterPath(prefix + "/infer")) { request, context in try await self.infer(request, context) }
-        }
-    }
-
-    func names(_ context: Context) throws -> (model: String, version: String?) {
-        let model = try context.parameters.require("model")
-        return (model, context.parameters.get("version"))
-    }
-
-    func metadata(_ context: Context) throws -> Response {
-        let (name, version) = try names(context)
-        let model = try registry.model(named: name, version: version)
-        let metadata = model.metadata
-        var json = JSONWriter(capacity: 512)
-        json.beginObject()
-        json.member("name", metadata.name)
-        json.key("versions")
-        json.beginArray()
-        json.string(metadata.version)
-        json.endArray()
-        json.member("platform", metadata.platform)
-        for (key, specs) in [("inputs", metadata.inputs), ("outputs", metadata.outputs)] {
-            json.key(key)
-            json.beginArray()
-            for spec in specs {
-                json.beginObject()
-                Self.writeHead(name: spec.name, datatype: spec.datatype, shape: spec.shape, to: &json)
-                json.endObject()
-            }
-            json.endArray()
-        }
-        if !metadata.featureNames.isEmpty {
-            json.key("parameters")
-            json.beginObject()
-            json.key("feature_names")
-            json.beginArray()
-            for feature in metadata.featureNames { json.string(feature) }
-            json.endArray()
-            for key in metadata.properties.keys.sorted() {
-                json.member(key, metadata.properties[key] ?? "")
-            }
-            json.endObject()
-        }
-        json.endObject()
-        return Response.json(.ok, json.text)
-    }
-
-    func ready(_ context: Context) throws -> Response {
-        let (name, version) = try names(context)
-        let isReady: Bool
-        switch Result(catching: { () throws(APIError) in try registry.model(named: name, version: version) }) {
-        case .success: isReady = true
-        case .failure(let error) where error.status == 503: isReady = false
-        case .failure(let error): throw error
-        }
-        var json = JSONWriter()
-        json.beginObject()
-        json.member("name", name)
-        json.member("ready", isReady)
-        json.endObject()
-        return Response.json(isReady ? .ok : .serviceUnavailable, json.text)
-    }
-
-    func infer(_ request: Request, _ context: Context) async throws -> Response {
-        let (name, version) = try names(context)
-        let model = try pipeline.runner.model(named: name, version: version, logger: context.logger)
-        return try await pipeline.infer(model, request: request, context: context) {
-            let (buffer, body, tensors, requested) = try await Self.parse(request, for: model, maxBodyBytes: maxBodyBytes)
-            return (buffer, tensors, Rendering(id: body.id, requested: requested))
-        } render: { outputs, rendering in
-            Self.render(outputs, of: model, id: rendering.id, requested: rendering.requested)
-        }
-    }
-
-    /// What the answer needs of the request: its id and the outputs asked for.
-    private struct Rendering: Sendable {
+    /// A request read: its id, its tensors (in the order sent), and the outputs asked for (by index
+    /// into the model's outputs, binary or not).
+    struct Decoded: Sendable {
         var id: String?
+        var tensors: [Tensor]
         var requested: [(index: Int, binary: Bool)]
     }
 
-    /// The body, the request it holds, its tensors, and the outputs asked for (by index, binary or not).
-    private static func parse(
-        _ request: Request, for model: any InferenceModel, maxBodyBytes: Int
-    ) async throws -> (ByteBuffer, InferRequest, [Tensor], [(index: Int, binary: Bool)]) {
-        let name = model.metadata.name
-        let buffer = try await request.collectBody(limit: maxBodyBytes)
-        // The binary data extension: the JSON comes first, the tensors' bytes after it.
+    /// Reads an inference request's body: JSON, or with the binary data extension
+    /// (`headerLength`, the `Inference-Header-Content-Length` value) JSON followed by the tensors' bytes.
+    ///
+    /// - Throws: ``APIError`` 400 naming what is wrong (the field, the input, the byte counts).
+    static func decode(_ buffer: ByteBuffer, headerLength field: String?, for model: ModelMetadata) throws(APIError) -> Decoded {
         var json = buffer
         var binary: [UInt8] = []
-        if let field = request.headers[.inferenceHeaderContentLength] {
+        if let field {
             guard let length = Int(field), length > 0, length <= buffer.readableBytes else {
                 throw APIError.invalidJSON(
                     "Inference-Header-Content-Length must be the length of the JSON part, 1 to \(buffer.readableBytes); got '\(field)'"
@@ -219,19 +108,19 @@ public struct InferenceProtocolController<Context: AuthenticatedContext>: Sendab
         let tensors = try Self.tensors(from: body.inputs, binary: binary)
         var requested: [(index: Int, binary: Bool)] = []
         if let outputs = body.outputs {
-            let known = model.metadata.outputs.map(\.name)
+            let known = model.outputs.map(\.name)
             for output in outputs {
                 guard let index = known.firstIndex(of: output.name) else {
                     throw APIError.invalidTensor(
-                        "unknown output '\(output.name)'; model '\(name)' has \(known.map { "'\($0)'" }.joined(separator: ", "))"
+                        "unknown output '\(output.name)'; model '\(model.name)' has \(known.map { "'\($0)'" }.joined(separator: ", "))"
                     )
                 }
                 requested.append((index, output.binary ?? body.binaryDataOutput))
             }
         } else {
-            requested = model.metadata.outputs.indices.map { ($0, body.binaryDataOutput) }
+            requested = model.outputs.indices.map { ($0, body.binaryDataOutput) }
         }
-        return (buffer, body, tensors, requested)
+        return Decoded(id: body.id, tensors: tensors, requested: requested)
     }
 
     /// The request's tensors: JSON `data`, or their bytes in order from `binary`.
@@ -263,20 +152,19 @@ public struct InferenceProtocolController<Context: AuthenticatedContext>: Sendab
         return tensors
     }
 
-    private static func render(_ outputs: [Tensor], of model: any InferenceModel, id: String?, requested: [(index: Int, binary: Bool)])
-        -> ResponseContent
-    {
+    /// The answer to `request`: the outputs it asked for, as JSON `data` or (binary) raw bytes after the JSON.
+    static func encode(_ outputs: [Tensor], of model: ModelMetadata, answering request: Decoded) -> ResponseContent {
         var json = JSONWriter(capacity: 256)
         var binary: [UInt8]?
         json.beginObject()
-        json.member("model_name", model.metadata.name)
-        json.member("model_version", model.metadata.version)
-        if let id {
+        json.member("model_name", model.name)
+        json.member("model_version", model.version)
+        if let id = request.id {
             json.member("id", id)
         }
         json.key("outputs")
         json.beginArray()
-        for (index, asBinary) in requested where index < outputs.count {
+        for (index, asBinary) in request.requested where index < outputs.count {
             let output = outputs[index]
             guard asBinary else {
                 write(output, to: &json)
