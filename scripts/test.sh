@@ -14,7 +14,7 @@ echo "== swift format lint"
 swift format lint --strict --recursive Sources Tests bench Package.swift
 
 echo "== image libraries (libpng, libjpeg-turbo from Debian; the build needs their headers)"
-scripts/image-libraries.sh
+scripts/c-libraries.sh
 
 echo "== build"
 swift build --build-tests

@@ -1,6 +1,5 @@
 import CortexStore
 import Foundation
-import SQLiteNIO
 import Testing
 
 /// `cortex tenants` and `cortex keys` against a real database file, as an operator runs them.
@@ -86,12 +85,12 @@ struct DatabaseCLITests {
         #expect(result.stdout.contains("backup written to \(target)"))
 
         // The copy is a complete database on its own.
-        let copy = try await SQLiteConnection.open(storage: .file(path: target))
-        let names = try await copy.query("SELECT name FROM tenants ORDER BY name").compactMap { $0.column("name")?.string }
+        let copy = try SQLiteConnection(path: target)
+        let names = try copy.execute("SELECT name FROM tenants ORDER BY name", []).compactMap { $0.text("name") }
         #expect(names == ["acme", "demo"])
-        let version = try await copy.query("SELECT MAX(version) AS v FROM schema_migrations").first?.column("v")?.integer
+        let version = try copy.execute("SELECT MAX(version) AS v FROM schema_migrations", []).first?.integer("v")
         #expect(version == 4)
-        try await copy.close()
+        copy.close()
 
         let again = try await IdentityCLITests.run(["db", "backup", target], database: database)
         #expect(again.status == 1)
@@ -114,10 +113,10 @@ struct DatabaseVerifyTests {
         #expect(healthy.stdout.contains("database OK (schema version 4)"))
 
         // Delete the tenant behind Cortex's back: its key now points nowhere.
-        let raw = try await SQLiteConnection.open(storage: .file(path: database))
-        _ = try await raw.query("PRAGMA foreign_keys = OFF")
-        _ = try await raw.query("DELETE FROM tenants WHERE name = 'acme'")
-        try await raw.close()
+        let raw = try SQLiteConnection(path: database)
+        _ = try raw.execute("PRAGMA foreign_keys = OFF", [])
+        _ = try raw.execute("DELETE FROM tenants WHERE name = 'acme'", [])
+        raw.close()
 
         let broken = try await IdentityCLITests.run(["db", "verify"], database: database)
         #expect(broken.status == 1)
@@ -156,9 +155,9 @@ struct CreditsCLITests {
         #expect(rows.last?.contains("trial") == true)
         #expect(try await IdentityCLITests.run(["db", "verify"], database: database).status == 0)
 
-        let raw = try await SQLiteConnection.open(storage: .file(path: database))
-        _ = try await raw.query("UPDATE tenants SET balance_micros = balance_micros + 500000 WHERE name = 'acme'")
-        try await raw.close()
+        let raw = try SQLiteConnection(path: database)
+        _ = try raw.execute("UPDATE tenants SET balance_micros = balance_micros + 500000 WHERE name = 'acme'", [])
+        raw.close()
         let drifted = try await IdentityCLITests.run(["db", "verify"], database: database)
         #expect(drifted.status == 1)
         #expect(drifted.stdout.contains("DRIFT ledger: tenant 'acme' has balance 11 but its entries sum to 10.5"))

@@ -4,7 +4,7 @@ import CortexServer
 import Foundation
 import Hummingbird
 import HummingbirdTesting
-import SQLiteNIO
+import CortexStore
 import Synchronization
 import Testing
 
@@ -132,13 +132,13 @@ struct ProbeTests {
         try await server.test { client in
             #expect(try await client.get("/ready").status == .ok)
             // Another process holding the write lock is what "database locked" looks like in production.
-            let other = try await SQLiteConnection.open(storage: .file(path: path))
-            _ = try await other.query("BEGIN EXCLUSIVE")
+            let other = try SQLiteConnection(path: path)
+            _ = try other.execute("BEGIN EXCLUSIVE", [])
             let locked = try await client.get("/ready")
             #expect(locked.status == .serviceUnavailable)
             #expect(locked.body.jsonObject["failing"] as? [String] == ["database"])
-            _ = try await other.query("ROLLBACK")
-            try await other.close()
+            _ = try other.execute("ROLLBACK", [])
+            other.close()
             #expect(try await client.get("/ready").status == .ok)
         }
     }

@@ -1,7 +1,6 @@
 import CortexCore
 import Foundation
 import Logging
-import SQLiteNIO
 import Testing
 
 @testable import CortexStore

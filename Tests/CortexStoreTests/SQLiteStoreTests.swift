@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import SQLiteNIO
 import Testing
 
 @testable import CortexStore
@@ -24,12 +23,12 @@ struct SQLiteStoreTests {
         #expect(try await again.schemaVersion() == SQLiteMigrations.all.last?.version)
         await again.close()
 
-        let raw = try await SQLiteConnection.open(storage: .file(path: path))
-        let mode = try await raw.query("PRAGMA journal_mode").first?.column("journal_mode")?.string
+        let raw = try SQLiteConnection(path: path)
+        let mode = try raw.execute("PRAGMA journal_mode", []).first?.text("journal_mode")
         #expect(mode == "wal")
-        let applied = try await raw.query("SELECT COUNT(*) AS n FROM schema_migrations").first?.column("n")?.integer
-        #expect(applied == SQLiteMigrations.all.count)
-        try await raw.close()
+        let applied = try raw.execute("SELECT COUNT(*) AS n FROM schema_migrations", []).first?.integer("n")
+        #expect(applied == Int64(SQLiteMigrations.all.count))
+        raw.close()
     }
 
     @Test("a database from a newer Cortex is refused instead of being damaged")
@@ -38,9 +37,9 @@ struct SQLiteStoreTests {
         defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
         let store = try await StateStore.openSQLite(path: path, logger: Logger(label: "test"))
         await store.close()
-        let raw = try await SQLiteConnection.open(storage: .file(path: path))
-        _ = try await raw.query("INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', 'now')")
-        try await raw.close()
+        let raw = try SQLiteConnection(path: path)
+        _ = try raw.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', 'now')", [])
+        raw.close()
         await #expect(throws: SQLMigrator.NewerSchemaError.self) {
             _ = try await StateStore.openSQLite(path: path, logger: Logger(label: "test"))
         }
@@ -51,14 +50,14 @@ struct SQLiteStoreTests {
         let path = Self.temporaryPath()
         defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
         let store = try await StateStore.openSQLite(path: path, probeTimeoutMilliseconds: 50, logger: Logger(label: "test"))
-        let other = try await SQLiteConnection.open(storage: .file(path: path))
-        _ = try await other.query("BEGIN EXCLUSIVE")
+        let other = try SQLiteConnection(path: path)
+        _ = try other.execute("BEGIN EXCLUSIVE", [])
         await #expect(throws: (any Error).self) {
             try await store.probeWrite()
         }
-        _ = try await other.query("ROLLBACK")
+        _ = try other.execute("ROLLBACK", [])
         try await store.probeWrite()
-        try await other.close()
+        other.close()
         await store.close()
     }
 

@@ -5,7 +5,7 @@ enum SQLDialect: Sendable {
 }
 
 /// A value bound to, or read from, a SQL statement: the few types Cortex stores.
-enum SQLValue: Sendable, Hashable {
+package enum SQLValue: Sendable, Hashable {
     case integer(Int64)
     case text(String)
     case null
@@ -17,17 +17,17 @@ enum SQLValue: Sendable, Hashable {
 }
 
 /// One result row, by column name.
-struct SQLRow: Sendable {
-    var values: [String: SQLValue]
+package struct SQLRow: Sendable {
+    package var values: [String: SQLValue]
 
     /// The integer in `column`, or `nil` for NULL, a missing column or text.
-    func integer(_ column: String) -> Int64? {
+    package func integer(_ column: String) -> Int64? {
         if case .integer(let value) = values[column] { return value }
         return nil
     }
 
     /// The text in `column`, or `nil` for NULL, a missing column or an integer.
-    func text(_ column: String) -> String? {
+    package func text(_ column: String) -> String? {
         if case .text(let value) = values[column] { return value }
         return nil
     }

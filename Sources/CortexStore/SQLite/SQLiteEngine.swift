@@ -1,7 +1,7 @@
 import CortexCore
 import Foundation
 import Logging
-import SQLiteNIO
+import NIOPosix
 
 #if canImport(Glibc)
     import Glibc
@@ -9,11 +9,12 @@ import SQLiteNIO
 
 /// The embedded SQLite database: one file in WAL mode with versioned migrations.
 ///
-/// Two connections: one for reads and single-statement writes (sqlite-nio), and one that only the
-/// ledger's group commit uses, since its transactions span several statements that must not pick
-/// up other queries (``SQLiteWriterConnection``, on a thread of its own). The readiness probe opens a fresh connection each time with a short busy timeout,
-/// so a database that became locked, read-only, moved or unreachable fails the probe quickly
-/// instead of hanging it or passing on a stale handle.
+/// Two connections to the system's SQLite (``SQLiteConnection``), each on a thread of its own: one
+/// for reads and single-statement writes, and one that only the ledger's group commit uses, since
+/// its transactions span several statements that must not pick up other queries. The readiness
+/// probe opens a fresh connection each time with a short busy timeout, so a database that became
+/// locked, read-only, moved or unreachable fails the probe quickly instead of hanging it or
+/// passing on a stale handle.
 final class SQLiteEngine: StorageEngine {
     /// The absolute path of the database file.
     let path: String
@@ -21,8 +22,11 @@ final class SQLiteEngine: StorageEngine {
     let writer: any SQLDatabase
     var writerExecutor: (any TaskExecutor)? { executor }
     private let connection: SQLiteConnection
-    private let ledgerConnection: SQLiteWriterConnection
+    private let ledgerConnection: SQLiteConnection
+    /// The ledger writer's thread.
     private let executor: ThreadExecutor
+    /// The reader connection's thread.
+    private let readerExecutor: ThreadExecutor
     private let probeTimeoutMilliseconds: Int
     private let sharedMemory: SharedMemoryGuard?
     private let logger: Logger
@@ -33,17 +37,19 @@ final class SQLiteEngine: StorageEngine {
     private init(
         path: String,
         connection: SQLiteConnection,
-        ledgerConnection: SQLiteWriterConnection,
+        readerExecutor: ThreadExecutor,
+        ledgerConnection: SQLiteConnection,
         probeTimeoutMilliseconds: Int,
         logger: Logger
     ) {
         self.path = path
         self.connection = connection
+        self.readerExecutor = readerExecutor
         self.ledgerConnection = ledgerConnection
         self.executor = ThreadExecutor(name: "cortex-ledger")
         let sharedMemory = SharedMemoryGuard(databasePath: path)
         self.sharedMemory = sharedMemory
-        self.reader = SQLiteDatabase(connection: connection, sharedMemory: sharedMemory)
+        self.reader = SQLiteDatabase(connection: connection, executor: readerExecutor, sharedMemory: sharedMemory)
         self.writer = SQLiteWriterDatabase(connection: ledgerConnection, sharedMemory: sharedMemory)
         self.probeTimeoutMilliseconds = max(probeTimeoutMilliseconds, 1)
         self.logger = logger
@@ -55,36 +61,28 @@ final class SQLiteEngine: StorageEngine {
             atPath: (absolute as NSString).deletingLastPathComponent,
             withIntermediateDirectories: true
         )
-        let connection = try await openConnection(absolute, logger: logger)
+        let readerExecutor = ThreadExecutor(name: "cortex-sqlite")
         do {
-            _ = try await connection.query("PRAGMA journal_mode = WAL")
-            try await SQLMigrator(database: SQLiteDatabase(connection: connection), migrations: SQLiteMigrations.all, logger: logger)
-                .migrate()
-            let ledgerConnection = try SQLiteWriterConnection(path: absolute)
-            return SQLiteEngine(
-                path: absolute,
-                connection: connection,
-                ledgerConnection: ledgerConnection,
-                probeTimeoutMilliseconds: probeTimeoutMilliseconds,
-                logger: logger
-            )
-        } catch {
-            try? await connection.close()
-            throw error
-        }
-    }
-
-    /// A connection with Cortex's settings: every commit synced to disk, foreign keys enforced,
-    /// and a wait of up to five seconds for another writer (the CLI, a second connection).
-    private static func openConnection(_ path: String, logger: Logger) async throws -> SQLiteConnection {
-        let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
-        do {
-            for pragma in ["PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON", "PRAGMA busy_timeout = 5000"] {
-                _ = try await connection.query(pragma)
+            let connection = try await withTaskExecutorPreference(readerExecutor) { try SQLiteConnection(path: absolute) }
+            let database = SQLiteDatabase(connection: connection, executor: readerExecutor)
+            do {
+                _ = try await database.query("PRAGMA journal_mode = WAL", [])
+                try await SQLMigrator(database: database, migrations: SQLiteMigrations.all, logger: logger).migrate()
+                let ledgerConnection = try SQLiteConnection(path: absolute)
+                return SQLiteEngine(
+                    path: absolute,
+                    connection: connection,
+                    readerExecutor: readerExecutor,
+                    ledgerConnection: ledgerConnection,
+                    probeTimeoutMilliseconds: probeTimeoutMilliseconds,
+                    logger: logger
+                )
+            } catch {
+                await withTaskExecutorPreference(readerExecutor) { connection.close() }
+                throw error
             }
-            return connection
         } catch {
-            try? await connection.close()
+            readerExecutor.shutdown()
             throw error
         }
     }
@@ -102,17 +100,15 @@ final class SQLiteEngine: StorageEngine {
                 throw StoreFailure(reason: "\(file) is not writable (\(String(cString: strerror(errno))))")
             }
         }
-        let probe = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
-        do {
-            _ = try await probe.query("PRAGMA busy_timeout = \(probeTimeoutMilliseconds)")
-            _ = try await probe.query(
-                "INSERT INTO readiness_probe (id, checked_at) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET checked_at = excluded.checked_at",
+        // On NIO's thread pool: it may wait up to the busy timeout for a lock.
+        let (path, timeout) = (self.path, Int32(clamping: probeTimeoutMilliseconds))
+        try await NIOThreadPool.singleton.runIfActive {
+            let probe = try SQLiteConnection(path: path, busyTimeoutMilliseconds: timeout)
+            defer { probe.close() }
+            _ = try probe.execute(
+                "INSERT INTO readiness_probe (id, checked_at) VALUES (1, $1) ON CONFLICT(id) DO UPDATE SET checked_at = excluded.checked_at",
                 [.text(Date().ISO8601Format())]
             )
-            try await probe.close()
-        } catch {
-            try? await probe.close()
-            throw error
         }
     }
 
@@ -132,15 +128,15 @@ final class SQLiteEngine: StorageEngine {
     func integrityProblems() async throws -> [String] {
         try sharedMemory?.check()
         var problems: [String] = []
-        for row in try await connection.query("PRAGMA integrity_check") {
-            if let message = row.column("integrity_check")?.string, message != "ok" {
+        for row in try await reader.query("PRAGMA integrity_check", []) {
+            if let message = row.text("integrity_check"), message != "ok" {
                 problems.append("integrity: \(message)")
             }
         }
-        for row in try await connection.query("PRAGMA foreign_key_check") {
-            let table = row.column("table")?.string ?? "?"
-            let rowid = row.column("rowid")?.integer.map(String.init) ?? "?"
-            let parent = row.column("parent")?.string ?? "?"
+        for row in try await reader.query("PRAGMA foreign_key_check", []) {
+            let table = row.text("table") ?? "?"
+            let rowid = row.integer("rowid").map(String.init) ?? "?"
+            let parent = row.text("parent") ?? "?"
             problems.append("foreign key: \(table) row \(rowid) points at a missing \(parent) row")
         }
         return problems
@@ -150,6 +146,7 @@ final class SQLiteEngine: StorageEngine {
         // On the writer's thread, after any batch in progress.
         await withTaskExecutorPreference(executor) { [ledgerConnection] in ledgerConnection.close() }
         executor.shutdown()
-        try? await connection.close()
+        await withTaskExecutorPreference(readerExecutor) { [connection] in connection.close() }
+        readerExecutor.shutdown()
     }
 }
