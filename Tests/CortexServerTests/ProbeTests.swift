@@ -1,10 +1,10 @@
 import CortexCore
 import CortexRuntime
 import CortexServer
+import CortexStore
 import Foundation
 import Hummingbird
 import HummingbirdTesting
-import CortexStore
 import Synchronization
 import Testing
 

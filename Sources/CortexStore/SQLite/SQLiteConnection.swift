@@ -1,5 +1,5 @@
-import Foundation
 import CSQLite
+import Foundation
 
 /// A synchronous connection to the system's SQLite, with prepared statements cached: the one
 /// way Cortex talks to SQLite (the store's reads, the ledger's writer, the readiness probe, and
