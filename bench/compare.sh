@@ -10,7 +10,9 @@
 # build from a revision with:
 #   git worktree add /tmp/old REV && (cd /tmp/old && swift build -c release --product cortex)
 #
-# Environment: DURATION (s per wrk run, default 5), ROUNDS (default 5), CONNECTIONS (default 32).
+# Environment: DURATION (s per wrk run, default 5), ROUNDS (default 5), CONNECTIONS (default 32);
+# SERVER_ENV, settings both servers get, e.g. billed on SQLite:
+#   SERVER_ENV="MODEL_PRICES=lead-scoring=0.000001 DEMO_CREDITS=1000000000" bench/compare.sh OLD
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
@@ -29,7 +31,8 @@ if [ -n "${2:-}" ]; then NEW=$2; else build_cortex; NEW="$BIN/cortex"; fi
 for side in old new; do
   binary=$OLD port=$OLD_PORT
   [ "$side" = new ] && binary=$NEW port=$NEW_PORT
-  env HOST=127.0.0.1 PORT="$port" DATABASE_URL="sqlite:$WORK/$side.db" LOG_LEVEL=warning "$binary" serve >"$WORK/$side.log" 2>&1 &
+  # shellcheck disable=SC2086 # SERVER_ENV is a list of NAME=VALUE words
+  env HOST=127.0.0.1 PORT="$port" DATABASE_URL="sqlite:$WORK/$side.db" LOG_LEVEL=warning ${SERVER_ENV:-} "$binary" serve >"$WORK/$side.log" 2>&1 &
   wait_for "http://127.0.0.1:$port/ready"
 done
 

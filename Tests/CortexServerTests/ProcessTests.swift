@@ -179,6 +179,17 @@ struct ProcessTests {
         let status = try await failed.waitForExit()
         #expect(status != nil && status != 0)
         #expect(failed.stderr.contains("server.port"))
+
+        // A secret from a file (a mounted Kubernetes Secret): listed as set, never shown; with
+        // the variable as well, start-up stops naming both (exit 78).
+        let token = try directory.write("admin-token", "file-admin-token-0123456789\n")
+        let secret = try CortexProcess(arguments: ["config", "check"], environment: ["ADMIN_TOKEN_FILE": token])
+        #expect(try await secret.waitForExit() == 0)
+        #expect(secret.stdout.contains("auth.admin_token: set") && !secret.stdout.contains("file-admin-token"))
+        let both = try CortexProcess(
+            arguments: ["config", "check"], environment: ["ADMIN_TOKEN_FILE": token, "ADMIN_TOKEN": "env-admin-token-0123456789"])
+        #expect(try await both.waitForExit() == 78)
+        #expect(both.stderr.contains("ADMIN_TOKEN_FILE") && !both.stderr.contains("env-admin-token"))
     }
 
     @Test("models validate prints the signature of a good model and names the file and field of a bad one")

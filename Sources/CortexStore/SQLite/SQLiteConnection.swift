@@ -19,6 +19,7 @@ package final class SQLiteConnection: @unchecked Sendable {
     /// Opens (creating) the file at `path`, with commits synced to disk, foreign keys enforced and
     /// up to `busyTimeoutMilliseconds` of waiting for another connection's lock.
     package init(path: String, busyTimeoutMilliseconds: Int32 = 5000) throws {
+        _ = Self.configured
         var handle: OpaquePointer?
         let status = sqlite3_open_v2(path, &handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nil)
         self.handle = handle
@@ -36,6 +37,11 @@ package final class SQLiteConnection: @unchecked Sendable {
     deinit {
         close()
     }
+
+    /// The library's process-wide settings, applied before the first connection opens.
+    private static let configured: Void = {
+        _ = cortex_sqlite3_disable_memory_statistics()
+    }()
 
     /// Runs one statement and returns its rows; `$N` placeholders as in ``SQLDatabase``.
     ///
