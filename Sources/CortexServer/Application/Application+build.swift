@@ -27,7 +27,10 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
         configuration: configuration.rateLimit,
         metrics: dependencies.metrics
     )
-    let pipeline = InferencePipeline(runner: runner, modelLimits: modelLimits, billing: dependencies.billing)
+    let pipeline = InferencePipeline(
+        runner: runner, modelLimits: modelLimits, billing: dependencies.billing,
+        splits: configuration.traffic.split.map { [ImageController<CortexRequestContext>.endpoint: $0] } ?? [:],
+        stickyCookie: configuration.traffic.stickyCookie)
     ProbeController(checks: dependencies.readiness, registry: dependencies.registry).addRoutes(to: router)
     StatusController(dependencies: dependencies).addRoutes(to: router)
     MetricsController(registry: dependencies.prometheus).addRoutes(to: router)

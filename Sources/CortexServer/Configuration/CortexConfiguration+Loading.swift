@@ -130,8 +130,23 @@ extension CortexConfiguration {
         }
     }
 
-    /// Settings that are each valid but disagree.
+    /// Settings that are each valid but disagree, or that this release cannot honour.
     private func check() throws {
+        if traffic.weightA == 0, traffic.weightB == 0 {
+            throw ConfigurationError(key: "AB_WEIGHT_A", value: "0", expected: "a weight above 0 for vA or vB (AB_WEIGHT_B)")
+        }
+        if traffic.split != nil, imageModel != "vA" {
+            throw ConfigurationError(
+                key: "IMAGE_MODEL", value: imageModel,
+                expected: "vA (or unset) when AB_WEIGHT_A and AB_WEIGHT_B split POST /v1/infer between vA and vB")
+        }
+        for (variable, on, what) in [
+            ("SHADOW_ENABLED", traffic.shadowEnabled, "shadow traffic"), ("CANARY_ENABLED", traffic.canaryEnabled, "canary analysis"),
+        ] where on {
+            throw ConfigurationError(
+                key: variable, value: "true",
+                expected: "false: \(what) is not available in this release yet (docs/operations.md, A/B split)")
+        }
         for (provider, prefix) in [(llm.primary, "LLM_PRIMARY"), (llm.fallback, "LLM_FALLBACK")]
         where !provider.url.isEmpty && provider.model.isEmpty {
             throw ConfigurationError(key: "\(prefix)_MODEL", value: nil, expected: "the model to ask \(provider.url) for")

@@ -68,6 +68,17 @@ extension CortexConfiguration {
         ) { text in text.isEmpty ? nil : text },
         .modelName("image.model", "IMAGE_MODEL", \.imageModel),
         .integer("image.max_pixels", "IMAGE_MAX_PIXELS", \.imageMaxPixels, 1...(1 << 28)),
+        .number("traffic.ab_weight_a", "AB_WEIGHT_A", \.traffic.weightA, 0...1_000_000, what: "a weight"),
+        .number("traffic.ab_weight_b", "AB_WEIGHT_B", \.traffic.weightB, 0...1_000_000, what: "a weight"),
+        .optional(
+            "traffic.sticky_cookie", "STICKY_COOKIE", \.traffic.stickyCookie, accepted: "a cookie name: 1-64 letters, digits, '-' and '_'",
+            show: { $0 ?? "not set" }
+        ) { text in
+            (1...64).contains(text.count) && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }
+                ? text : nil
+        },
+        .flag("traffic.shadow_enabled", "SHADOW_ENABLED", \.traffic.shadowEnabled),
+        .flag("traffic.canary_enabled", "CANARY_ENABLED", \.traffic.canaryEnabled),
         .optional("scoring.model", "SCORING_MODEL", \.scoringModel, accepted: "a model name", show: { $0 ?? "(first tabular model)" }) {
             text in isValidModelName(text) ? text : nil
         },

@@ -193,6 +193,29 @@ public struct CortexConfiguration: Sendable, Equatable {
         /// `onnx.library` / `ORT_LIBRARY_PATH`; `nil` looks in `ORT_DYLIB_PATH`, `.venv`, then the system's Python.
         public var library: String?
     }
+    /// How `POST /v1/infer` shares requests between the A/B image service's variants `vA` and `vB`.
+    public var traffic = Traffic()
+
+    /// The A/B image service's traffic switches.
+    public struct Traffic: Sendable, Equatable {
+        /// `vA`'s weight (`AB_WEIGHT_A`).
+        public var weightA = 1.0
+        /// `vB`'s weight (`AB_WEIGHT_B`); above 0 (or `AB_WEIGHT_A` at 0) turns the split on.
+        public var weightB = 0.0
+        /// The cookie that keeps a browser on its variant (`STICKY_COOKIE`); `nil` sets none.
+        public var stickyCookie: String?
+        /// Shadow traffic to the other variant (`SHADOW_ENABLED`); not available yet, so `true` stops start-up.
+        public var shadowEnabled = false
+        /// Canary analysis (`CANARY_ENABLED`); not available yet, so `true` stops start-up.
+        public var canaryEnabled = false
+
+        /// The split between `vA` and `vB` when the weights ask for one; `nil` leaves `/v1/infer` on `IMAGE_MODEL`.
+        public var split: TrafficSplit? {
+            guard weightB > 0 || weightA == 0 else { return nil }
+            return TrafficSplit([.init(model: "vA", weight: weightA), .init(model: "vB", weight: weightB)])
+        }
+    }
+
     /// The model behind `/api/v1/score` (`SCORING_MODEL`); `nil` picks the first tabular model.
     public var scoringModel: String?
 

@@ -11,6 +11,9 @@ public import Hummingbird
 /// the most probable classes. Optional: `"model"` (default `IMAGE_MODEL`, `vA`), `"top_k"` (1 to
 /// the number of labels, default 5).
 public struct ImageController<Context: AuthenticatedContext>: Sendable {
+    /// The endpoint's name for its traffic split and `traffic_requests_total`.
+    public static var endpoint: String { "/v1/infer" }
+
     /// Largest `img_size` accepted.
     public static var maximumImageSize: Int { 1024 }
 
@@ -40,10 +43,16 @@ public struct ImageController<Context: AuthenticatedContext>: Sendable {
         let buffer = try await request.collectBody(limit: maxBodyBytes)
         let body = try JSONValue.parse(buffer)
         _ = try body.object(at: "")
-        let name = try body["model"].map { value throws(APIError) in try value.string(at: "model") } ?? defaultModel
+        // A model named in the body is served as asked; otherwise the traffic split (vA/vB) picks it.
+        let named = try body["model"].map { value throws(APIError) in try value.string(at: "model") }
+        let variant = named == nil ? pipeline.variant(of: Self.endpoint, request: request, context: context) : nil
+        let name = named ?? variant?.model ?? defaultModel
         let model = try pipeline.runner.model(named: name, logger: context.logger)
         let requestID = context.requestID
-        return try await pipeline.infer(model, request: request, context: context) {
+        return try await pipeline.infer(
+            model, request: request, context: context,
+            variant: variant ?? InferencePipeline.Variant(endpoint: Self.endpoint, model: name)
+        ) {
             guard let image = model.image, let input = model.metadata.inputs.first else {
                 throw APIError.invalidInput("model '\(name)' does not classify images; POST /v2/models/\(name)/infer instead")
             }

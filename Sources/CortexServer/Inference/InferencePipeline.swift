@@ -1,5 +1,6 @@
 public import CortexCore
 public import CortexRuntime
+import Foundation
 public import Hummingbird
 
 /// The order every billed inference of a model follows, in one place; routes only read their
@@ -8,7 +9,10 @@ public import Hummingbird
 /// 1. The request is read (the route's `parse`); a refusal counts as the model's `invalid_input`.
 /// 2. The tensors are checked against the model's signature (400, nothing runs).
 /// 3. The per-tenant-and-model rate limit (429).
-/// 4. The variant is chosen (one variant today; traffic management fills this step).
+/// 4. The variant is chosen: where the endpoint has a traffic split (`POST /v1/infer` between `vA`
+///    and `vB`, `AB_WEIGHT_A`/`AB_WEIGHT_B`) and the request names no model, the split picks it
+///    (``variant(of:request:context:)``, before the model is looked up, since it decides how the
+///    input is read); the answer says which (`X-Model-Variant`).
 /// 5. The price is held (402 when the balance cannot cover it, and nothing runs).
 /// 6. The model runs, through its dynamic batcher when it has one.
 /// 7. The hold is settled, durably, before the answer; or released when the model failed.
@@ -23,12 +27,73 @@ public struct InferencePipeline: Sendable {
     let runner: InferenceRunner
     let modelLimits: ModelRateLimits
     let billing: Billing
+    /// Traffic splits by endpoint.
+    let splits: [String: TrafficSplit]
+    /// The cookie that keeps a browser's session on its variant (`STICKY_COOKIE`).
+    let stickyCookie: String?
 
     /// A pipeline over the runner (validation, prediction), the model limits and billing.
-    public init(runner: InferenceRunner, modelLimits: ModelRateLimits, billing: Billing) {
+    ///
+    /// - Parameters:
+    ///   - splits: Traffic splits by endpoint (`"/v1/infer"`).
+    ///   - stickyCookie: The session cookie's name, `nil` for none.
+    public init(
+        runner: InferenceRunner, modelLimits: ModelRateLimits, billing: Billing, splits: [String: TrafficSplit] = [:],
+        stickyCookie: String? = nil
+    ) {
         self.runner = runner
         self.modelLimits = modelLimits
         self.billing = billing
+        self.splits = splits
+        self.stickyCookie = stickyCookie
+    }
+
+    /// The variant chosen for a request: the model that serves it, and the session cookie to set.
+    public struct Variant: Sendable {
+        public var endpoint: String
+        public var model: String
+        /// `Set-Cookie` for a browser seen for the first time (with `STICKY_COOKIE`).
+        var setCookie: String?
+    }
+
+    /// Step 4: the variant of `endpoint` for this request, or `nil` when the endpoint has no split.
+    ///
+    /// The session is the `STICKY_COOKIE` cookie, else `X-Session-ID`: the same session always gets
+    /// the same variant on every replica. Without either, a browser gets a new session cookie (with
+    /// `STICKY_COOKIE` set), and any other request is placed by its request id.
+    public func variant<Context: RequestIDContext>(of endpoint: String, request: Request, context: Context) -> Variant? {
+        guard let split = splits[endpoint] else { return nil }
+        var setCookie: String?
+        let session: String
+        if let name = stickyCookie, let value = Self.cookie(name, in: request.headers[values: .cookie]) {
+            session = value
+        } else if let header = request.headers[.xSessionID], Self.isSessionID(header) {
+            session = header
+        } else {
+            session = context.requestID
+            if let name = stickyCookie { setCookie = "\(name)=\(session); Path=/; HttpOnly; SameSite=Lax" }
+        }
+        let model = split.variant(for: session)
+        runner.metrics.trafficRequest(endpoint: endpoint, variant: model)
+        return Variant(endpoint: endpoint, model: model, setCookie: setCookie)
+    }
+
+    /// The value of cookie `name` in the request's `Cookie` headers, when it is a sane session id.
+    static func cookie(_ name: String, in headers: [String]) -> String? {
+        for header in headers {
+            for pair in header.split(separator: ";") {
+                let parts = pair.split(separator: "=", maxSplits: 1)
+                guard parts.count == 2, parts[0].trimmingCharacters(in: .whitespaces) == name else { continue }
+                let value = parts[1].trimmingCharacters(in: .whitespaces)
+                return isSessionID(value) ? value : nil
+            }
+        }
+        return nil
+    }
+
+    /// 1 to 128 printable ASCII characters without spaces, quotes, commas or semicolons.
+    static func isSessionID(_ text: some StringProtocol) -> Bool {
+        (1...128).contains(text.utf8.count) && text.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x2C && $0 != 0x3B }
     }
 
     /// Runs one request to `model`.
@@ -43,18 +108,24 @@ public struct InferencePipeline: Sendable {
         _ model: any InferenceModel,
         request: Request,
         context: Context,
+        variant: Variant? = nil,
         parse: () async throws -> (body: ByteBuffer, inputs: [Tensor], parsed: Parsed),
         render: ([Tensor], Parsed) throws -> ResponseContent
     ) async throws -> Response {
         let (body, inputs, parsed) = try await runner.rejecting(model, logger: context.logger, parse)
         let validated = try runner.validate(model, inputs: inputs, logger: context.logger)
         let name = model.metadata.name
-        // The variant: the model asked for, until traffic management chooses among several.
-        return try await charge(.price(billing.configuration.price(of: name)), model: name, request: request, body: body, context: context)
-        {
+        var response = try await charge(
+            .price(billing.configuration.price(of: name)), model: name, request: request, body: body, context: context
+        ) {
             try render(try await runner.predict(validated), parsed)
         }
         .response()
+        if let variant {
+            response.headers[.xModelVariant] = variant.model
+            if let cookie = variant.setCookie { response.headers[.setCookie] = cookie }
+        }
+        return response
     }
 
     /// Steps 3 to 7 for a request already read and checked: the per-model limit (then `limits`,

@@ -51,6 +51,7 @@ public final class ServerMetrics: Sendable {
     public let factory: any MetricsFactory
     private let httpHandles = Mutex<[HTTPKey: HTTPHandles]>([:])
     private let modelHandles = Mutex<[String: ModelMetrics]>([:])
+    private let trafficHandles = Mutex<[String: Counter]>([:])
     /// `status_ready{service="backend"}`: 1 while `/ready` would answer 200.
     let statusReady: Gauge
     /// `api_tenants_count`: tenants in the identity store (the multi-tenant ops API).
@@ -102,6 +103,19 @@ public final class ServerMetrics: Sendable {
         }
         handles.requests.increment()
         handles.duration.recordNanoseconds(Int64(clamping: nanoseconds))
+    }
+
+    /// `traffic_requests_total{endpoint,variant}`: requests an endpoint sent to each variant.
+    func trafficRequest(endpoint: String, variant: String) {
+        trafficHandles.withLock { cache in
+            let key = endpoint + " " + variant
+            if let counter = cache[key] { return counter }
+            let counter = Counter(
+                label: "traffic_requests_total", dimensions: [("endpoint", endpoint), ("variant", variant)], factory: factory)
+            cache[key] = counter
+            return counter
+        }
+        .increment()
     }
 
     /// The handles of one model, created on first use.

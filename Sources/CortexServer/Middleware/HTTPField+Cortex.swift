@@ -66,4 +66,12 @@ extension HTTPField.Name {
     // swift-format-ignore: NeverForceUnwrap
     // A literal, valid field name.
     public static let xStatusPath = Self("X-Status-Path")!
+    /// The variant (model) that answered a request to a split endpoint (`POST /v1/infer`).
+    // swift-format-ignore: NeverForceUnwrap
+    // A literal, valid field name.
+    public static let xModelVariant = Self("X-Model-Variant")!
+    /// An API client's session: the same session gets the same variant of a split endpoint.
+    // swift-format-ignore: NeverForceUnwrap
+    // A literal, valid field name.
+    public static let xSessionID = Self("X-Session-ID")!
 }

@@ -1,0 +1,148 @@
+import CortexCore
+import CortexRuntime
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+@testable import CortexServer
+
+/// The A/B split of `POST /v1/infer`: by weight, sticky by session on every replica, moving as few
+/// sessions as a weight change must; then over HTTP with the bundled vA and vB.
+@Suite("Traffic split (AB_WEIGHT_A, AB_WEIGHT_B, STICKY_COOKIE)")
+struct TrafficSplitTests {
+    static func split(_ a: Double, _ b: Double) throws -> TrafficSplit {
+        try #require(TrafficSplit([.init(model: "vA", weight: a), .init(model: "vB", weight: b)]))
+    }
+
+    @Test("10,000 requests at 0.9/0.1 split within 3 standard deviations; a variant at weight 0 gets none")
+    func weights() throws {
+        let split = try Self.split(0.9, 0.1)
+        let generator = RequestIDGenerator()
+        let toB = (0..<10_000).filter { _ in split.variant(for: generator.next()) == "vB" }.count
+        // Binomial: mean 1,000, standard deviation sqrt(10,000 * 0.1 * 0.9) = 30.
+        #expect((910...1090).contains(toB), "\(toB) of 10,000 went to vB")
+        let onlyA = try Self.split(1, 0)
+        #expect((0..<1000).allSatisfy { onlyA.variant(for: "session-\($0)") == "vA" })
+        let onlyB = try Self.split(0, 3)
+        #expect((0..<1000).allSatisfy { onlyB.variant(for: "session-\($0)") == "vB" })
+    }
+
+    @Test("a session keeps its variant, and two replicas (two splits built apart) assign every session alike")
+    func sticky() throws {
+        let replicaOne = try Self.split(0.5, 0.5)
+        let replicaTwo = try Self.split(0.5, 0.5)
+        let sessions = (0..<1000).map { "browser-\($0)" }
+        let first = sessions.map { replicaOne.variant(for: $0) }
+        #expect(sessions.map { replicaOne.variant(for: $0) } == first, "stable within a replica")
+        #expect(sessions.map { replicaTwo.variant(for: $0) } == first, "and across replicas")
+        #expect(Set(first) == ["vA", "vB"])
+    }
+
+    @Test("0.9/0.1 to 0.8/0.2 moves only sessions from vA to vB, about a tenth of them, none back")
+    func minimalMoves() throws {
+        let before = try Self.split(0.9, 0.1)
+        let after = try Self.split(0.8, 0.2)
+        let sessions = (0..<10_000).map { "s\($0)" }
+        var moved = 0
+        for session in sessions where before.variant(for: session) != after.variant(for: session) {
+            #expect(before.variant(for: session) == "vA" && after.variant(for: session) == "vB", "\(session) moved back")
+            moved += 1
+        }
+        // Sessions whose point is in [0.8, 0.9): mean 1,000, standard deviation 30.
+        #expect((910...1090).contains(moved), "\(moved) of 10,000 sessions moved")
+    }
+
+    @Test("points spread over [0, 1) and do not depend on the process: the hash is fixed")
+    func points() throws {
+        let points = (0..<10_000).map { TrafficSplit.point(of: "key-\($0)") }
+        #expect(points.allSatisfy { (0..<1).contains($0) })
+        let lowHalf = points.filter { $0 < 0.5 }.count
+        #expect((4850...5150).contains(lowHalf))
+        // FNV-1a and SplitMix64 are fixed functions: a key's point never changes between releases.
+        #expect(TrafficSplit.point(of: "") == TrafficSplit.point(of: ""))
+        #expect(TrafficSplit([.init(model: "a", weight: -1), .init(model: "b", weight: 1)]) == nil)
+        #expect(TrafficSplit([.init(model: "a", weight: 0), .init(model: "b", weight: 0)]) == nil)
+    }
+
+    @Test(
+        "bad traffic settings stop start-up naming the setting",
+        arguments: [
+            (["AB_WEIGHT_A": "-1"], "AB_WEIGHT_A"),
+            (["AB_WEIGHT_A": "0", "AB_WEIGHT_B": "0"], "AB_WEIGHT_A"),
+            (["AB_WEIGHT_B": "lots"], "AB_WEIGHT_B"),
+            (["AB_WEIGHT_B": "0.5", "IMAGE_MODEL": "vB"], "IMAGE_MODEL"),
+            (["STICKY_COOKIE": "bad name"], "STICKY_COOKIE"),
+            (["SHADOW_ENABLED": "true"], "SHADOW_ENABLED"),
+            (["CANARY_ENABLED": "1"], "CANARY_ENABLED"),
+        ]
+    )
+    func badSettings(environment: [String: String], key: String) {
+        #expect {
+            try CortexConfiguration.load(file: nil, environment: environment)
+        } throws: { error in
+            (error as? ConfigurationError)?.key == key
+        }
+    }
+
+    @Test("the runbook's variables make the split; without them /v1/infer stays on IMAGE_MODEL")
+    func settings() throws {
+        let config = try CortexConfiguration.load(
+            file: nil, environment: ["AB_WEIGHT_A": "0.9", "AB_WEIGHT_B": "0.1", "STICKY_COOKIE": "ab_session", "SHADOW_ENABLED": "false"])
+        #expect(config.traffic.split == (try Self.split(0.9, 0.1)))
+        #expect(config.traffic.stickyCookie == "ab_session")
+        #expect(try CortexConfiguration.load(file: nil, environment: [:]).traffic.split == nil)
+    }
+
+    static func digit() throws -> String {
+        ImageTests.request(try ImageTests.base64("digit3_0.png"), size: 8)
+    }
+
+    @Test("AB_WEIGHT_B=1 sends /v1/infer to vB and says so; a model named in the body is served as asked")
+    func allToB() async throws {
+        let server = try await TestServer.make(models: Repository.imageModels) { configuration in
+            configuration.traffic.weightA = 0
+            configuration.traffic.weightB = 1
+        }
+        try await server.test { client in
+            let split = try await client.post("/v1/infer", json: try Self.digit())
+            #expect(split.status == .ok)
+            #expect(split.headers[.xModelVariant] == "vB" && split.body.jsonObject["model"] as? String == "vB")
+            let named = try await client.post(
+                "/v1/infer", json: ImageTests.request(try ImageTests.base64("digit3_0.png"), size: 8, extra: #","model":"vA""#))
+            #expect(named.headers[.xModelVariant] == "vA" && named.body.jsonObject["model"] as? String == "vA")
+            let metrics = try await client.get("/metrics").body.text
+            #expect(metrics.contains(#"traffic_requests_total{endpoint="/v1/infer",variant="vB"} 1"#))
+        }
+    }
+
+    @Test("with STICKY_COOKIE the first answer sets the session cookie; the cookie, or X-Session-ID, keeps its variant")
+    func stickyOverHTTP() async throws {
+        let server = try await TestServer.make(models: Repository.imageModels) { configuration in
+            configuration.traffic.weightB = 1
+            configuration.traffic.stickyCookie = "ab_session"
+        }
+        try await server.test { client in
+            let first = try await client.post("/v1/infer", json: try Self.digit())
+            #expect(first.status == .ok, "\(first.body.text)")
+            let cookie = try #require(first.headers[.setCookie], "\(first.headers)")
+            #expect(cookie.hasPrefix("ab_session=") && cookie.contains("HttpOnly"))
+            let session = String(cookie.dropFirst("ab_session=".count).prefix { $0 != ";" })
+            let expected = try Self.split(1, 1).variant(for: session)
+            var seen: Set<String> = []
+            for _ in 0..<20 {
+                let again = try await client.post(
+                    "/v1/infer", json: try Self.digit(), headers: [.cookie: "theme=dark; ab_session=\(session)"])
+                #expect(again.headers[.setCookie] == nil, "a known session gets no new cookie")
+                seen.insert(again.headers[.xModelVariant] ?? "?")
+            }
+            #expect(seen == [expected])
+            var byHeader: Set<String> = []
+            for _ in 0..<20 {
+                let response = try await client.post("/v1/infer", json: try Self.digit(), headers: [.xSessionID: session])
+                byHeader.insert(response.headers[.xModelVariant] ?? "?")
+            }
+            #expect(byHeader == [expected], "an API client's X-Session-ID places it as the cookie does")
+        }
+    }
+}
