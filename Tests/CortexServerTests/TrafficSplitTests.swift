@@ -145,4 +145,41 @@ struct TrafficSplitTests {
             #expect(byHeader == [expected], "an API client's X-Session-ID places it as the cookie does")
         }
     }
+
+    @Test("GET and POST /admin/config: the runbook's switches, changed without a restart; bad bodies 422 naming the field, nothing applied")
+    func adminConfig() async throws {
+        let server = try await TestServer.make(models: Repository.imageModels) { $0.auth.adminToken = AdminAPITests.adminToken }
+        try await server.test { client in
+            #expect(try await client.get("/admin/config").status == .unauthorized)
+            let wrong: HTTPFields = [.authorization: "Bearer admin-token-0123456789abcdeX"]
+            #expect(try await client.get("/admin/config", headers: wrong).status == .unauthorized)
+            let initial = try await client.get("/admin/config", headers: AdminAPITests.admin)
+            #expect(initial.status == .ok)
+            let config = initial.body.jsonObject
+            #expect(config["split"] as? Bool == false && config["ab_weight_a"] as? Double == 1 && config["ab_weight_b"] as? Double == 0)
+            let variants = try #require(config["variants"] as? [[String: Any]])
+            #expect(variants.map { $0["name"] as? String } == ["vA", "vB"] && variants.allSatisfy { $0["state"] as? String == "ready" })
+            #expect(try await client.post("/v1/infer", json: try Self.digit()).headers[.xModelVariant] == "vA")
+
+            let changed = try await client.post("/admin/config", json: #"{"ab_weight_a":0,"ab_weight_b":1}"#, headers: AdminAPITests.admin)
+            #expect(changed.status == .ok && changed.body.jsonObject["split"] as? Bool == true)
+            #expect(try await client.post("/v1/infer", json: try Self.digit()).headers[.xModelVariant] == "vB", "applied at once")
+
+            for (body, field) in [
+                (#"{"ab_weight_a":0.9,"ab_weight_b":0.1,"shadow_enabled":true}"#, "shadow_enabled"),
+                (#"{"ab_weight_b":-1}"#, "ab_weight_b"),
+                (#"{"ab_weight_a":0,"ab_weight_b":0}"#, "ab_weight_a"),
+                (#"{"ab_weight_a":"0.5"}"#, "ab_weight_a"),
+                (#"{"weight":1}"#, "weight"),
+            ] {
+                let refused = try await client.post("/admin/config", json: body, headers: AdminAPITests.admin)
+                #expect(refused.status == .unprocessableContent, "\(body)")
+                #expect(refused.body.jsonObject["field"] as? String == field, "\(body): \(refused.body.text)")
+            }
+            let after = try await client.get("/admin/config", headers: AdminAPITests.admin).body.jsonObject
+            #expect(after["ab_weight_a"] as? Double == 0 && after["ab_weight_b"] as? Double == 1, "a refused change applies nothing")
+        }
+        let changes = server.logs.events(named: "TRAFFIC_CONFIG_CHANGED")
+        #expect(changes.count == 1 && changes.first?.metadata["after"] == "vA=0.0 vB=1.0")
+    }
 }

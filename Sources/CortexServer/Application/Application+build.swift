@@ -29,8 +29,7 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
     )
     let pipeline = InferencePipeline(
         runner: runner, modelLimits: modelLimits, billing: dependencies.billing,
-        splits: configuration.traffic.split.map { [ImageController<CortexRequestContext>.endpoint: $0] } ?? [:],
-        stickyCookie: configuration.traffic.stickyCookie)
+        traffic: [ImageController<CortexRequestContext>.endpoint: dependencies.traffic])
     ProbeController(checks: dependencies.readiness, registry: dependencies.registry).addRoutes(to: router)
     StatusController(dependencies: dependencies).addRoutes(to: router)
     MetricsController(registry: dependencies.prometheus).addRoutes(to: router)

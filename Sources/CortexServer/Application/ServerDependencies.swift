@@ -47,6 +47,8 @@ public struct ServerDependencies: Sendable {
         if let redis = sharedRateLimiter?.redis { services.append(CloseOnShutdown { await redis.close() }) }
         return services + llmGateways
     }
+    /// The A/B split of `POST /v1/infer`, changed by `POST /admin/config`.
+    public let traffic: TrafficControl
     /// When the server was opened, for `/status`.
     public let startedAt = Date()
     /// Request ids, for the routes and for the answers the connection guard writes itself.
@@ -137,7 +139,8 @@ public struct ServerDependencies: Sendable {
             sharedRateLimiter: sharedLimiter,
             reloadConfiguration: reload ?? { configuration },
             statistics: statistics,
-            llmGateways: llmGateways
+            llmGateways: llmGateways,
+            traffic: TrafficControl(configuration.traffic)
         )
     }
 

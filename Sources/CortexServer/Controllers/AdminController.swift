@@ -1,4 +1,5 @@
 import CortexCore
+import CortexRuntime
 import CortexStore
 import Foundation
 public import Hummingbird
@@ -12,6 +13,8 @@ import Logging
 /// - `GET /admin/tenants/{tenant}/credits?limit=&before=`: balance, holds, usage and entries, newest first
 /// - `POST /admin/tenants/{tenant}/credits` `{"amount": "12.5", "note"}`: a grant (negative to remove)
 /// - `POST /admin/reload-auth` (also `POST /ops/reload-auth`): re-read the configuration and re-seed keys
+/// - `GET /admin/config`: the A/B split of `POST /v1/infer` and its variants; `POST /admin/config`
+///   `{"ab_weight_a": 0.9, "ab_weight_b": 0.1}`: change it without a restart (this process)
 public struct AdminController<Context: AuthenticatedContext>: Sendable {
     let dependencies: ServerDependencies
 
@@ -32,6 +35,98 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
         router.post("/admin/keys/{id}/revoke") { request, context in try await self.revokeKey(request, context) }
         router.post("/admin/reload-auth") { _, context in try await self.reloadAuth(context) }
         router.post("/ops/reload-auth") { _, context in try await self.reloadAuth(context) }
+        router.get("/admin/config") { _, _ in self.trafficConfiguration() }
+        router.post("/admin/config") { request, context in try await self.changeTraffic(request, context) }
+    }
+
+    /// `{"ab_weight_a", "ab_weight_b", "shadow_enabled", "canary_enabled", "sticky_cookie", "split",
+    /// "variants": [{"name", "weight", "version", "state"}]}`.
+    func trafficConfiguration() -> Response {
+        let settings = dependencies.traffic.settings
+        var json = JSONWriter(capacity: 384)
+        json.beginObject()
+        Self.write(settings, to: &json)
+        json.key("sticky_cookie")
+        if let cookie = settings.stickyCookie { json.string(cookie) } else { json.null() }
+        json.member("split", settings.split != nil)
+        json.key("variants")
+        json.beginArray()
+        for (name, weight) in [("vA", settings.weightA), ("vB", settings.weightB)] {
+            let entry = dependencies.registry.entry(named: name)
+            json.beginObject()
+            json.member("name", name)
+            json.key("weight")
+            json.number(weight)
+            json.key("version")
+            if let version = entry.flatMap(Self.version(of:)) { json.string(version) } else { json.null() }
+            json.member("state", entry?.state.name ?? "not configured")
+            json.endObject()
+        }
+        json.endArray()
+        json.endObject()
+        return Response.json(.ok, json.text)
+    }
+
+    /// The version a model serves (or will serve), if known.
+    private static func version(of entry: ModelRegistry.Entry) -> String? {
+        switch entry.state {
+        case .ready(let model), .warming(let model): model.metadata.version
+        case .loading, .failed: entry.source.version
+        }
+    }
+
+    private static func write(_ settings: CortexConfiguration.Traffic, to json: inout JSONWriter) {
+        json.key("ab_weight_a")
+        json.number(settings.weightA)
+        json.key("ab_weight_b")
+        json.number(settings.weightB)
+        json.member("shadow_enabled", settings.shadowEnabled)
+        json.member("canary_enabled", settings.canaryEnabled)
+    }
+
+    /// The A/B image service's body: any of `ab_weight_a`, `ab_weight_b` (numbers), `shadow_enabled`,
+    /// `canary_enabled` (booleans); 422 naming the field for anything else, nothing applied.
+    func changeTraffic(_ request: Request, _ context: Context) async throws -> Response {
+        let body = try await request.parseJSON(limit: limit)
+        guard case .object(let members) = body else { throw APIError.invalidJSON("the body must be a JSON object") }
+        var change = TrafficControl.Change()
+        for (name, value) in members {
+            switch name {
+            case "ab_weight_a": change.weightA = try Self.number(value, field: name)
+            case "ab_weight_b": change.weightB = try Self.number(value, field: name)
+            case "shadow_enabled": change.shadowEnabled = try Self.flag(value, field: name)
+            case "canary_enabled": change.canaryEnabled = try Self.flag(value, field: name)
+            default:
+                throw APIError(
+                    status: 422, code: "invalid_config",
+                    message: "unknown field '\(name)'; expected ab_weight_a, ab_weight_b, shadow_enabled, canary_enabled",
+                    fields: [("field", .string(name))])
+            }
+        }
+        let (before, after) = try dependencies.traffic.apply(change)
+        context.logger.notice(
+            "TRAFFIC_CONFIG_CHANGED",
+            metadata: [
+                "before": "vA=\(before.weightA) vB=\(before.weightB)", "after": "vA=\(after.weightA) vB=\(after.weightB)",
+                "by": "\(context.principal.map { "key \($0.key.id)" } ?? "admin token")",
+            ])
+        return trafficConfiguration()
+    }
+
+    private static func flag(_ value: JSONValue, field: String) throws(APIError) -> Bool {
+        guard case .bool(let flag) = value else {
+            throw APIError(
+                status: 422, code: "invalid_config", message: "'\(field)' must be true or false", fields: [("field", .string(field))])
+        }
+        return flag
+    }
+
+    private static func number(_ value: JSONValue, field: String) throws(APIError) -> Double {
+        guard case .number(let number) = value else {
+            throw APIError(
+                status: 422, code: "invalid_config", message: "'\(field)' must be a number", fields: [("field", .string(field))])
+        }
+        return number
     }
 
     private var store: StateStore { dependencies.store }

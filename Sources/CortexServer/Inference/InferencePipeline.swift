@@ -27,25 +27,18 @@ public struct InferencePipeline: Sendable {
     let runner: InferenceRunner
     let modelLimits: ModelRateLimits
     let billing: Billing
-    /// Traffic splits by endpoint.
-    let splits: [String: TrafficSplit]
-    /// The cookie that keeps a browser's session on its variant (`STICKY_COOKIE`).
-    let stickyCookie: String?
+    /// Traffic switches by endpoint (`/v1/infer`'s A/B split).
+    let traffic: [String: TrafficControl]
 
     /// A pipeline over the runner (validation, prediction), the model limits and billing.
     ///
     /// - Parameters:
-    ///   - splits: Traffic splits by endpoint (`"/v1/infer"`).
-    ///   - stickyCookie: The session cookie's name, `nil` for none.
-    public init(
-        runner: InferenceRunner, modelLimits: ModelRateLimits, billing: Billing, splits: [String: TrafficSplit] = [:],
-        stickyCookie: String? = nil
-    ) {
+    ///   - traffic: Traffic switches by endpoint (`"/v1/infer"`).
+    public init(runner: InferenceRunner, modelLimits: ModelRateLimits, billing: Billing, traffic: [String: TrafficControl] = [:]) {
         self.runner = runner
         self.modelLimits = modelLimits
         self.billing = billing
-        self.splits = splits
-        self.stickyCookie = stickyCookie
+        self.traffic = traffic
     }
 
     /// The variant chosen for a request: the model that serves it, and the session cookie to set.
@@ -62,7 +55,10 @@ public struct InferencePipeline: Sendable {
     /// the same variant on every replica. Without either, a browser gets a new session cookie (with
     /// `STICKY_COOKIE` set), and any other request is placed by its request id.
     public func variant<Context: RequestIDContext>(of endpoint: String, request: Request, context: Context) -> Variant? {
-        guard let split = splits[endpoint] else { return nil }
+        guard let control = traffic[endpoint] else { return nil }
+        let (settings, split) = control.state
+        guard let split else { return nil }
+        let stickyCookie = settings.stickyCookie
         var setCookie: String?
         let session: String
         if let name = stickyCookie, let value = Self.cookie(name, in: request.headers[values: .cookie]) {
