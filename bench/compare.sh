@@ -13,6 +13,10 @@
 # Environment: DURATION (s per wrk run, default 5), ROUNDS (default 5), CONNECTIONS (default 32);
 # SERVER_ENV, settings both servers get, e.g. billed on SQLite:
 #   SERVER_ENV="MODEL_PRICES=lead-scoring=0.000001 DEMO_CREDITS=1000000000" bench/compare.sh OLD
+# OLD_ENV and NEW_ENV, settings for one side only: one build against itself with a setting on,
+# e.g. the A/B split's variant step on POST /v1/infer (ROUTES picks the routes; digit is
+# /v1/infer with a bundled 8x8 PNG, which needs ONNX Runtime, scripts/onnxruntime.sh install):
+#   NEW_ENV="AB_WEIGHT_B=1" ROUTES=digit bench/compare.sh .build/release/cortex .build/release/cortex
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
@@ -32,15 +36,26 @@ for side in old new; do
   binary=$OLD port=$OLD_PORT
   [ "$side" = new ] && binary=$NEW port=$NEW_PORT
   # shellcheck disable=SC2086 # SERVER_ENV is a list of NAME=VALUE words
-  env HOST=127.0.0.1 PORT="$port" DATABASE_URL="sqlite:$WORK/$side.db" LOG_LEVEL=warning ${SERVER_ENV:-} "$binary" serve >"$WORK/$side.log" 2>&1 &
+  side_env=${OLD_ENV:-}
+  [ "$side" = new ] && side_env=${NEW_ENV:-}
+  env HOST=127.0.0.1 PORT="$port" DATABASE_URL="sqlite:$WORK/$side.db" LOG_LEVEL=warning ${SERVER_ENV:-} $side_env "$binary" serve >"$WORK/$side.log" 2>&1 &
   wait_for "http://127.0.0.1:$port/ready"
 done
 
-for route in health score infer; do
+ROUTES=${ROUTES:-health score infer}
+# POST /v1/infer with the bundled 8x8 digit, as the A/B image service's clients send it.
+cat >"$WORK/digit.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-API-Key"] = "demo-api-key-123"
+wrk.body = '{"image_b64":"$(base64 -w0 models/digits/digit3_0.png)","img_size":8}'
+LUA
+for route in $ROUTES; do
   case $route in
     health) path=/health lua= ;;
     score) path=/api/v1/score lua=bench/score.lua ;;
     infer) path=/v2/models/lead-scoring/infer lua=bench/infer.lua ;;
+    digit) path=/v1/infer lua=$WORK/digit.lua ;;
   esac
   echo "== $route: $ROUNDS rounds of ${DURATION}s at $CONNECTIONS connections"
   for round in $(seq 1 "$ROUNDS"); do
@@ -56,7 +71,7 @@ done
 
 echo
 echo "== medians: new / old"
-for route in health score infer; do
+for route in $ROUTES; do
   awk -v r="$route" -v nr="$(median "new-$route" 1)" -v or="$(median "old-$route" 1)" \
     -v np="$(median "new-$route" 2)" -v op="$(median "old-$route" 2)" \
     -v nc="$(median "new-$route" 4)" -v oc="$(median "old-$route" 4)" \
