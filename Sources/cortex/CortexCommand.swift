@@ -12,7 +12,7 @@ struct CortexCommand: AsyncParsableCommand {
         version: CortexVersion.current,
         subcommands: [
             ServeCommand.self, ConfigCommand.self, ModelsCommand.self, TenantsCommand.self, KeysCommand.self, CreditsCommand.self,
-            DatabaseCommand.self,
+            DatabaseCommand.self, TrafficCommand.self,
         ],
         defaultSubcommand: ServeCommand.self
     )

@@ -182,4 +182,51 @@ struct TrafficSplitTests {
         let changes = server.logs.events(named: "TRAFFIC_CONFIG_CHANGED")
         #expect(changes.count == 1 && changes.first?.metadata["after"] == "vA=0.0 vB=1.0")
     }
+
+    @Test("a change is stored: a second replica on the same PostgreSQL applies it at its next poll, a restart keeps it")
+    func sharedAndDurable() async throws {
+        let first = try await TestServer.make(models: Repository.imageModels, database: .postgres) {
+            $0.auth.adminToken = AdminAPITests.adminToken
+        }
+        let database = first.dependencies.configuration.database
+        try await first.test { client in
+            let second = try await TestServer.make(models: Repository.imageModels) { $0.database = database }
+            let changed = try await client.post("/admin/config", json: #"{"ab_weight_a":0,"ab_weight_b":1}"#, headers: AdminAPITests.admin)
+            #expect(changed.body.jsonObject["version"] as? Int == 1)
+            #expect(second.dependencies.traffic.settings.weightB == 0, "not yet polled")
+            await second.dependencies.trafficSync.poll()
+            #expect(second.dependencies.traffic.version == 1)
+            try await second.test { other in
+                let answer = try await other.post("/v1/infer", json: try Self.digit())
+                #expect(answer.headers[.xModelVariant] == "vB")
+            }
+            #expect(second.logs.events(named: "TRAFFIC_CONFIG_APPLIED").first?.metadata["version"] == "1")
+
+            // A restart (a new server on the same database) starts on the stored version.
+            let third = try await TestServer.make(models: Repository.imageModels) { $0.database = database }
+            #expect(third.dependencies.traffic.version == 1 && third.dependencies.traffic.settings.weightA == 0)
+            try await third.test { _ in }
+        }
+    }
+
+    @Test("cortex traffic set, show and history against the database")
+    func command() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let database = directory.file("cortex.db")
+        let before = try await IdentityCLITests.run(["traffic", "show"], database: database)
+        #expect(before.status == 0 && before.stdout.contains("configured (never changed)"))
+        let set = try await IdentityCLITests.run(["traffic", "set", "--ab-weight-b", "0.25"], database: database)
+        #expect(set.status == 0 && set.stdout.contains("stored version 1"), "\(set.stdout) \(set.stderr)")
+        let refused = try await IdentityCLITests.run(["traffic", "set", "--ab-weight-a", "0", "--ab-weight-b", "0"], database: database)
+        #expect(refused.status == 1 && refused.stderr.contains("ab_weight_a"))
+        let shown = try await IdentityCLITests.run(["traffic", "show"], database: database)
+        #expect(shown.stdout.contains("version 1") && shown.stdout.contains(#""ab_weight_b":0.25"#))
+        let history = try await IdentityCLITests.run(["traffic", "history"], database: database)
+        #expect(history.stdout.contains("\tcli\t"), "\(history.status as Any) \(history.stdout) \(history.stderr)")
+        // A server on that database serves the stored split.
+        let server = try await TestServer.make(models: Repository.imageModels) { $0.database = .sqlite(path: database) }
+        #expect(server.dependencies.traffic.settings.weightB == 0.25)
+        try await server.test { _ in }
+    }
 }

@@ -1,3 +1,5 @@
+import Foundation
+import Logging
 import Testing
 
 @testable import CortexStore
@@ -118,5 +120,20 @@ struct GroupCommitQueueTests {
         }
         while let batch = Self.batch(queue.next()) { seen += batch }
         #expect(seen == (0..<5000).map(String.init))
+    }
+
+    @Test("a store closed at once, before its writer started, still ends: the writer sees the closed queue and never waits")
+    func closedBeforeTheWriterStarts() async throws {
+        let path = SQLiteStoreTests.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        // The order a scope whose body returns at once can take: closed (its writer thread shut
+        // down) before the child task that runs the store has started. The writer must see the
+        // closed queue and return; hopping to the closed writer thread, it would wait forever.
+        let store = try await StateStore.openSQLite(path: path, logger: Logger(label: "test"))
+        await store.close()
+        await store.run()
+        var queue = GroupCommitQueue<String, String>(maximumBatch: 1)
+        _ = queue.close()
+        #expect(queue.isClosed)
     }
 }

@@ -45,10 +45,12 @@ public struct ServerDependencies: Sendable {
     public var services: [any Service] {
         var services: [any Service] = []
         if let redis = sharedRateLimiter?.redis { services.append(CloseOnShutdown { await redis.close() }) }
-        return services + llmGateways
+        return services + [trafficSync] + llmGateways
     }
     /// The A/B split of `POST /v1/infer`, changed by `POST /admin/config`.
     public let traffic: TrafficControl
+    /// Applies the stored split, at start and after a change on another replica.
+    public let trafficSync: TrafficSync
     /// When the server was opened, for `/status`.
     public let startedAt = Date()
     /// Request ids, for the routes and for the answers the connection guard writes itself.
@@ -125,6 +127,9 @@ public struct ServerDependencies: Sendable {
             llm: llmGateways,
             logger: logger
         )
+        let traffic = TrafficControl(configuration.traffic)
+        let trafficSync = TrafficSync(control: traffic, store: store, base: configuration.traffic, logger: logger)
+        await trafficSync.poll()
         return ServerDependencies(
             configuration: configuration,
             store: store,
@@ -140,7 +145,8 @@ public struct ServerDependencies: Sendable {
             reloadConfiguration: reload ?? { configuration },
             statistics: statistics,
             llmGateways: llmGateways,
-            traffic: TrafficControl(configuration.traffic)
+            traffic: traffic,
+            trafficSync: trafficSync
         )
     }
 

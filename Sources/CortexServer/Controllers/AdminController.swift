@@ -40,15 +40,17 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
     }
 
     /// `{"ab_weight_a", "ab_weight_b", "shadow_enabled", "canary_enabled", "sticky_cookie", "split",
-    /// "variants": [{"name", "weight", "version", "state"}]}`.
+    /// "version", "variants": [{"name", "weight", "version", "state"}]}`.
     func trafficConfiguration() -> Response {
-        let settings = dependencies.traffic.settings
+        let traffic = dependencies.traffic
+        let settings = traffic.settings
         var json = JSONWriter(capacity: 384)
         json.beginObject()
-        Self.write(settings, to: &json)
+        TrafficControl.write(settings, to: &json)
         json.key("sticky_cookie")
         if let cookie = settings.stickyCookie { json.string(cookie) } else { json.null() }
         json.member("split", settings.split != nil)
+        json.member("version", Int(traffic.version))
         json.key("variants")
         json.beginArray()
         for (name, weight) in [("vA", settings.weightA), ("vB", settings.weightB)] {
@@ -75,58 +77,24 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
         }
     }
 
-    private static func write(_ settings: CortexConfiguration.Traffic, to json: inout JSONWriter) {
-        json.key("ab_weight_a")
-        json.number(settings.weightA)
-        json.key("ab_weight_b")
-        json.number(settings.weightB)
-        json.member("shadow_enabled", settings.shadowEnabled)
-        json.member("canary_enabled", settings.canaryEnabled)
-    }
-
-    /// The A/B image service's body: any of `ab_weight_a`, `ab_weight_b` (numbers), `shadow_enabled`,
-    /// `canary_enabled` (booleans); 422 naming the field for anything else, nothing applied.
+    /// The A/B image service's body, checked whole (422 naming the field, nothing applied), then
+    /// stored as the next version (every replica applies it within ``TrafficSync/interval``) and
+    /// applied here at once.
     func changeTraffic(_ request: Request, _ context: Context) async throws -> Response {
-        let body = try await request.parseJSON(limit: limit)
-        guard case .object(let members) = body else { throw APIError.invalidJSON("the body must be a JSON object") }
-        var change = TrafficControl.Change()
-        for (name, value) in members {
-            switch name {
-            case "ab_weight_a": change.weightA = try Self.number(value, field: name)
-            case "ab_weight_b": change.weightB = try Self.number(value, field: name)
-            case "shadow_enabled": change.shadowEnabled = try Self.flag(value, field: name)
-            case "canary_enabled": change.canaryEnabled = try Self.flag(value, field: name)
-            default:
-                throw APIError(
-                    status: 422, code: "invalid_config",
-                    message: "unknown field '\(name)'; expected ab_weight_a, ab_weight_b, shadow_enabled, canary_enabled",
-                    fields: [("field", .string(name))])
-            }
-        }
-        let (before, after) = try dependencies.traffic.apply(change)
+        let change = try TrafficControl.Change(json: try await request.parseJSON(limit: limit))
+        let traffic = dependencies.traffic
+        let after = try traffic.proposed(change)
+        let actor = context.principal.map { "key \($0.key.id)" } ?? "admin token"
+        let record = try await store.saveTrafficSettings(
+            endpoint: TrafficControl.endpoint, settings: TrafficControl.json(after), actor: actor)
+        let before = traffic.install(after, version: record.version)
         context.logger.notice(
             "TRAFFIC_CONFIG_CHANGED",
             metadata: [
-                "before": "vA=\(before.weightA) vB=\(before.weightB)", "after": "vA=\(after.weightA) vB=\(after.weightB)",
-                "by": "\(context.principal.map { "key \($0.key.id)" } ?? "admin token")",
+                "version": "\(record.version)", "after": "vA=\(after.weightA) vB=\(after.weightB)",
+                "before": "\(before.map { "vA=\($0.weightA) vB=\($0.weightB)" } ?? "newer version applied meanwhile")", "by": "\(actor)",
             ])
         return trafficConfiguration()
-    }
-
-    private static func flag(_ value: JSONValue, field: String) throws(APIError) -> Bool {
-        guard case .bool(let flag) = value else {
-            throw APIError(
-                status: 422, code: "invalid_config", message: "'\(field)' must be true or false", fields: [("field", .string(field))])
-        }
-        return flag
-    }
-
-    private static func number(_ value: JSONValue, field: String) throws(APIError) -> Double {
-        guard case .number(let number) = value else {
-            throw APIError(
-                status: 422, code: "invalid_config", message: "'\(field)' must be a number", fields: [("field", .string(field))])
-        }
-        return number
     }
 
     private var store: StateStore { dependencies.store }

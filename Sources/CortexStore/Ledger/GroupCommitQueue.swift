@@ -23,6 +23,8 @@ struct GroupCommitQueue<Write, Wakeup> {
     var waiting: Int { pending.count - start }
     /// Whether the writer is parked, waiting for work.
     var isWriterParked: Bool { parked != nil }
+    /// Whether ``close()`` was called.
+    var isClosed: Bool { closed }
 
     enum SubmitAction {
         /// Queued; the writer is busy and will take it with a later batch.

@@ -108,7 +108,14 @@ final class GroupCommitter: Sendable {
     /// drains what is queued and returns. Writes wait for it, so the store runs it for as long as
     /// it is open (``StateStore/run()``).
     func run() async {
-        state.withLock { $0.writerRunning = true }
+        // Closed before the writer started (a store closed at once): nothing can be queued, and
+        // the writer's executor may be gone already.
+        let starts = state.withLock { state in
+            guard !state.queue.isClosed else { return false }
+            state.writerRunning = true
+            return true
+        }
+        guard starts else { return }
         await withTaskCancellationHandler {
             await withTaskExecutorPreference(executor) {
                 while true {

@@ -93,5 +93,30 @@ enum PostgresMigrations {
                 "CREATE INDEX idempotency_keys_by_request ON idempotency_keys (tenant_id, request_id)",
             ]
         ),
+        SQLMigration(
+            version: 4,
+            name: "traffic settings",
+            statements: [
+                """
+                CREATE TABLE traffic_settings (
+                    endpoint TEXT PRIMARY KEY,
+                    version BIGINT NOT NULL,
+                    settings TEXT NOT NULL,
+                    changed_at_ms BIGINT NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE traffic_changes (
+                    id BIGSERIAL PRIMARY KEY,
+                    endpoint TEXT NOT NULL,
+                    version BIGINT NOT NULL,
+                    settings TEXT NOT NULL,
+                    actor TEXT NOT NULL,
+                    changed_at_ms BIGINT NOT NULL,
+                    UNIQUE (endpoint, version)
+                )
+                """,
+            ]
+        ),
     ]
 }

@@ -108,5 +108,30 @@ enum SQLiteMigrations {
                 """
             ]
         ),
+        SQLMigration(
+            version: 5,
+            name: "traffic settings",
+            statements: [
+                """
+                CREATE TABLE traffic_settings (
+                    endpoint TEXT PRIMARY KEY,
+                    version INTEGER NOT NULL,
+                    settings TEXT NOT NULL,
+                    changed_at_ms INTEGER NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE traffic_changes (
+                    id INTEGER PRIMARY KEY,
+                    endpoint TEXT NOT NULL,
+                    version INTEGER NOT NULL,
+                    settings TEXT NOT NULL,
+                    actor TEXT NOT NULL,
+                    changed_at_ms INTEGER NOT NULL,
+                    UNIQUE (endpoint, version)
+                )
+                """,
+            ]
+        ),
     ]
 }

@@ -109,6 +109,9 @@ struct TestServer: Sendable {
     let dependencies: ServerDependencies
     let logs: LogRecorder
     let logLevel: Logger.Level
+    /// The PostgreSQL database `make` created, dropped when `test` ends; `nil` for SQLite, or for a
+    /// server put on another server's database (which that server drops).
+    let createdDatabase: String?
     /// The store's writer (and PostgreSQL's pool), running until `test` ends.
     let storeRunner: Task<Void, Never>
 
@@ -135,12 +138,17 @@ struct TestServer: Sendable {
         case .sqlite: configuration.database = .sqlite(path: directory.file("cortex.db"))
         case .postgres: configuration.database = .postgres(url: try await PostgresTestServer.createDatabase())
         }
+        let created = configuration.database
         configuration.models = models
         configuration.readiness.minFreeDiskMB = 1
         // Most suites test other things; the authentication suite turns keys back on.
         configuration.auth.requireAPIKey = false
         configuration.auth.demo = .off
         configure(&configuration)
+        var createdDatabase: String?
+        if case .postgres(let url) = created {
+            if configuration.database == created { createdDatabase = url } else { try? await PostgresTestServer.dropDatabase(url) }
+        }
         let logs = LogRecorder()
         let loaded = configuration
         let now: @Sendable () -> Int64
@@ -176,7 +184,9 @@ struct TestServer: Sendable {
         while dependencies.registry.entries.contains(where: { $0.state.name == "warming" }), ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(5))
         }
-        return TestServer(directory: directory, dependencies: dependencies, logs: logs, logLevel: logLevel, storeRunner: storeRunner)
+        return TestServer(
+            directory: directory, dependencies: dependencies, logs: logs, logLevel: logLevel, createdDatabase: createdDatabase,
+            storeRunner: storeRunner)
     }
 
     /// Runs `body` against the router in process, then closes the database and removes the directory.
@@ -206,8 +216,8 @@ struct TestServer: Sendable {
         await dependencies.store.close()
         await storeRunner.value
         directory.remove()
-        if case .postgres(let url) = dependencies.configuration.database {
-            try? await PostgresTestServer.dropDatabase(url)
+        if let createdDatabase {
+            try? await PostgresTestServer.dropDatabase(createdDatabase)
         }
     }
 }

@@ -1,0 +1,67 @@
+public import Foundation
+
+/// One endpoint's traffic settings as stored: a JSON document and its version, which every
+/// replica compares with the one it applies.
+public struct TrafficRecord: Sendable, Equatable {
+    public var endpoint: String
+    /// 1 for the first change, one more for each after it.
+    public var version: Int64
+    /// The settings, as the admin API writes them (`{"ab_weight_a": 0.9, ...}`).
+    public var settings: String
+    public var changedAt: Date
+    /// Who made the change: `admin token`, `key 12`, `cli`.
+    public var actor: String?
+}
+
+extension StateStore {
+    /// The stored settings of `endpoint`, `nil` while none were ever changed (the environment's apply).
+    public func trafficSettings(endpoint: String) async throws -> TrafficRecord? {
+        try await database.query(
+            "SELECT endpoint, version, settings, changed_at_ms FROM traffic_settings WHERE endpoint = $1", [.text(endpoint)]
+        ).first.map { Self.traffic(from: $0, actor: nil) }
+    }
+
+    /// Stores `settings` as `endpoint`'s next version, durably, with the change in the audit trail.
+    /// Replicas saving at once each get their own version; the last one stored is the one in force.
+    public func saveTrafficSettings(endpoint: String, settings: String, actor: String, at time: Date = Date()) async throws
+        -> TrafficRecord
+    {
+        let milliseconds = Int64((time.timeIntervalSince1970 * 1000).rounded())
+        return try await database.transaction(durable: true) { transaction in
+            let rows = try await transaction.query(
+                """
+                INSERT INTO traffic_settings (endpoint, version, settings, changed_at_ms) VALUES ($1, 1, $2, $3)
+                ON CONFLICT (endpoint) DO UPDATE
+                SET version = traffic_settings.version + 1, settings = excluded.settings, changed_at_ms = excluded.changed_at_ms
+                RETURNING version
+                """,
+                [.text(endpoint), .text(settings), .integer(milliseconds)]
+            )
+            guard let version = rows.first?.integer("version") else { throw StoreFailure(reason: "the traffic settings were not stored") }
+            _ = try await transaction.query(
+                "INSERT INTO traffic_changes (endpoint, version, settings, actor, changed_at_ms) VALUES ($1, $2, $3, $4, $5)",
+                [.text(endpoint), .integer(version), .text(settings), .text(actor), .integer(milliseconds)]
+            )
+            return TrafficRecord(
+                endpoint: endpoint, version: version, settings: settings,
+                changedAt: Date(timeIntervalSince1970: Double(milliseconds) / 1000), actor: actor)
+        }
+    }
+
+    /// `endpoint`'s changes, newest first: each version's settings, who stored it, and when.
+    public func trafficChanges(endpoint: String, limit: Int = 100) async throws -> [TrafficRecord] {
+        try await database.query(
+            """
+            SELECT endpoint, version, settings, actor, changed_at_ms FROM traffic_changes
+            WHERE endpoint = $1 ORDER BY version DESC LIMIT $2
+            """,
+            [.text(endpoint), .integer(Int64(max(1, min(limit, 10_000))))]
+        ).map { Self.traffic(from: $0, actor: $0.text("actor")) }
+    }
+
+    private static func traffic(from row: SQLRow, actor: String?) -> TrafficRecord {
+        TrafficRecord(
+            endpoint: row.text("endpoint") ?? "", version: row.integer("version") ?? 0, settings: row.text("settings") ?? "{}",
+            changedAt: Date(timeIntervalSince1970: Double(row.integer("changed_at_ms") ?? 0) / 1000), actor: actor)
+    }
+}
