@@ -178,6 +178,8 @@ struct TrafficSplitTests {
             }
             let after = try await client.get("/admin/config", headers: AdminAPITests.admin).body.jsonObject
             #expect(after["ab_weight_a"] as? Double == 0 && after["ab_weight_b"] as? Double == 1, "a refused change applies nothing")
+            let status = try #require(try await client.get("/status").body.jsonObject["traffic"] as? [String: Any])
+            #expect(status["split"] as? Bool == true && status["ab_weight_b"] as? Double == 1 && status["version"] as? Int == 1)
         }
         let changes = server.logs.events(named: "TRAFFIC_CONFIG_CHANGED")
         #expect(changes.count == 1 && changes.first?.metadata["after"] == "vA=0.0 vB=1.0")

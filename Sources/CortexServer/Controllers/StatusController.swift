@@ -157,12 +157,32 @@ public struct StatusController<Context: RequestIDContext>: Sendable {
 
         json.key("rate_limit")
         writeRateLimit(to: &json)
+        json.key("traffic")
+        writeTraffic(to: &json)
         json.key("llm")
         writeLLM(to: &json)
         json.key("llm_deployments")
         writeDeployments(to: &json)
         json.endObject()
         return Response.json(.ok, json.text)
+    }
+
+    /// `POST /v1/infer`'s A/B split: `split` (on or not), the weights, the stored `version` applied
+    /// (0 while the configured settings apply), and the session cookie's name.
+    private func writeTraffic(to json: inout JSONWriter) {
+        let traffic = dependencies.traffic
+        let settings = traffic.settings
+        json.beginObject()
+        json.member("endpoint", TrafficControl.endpoint)
+        json.member("split", settings.split != nil)
+        json.key("ab_weight_a")
+        json.number(settings.weightA)
+        json.key("ab_weight_b")
+        json.number(settings.weightB)
+        json.member("version", Int(traffic.version))
+        json.key("sticky_cookie")
+        if let cookie = settings.stickyCookie { json.string(cookie) } else { json.null() }
+        json.endObject()
     }
 
     /// `mode`: `off`, `local` (no Redis configured), `shared` or `fallback` (Redis configured but
