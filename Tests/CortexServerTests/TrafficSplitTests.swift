@@ -114,6 +114,9 @@ struct TrafficSplitTests {
             let metrics = try await client.get("/metrics").body.text
             #expect(metrics.contains(#"traffic_requests_total{endpoint="/v1/infer",variant="vB"} 1"#))
         }
+        // The split's choice is on the model's lines; every /v1/infer answer's REQ_END names its variant.
+        #expect(server.logs.events(named: "INFERENCE_SUCCESS").map { $0.metadata["variant"] } == ["vB", nil])
+        #expect(server.logs.events(named: "REQ_END").compactMap { $0.metadata["variant"] } == ["vB", "vA"])
     }
 
     @Test("with STICKY_COOKIE the first answer sets the session cookie; the cookie, or X-Session-ID, keeps its variant")

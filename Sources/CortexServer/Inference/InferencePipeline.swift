@@ -47,6 +47,8 @@ public struct InferencePipeline: Sendable {
         public var model: String
         /// `Set-Cookie` for a browser seen for the first time (with `STICKY_COOKIE`).
         var setCookie: String?
+        /// Whether the split chose it (not the request's own `model`).
+        var chosen = false
     }
 
     /// Step 4: the variant of `endpoint` for this request, or `nil` when the endpoint has no split.
@@ -71,7 +73,7 @@ public struct InferencePipeline: Sendable {
         }
         let model = split.variant(for: session)
         runner.metrics.trafficRequest(endpoint: endpoint, variant: model)
-        return Variant(endpoint: endpoint, model: model, setCookie: setCookie)
+        return Variant(endpoint: endpoint, model: model, setCookie: setCookie, chosen: true)
     }
 
     /// The value of cookie `name` in the request's `Cookie` headers, when it is a sane session id.
@@ -108,8 +110,11 @@ public struct InferencePipeline: Sendable {
         parse: () async throws -> (body: ByteBuffer, inputs: [Tensor], parsed: Parsed),
         render: ([Tensor], Parsed) throws -> ResponseContent
     ) async throws -> Response {
-        let (body, inputs, parsed) = try await runner.rejecting(model, logger: context.logger, parse)
-        let validated = try runner.validate(model, inputs: inputs, logger: context.logger)
+        var logger = context.logger
+        // The variant a split chose goes on the model's log lines (REQ_END reads X-Model-Variant).
+        if let variant, variant.chosen { logger[metadataKey: "variant"] = "\(variant.model)" }
+        let (body, inputs, parsed) = try await runner.rejecting(model, logger: logger, parse)
+        let validated = try runner.validate(model, inputs: inputs, logger: logger)
         let name = model.metadata.name
         var response = try await charge(
             .price(billing.configuration.price(of: name)), model: name, request: request, body: body, context: context

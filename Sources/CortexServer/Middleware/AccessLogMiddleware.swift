@@ -30,17 +30,15 @@ public struct AccessLogMiddleware<Context: RequestIDContext>: RouterMiddleware {
         let response = try await next(request, context)
         let elapsed = DispatchTime.now().uptimeNanoseconds &- start
         let route = context.endpointPath ?? "unmatched"
-        context.logger.log(
-            level: level,
-            "REQ_END",
-            metadata: [
-                "method": "\(request.method)",
-                "path": "\(path)",
-                "route": "\(route)",
-                "status": .stringConvertible(response.status.code),
-                "duration_ms": .stringConvertible(Double(elapsed / 1000) / 1000),
-            ]
-        )
+        var metadata: Logger.Metadata = [
+            "method": "\(request.method)",
+            "path": "\(path)",
+            "route": "\(route)",
+            "status": .stringConvertible(response.status.code),
+            "duration_ms": .stringConvertible(Double(elapsed / 1000) / 1000),
+        ]
+        if let variant = response.headers[.xModelVariant] { metadata["variant"] = "\(variant)" }
+        context.logger.log(level: level, "REQ_END", metadata: metadata)
         metrics.recordRequest(route: route, method: request.method.rawValue, status: response.status.code, nanoseconds: elapsed)
         return response
     }
