@@ -234,4 +234,26 @@ struct TrafficSplitTests {
         #expect(server.dependencies.traffic.settings.weightB == 0.25)
         try await server.test { _ in }
     }
+
+    @Test("POST /admin/warmup runs each variant and answers with the timings; a variant not loaded is reported, not run")
+    func warmup() async throws {
+        let onlyA = [ModelSource(name: "vA", path: Repository.path("models/vA.onnx"))]
+        let server = try await TestServer.make(models: onlyA) { $0.auth.adminToken = AdminAPITests.adminToken }
+        try await server.test { client in
+            #expect(try await client.post("/admin/warmup", json: "", headers: [:]).status == .unauthorized)
+            let warmed = try await client.post("/admin/warmup", json: #"{"runs":4}"#, headers: AdminAPITests.admin)
+            #expect(warmed.status == .ok)
+            let variants = try #require(warmed.body.jsonObject["variants"] as? [[String: Any]])
+            let a = try #require(variants.first { $0["name"] as? String == "vA" })
+            #expect(a["state"] as? String == "ready" && a["runs"] as? Int == 4)
+            #expect((a["first_ms"] as? Double ?? -1) >= 0 && (a["mean_ms"] as? Double ?? -1) >= 0)
+            let b = try #require(variants.first { $0["name"] as? String == "vB" })
+            #expect(b["state"] as? String == "not configured" && b["runs"] == nil && (b["error"] as? String)?.isEmpty == false)
+            for (body, field) in [(#"{"runs":0}"#, "runs"), (#"{"runs":2.5}"#, "runs"), (#"{"count":1}"#, "count")] {
+                let refused = try await client.post("/admin/warmup", json: body, headers: AdminAPITests.admin)
+                #expect(refused.status == .unprocessableContent && refused.body.jsonObject["field"] as? String == field, "\(body)")
+            }
+        }
+        #expect(server.logs.events(named: "MODEL_WARMED").contains { $0.metadata["model"] == "vA" && $0.metadata["runs"] == "4" })
+    }
 }

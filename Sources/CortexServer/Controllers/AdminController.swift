@@ -37,6 +37,7 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
         router.post("/ops/reload-auth") { _, context in try await self.reloadAuth(context) }
         router.get("/admin/config") { _, _ in self.trafficConfiguration() }
         router.post("/admin/config") { request, context in try await self.changeTraffic(request, context) }
+        router.post("/admin/warmup") { request, context in try await self.warmUp(request, context) }
     }
 
     /// `{"ab_weight_a", "ab_weight_b", "shadow_enabled", "canary_enabled", "sticky_cookie", "split",
@@ -62,6 +63,58 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
             json.key("version")
             if let version = entry.flatMap(Self.version(of:)) { json.string(version) } else { json.null() }
             json.member("state", entry?.state.name ?? "not configured")
+            json.endObject()
+        }
+        json.endArray()
+        json.endObject()
+        return Response.json(.ok, json.text)
+    }
+
+    /// Most warm-up runs one `POST /admin/warmup` may ask for, per variant.
+    static var maximumWarmupRuns: Int { 1000 }
+
+    /// `POST /admin/warmup` (optional `{"runs": 3}`): runs each loaded variant (vA, vB) that many
+    /// times on zeros and answers with the timings; a variant that is not ready is reported, not run.
+    func warmUp(_ request: Request, _ context: Context) async throws -> Response {
+        let buffer = try await request.collectBody(limit: limit)
+        var runs = 3
+        if buffer.readableBytes > 0 {
+            let body = try JSONValue.parse(buffer)
+            guard case .object(let members) = body else { throw TrafficControl.invalid("", "a JSON object") }
+            for (name, value) in members {
+                guard name == "runs" else { throw TrafficControl.invalid(name, "runs, the only field") }
+                guard case .number(let number) = value, let count = Int(exactly: number), (1...Self.maximumWarmupRuns).contains(count)
+                else {
+                    throw TrafficControl.invalid("runs", "an integer from 1 to \(Self.maximumWarmupRuns)")
+                }
+                runs = count
+            }
+        }
+        var json = JSONWriter(capacity: 256)
+        json.beginObject()
+        json.key("variants")
+        json.beginArray()
+        for name in ["vA", "vB"] {
+            json.beginObject()
+            json.member("name", name)
+            do {
+                let timings = try await dependencies.registry.warmUp(named: name, runs: runs)
+                json.member("state", "ready")
+                json.member("runs", timings.runs)
+                json.key("first_ms")
+                json.number(timings.firstMilliseconds)
+                json.key("mean_ms")
+                json.number(timings.meanMilliseconds)
+                context.logger.notice(
+                    "MODEL_WARMED",
+                    metadata: [
+                        "model": "\(name)", "runs": .stringConvertible(timings.runs),
+                        "first_ms": .stringConvertible(timings.firstMilliseconds), "mean_ms": .stringConvertible(timings.meanMilliseconds),
+                    ])
+            } catch let error as APIError {
+                json.member("state", dependencies.registry.entry(named: name)?.state.name ?? "not configured")
+                json.member("error", error.message)
+            }
             json.endObject()
         }
         json.endArray()
