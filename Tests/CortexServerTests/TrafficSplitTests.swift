@@ -256,4 +256,51 @@ struct TrafficSplitTests {
         }
         #expect(server.logs.events(named: "MODEL_WARMED").contains { $0.metadata["model"] == "vA" && $0.metadata["runs"] == "4" })
     }
+
+    @Test("POST /admin/promote under concurrent load: vB's file serves as vA, no request fails, and the old vA is freed")
+    func promote() async throws {
+        let server = try await TestServer.make(models: Repository.imageModels) { $0.auth.adminToken = AdminAPITests.adminToken }
+        let registry = server.dependencies.registry
+        let candidatePath = try #require(registry.entry(named: "vB")?.source.path)
+        // vA batches (its manifest's `batching:`): its batcher, a class, lives exactly as long as the model.
+        weak var previous: DynamicBatcher?
+        previous = (try registry.model(named: "vA") as? BatchedModel)?.batcher
+        #expect(previous != nil)
+        let body = ImageTests.request(try ImageTests.base64("digit3_0.png"), size: 8, extra: #","model":"vA""#)
+        try await server.test { client in
+            let statuses = try await withThrowingTaskGroup(of: [Int].self) { group in
+                for _ in 0..<4 {
+                    group.addTask {
+                        var seen: [Int] = []
+                        for _ in 0..<40 { seen.append(Int(try await client.post("/v1/infer", json: body).status.code)) }
+                        return seen
+                    }
+                }
+                group.addTask {
+                    let promoted = try await client.post("/admin/promote", json: "", headers: AdminAPITests.admin)
+                    #expect(promoted.body.jsonObject["va_path"] as? String == candidatePath, "\(promoted.body.text)")
+                    return [Int(promoted.status.code)]
+                }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+            #expect(
+                statuses.count == 161 && statuses.allSatisfy { $0 == 200 }, "\(Dictionary(grouping: statuses) { $0 }.mapValues(\.count))")
+            #expect(registry.entry(named: "vA")?.source.path == candidatePath)
+            let after = try await client.post("/v1/infer", json: body)
+            #expect(after.status == .ok && after.body.jsonObject["model"] as? String == "vA")
+        }
+        #expect(previous == nil, "the old vA is freed once no request holds it")
+        #expect(server.logs.events(named: "MODEL_PROMOTED").first?.metadata["to"] == candidatePath)
+    }
+
+    @Test("POST /admin/promote without a ready vB is a 409 that says why; vA keeps serving")
+    func promoteWithoutCandidate() async throws {
+        let onlyA = [ModelSource(name: "vA", path: Repository.path("models/vA.onnx"))]
+        let server = try await TestServer.make(models: onlyA) { $0.auth.adminToken = AdminAPITests.adminToken }
+        try await server.test { client in
+            let refused = try await client.post("/admin/promote", json: "", headers: AdminAPITests.admin)
+            #expect(refused.status == .conflict && refused.body.jsonObject["code"] as? String == "promote_not_possible")
+            #expect(try await client.post("/v1/infer", json: try Self.digit()).status == .ok)
+        }
+    }
 }

@@ -141,6 +141,27 @@ public final class ModelRegistry: Sendable {
         thread.start()
     }
 
+    /// Loads `source` and runs its warm-up off to the side (on NIO's thread pool), then puts it in
+    /// under `source.name` in one step. Requests keep going to the model that served until then,
+    /// so none fails; those already holding the old model finish on it, and it is freed when the
+    /// last of them lets go. A load or warm-up that fails changes nothing.
+    ///
+    /// - Returns: The model now serving under `source.name`.
+    /// - Throws: ``ModelLoadError`` naming the file, or the warm-up's error.
+    @discardableResult
+    public func replace(with source: ModelSource) async throws -> any InferenceModel {
+        let loader = self.loader
+        let loaded = try await NIOThreadPool.singleton.runIfActive {
+            let loaded = try loader.loadModel(source)
+            let inputs = loaded.model.metadata.inputs.map { $0.zeros() }
+            for _ in 0..<loaded.warmupRuns { _ = try loaded.model.infer(inputs) }
+            return loaded
+        }
+        update(source, .ready(loaded.model), files: loaded.files)
+        logReady(loaded.model, source: source)
+        return loaded.model
+    }
+
     /// What ``warmUp(named:runs:)`` measured.
     public struct WarmupTimings: Sendable, Equatable {
         public var runs: Int

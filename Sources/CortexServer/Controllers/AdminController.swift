@@ -38,6 +38,7 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
         router.get("/admin/config") { _, _ in self.trafficConfiguration() }
         router.post("/admin/config") { request, context in try await self.changeTraffic(request, context) }
         router.post("/admin/warmup") { request, context in try await self.warmUp(request, context) }
+        router.post("/admin/promote") { _, context in try await self.promote(context) }
     }
 
     /// `{"ab_weight_a", "ab_weight_b", "shadow_enabled", "canary_enabled", "sticky_cookie", "split",
@@ -118,6 +119,42 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
             json.endObject()
         }
         json.endArray()
+        json.endObject()
+        return Response.json(.ok, json.text)
+    }
+
+    /// `POST /admin/promote`: vB becomes vA. vB's file is loaded afresh and warmed up as vA, then
+    /// swapped in at once; requests never see vA missing, and the old vA is freed when its last
+    /// request finishes. This process only: send it to each replica, and point `MODEL_VA_PATH` at
+    /// the file for the next start. The weights stay as they are.
+    func promote(_ context: Context) async throws -> Response {
+        let registry = dependencies.registry
+        guard let candidate = registry.entry(named: "vB"), case .ready = candidate.state else {
+            throw APIError(
+                status: 409, code: "promote_not_possible",
+                message: "vB is \(registry.entry(named: "vB")?.state.name ?? "not configured"): only a ready vB can be promoted")
+        }
+        let previous = registry.entry(named: "vA")?.source.path
+        let source = ModelSource(name: "vA", version: candidate.source.version, path: candidate.source.path)
+        let model: any InferenceModel
+        do {
+            model = try await registry.replace(with: source)
+        } catch {
+            context.logger.error("MODEL_PROMOTE_FAIL", metadata: ["path": "\(source.path)", "error": "\(error)"])
+            throw APIError(
+                status: 503, code: "promote_failed", message: "vB's file could not be loaded as vA (vA keeps serving): \(error)",
+                fields: [("retry_after_s", .double(1))])
+        }
+        context.logger.notice(
+            "MODEL_PROMOTED",
+            metadata: ["from": "\(previous ?? "none")", "to": "\(source.path)", "version": "\(model.metadata.version)"])
+        var json = JSONWriter(capacity: 256)
+        json.beginObject()
+        json.member("promoted", "vB")
+        json.member("va_path", source.path)
+        json.key("previous_va_path")
+        if let previous { json.string(previous) } else { json.null() }
+        json.member("version", model.metadata.version)
         json.endObject()
         return Response.json(.ok, json.text)
     }
