@@ -52,7 +52,7 @@ curl -s "http://127.0.0.1:$CORTEX_PORT/api/status/summary" | python3 -c 'import 
 echo "== OpenAI's Python client through Cortex: models, chat, streamed chat, completion"
 .venv/bin/python Tests/Python/openai_check.py "http://127.0.0.1:$CORTEX_PORT/v1" demo-api-key-123 chat
 
-echo "== POST /generate (seed 000), billed"
+echo "== POST /generate (the inference platform), billed"
 curl -s -D "$WORK/headers" "http://127.0.0.1:$CORTEX_PORT/generate" -H 'X-API-Key: demo-api-key-123' \
   -d '{"prompt":"The capital of France is","max_tokens":8,"temperature":0}'
 echo

@@ -3,7 +3,7 @@
 
 The data is scikit-learn's bundled handwritten digits (1,797 grey 8x8 images, ink 0..16). Both
 models take `image`, FP32 [N, 1, H, W] with pixels in 0..1 (ink bright), at any H and W: the
-graph first resizes (bilinear, antialiased) to 8x8, so seed 001's `img_size` can be anything.
+graph first resizes (bilinear, antialiased) to 8x8, so the A/B image service's `img_size` can be anything.
 They answer `probabilities`, FP32 [N, 10].
 
     models/vA.onnx   variant A: a multi-layer perceptron (64 -> 512 ReLU -> 512 ReLU -> 10), trained by

@@ -34,7 +34,7 @@ struct AdminAPITests {
                     == .unauthorized)
             #expect(try await client.get("/admin/tenants", headers: [.xAPIKey: CortexConfiguration.demoAPIKey]).status == .forbidden)
             #expect(try await client.get("/admin/tenants", headers: Self.admin).status == .ok)
-            // Seed 003's form: /ops/tenants with x-admin-key next to a tenant's x-api-key.
+            // The multi-tenant ops API's form: /ops/tenants with x-admin-key next to a tenant's x-api-key.
             let ops = try await client.get(
                 "/ops/tenants", headers: [.xAdminKey: Self.adminToken, .xAPIKey: CortexConfiguration.demoAPIKey])
             #expect(ops.status == .ok)
@@ -133,7 +133,7 @@ struct AdminAPITests {
         #expect(server.logs.events(named: "AUTH_RELOADED").count == 1)
     }
 
-    @Test("ADMIN_TOKEN must be long enough; seed 003's API_ADMIN_KEY is accepted as its alias")
+    @Test("ADMIN_TOKEN must be long enough; the multi-tenant ops API's API_ADMIN_KEY is accepted as its alias")
     func adminTokenSetting() throws {
         #expect(throws: ConfigurationError.self) { try CortexConfiguration.load(file: nil, environment: ["ADMIN_TOKEN": "short"]) }
         let legacy = try CortexConfiguration.load(file: nil, environment: ["API_ADMIN_KEY": Self.adminToken])

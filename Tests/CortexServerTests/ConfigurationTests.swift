@@ -69,7 +69,7 @@ struct ConfigurationTests {
         #expect(config.models == [ModelSource(name: "scorer", version: "2.1", path: "models/lead-scoring")])
     }
 
-    @Test("MODEL_VA_PATH and MODEL_VB_PATH replace seed 001's classifiers by name; ONNX and image settings")
+    @Test("MODEL_VA_PATH and MODEL_VB_PATH replace the A/B image service's classifiers by name; ONNX and image settings")
     func imageModels() throws {
         let config = try CortexConfiguration.load(
             file: nil,

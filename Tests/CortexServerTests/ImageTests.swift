@@ -6,9 +6,9 @@ import Hummingbird
 import HummingbirdTesting
 import Testing
 
-/// Seed 001's `POST /v1/infer`: real PNG and JPEG test images through libpng, libjpeg-turbo and
+/// The A/B image service's `POST /v1/infer`: real PNG and JPEG test images through libpng, libjpeg-turbo and
 /// ONNX Runtime, and a table of bad images and bad requests.
-@Suite("Image classification (seed 001's /v1/infer)")
+@Suite("Image classification (the A/B image service's /v1/infer)")
 struct ImageTests {
     static func expected() throws -> [DigitsFixture.Image] {
         try DigitsFixture.load(root: Repository.root).images
@@ -57,7 +57,7 @@ struct ImageTests {
                 }
             }
             #expect(correct >= images.count * 2 * 9 / 10, "real classifiers: \(correct) of \(images.count * 2) right")
-            // Seed 001's documented request: any img_size; the default model is vA.
+            // The A/B image service's documented request: any img_size; the default model is vA.
             let seed = try await client.post("/v1/infer", json: Self.request(try Self.base64("digit7_0.png"), size: 224))
             #expect(seed.status == .ok)
             #expect(seed.body.jsonObject["img_size"] as? Int == 224)

@@ -5,7 +5,7 @@ import Hummingbird
 import HummingbirdTesting
 import Testing
 
-@Suite("Seed 002 lead-scoring API")
+@Suite("The lead-scoring API")
 struct ScoringTests {
     /// The fixture's row as a named-feature object, with missing values left out.
     static func features(_ fixture: LeadScoringFixture, row: Int) -> String {

@@ -19,7 +19,7 @@ enum Repository {
     }
 
     static var leadScoring: String { path("models/lead-scoring") }
-    /// Seed 001's two bundled image classifiers.
+    /// The A/B image service's two bundled image classifiers.
     static var imageModels: [ModelSource] {
         [ModelSource(name: "vA", path: path("models/vA.onnx")), ModelSource(name: "vB", path: path("models/vB.onnx"))]
     }
