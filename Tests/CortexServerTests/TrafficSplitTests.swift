@@ -59,8 +59,10 @@ struct TrafficSplitTests {
         #expect(points.allSatisfy { (0..<1).contains($0) })
         let lowHalf = points.filter { $0 < 0.5 }.count
         #expect((4850...5150).contains(lowHalf))
-        // FNV-1a and SplitMix64 are fixed functions: a key's point never changes between releases.
-        #expect(TrafficSplit.point(of: "") == TrafficSplit.point(of: ""))
+        // FNV-1a and SplitMix64 are fixed functions: a key's point never changes between releases,
+        // so replicas running different builds still agree (values computed independently in Python).
+        #expect(TrafficSplit.point(of: "session-1") == 0.5609938213330858)
+        #expect(TrafficSplit.point(of: "user-42") == 0.4768919313585631)
         #expect(TrafficSplit([.init(model: "a", weight: -1), .init(model: "b", weight: 1)]) == nil)
         #expect(TrafficSplit([.init(model: "a", weight: 0), .init(model: "b", weight: 0)]) == nil)
     }

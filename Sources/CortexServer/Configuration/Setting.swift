@@ -91,9 +91,9 @@ extension CortexConfiguration {
             case .none: break
             case .value:
                 setting.secrets = { config in Self.texts(config[keyPath: path]) }
-                setting.show = { config in
-                    let texts = Self.texts(config[keyPath: path])
-                    return form == .list ? "\(texts.count) set" : (texts.isEmpty ? "not set" : "set")
+                // A list's declared listing counts its items, which is not secret; a value shows as set or not.
+                if form == .scalar {
+                    setting.show = { config in Self.texts(config[keyPath: path]).isEmpty ? "not set" : "set" }
                 }
             case .password:
                 setting.secrets = { config in Self.texts(config[keyPath: path]).compactMap(RedactedURL.password(in:)) }

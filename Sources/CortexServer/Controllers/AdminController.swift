@@ -81,12 +81,12 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
         var runs = 3
         if buffer.readableBytes > 0 {
             let body = try JSONValue.parse(buffer)
-            guard case .object(let members) = body else { throw TrafficControl.invalid("", "a JSON object") }
+            guard case .object(let members) = body else { throw APIError.invalidConfig("", "a JSON object") }
             for (name, value) in members {
-                guard name == "runs" else { throw TrafficControl.invalid(name, "runs, the only field") }
+                guard name == "runs" else { throw APIError.invalidConfig(name, "runs, the only field") }
                 guard case .number(let number) = value, let count = Int(exactly: number), (1...Self.maximumWarmupRuns).contains(count)
                 else {
-                    throw TrafficControl.invalid("runs", "an integer from 1 to \(Self.maximumWarmupRuns)")
+                    throw APIError.invalidConfig("runs", "an integer from 1 to \(Self.maximumWarmupRuns)")
                 }
                 runs = count
             }

@@ -46,16 +46,16 @@ public final class TrafficControl: Sendable {
         ///
         /// - Throws: 422 `invalid_config` naming the field for anything else.
         package init(json: JSONValue) throws(APIError) {
-            guard case .object(let members) = json else { throw TrafficControl.invalid("", "a JSON object") }
+            guard case .object(let members) = json else { throw APIError.invalidConfig("", "a JSON object") }
             for (name, value) in members {
                 switch (name, value) {
                 case ("ab_weight_a", .number(let weight)): weightA = weight
                 case ("ab_weight_b", .number(let weight)): weightB = weight
                 case ("shadow_enabled", .bool(let flag)): shadowEnabled = flag
                 case ("canary_enabled", .bool(let flag)): canaryEnabled = flag
-                case ("ab_weight_a", _), ("ab_weight_b", _): throw TrafficControl.invalid(name, "a number")
-                case ("shadow_enabled", _), ("canary_enabled", _): throw TrafficControl.invalid(name, "true or false")
-                default: throw TrafficControl.invalid(name, "one of ab_weight_a, ab_weight_b, shadow_enabled, canary_enabled")
+                case ("ab_weight_a", _), ("ab_weight_b", _): throw APIError.invalidConfig(name, "a number")
+                case ("shadow_enabled", _), ("canary_enabled", _): throw APIError.invalidConfig(name, "true or false")
+                default: throw APIError.invalidConfig(name, "one of ab_weight_a, ab_weight_b, shadow_enabled, canary_enabled")
                 }
             }
         }
@@ -76,15 +76,19 @@ public final class TrafficControl: Sendable {
         for (field, value) in [("ab_weight_a", change.weightA), ("ab_weight_b", change.weightB)] {
             guard let value else { continue }
             guard value.isFinite, (0...1_000_000).contains(value) else {
-                throw invalid(field, "a weight from 0 to 1000000; got \(value)")
+                throw APIError.invalidConfig(field, "a weight from 0 to 1000000; got \(value)")
             }
         }
-        if change.shadowEnabled == true { throw invalid("shadow_enabled", "false: shadow traffic is not available in this release yet") }
-        if change.canaryEnabled == true { throw invalid("canary_enabled", "false: canary analysis is not available in this release yet") }
+        if change.shadowEnabled == true {
+            throw APIError.invalidConfig("shadow_enabled", "false: shadow traffic is not available in this release yet")
+        }
+        if change.canaryEnabled == true {
+            throw APIError.invalidConfig("canary_enabled", "false: canary analysis is not available in this release yet")
+        }
         var next = settings
         next.weightA = change.weightA ?? next.weightA
         next.weightB = change.weightB ?? next.weightB
-        guard next.weightA > 0 || next.weightB > 0 else { throw invalid("ab_weight_a", "a weight above 0 for vA or vB") }
+        guard next.weightA > 0 || next.weightB > 0 else { throw APIError.invalidConfig("ab_weight_a", "a weight above 0 for vA or vB") }
         return next
     }
 
@@ -120,8 +124,11 @@ public final class TrafficControl: Sendable {
         json.member("shadow_enabled", settings.shadowEnabled)
         json.member("canary_enabled", settings.canaryEnabled)
     }
+}
 
-    static func invalid(_ field: String, _ expected: String) -> APIError {
+extension APIError {
+    /// 422 `invalid_config` naming `field` (empty for the body itself) and what it must be.
+    static func invalidConfig(_ field: String, _ expected: String) -> APIError {
         APIError(
             status: 422, code: "invalid_config", message: field.isEmpty ? "the body must be \(expected)" : "'\(field)' must be \(expected)",
             fields: [("field", .string(field))])

@@ -35,13 +35,14 @@ final class GroupCommitter: Sendable {
     /// The queue, and the writer's lifecycle: whether it runs, and who waits for it to stop.
     private struct State {
         var queue: GroupCommitQueue<Pending, CheckedContinuation<Void, Never>>
-        var nextID = 0
         var writerRunning = false
         var stopWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
     private let database: any SQLDatabase
     private let state: Mutex<State>
+    /// Each write's id, for its cancellation handler.
+    private let nextID = Atomic<Int>(0)
     /// `ledger_batch_size`: writes per shared transaction.
     private let batchSize: Recorder
     /// `ledger_commit_seconds`: how long each shared transaction took, commit included.
@@ -70,10 +71,7 @@ final class GroupCommitter: Sendable {
         durable: Bool,
         _ apply: @escaping @Sendable (any SQLDatabase) async throws -> T
     ) async throws -> T {
-        let id = state.withLock { state in
-            defer { state.nextID &+= 1 }
-            return state.nextID
-        }
+        let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
         let result = try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<any Sendable, any Error>) in
                 let write = Pending(
