@@ -40,8 +40,20 @@ struct TrafficCommand: AsyncParsableCommand {
         @Option(name: .customLong("ab-weight-b"), help: "vB's weight (0 to 1000000).")
         var weightB: Double?
 
+        @Option(name: .customLong("shadow"), help: "Shadow traffic: on or off.")
+        var shadow: Switch?
+
+        @Option(name: .customLong("canary"), help: "Canary analysis: on (from its first step) or off.")
+        var canary: Switch?
+
+        enum Switch: String, ExpressibleByArgument {
+            case on, off
+        }
+
         func run() async throws {
-            guard weightA != nil || weightB != nil else { throw ValidationError("give --ab-weight-a, --ab-weight-b or both") }
+            guard weightA != nil || weightB != nil || shadow != nil || canary != nil else {
+                throw ValidationError("give at least one of --ab-weight-a, --ab-weight-b, --shadow, --canary")
+            }
             let configuration = try options.load()
             let record = try await options.withStore { store in
                 // On top of what is in force: the stored settings, else the configured ones.
@@ -52,7 +64,10 @@ struct TrafficCommand: AsyncParsableCommand {
                 }
                 let next: CortexConfiguration.Traffic
                 do {
-                    next = try TrafficControl.applying(TrafficControl.Change(weightA: weightA, weightB: weightB), to: current)
+                    next = try TrafficControl.applying(
+                        TrafficControl.Change(
+                            weightA: weightA, weightB: weightB, shadowEnabled: shadow.map { $0 == .on },
+                            canaryEnabled: canary.map { $0 == .on }), to: current)
                 } catch let error as APIError {
                     throw CommandFailure(error.message)
                 }

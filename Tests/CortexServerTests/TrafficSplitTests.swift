@@ -75,8 +75,16 @@ struct TrafficSplitTests {
             (["AB_WEIGHT_B": "lots"], "AB_WEIGHT_B"),
             (["AB_WEIGHT_B": "0.5", "IMAGE_MODEL": "vB"], "IMAGE_MODEL"),
             (["STICKY_COOKIE": "bad name"], "STICKY_COOKIE"),
-            (["SHADOW_ENABLED": "true"], "SHADOW_ENABLED"),
-            (["CANARY_ENABLED": "1"], "CANARY_ENABLED"),
+            (["SHADOW_ENABLED": "true", "MODEL_PATH": "models/lead-scoring"], "SHADOW_ENABLED"),
+            (["CANARY_ENABLED": "1", "MODEL_PATH": "models/lead-scoring"], "CANARY_ENABLED"),
+            (["CANARY_ENABLED": "maybe"], "CANARY_ENABLED"),
+            (["SHADOW_QUEUE_DEPTH": "0"], "SHADOW_QUEUE_DEPTH"),
+            (["CANARY_STEPS": "50,25,100"], "CANARY_STEPS"),
+            (["CANARY_STEPS": "0,50"], "CANARY_STEPS"),
+            (["CANARY_STEPS": "5,150"], "CANARY_STEPS"),
+            (["CANARY_MIN_REQUESTS": "0"], "CANARY_MIN_REQUESTS"),
+            (["CANARY_MAX_LATENCY_RATIO": "0.5"], "CANARY_MAX_LATENCY_RATIO"),
+            (["CANARY_MAX_ERROR_RATE_INCREASE": "2"], "CANARY_MAX_ERROR_RATE_INCREASE"),
         ]
     )
     func badSettings(environment: [String: String], key: String) {
@@ -171,7 +179,9 @@ struct TrafficSplitTests {
             #expect(try await client.post("/v1/infer", json: try Self.digit()).headers[.xModelVariant] == "vB", "applied at once")
 
             for (body, field) in [
-                (#"{"ab_weight_a":0.9,"ab_weight_b":0.1,"shadow_enabled":true}"#, "shadow_enabled"),
+                (#"{"ab_weight_a":0.9,"ab_weight_b":0.1,"shadow_enabled":"yes"}"#, "shadow_enabled"),
+                (#"{"canary_enabled":true,"canary_step":4}"#, "canary_step"),
+                (#"{"canary_step":1.5}"#, "canary_step"),
                 (#"{"ab_weight_b":-1}"#, "ab_weight_b"),
                 (#"{"ab_weight_a":0,"ab_weight_b":0}"#, "ab_weight_a"),
                 (#"{"ab_weight_a":"0.5"}"#, "ab_weight_a"),
@@ -187,7 +197,7 @@ struct TrafficSplitTests {
             #expect(status["split"] as? Bool == true && status["ab_weight_b"] as? Double == 1 && status["version"] as? Int == 1)
         }
         let changes = server.logs.events(named: "TRAFFIC_CONFIG_CHANGED")
-        #expect(changes.count == 1 && changes.first?.metadata["after"] == "vA=0.0 vB=1.0")
+        #expect(changes.count == 1 && changes.first?.metadata["after"] == "vA=0.0 vB=1.0 shadow=off canary=off")
     }
 
     @Test("a change is stored: a second replica on the same PostgreSQL applies it at its next poll, a restart keeps it")
@@ -231,9 +241,13 @@ struct TrafficSplitTests {
         #expect(shown.stdout.contains("version 1") && shown.stdout.contains(#""ab_weight_b":0.25"#))
         let history = try await IdentityCLITests.run(["traffic", "history"], database: database)
         #expect(history.stdout.contains("\tcli\t"), "\(history.status as Any) \(history.stdout) \(history.stderr)")
-        // A server on that database serves the stored split.
+        let switches = try await IdentityCLITests.run(["traffic", "set", "--shadow", "on", "--canary", "on"], database: database)
+        #expect(switches.status == 0 && switches.stdout.contains(#""shadow_enabled":true,"canary_enabled":true,"canary_step":0"#))
+        #expect(try await IdentityCLITests.run(["traffic", "set", "--shadow", "maybe"], database: database).status != 0)
+        // A server on that database serves the stored switches.
         let server = try await TestServer.make(models: Repository.imageModels) { $0.database = .sqlite(path: database) }
-        #expect(server.dependencies.traffic.settings.weightB == 0.25)
+        let settings = server.dependencies.traffic.settings
+        #expect(settings.weightB == 0.25 && settings.shadowEnabled && settings.canaryEnabled)
         try await server.test { _ in }
     }
 

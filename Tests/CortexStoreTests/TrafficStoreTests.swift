@@ -22,4 +22,26 @@ struct TrafficStoreTests {
             #expect(try await store.trafficChanges(endpoint: "/v1/infer", limit: 1).count == 1)
         }
     }
+
+    @Test(
+        "a save on a version is a compare-and-set: of two replicas deciding on the same version, only the first is stored",
+        arguments: Backend.allCases)
+    func compareAndSet(backend: Backend) async throws {
+        try await backend.withStore { store in
+            let first = try await store.saveTrafficSettings(
+                endpoint: "/v1/infer", settings: #"{"canary_step":1}"#, actor: "canary", ifVersion: 0)
+            #expect(first?.version == 1)
+            let late = try await store.saveTrafficSettings(
+                endpoint: "/v1/infer", settings: #"{"canary_step":9}"#, actor: "canary", ifVersion: 0)
+            #expect(late == nil, "version 0 is gone")
+            let next = try await store.saveTrafficSettings(
+                endpoint: "/v1/infer", settings: #"{"canary_step":2}"#, actor: "canary", ifVersion: 1)
+            #expect(next?.version == 2)
+            let stale = try await store.saveTrafficSettings(
+                endpoint: "/v1/infer", settings: #"{"canary_step":9}"#, actor: "canary", ifVersion: 1)
+            #expect(stale == nil)
+            #expect(try await store.trafficSettings(endpoint: "/v1/infer")?.settings == #"{"canary_step":2}"#)
+            #expect(try await store.trafficChanges(endpoint: "/v1/infer").map(\.version) == [2, 1], "a refused save leaves no audit line")
+        }
+    }
 }

@@ -29,7 +29,7 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
     )
     let pipeline = InferencePipeline(
         runner: runner, modelLimits: modelLimits, billing: dependencies.billing,
-        traffic: [ImageController<CortexRequestContext>.endpoint: dependencies.traffic])
+        traffic: [ImageController<CortexRequestContext>.endpoint: dependencies.traffic], shadow: dependencies.shadow)
     ProbeController(checks: dependencies.readiness, registry: dependencies.registry).addRoutes(to: router)
     StatusController(dependencies: dependencies).addRoutes(to: router)
     MetricsController(registry: dependencies.prometheus).addRoutes(to: router)

@@ -45,12 +45,14 @@ public struct ServerDependencies: Sendable {
     public var services: [any Service] {
         var services: [any Service] = []
         if let redis = sharedRateLimiter?.redis { services.append(CloseOnShutdown { await redis.close() }) }
-        return services + [trafficSync] + llmGateways
+        return services + [trafficSync, shadow] + llmGateways
     }
     /// The A/B split of `POST /v1/infer`, changed by `POST /admin/config`.
     public let traffic: TrafficControl
-    /// Applies the stored split, at start and after a change on another replica.
+    /// Applies the stored split, at start and after a change on another replica; stores the canary's decisions.
     public let trafficSync: TrafficSync
+    /// Runs the shadow copies of `POST /v1/infer` (`SHADOW_ENABLED`).
+    public let shadow: ShadowTraffic
     /// When the server was opened, for `/status`.
     public let startedAt = Date()
     /// Request ids, for the routes and for the answers the connection guard writes itself.
@@ -65,6 +67,7 @@ public struct ServerDependencies: Sendable {
             .seconds(1), .seconds(2.5), .seconds(5), .seconds(10),
         ]
         factory.valueHistogramBuckets["model_batch_size"] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
+        factory.valueHistogramBuckets["shadow_absolute_difference"] = TrafficMetrics.differenceBuckets
         return factory
     }
 
@@ -127,7 +130,8 @@ public struct ServerDependencies: Sendable {
             llm: llmGateways,
             logger: logger
         )
-        let traffic = TrafficControl(configuration.traffic)
+        let trafficMetrics = TrafficMetrics(factory: factory)
+        let traffic = TrafficControl(configuration.traffic, metrics: trafficMetrics)
         let trafficSync = TrafficSync(control: traffic, store: store, base: configuration.traffic, logger: logger)
         await trafficSync.poll()
         return ServerDependencies(
@@ -146,7 +150,8 @@ public struct ServerDependencies: Sendable {
             statistics: statistics,
             llmGateways: llmGateways,
             traffic: traffic,
-            trafficSync: trafficSync
+            trafficSync: trafficSync,
+            shadow: ShadowTraffic(depth: configuration.traffic.shadowQueueDepth, metrics: trafficMetrics)
         )
     }
 

@@ -140,12 +140,10 @@ extension CortexConfiguration {
                 key: "IMAGE_MODEL", value: imageModel,
                 expected: "vA (or unset) when AB_WEIGHT_A and AB_WEIGHT_B split POST /v1/infer between vA and vB")
         }
-        for (variable, on, what) in [
-            ("SHADOW_ENABLED", traffic.shadowEnabled, "shadow traffic"), ("CANARY_ENABLED", traffic.canaryEnabled, "canary analysis"),
-        ] where on {
+        for (variable, on) in [("SHADOW_ENABLED", traffic.shadowEnabled), ("CANARY_ENABLED", traffic.canaryEnabled)]
+        where on && !models.contains(where: { $0.name == "vB" }) {
             throw ConfigurationError(
-                key: variable, value: "true",
-                expected: "false: \(what) is not available in this release yet (docs/operations.md, A/B split)")
+                key: variable, value: "true", expected: "false, or a model named vB (MODEL_VB_PATH) to run the copies or the canary on")
         }
         for (provider, prefix) in [(llm.primary, "LLM_PRIMARY"), (llm.fallback, "LLM_FALLBACK")]
         where !provider.url.isEmpty && provider.model.isEmpty {

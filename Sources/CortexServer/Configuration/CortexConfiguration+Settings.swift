@@ -78,7 +78,29 @@ extension CortexConfiguration {
                 ? text : nil
         },
         .flag("traffic.shadow_enabled", "SHADOW_ENABLED", \.traffic.shadowEnabled),
+        .integer("traffic.shadow_queue_depth", "SHADOW_QUEUE_DEPTH", \.traffic.shadowQueueDepth, 1...100_000, what: "copies"),
         .flag("traffic.canary_enabled", "CANARY_ENABLED", \.traffic.canaryEnabled),
+        .list(
+            "traffic.canary_steps", "CANARY_STEPS", \.traffic.canary.steps,
+            accepted: "comma-separated increasing percentages above 0 and at most 100, e.g. 5,25,50,100",
+            show: { $0.map(Setting.format).joined(separator: ",") }
+        ) { texts in
+            let parts = texts.flatMap { $0.split(separator: ",", omittingEmptySubsequences: false) }
+            let steps = parts.compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
+            guard steps.count == parts.count, !steps.isEmpty, steps.allSatisfy({ $0 > 0 && $0 <= 100 }),
+                zip(steps, steps.dropFirst()).allSatisfy({ $0 < $1 })
+            else { return nil }
+            return steps
+        },
+        .integer("traffic.canary_min_requests", "CANARY_MIN_REQUESTS", \.traffic.canary.minRequests, 1...10_000_000, what: "requests"),
+        .number(
+            "traffic.canary_max_error_rate_increase", "CANARY_MAX_ERROR_RATE_INCREASE", \.traffic.canary.maxErrorRateIncrease, 0...1,
+            what: "a fraction"),
+        .number(
+            "traffic.canary_max_latency_ratio", "CANARY_MAX_LATENCY_RATIO", \.traffic.canary.maxLatencyRatio, 1...1000, what: "a ratio"),
+        .number(
+            "traffic.canary_latency_allowance_ms", "CANARY_LATENCY_ALLOWANCE_MS", \.traffic.canary.latencyAllowanceMilliseconds,
+            0...60_000, what: "milliseconds"),
         .optional("scoring.model", "SCORING_MODEL", \.scoringModel, accepted: "a model name", show: { $0 ?? "(first tabular model)" }) {
             text in isValidModelName(text) ? text : nil
         },

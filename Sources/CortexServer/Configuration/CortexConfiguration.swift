@@ -204,15 +204,41 @@ public struct CortexConfiguration: Sendable, Equatable {
         public var weightB = 0.0
         /// The cookie that keeps a browser on its variant (`STICKY_COOKIE`); `nil` sets none.
         public var stickyCookie: String?
-        /// Shadow traffic to the other variant (`SHADOW_ENABLED`); not available yet, so `true` stops start-up.
+        /// Shadow traffic (`SHADOW_ENABLED`): each request the split serves is also run on the other
+        /// variant after the answer, never billed or limited, and the two answers compared.
         public var shadowEnabled = false
-        /// Canary analysis (`CANARY_ENABLED`); not available yet, so `true` stops start-up.
+        /// Copies waiting for the shadow model at most (`SHADOW_QUEUE_DEPTH`); more are dropped and counted.
+        public var shadowQueueDepth = 64
+        /// Canary analysis (`CANARY_ENABLED`): `vB` takes `canary.steps` of the traffic in turn,
+        /// promoted after the last one or rolled back on a breach.
         public var canaryEnabled = false
+        /// The step the canary is at (an index into `canary.steps`); stored with the switches.
+        public var canaryStep = 0
+        /// How the canary steps and what counts as a breach (`CANARY_*`).
+        public var canary = CanaryPolicy()
 
         /// The split between `vA` and `vB` when the weights ask for one; `nil` leaves `/v1/infer` on `IMAGE_MODEL`.
+        ///
+        /// Shadow traffic and the canary need one too: with `AB_WEIGHT_B=0` and shadow on, every
+        /// request goes to `vA` through the split (and its copy to `vB`). While the canary runs,
+        /// its step sets the shares in place of the weights.
         public var split: TrafficSplit? {
-            guard weightB > 0 || weightA == 0 else { return nil }
+            if canaryEnabled {
+                let share = canary.share(at: canaryStep)
+                return TrafficSplit([.init(model: "vA", weight: 1 - share), .init(model: "vB", weight: share)])
+            }
+            guard weightB > 0 || weightA == 0 || shadowEnabled else { return nil }
             return TrafficSplit([.init(model: "vA", weight: weightA), .init(model: "vB", weight: weightB)])
+        }
+
+        /// The variant whose copy shadows a request served by `model`: the other of `vA` and `vB`.
+        public func shadow(of model: String) -> String? {
+            guard shadowEnabled else { return nil }
+            switch model {
+            case "vA": return "vB"
+            case "vB": return "vA"
+            default: return nil
+            }
         }
     }
 

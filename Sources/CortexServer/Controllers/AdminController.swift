@@ -41,8 +41,9 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
         router.post("/admin/promote") { _, context in try await self.promote(context) }
     }
 
-    /// `{"ab_weight_a", "ab_weight_b", "shadow_enabled", "canary_enabled", "sticky_cookie", "split",
-    /// "version", "variants": [{"name", "weight", "version", "state"}]}`.
+    /// `{"ab_weight_a", "ab_weight_b", "shadow_enabled", "canary_enabled", "canary_step",
+    /// "sticky_cookie", "split", "version", "canary": {...}, "shadow_queue_depth",
+    /// "variants": [{"name", "weight", "version", "state"}]}`.
     func trafficConfiguration() -> Response {
         let traffic = dependencies.traffic
         let settings = traffic.settings
@@ -51,11 +52,18 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
         TrafficControl.write(settings, to: &json)
         json.key("sticky_cookie")
         if let cookie = settings.stickyCookie { json.string(cookie) } else { json.null() }
-        json.member("split", settings.split != nil)
+        let split = settings.split
+        json.member("split", split != nil)
         json.member("version", Int(traffic.version))
+        json.key("canary")
+        TrafficControl.writeCanary(settings, analysis: traffic.canary, to: &json)
+        json.member("shadow_queue_depth", settings.shadowQueueDepth)
         json.key("variants")
         json.beginArray()
-        for (name, weight) in [("vA", settings.weightA), ("vB", settings.weightB)] {
+        // The weights in force: the canary's shares while it runs.
+        let weights =
+            split.map { split in split.variants.map { ($0.model, $0.weight) } } ?? [("vA", settings.weightA), ("vB", settings.weightB)]
+        for (name, weight) in weights {
             let entry = dependencies.registry.entry(named: name)
             json.beginObject()
             json.member("name", name)
@@ -174,6 +182,13 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
         let change = try TrafficControl.Change(json: try await request.parseJSON(limit: limit))
         let traffic = dependencies.traffic
         let after = try traffic.proposed(change)
+        // Nothing may be sent to vB (requests, copies or a canary's share) while there is none.
+        if dependencies.registry.entry(named: "vB") == nil,
+            let field = after.canaryEnabled
+                ? "canary_enabled" : after.shadowEnabled ? "shadow_enabled" : after.weightB > 0 ? "ab_weight_b" : nil
+        {
+            throw APIError.invalidConfig(field, "off (or 0) while no model named vB is configured (MODEL_VB_PATH)")
+        }
         let actor = context.principal.map { "key \($0.key.id)" } ?? "admin token"
         let record = try await store.saveTrafficSettings(
             endpoint: TrafficControl.endpoint, settings: TrafficControl.json(after), actor: actor)
@@ -181,8 +196,8 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
         context.logger.notice(
             "TRAFFIC_CONFIG_CHANGED",
             metadata: [
-                "version": "\(record.version)", "after": "vA=\(after.weightA) vB=\(after.weightB)",
-                "before": "\(before.map { "vA=\($0.weightA) vB=\($0.weightB)" } ?? "newer version applied meanwhile")", "by": "\(actor)",
+                "version": "\(record.version)", "after": "\(TrafficControl.summary(after))",
+                "before": "\(before.map(TrafficControl.summary) ?? "newer version applied meanwhile")", "by": "\(actor)",
             ])
         return trafficConfiguration()
     }

@@ -49,30 +49,50 @@ public struct ImageController<Context: AuthenticatedContext>: Sendable {
         let name = named ?? variant?.model ?? defaultModel
         let model = try pipeline.runner.model(named: name, logger: context.logger)
         let requestID = context.requestID
+        let decoder = self.decoder
         return try await pipeline.infer(
             model, request: request, context: context,
             variant: variant ?? InferencePipeline.Variant(endpoint: Self.endpoint, model: name)
         ) {
-            guard let image = model.image, let input = model.metadata.inputs.first else {
-                throw APIError.invalidInput("model '\(name)' does not classify images; POST /v2/models/\(name)/infer instead")
-            }
-            let size = try Self.integer(body["img_size"], name: "img_size", in: 1...Self.maximumImageSize) ?? image.fixedHeight ?? 224
-            if let height = image.fixedHeight, let width = image.fixedWidth, height != size || width != size {
-                throw APIError.invalidInput("model '\(name)' takes \(height)x\(width) images; img_size must be \(height)")
-            }
-            let labels = image.labels
-            let topK = try Self.integer(body["top_k"], name: "top_k", in: 1...max(1, labels.count)) ?? min(5, max(1, labels.count))
-            let encoded = try body.required("image_b64", in: "").string(at: "image_b64")
-            let bytes = try Self.base64(encoded)
-            let decoded = try decoder.decode(bytes, channels: image.color.channels)
-            return (buffer, [image.tensor(from: decoded, height: size, width: size, name: input.name)], (labels, size, topK))
+            let input = try Self.input(for: model, body: body, decoder: decoder)
+            return (buffer, [input.tensor], (input.labels, input.size, input.topK))
         } render: { outputs, parsed in
             guard let output = outputs.first, case .float(let values) = output.data, !values.isEmpty else {
                 throw APIError.inferenceFailed(model: model.metadata.name)
             }
             return ResponseContent(
                 json: Self.render(values, labels: parsed.0, topK: parsed.2, model: model.metadata, size: parsed.1, requestID: requestID))
+        } shadowInputs: { shadow in
+            // The shadow's own size where it takes one, else the size asked for.
+            [try Self.input(for: shadow, body: body, decoder: decoder, sizing: .shadow).tensor]
         }
+    }
+
+    /// How `img_size` is read: as asked (refused when the model takes another size), or for a
+    /// shadow copy, which follows the shadow model's own fixed size.
+    enum Sizing {
+        case request, shadow
+    }
+
+    /// The body's image as `model`'s input, and the labels, size and `top_k` of the answer.
+    static func input(for model: any InferenceModel, body: JSONValue, decoder: ImageDecoder, sizing: Sizing = .request) throws(APIError)
+        -> (tensor: Tensor, labels: [String], size: Int, topK: Int)
+    {
+        let name = model.metadata.name
+        guard let image = model.image, let input = model.metadata.inputs.first else {
+            throw APIError.invalidInput("model '\(name)' does not classify images; POST /v2/models/\(name)/infer instead")
+        }
+        let asked = try integer(body["img_size"], name: "img_size", in: 1...maximumImageSize)
+        let size = (sizing == .shadow ? image.fixedHeight ?? asked : asked ?? image.fixedHeight) ?? 224
+        if let height = image.fixedHeight, let width = image.fixedWidth, height != size || width != size {
+            throw APIError.invalidInput("model '\(name)' takes \(height)x\(width) images; img_size must be \(height)")
+        }
+        let labels = image.labels
+        let topK = try integer(body["top_k"], name: "top_k", in: 1...max(1, labels.count)) ?? min(5, max(1, labels.count))
+        let encoded = try body.required("image_b64", in: "").string(at: "image_b64")
+        let bytes = try base64(encoded)
+        let decoded = try decoder.decode(bytes, channels: image.color.channels)
+        return (image.tensor(from: decoded, height: size, width: size, name: input.name), labels, size, topK)
     }
 
     /// `{"model": "vA", "model_version": "1.0.0", "label": "3", "probability": 0.98,

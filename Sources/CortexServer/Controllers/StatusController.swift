@@ -168,7 +168,7 @@ public struct StatusController<Context: RequestIDContext>: Sendable {
     }
 
     /// `POST /v1/infer`'s A/B split: `split` (on or not), the weights, the stored `version` applied
-    /// (0 while the configured settings apply), and the session cookie's name.
+    /// (0 while the configured settings apply), the session cookie's name, shadow, and the canary.
     private func writeTraffic(to json: inout JSONWriter) {
         let traffic = dependencies.traffic
         let settings = traffic.settings
@@ -182,6 +182,9 @@ public struct StatusController<Context: RequestIDContext>: Sendable {
         json.member("version", Int(traffic.version))
         json.key("sticky_cookie")
         if let cookie = settings.stickyCookie { json.string(cookie) } else { json.null() }
+        json.member("shadow_enabled", settings.shadowEnabled)
+        json.key("canary")
+        TrafficControl.writeCanary(settings, analysis: traffic.canary, to: &json)
         json.endObject()
     }
 

@@ -1,5 +1,6 @@
 public import CortexCore
 public import CortexRuntime
+import Dispatch
 import Foundation
 public import Hummingbird
 
@@ -10,12 +11,15 @@ public import Hummingbird
 /// 2. The tensors are checked against the model's signature (400, nothing runs).
 /// 3. The per-tenant-and-model rate limit (429).
 /// 4. The variant is chosen: where the endpoint has a traffic split (`POST /v1/infer` between `vA`
-///    and `vB`, `AB_WEIGHT_A`/`AB_WEIGHT_B`) and the request names no model, the split picks it
-///    (``variant(of:request:context:)``, before the model is looked up, since it decides how the
-///    input is read); the answer says which (`X-Model-Variant`).
+///    and `vB`, `AB_WEIGHT_A`/`AB_WEIGHT_B`, or the canary's step) and the request names no model,
+///    the split picks it (``variant(of:request:context:)``, before the model is looked up, since it
+///    decides how the input is read); the answer says which (`X-Model-Variant`).
 /// 5. The price is held (402 when the balance cannot cover it, and nothing runs).
 /// 6. The model runs, through its dynamic batcher when it has one.
 /// 7. The hold is settled, durably, before the answer; or released when the model failed.
+/// 8. With shadow traffic on, a copy is queued for the other variant (``ShadowTraffic``: never
+///    billed, never limited, never waited for); with a canary running, the variant's outcome and
+///    model time feed its analysis (``TrafficControl/recordCanary(model:success:latency:)``).
 ///
 /// Outcome metrics and the `INFERENCE_*` log events come from ``InferenceRunner`` at each step.
 ///
@@ -29,16 +33,23 @@ public struct InferencePipeline: Sendable {
     let billing: Billing
     /// Traffic switches by endpoint (`/v1/infer`'s A/B split).
     let traffic: [String: TrafficControl]
+    /// Where shadow copies are queued.
+    let shadow: ShadowTraffic?
 
     /// A pipeline over the runner (validation, prediction), the model limits and billing.
     ///
     /// - Parameters:
     ///   - traffic: Traffic switches by endpoint (`"/v1/infer"`).
-    public init(runner: InferenceRunner, modelLimits: ModelRateLimits, billing: Billing, traffic: [String: TrafficControl] = [:]) {
+    ///   - shadow: The queue of shadow copies (run by the service group).
+    public init(
+        runner: InferenceRunner, modelLimits: ModelRateLimits, billing: Billing, traffic: [String: TrafficControl] = [:],
+        shadow: ShadowTraffic? = nil
+    ) {
         self.runner = runner
         self.modelLimits = modelLimits
         self.billing = billing
         self.traffic = traffic
+        self.shadow = shadow
     }
 
     /// The variant chosen for a request: the model that serves it, and the session cookie to set.
@@ -49,6 +60,8 @@ public struct InferencePipeline: Sendable {
         var setCookie: String?
         /// Whether the split chose it (not the request's own `model`).
         var chosen = false
+        /// The variant that runs a shadow copy of the request (`SHADOW_ENABLED`).
+        var shadow: String?
     }
 
     /// Step 4: the variant of `endpoint` for this request, or `nil` when the endpoint has no split.
@@ -73,7 +86,7 @@ public struct InferencePipeline: Sendable {
         }
         let model = split.variant(for: session)
         runner.metrics.trafficRequest(endpoint: endpoint, variant: model)
-        return Variant(endpoint: endpoint, model: model, setCookie: setCookie, chosen: true)
+        return Variant(endpoint: endpoint, model: model, setCookie: setCookie, chosen: true, shadow: settings.shadow(of: model))
     }
 
     /// The value of cookie `name` in the request's `Cookie` headers, when it is a sane session id.
@@ -100,6 +113,8 @@ public struct InferencePipeline: Sendable {
     ///   - parse: Reads the request: its body as received (for the `Idempotency-Key`'s
     ///     fingerprint), the model's inputs, and whatever `render` needs.
     ///   - render: The answer's body from the model's outputs.
+    ///   - shadowInputs: Reads the request into another model's inputs, for its shadow copy;
+    ///     `nil` where the route has no shadow traffic.
     /// - Returns: The 200 answer (with the `X-Credits-*` headers when billed), or the stored answer
     ///   of an earlier request with the same `Idempotency-Key`.
     public func infer<Context: AuthenticatedContext, Parsed: Sendable>(
@@ -108,20 +123,55 @@ public struct InferencePipeline: Sendable {
         context: Context,
         variant: Variant? = nil,
         parse: () async throws -> (body: ByteBuffer, inputs: [Tensor], parsed: Parsed),
-        render: ([Tensor], Parsed) throws -> ResponseContent
+        render: ([Tensor], Parsed) throws -> ResponseContent,
+        shadowInputs: (@Sendable (any InferenceModel) throws -> [Tensor])? = nil
     ) async throws -> Response {
         var logger = context.logger
+        let chosen = variant.flatMap { $0.chosen ? $0 : nil }
         // The variant a split chose goes on the model's log lines (REQ_END reads X-Model-Variant).
-        if let variant, variant.chosen { logger[metadataKey: "variant"] = "\(variant.model)" }
+        if let chosen { logger[metadataKey: "variant"] = "\(chosen.model)" }
         let (body, inputs, parsed) = try await runner.rejecting(model, logger: logger, parse)
         let validated = try runner.validate(model, inputs: inputs, logger: logger)
         let name = model.metadata.name
-        var response = try await charge(
-            .price(billing.configuration.price(of: name)), model: name, request: request, body: body, context: context
-        ) {
-            try render(try await runner.predict(validated), parsed)
+        var outputs: [Tensor] = []
+        var modelSeconds = 0.0
+        var modelFailed = false
+        var response: Response
+        do {
+            response = try await charge(
+                .price(billing.configuration.price(of: name)), model: name, request: request, body: body, context: context
+            ) {
+                let start = DispatchTime.now().uptimeNanoseconds
+                do {
+                    outputs = try await runner.predict(validated)
+                } catch {
+                    modelFailed = true
+                    throw error
+                }
+                modelSeconds = Double(DispatchTime.now().uptimeNanoseconds &- start) / 1e9
+                return try render(outputs, parsed)
+            }
+            .response()
+        } catch {
+            if modelFailed, let chosen {
+                traffic[chosen.endpoint]?.recordCanary(model: chosen.model, success: false, latency: modelSeconds)
+            }
+            throw error
         }
-        .response()
+        if let chosen {
+            traffic[chosen.endpoint]?.recordCanary(model: chosen.model, success: true, latency: modelSeconds)
+            // A replayed answer (same Idempotency-Key) ran nothing, so has nothing to compare.
+            if let shadowName = chosen.shadow, let shadowInputs, let shadow, !outputs.isEmpty {
+                if let shadowModel = try? runner.registry.model(named: shadowName) {
+                    shadow.submit(
+                        ShadowTraffic.Copy(
+                            endpoint: chosen.endpoint, primary: name, shadow: shadowModel, primaryOutputs: outputs, inputs: shadowInputs,
+                            logger: logger))
+                } else {
+                    shadow.metrics.shadow(endpoint: chosen.endpoint, shadow: shadowName, outcome: .failed)
+                }
+            }
+        }
         if let variant {
             response.headers[.xModelVariant] = variant.model
             if let cookie = variant.setCookie { response.headers[.setCookie] = cookie }

@@ -11,11 +11,44 @@ public final class TrafficControl: Sendable {
     /// The endpoint whose split this is, as stored and counted.
     public static let endpoint = "/v1/infer"
 
-    private let storage: Mutex<(settings: CortexConfiguration.Traffic, split: TrafficSplit?, version: Int64)>
+    private struct State {
+        var settings: CortexConfiguration.Traffic
+        var split: TrafficSplit?
+        var version: Int64
+        /// The running canary's analysis of this step; `nil` while no canary runs.
+        var canary: CanaryAnalysis?
+
+        init(_ settings: CortexConfiguration.Traffic, version: Int64) {
+            self.settings = settings
+            self.split = settings.split
+            self.version = version
+            self.canary = settings.canaryEnabled ? CanaryAnalysis(policy: settings.canary, step: settings.canaryStep) : nil
+        }
+    }
+
+    private let storage: Mutex<State>
+    let metrics: TrafficMetrics?
+
+    /// A canary decision made here, applied here at once and waiting to be stored for the other
+    /// replicas (``TrafficSync`` stores it if the stored version is still `basedOn`).
+    public struct CanaryVerdict: Sendable {
+        public var decision: CanaryAnalysis.Decision
+        /// The switches the decision leads to.
+        public var settings: CortexConfiguration.Traffic
+        /// The stored version the analysis ran on.
+        public var basedOn: Int64
+    }
+
+    /// The canary's decisions, in order, for ``TrafficSync`` to store.
+    let verdicts: AsyncStream<CanaryVerdict>
+    private let verdictSink: AsyncStream<CanaryVerdict>.Continuation
 
     /// The switches as configured (`AB_WEIGHT_A`, `AB_WEIGHT_B`, `STICKY_COOKIE`, ...), version 0.
-    public init(_ settings: CortexConfiguration.Traffic) {
-        storage = Mutex((settings, settings.split, 0))
+    public init(_ settings: CortexConfiguration.Traffic, metrics: TrafficMetrics? = nil) {
+        storage = Mutex(State(settings, version: 0))
+        self.metrics = metrics
+        (verdicts, verdictSink) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(16))
+        metrics?.canaryWeight(endpoint: Self.endpoint, settings.canaryEnabled ? settings.canary.share(at: settings.canaryStep) : 0)
     }
 
     /// The switches now.
@@ -26,6 +59,41 @@ public final class TrafficControl: Sendable {
     var state: (settings: CortexConfiguration.Traffic, split: TrafficSplit?) {
         storage.withLock { ($0.settings, $0.split) }
     }
+    /// The running canary's evidence in its current step; `nil` while no canary runs.
+    public var canary: CanaryAnalysis? { storage.withLock { $0.canary } }
+
+    /// Feeds the canary one answer of `model` (`vA` the primary, `vB` the candidate): `success`
+    /// false when the model failed (a 5xx), `latency` the model's time in seconds. A decision is
+    /// applied here at once (a rollback stops the candidate's traffic with the next request) and
+    /// queued to be stored.
+    ///
+    /// - Returns: The decision, if this answer completed a step's evidence.
+    @discardableResult
+    public func recordCanary(model: String, success: Bool, latency: Double) -> CanaryAnalysis.Decision? {
+        guard model == "vA" || model == "vB" else { return nil }
+        let verdict: CanaryVerdict? = storage.withLock { state in
+            // Optional chaining mutates in place: the windows' latencies are not copied per request.
+            guard let decision = state.canary?.record(candidate: model == "vB", success: success, latency: latency) else { return nil }
+            var next = state.settings
+            switch decision {
+            case .step(let step, _):
+                next.canaryStep = step
+            case .promote:
+                (next.canaryEnabled, next.canaryStep, next.weightA, next.weightB) = (false, 0, 0, 1)
+            case .rollBack:
+                (next.canaryEnabled, next.canaryStep, next.weightB) = (false, 0, 0)
+                if next.weightA == 0 { next.weightA = 1 }
+            }
+            let basedOn = state.version
+            state = State(next, version: basedOn)
+            return CanaryVerdict(decision: decision, settings: next, basedOn: basedOn)
+        }
+        guard let verdict else { return nil }
+        let settings = verdict.settings
+        metrics?.canaryWeight(endpoint: Self.endpoint, settings.canaryEnabled ? settings.canary.share(at: settings.canaryStep) : 0)
+        verdictSink.yield(verdict)
+        return verdict.decision
+    }
 
     /// A change: the fields given, each checked as its variable is.
     public struct Change: Sendable, Equatable {
@@ -33,16 +101,21 @@ public final class TrafficControl: Sendable {
         public var weightB: Double?
         public var shadowEnabled: Bool?
         public var canaryEnabled: Bool?
+        /// The canary's step (an index into `CANARY_STEPS`); set by the analysis as it steps up.
+        public var canaryStep: Int?
 
-        public init(weightA: Double? = nil, weightB: Double? = nil, shadowEnabled: Bool? = nil, canaryEnabled: Bool? = nil) {
+        public init(
+            weightA: Double? = nil, weightB: Double? = nil, shadowEnabled: Bool? = nil, canaryEnabled: Bool? = nil, canaryStep: Int? = nil
+        ) {
             self.weightA = weightA
             self.weightB = weightB
             self.shadowEnabled = shadowEnabled
             self.canaryEnabled = canaryEnabled
+            self.canaryStep = canaryStep
         }
 
         /// The admin API's body (and the stored document): any of `ab_weight_a`, `ab_weight_b`
-        /// (numbers), `shadow_enabled`, `canary_enabled` (booleans).
+        /// (numbers), `shadow_enabled`, `canary_enabled` (booleans), `canary_step` (an integer).
         ///
         /// - Throws: 422 `invalid_config` naming the field for anything else.
         package init(json: JSONValue) throws(APIError) {
@@ -53,9 +126,12 @@ public final class TrafficControl: Sendable {
                 case ("ab_weight_b", .number(let weight)): weightB = weight
                 case ("shadow_enabled", .bool(let flag)): shadowEnabled = flag
                 case ("canary_enabled", .bool(let flag)): canaryEnabled = flag
+                case ("canary_step", .number(let step)) where Int(exactly: step) != nil: canaryStep = Int(step)
+                case ("canary_step", _): throw APIError.invalidConfig(name, "an integer")
                 case ("ab_weight_a", _), ("ab_weight_b", _): throw APIError.invalidConfig(name, "a number")
                 case ("shadow_enabled", _), ("canary_enabled", _): throw APIError.invalidConfig(name, "true or false")
-                default: throw APIError.invalidConfig(name, "one of ab_weight_a, ab_weight_b, shadow_enabled, canary_enabled")
+                default:
+                    throw APIError.invalidConfig(name, "one of ab_weight_a, ab_weight_b, shadow_enabled, canary_enabled, canary_step")
                 }
             }
         }
@@ -64,7 +140,7 @@ public final class TrafficControl: Sendable {
     /// The switches `change` would make of the current ones; nothing is applied.
     ///
     /// - Throws: 422 `invalid_config` naming the field: a weight below 0 or above 1000000, both
-    ///   weights 0, or a switch this release cannot honour turned on.
+    ///   weights 0, or a canary step outside `CANARY_STEPS`.
     public func proposed(_ change: Change) throws(APIError) -> CortexConfiguration.Traffic {
         try Self.applying(change, to: settings)
     }
@@ -79,15 +155,22 @@ public final class TrafficControl: Sendable {
                 throw APIError.invalidConfig(field, "a weight from 0 to 1000000; got \(value)")
             }
         }
-        if change.shadowEnabled == true {
-            throw APIError.invalidConfig("shadow_enabled", "false: shadow traffic is not available in this release yet")
-        }
-        if change.canaryEnabled == true {
-            throw APIError.invalidConfig("canary_enabled", "false: canary analysis is not available in this release yet")
-        }
         var next = settings
         next.weightA = change.weightA ?? next.weightA
         next.weightB = change.weightB ?? next.weightB
+        next.shadowEnabled = change.shadowEnabled ?? next.shadowEnabled
+        if let enabled = change.canaryEnabled {
+            // Turned on afresh, the canary starts at its first step.
+            if enabled, !next.canaryEnabled { next.canaryStep = 0 }
+            next.canaryEnabled = enabled
+        }
+        if let step = change.canaryStep {
+            guard next.canary.steps.indices.contains(step) else {
+                throw APIError.invalidConfig("canary_step", "a step from 0 to \(next.canary.steps.count - 1) of CANARY_STEPS; got \(step)")
+            }
+            next.canaryStep = step
+        }
+        if !next.canaryEnabled { next.canaryStep = 0 }
         guard next.weightA > 0 || next.weightB > 0 else { throw APIError.invalidConfig("ab_weight_a", "a weight above 0 for vA or vB") }
         return next
     }
@@ -98,15 +181,22 @@ public final class TrafficControl: Sendable {
     /// - Returns: The switches before, or `nil` when nothing changed.
     @discardableResult
     public func install(_ settings: CortexConfiguration.Traffic, version: Int64) -> CortexConfiguration.Traffic? {
-        storage.withLock { state in
+        let before: CortexConfiguration.Traffic? = storage.withLock { state in
             guard version > state.version else { return nil }
             let before = state.settings
-            state = (settings, settings.split, version)
+            let analysis = state.canary
+            state = State(settings, version: version)
+            // The same step of the same canary (this replica's own decision, stored): its evidence stays.
+            if settings.canaryEnabled, before.canaryEnabled, before.canaryStep == settings.canaryStep { state.canary = analysis }
             return before
         }
+        if before != nil {
+            metrics?.canaryWeight(endpoint: Self.endpoint, settings.canaryEnabled ? settings.canary.share(at: settings.canaryStep) : 0)
+        }
+        return before
     }
 
-    /// The stored document of `settings`: the four switches the admin API takes.
+    /// The stored document of `settings`: the switches the admin API takes.
     public static func json(_ settings: CortexConfiguration.Traffic) -> String {
         var json = JSONWriter(capacity: 128)
         json.beginObject()
@@ -115,7 +205,14 @@ public final class TrafficControl: Sendable {
         return json.text
     }
 
-    /// The four switches as members of an object being written.
+    /// The switches for a log line: `vA=0.9 vB=0.1 shadow=on canary=25%`.
+    static func summary(_ settings: CortexConfiguration.Traffic) -> String {
+        var text = "vA=\(settings.weightA) vB=\(settings.weightB) shadow=\(settings.shadowEnabled ? "on" : "off")"
+        text += settings.canaryEnabled ? " canary=\(settings.canary.share(at: settings.canaryStep) * 100)%" : " canary=off"
+        return text
+    }
+
+    /// The switches as members of an object being written.
     static func write(_ settings: CortexConfiguration.Traffic, to json: inout JSONWriter) {
         json.key("ab_weight_a")
         json.number(settings.weightA)
@@ -123,6 +220,36 @@ public final class TrafficControl: Sendable {
         json.number(settings.weightB)
         json.member("shadow_enabled", settings.shadowEnabled)
         json.member("canary_enabled", settings.canaryEnabled)
+        json.member("canary_step", settings.canaryStep)
+    }
+
+    /// The canary's state: `{"enabled", "step", "share", "steps", "min_requests", "primary":
+    /// {"requests", "error_rate", "p99_ms"}, "candidate": {...}}`, the windows those of the step
+    /// being judged on this replica.
+    static func writeCanary(_ settings: CortexConfiguration.Traffic, analysis: CanaryAnalysis?, to json: inout JSONWriter) {
+        json.beginObject()
+        json.member("enabled", settings.canaryEnabled)
+        json.member("step", settings.canaryStep)
+        json.key("share")
+        json.number(settings.canaryEnabled ? settings.canary.share(at: settings.canaryStep) : 0)
+        json.key("steps")
+        json.beginArray()
+        for step in settings.canary.steps { json.number(step) }
+        json.endArray()
+        json.member("min_requests", settings.canary.minRequests)
+        if let analysis {
+            for (name, window) in [("primary", analysis.primary), ("candidate", analysis.candidate)] {
+                json.key(name)
+                json.beginObject()
+                json.member("requests", window.requests)
+                json.key("error_rate")
+                json.number(window.errorRate)
+                json.key("p99_ms")
+                json.number(window.p99 * 1000)
+                json.endObject()
+            }
+        }
+        json.endObject()
     }
 }
 

@@ -8,6 +8,9 @@ public import ServiceLifecycle
 /// Applies the stored traffic settings: once at start (so a restart keeps the last change), then
 /// every ``interval``, so a change made on one replica (`POST /admin/config`, `cortex traffic set`)
 /// reaches the others. One small read per interval per replica.
+///
+/// It also stores the canary's decisions (``TrafficControl/recordCanary(model:success:latency:)``)
+/// as the next version, with `canary` as the actor, so the other replicas follow the same steps.
 public struct TrafficSync: Service {
     /// How often the stored version is read.
     public static let interval: Duration = .seconds(2)
@@ -26,14 +29,59 @@ public struct TrafficSync: Service {
     }
 
     public func run() async throws {
-        do {
-            try await cancelWhenGracefulShutdown {
-                while true {
-                    try await Task.sleep(for: Self.interval)
-                    await poll()
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                try? await cancelWhenGracefulShutdown {
+                    while true {
+                        try await Task.sleep(for: Self.interval)
+                        await poll()
+                    }
                 }
             }
-        } catch is CancellationError {}
+            group.addTask {
+                try? await cancelWhenGracefulShutdown {
+                    for await verdict in control.verdicts { await store(verdict) }
+                }
+            }
+        }
+    }
+
+    /// Logs a canary decision with the figures it was made on, and stores the switches it led to,
+    /// unless another replica stored a newer version since (its decision stands; the poll applies it).
+    func store(_ verdict: TrafficControl.CanaryVerdict) async {
+        let (event, figures, extra): (String, CanaryAnalysis.Figures, Logger.Metadata) =
+            switch verdict.decision {
+            case .step(let step, let figures):
+                ("CANARY_STEP", figures, ["to_share": "\(verdict.settings.canary.share(at: step))", "step": "\(step)"])
+            case .promote(let figures): ("CANARY_PROMOTED", figures, [:])
+            case .rollBack(let reason, let figures): ("CANARY_ROLLED_BACK", figures, ["reason": "\(reason)"])
+            }
+        control.metrics?.canaryDecision(
+            endpoint: TrafficControl.endpoint,
+            event == "CANARY_STEP" ? "step" : event == "CANARY_PROMOTED" ? "promoted" : "rolled_back")
+        var metadata: Logger.Metadata = [
+            "share": "\(figures.share)",
+            "primary_requests": "\(figures.primaryRequests)", "primary_error_rate": "\(figures.primaryErrorRate)",
+            "primary_p99_ms": "\(figures.primaryP99 * 1000)",
+            "candidate_requests": "\(figures.candidateRequests)", "candidate_error_rate": "\(figures.candidateErrorRate)",
+            "candidate_p99_ms": "\(figures.candidateP99 * 1000)",
+        ]
+        metadata.merge(extra) { _, new in new }
+        let level: Logger.Level = event == "CANARY_ROLLED_BACK" ? .warning : .notice
+        do {
+            let record = try await store.saveTrafficSettings(
+                endpoint: TrafficControl.endpoint, settings: TrafficControl.json(verdict.settings), actor: "canary",
+                ifVersion: verdict.basedOn)
+            if let record {
+                control.install(verdict.settings, version: record.version)
+                metadata["version"] = "\(record.version)"
+            } else {
+                metadata["version"] = "not stored: another replica changed the split first"
+            }
+        } catch {
+            metadata["version"] = "not stored: \(error)"
+        }
+        logger.log(level: level, "\(event)", metadata: metadata)
     }
 
     /// Reads the stored version and installs it when it is newer than the one applied.
@@ -52,7 +100,7 @@ public struct TrafficSync: Service {
             if control.install(settings, version: record.version) != nil {
                 logger.notice(
                     "TRAFFIC_CONFIG_APPLIED",
-                    metadata: ["version": "\(record.version)", "settings": "vA=\(settings.weightA) vB=\(settings.weightB)"])
+                    metadata: ["version": "\(record.version)", "settings": "\(TrafficControl.summary(settings))"])
             }
         } catch {
             logger.error("TRAFFIC_SYNC_FAIL", metadata: ["version": "\(record.version)", "error": "stored settings refused: \(error)"])

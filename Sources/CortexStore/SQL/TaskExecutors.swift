@@ -27,8 +27,18 @@ package final class ThreadExecutor: TaskExecutor, @unchecked Sendable {
     private var stopping = false
 
     /// Starts the thread, named for `top` and debuggers.
-    package init(name: String) {
-        let thread = Thread { self.run() }
+    ///
+    /// - Parameter niceness: Added to the thread's nice value (Linux schedules threads one by
+    ///   one), so work that must never slow the rest (shadow traffic) yields the CPU to it.
+    package init(name: String, niceness: Int32 = 0) {
+        let thread = Thread {
+            #if os(Linux)
+                // Linux keeps a nice value per thread; `who` 0 is the calling thread.
+                let which = __priority_which_t(PRIO_PROCESS.rawValue)
+                if niceness != 0 { _ = setpriority(which, 0, getpriority(which, 0) + niceness) }
+            #endif
+            self.run()
+        }
         thread.name = name
         thread.start()
     }

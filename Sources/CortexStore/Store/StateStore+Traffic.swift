@@ -26,18 +26,58 @@ extension StateStore {
     public func saveTrafficSettings(endpoint: String, settings: String, actor: String, at time: Date = Date()) async throws
         -> TrafficRecord
     {
+        guard let record = try await save(endpoint: endpoint, settings: settings, actor: actor, ifVersion: nil, at: time) else {
+            throw StoreFailure(reason: "the traffic settings were not stored")
+        }
+        return record
+    }
+
+    /// Stores `settings` as `endpoint`'s next version only if the stored version is still
+    /// `version` (0: never stored): a compare-and-set, so of two replicas deciding on the same
+    /// version only the first is stored.
+    ///
+    /// - Returns: The record stored, or `nil` when the stored version had moved on.
+    public func saveTrafficSettings(endpoint: String, settings: String, actor: String, ifVersion version: Int64, at time: Date = Date())
+        async throws -> TrafficRecord?
+    {
+        try await save(endpoint: endpoint, settings: settings, actor: actor, ifVersion: version, at: time)
+    }
+
+    private func save(endpoint: String, settings: String, actor: String, ifVersion expected: Int64?, at time: Date) async throws
+        -> TrafficRecord?
+    {
         let milliseconds = Int64((time.timeIntervalSince1970 * 1000).rounded())
         return try await database.transaction(durable: true) { transaction in
-            let rows = try await transaction.query(
-                """
-                INSERT INTO traffic_settings (endpoint, version, settings, changed_at_ms) VALUES ($1, 1, $2, $3)
-                ON CONFLICT (endpoint) DO UPDATE
-                SET version = traffic_settings.version + 1, settings = excluded.settings, changed_at_ms = excluded.changed_at_ms
-                RETURNING version
-                """,
-                [.text(endpoint), .text(settings), .integer(milliseconds)]
-            )
-            guard let version = rows.first?.integer("version") else { throw StoreFailure(reason: "the traffic settings were not stored") }
+            let rows: [SQLRow]
+            switch expected {
+            case nil:
+                rows = try await transaction.query(
+                    """
+                    INSERT INTO traffic_settings (endpoint, version, settings, changed_at_ms) VALUES ($1, 1, $2, $3)
+                    ON CONFLICT (endpoint) DO UPDATE
+                    SET version = traffic_settings.version + 1, settings = excluded.settings, changed_at_ms = excluded.changed_at_ms
+                    RETURNING version
+                    """,
+                    [.text(endpoint), .text(settings), .integer(milliseconds)]
+                )
+            case 0?:
+                rows = try await transaction.query(
+                    """
+                    INSERT INTO traffic_settings (endpoint, version, settings, changed_at_ms) VALUES ($1, 1, $2, $3)
+                    ON CONFLICT (endpoint) DO NOTHING RETURNING version
+                    """,
+                    [.text(endpoint), .text(settings), .integer(milliseconds)]
+                )
+            case let version?:
+                rows = try await transaction.query(
+                    """
+                    UPDATE traffic_settings SET version = version + 1, settings = $2, changed_at_ms = $3
+                    WHERE endpoint = $1 AND version = $4 RETURNING version
+                    """,
+                    [.text(endpoint), .text(settings), .integer(milliseconds), .integer(version)]
+                )
+            }
+            guard let version = rows.first?.integer("version") else { return nil }
             _ = try await transaction.query(
                 "INSERT INTO traffic_changes (endpoint, version, settings, actor, changed_at_ms) VALUES ($1, $2, $3, $4, $5)",
                 [.text(endpoint), .integer(version), .text(settings), .text(actor), .integer(milliseconds)]
