@@ -17,6 +17,9 @@
 # e.g. the A/B split's variant step on POST /v1/infer (ROUTES picks the routes; digit is
 # /v1/infer with a bundled 8x8 PNG, which needs ONNX Runtime, scripts/onnxruntime.sh install):
 #   NEW_ENV="AB_WEIGHT_B=1" ROUTES=digit bench/compare.sh .build/release/cortex .build/release/cortex
+# or shadow traffic at 100% against none, at one connection (the primary's p50), and what one
+# request naming vB costs (digit-vB), the floor a copy is held to:
+#   CONNECTIONS=1 NEW_ENV="SHADOW_ENABLED=true" ROUTES="digit digit-vB" bench/compare.sh .build/release/cortex .build/release/cortex
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
@@ -50,12 +53,14 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["X-API-Key"] = "demo-api-key-123"
 wrk.body = '{"image_b64":"$(base64 -w0 models/digits/digit3_0.png)","img_size":8}'
 LUA
+sed 's/"img_size":8}/"img_size":8,"model":"vB"}/' "$WORK/digit.lua" >"$WORK/digit-vB.lua"
 for route in $ROUTES; do
   case $route in
     health) path=/health lua= ;;
     score) path=/api/v1/score lua=bench/score.lua ;;
     infer) path=/v2/models/lead-scoring/infer lua=bench/infer.lua ;;
     digit) path=/v1/infer lua=$WORK/digit.lua ;;
+    digit-vB) path=/v1/infer lua=$WORK/digit-vB.lua ;;
   esac
   echo "== $route: $ROUNDS rounds of ${DURATION}s at $CONNECTIONS connections"
   for round in $(seq 1 "$ROUNDS"); do
@@ -75,5 +80,6 @@ for route in $ROUTES; do
   awk -v r="$route" -v nr="$(median "new-$route" 1)" -v or="$(median "old-$route" 1)" \
     -v np="$(median "new-$route" 2)" -v op="$(median "old-$route" 2)" \
     -v nc="$(median "new-$route" 4)" -v oc="$(median "old-$route" 4)" \
-    'BEGIN {printf "%-7s requests/s %6.1f%% (%.0f / %.0f)   p99 %.2f / %.2f ms   cpu %d / %d us/req\n", r, 100*nr/or, nr, or, np, op, nc, oc}'
+    -v n5="$(median "new-$route" 3)" -v o5="$(median "old-$route" 3)" \
+    'BEGIN {printf "%-7s requests/s %6.1f%% (%.0f / %.0f)   p50 %.3f / %.3f ms   p99 %.2f / %.2f ms   cpu %d / %d us/req\n", r, 100*nr/or, nr, or, n5, o5, np, op, nc, oc}'
 done

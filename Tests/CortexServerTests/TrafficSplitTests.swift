@@ -123,6 +123,11 @@ struct TrafficSplitTests {
             #expect(named.headers[.xModelVariant] == "vA" && named.body.jsonObject["model"] as? String == "vA")
             let metrics = try await client.get("/metrics").body.text
             #expect(metrics.contains(#"traffic_requests_total{endpoint="/v1/infer",variant="vB"} 1"#))
+            // The split's request is in the variant's series; the one naming its model is not.
+            #expect(MetricsTests.value(of: #"inference_outcome_total{model="vB",outcome="success",variant="vB"}"#, in: metrics) == 1)
+            #expect(MetricsTests.value(of: #"inference_latency_seconds_count{model="vB",variant="vB"}"#, in: metrics) == 1)
+            #expect(MetricsTests.value(of: #"inference_outcome_total{model="vA",outcome="success"}"#, in: metrics) == 1)
+            #expect(!metrics.contains(#"inference_outcome_total{model="vA",outcome="success",variant"#))
         }
         // The split's choice is on the model's lines; every /v1/infer answer's REQ_END names its variant.
         #expect(server.logs.events(named: "INFERENCE_SUCCESS").map { $0.metadata["variant"] } == ["vB", nil])

@@ -126,9 +126,31 @@ public struct InferencePipeline: Sendable {
         render: ([Tensor], Parsed) throws -> ResponseContent,
         shadowInputs: (@Sendable (any InferenceModel) throws -> [Tensor])? = nil
     ) async throws -> Response {
+        let chosen = variant.flatMap { $0.chosen ? $0 : nil }
+        guard let chosen else {
+            return try await run(
+                model, request: request, context: context, variant: variant, parse: parse, render: render, shadowInputs: nil)
+        }
+        // The variant a split chose goes on the model's log lines (REQ_END reads X-Model-Variant)
+        // and on its outcome and latency series.
+        return try await ServerMetrics.$variant.withValue(chosen.model) {
+            try await run(
+                model, request: request, context: context, variant: chosen, parse: parse, render: render, shadowInputs: shadowInputs)
+        }
+    }
+
+    /// ``infer(_:request:context:variant:parse:render:shadowInputs:)``'s steps.
+    private func run<Context: AuthenticatedContext, Parsed: Sendable>(
+        _ model: any InferenceModel,
+        request: Request,
+        context: Context,
+        variant: Variant?,
+        parse: () async throws -> (body: ByteBuffer, inputs: [Tensor], parsed: Parsed),
+        render: ([Tensor], Parsed) throws -> ResponseContent,
+        shadowInputs: (@Sendable (any InferenceModel) throws -> [Tensor])?
+    ) async throws -> Response {
         var logger = context.logger
         let chosen = variant.flatMap { $0.chosen ? $0 : nil }
-        // The variant a split chose goes on the model's log lines (REQ_END reads X-Model-Variant).
         if let chosen { logger[metadataKey: "variant"] = "\(chosen.model)" }
         let (body, inputs, parsed) = try await runner.rejecting(model, logger: logger, parse)
         let validated = try runner.validate(model, inputs: inputs, logger: logger)

@@ -118,21 +118,30 @@ public final class ServerMetrics: Sendable {
         .increment()
     }
 
-    /// The handles of one model, created on first use.
+    /// The variant a traffic split chose for the request being served, set by the pipeline around
+    /// the request's steps: `inference_outcome_total` and `inference_latency_seconds` then carry
+    /// a `variant` label too (requests outside a split keep the series without it).
+    @TaskLocal static var variant: String?
+
+    /// The handles of one model (and of the current ``variant``, if any), created on first use.
     func model(_ name: String) -> ModelMetrics {
-        modelHandles.withLock { cache in
-            if let metrics = cache[name] { return metrics }
+        let variant = Self.variant
+        return modelHandles.withLock { cache in
+            let key = variant.map { name + " " + $0 } ?? name
+            if let metrics = cache[key] { return metrics }
             let dimensions = [("model", name)]
+            // The split's series: the same family with one more label.
+            let split = variant.map { [("variant", $0)] } ?? []
             var outcomes: [Outcome: Counter] = [:]
             for outcome in Outcome.allCases {
                 outcomes[outcome] = Counter(
                     label: "inference_outcome_total",
-                    dimensions: [("model", name), ("outcome", outcome.rawValue)],
+                    dimensions: [("model", name), ("outcome", outcome.rawValue)] + split,
                     factory: factory
                 )
             }
             let metrics = ModelMetrics(
-                latency: Timer(label: "inference_latency_seconds", dimensions: dimensions, factory: factory),
+                latency: Timer(label: "inference_latency_seconds", dimensions: dimensions + split, factory: factory),
                 predictionLatency: Timer(label: "model_prediction_latency", dimensions: dimensions, factory: factory),
                 predictionErrors: Counter(label: "model_prediction_errors", dimensions: dimensions, factory: factory),
                 batchSize: Recorder(label: "model_batch_size", dimensions: dimensions, aggregate: true, factory: factory),
@@ -142,7 +151,7 @@ public final class ServerMetrics: Sendable {
                 fileChanged: Gauge(label: "model_file_changed", dimensions: dimensions, factory: factory),
                 creditsSpent: FloatingPointCounter(label: "credits_spent_total", dimensions: dimensions, factory: factory)
             )
-            cache[name] = metrics
+            cache[key] = metrics
             return metrics
         }
     }

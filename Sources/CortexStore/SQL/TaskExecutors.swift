@@ -33,6 +33,12 @@ package final class ThreadExecutor: TaskExecutor, @unchecked Sendable {
     package init(name: String, niceness: Int32 = 0) {
         let thread = Thread {
             #if os(Linux)
+                // A new thread inherits its creator's name on Linux, whatever `Thread.name` says:
+                // set it on the thread itself (at most 15 bytes), so `top -H` and `ps -L` show it.
+                if let comm = fopen("/proc/thread-self/comm", "w") {
+                    fputs(String(decoding: name.utf8.prefix(15), as: UTF8.self), comm)
+                    fclose(comm)
+                }
                 // Linux keeps a nice value per thread; `who` 0 is the calling thread.
                 let which = __priority_which_t(PRIO_PROCESS.rawValue)
                 if niceness != 0 { _ = setpriority(which, 0, getpriority(which, 0) + niceness) }
