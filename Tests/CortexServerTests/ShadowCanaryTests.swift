@@ -12,39 +12,53 @@ import Testing
 /// it slow or failing).
 @Suite("Shadow traffic and canary analysis (SHADOW_ENABLED, CANARY_ENABLED)")
 struct ShadowCanaryTests {
-    /// A real model behind a gate (runs wait while it is closed) that can fail every `failEvery`-th run.
-    final class WrappedModel: InferenceModel, @unchecked Sendable {
-        let inner: any InferenceModel
-        let failEvery: Int
+    /// Holds runs while it is closed, and counts them.
+    final class Gate: @unchecked Sendable {
         let runs = Atomic<Int>(0)
         private let condition = NSCondition()
-        private var open: Bool
+        private var isOpen: Bool
 
-        init(_ inner: any InferenceModel, gated: Bool = false, failEvery: Int = 0) {
+        init(open: Bool = false) { isOpen = open }
+
+        /// Counts a run and waits until the gate is open; returns the run's number (from 1).
+        func pass() -> Int {
+            let run = runs.add(1, ordering: .relaxed).newValue
+            condition.lock()
+            while !isOpen { condition.wait() }
+            condition.unlock()
+            return run
+        }
+
+        func open() {
+            condition.lock()
+            isOpen = true
+            condition.broadcast()
+            condition.unlock()
+        }
+    }
+
+    /// A real model behind a gate that can fail every `failEvery`-th run.
+    struct WrappedModel: InferenceModel {
+        let inner: any InferenceModel
+        let gate: Gate
+        let failEvery: Int
+
+        init(_ inner: any InferenceModel, gate: Gate = Gate(open: true), failEvery: Int = 0) {
             self.inner = inner
-            self.open = !gated
+            self.gate = gate
             self.failEvery = failEvery
         }
 
         var metadata: ModelMetadata { inner.metadata }
         var image: ImagePreprocessing? { inner.image }
+        var lifetime: AnyObject? { inner.lifetime }
 
         struct Failure: Error {}
 
         func infer(_ inputs: [Tensor]) throws -> [Tensor] {
-            let run = runs.add(1, ordering: .relaxed).newValue
-            condition.lock()
-            while !open { condition.wait() }
-            condition.unlock()
+            let run = gate.pass()
             if failEvery > 0, run % failEvery == 0 { throw Failure() }
             return try inner.infer(inputs)
-        }
-
-        func openGate() {
-            condition.lock()
-            open = true
-            condition.broadcast()
-            condition.unlock()
         }
     }
 
@@ -141,13 +155,13 @@ struct ShadowCanaryTests {
             configuration.traffic.shadowQueueDepth = 2
         }
         let registry = server.dependencies.registry
-        let gated = WrappedModel(try registry.model(named: "vB"), gated: true)
-        registry.register(gated, source: ModelSource(name: "vB", path: "gated"))
+        let gate = Gate()
+        registry.register(WrappedModel(try registry.model(named: "vB"), gate: gate), source: ModelSource(name: "vB", path: "gated"))
         let body = try Self.digits()[0]
         try await server.test { client in
             #expect(try await client.post("/v1/infer", json: body).status == .ok)
             // The worker has the first copy and is stuck in vB: from now on nothing of the shadow moves.
-            #expect(try await Self.eventually { gated.runs.load(ordering: .relaxed) == 1 })
+            #expect(try await Self.eventually { gate.runs.load(ordering: .relaxed) == 1 })
             for _ in 0..<5 {
                 let answer = try await client.post("/v1/infer", json: body)
                 #expect(answer.status == .ok && answer.headers[.xModelVariant] == "vA", "answered while the shadow is stuck")
@@ -157,15 +171,15 @@ struct ShadowCanaryTests {
             // One running, two waiting (SHADOW_QUEUE_DEPTH=2): three of the five later copies dropped.
             #expect(try await Self.metric(dropped, client) == 3)
             #expect(try await Self.metric(compared, client) == 0)
-            gated.openGate()
+            gate.open()
             #expect(try await Self.eventually { try await Self.metric(compared, client) == 3 })
-            #expect(gated.runs.load(ordering: .relaxed) == 3)
+            #expect(gate.runs.load(ordering: .relaxed) == 3)
         }
     }
 
     /// A server whose canary steps vB through 20% and 60% with 15 answers per variant a step, and
     /// latency that can never breach (these tests are about outcomes, not this machine's timing).
-    static func canaryServer(_ wrap: @escaping @Sendable (any InferenceModel) -> WrappedModel) async throws -> (TestServer, WrappedModel) {
+    static func canaryServer(_ wrap: @escaping @Sendable (any InferenceModel) -> WrappedModel) async throws -> (TestServer, Gate) {
         let server = try await TestServer.make(models: Repository.imageModels) { configuration in
             configuration.auth.adminToken = AdminAPITests.adminToken
             configuration.traffic.canaryEnabled = true
@@ -178,7 +192,7 @@ struct ShadowCanaryTests {
         let registry = server.dependencies.registry
         let candidate = wrap(try registry.model(named: "vB"))
         registry.register(candidate, source: ModelSource(name: "vB", path: "candidate"))
-        return (server, candidate)
+        return (server, candidate.gate)
     }
 
     /// Sends digits to `/v1/infer` until the canary has ended (at most 3,000), counting the statuses.

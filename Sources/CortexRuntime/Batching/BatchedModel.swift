@@ -9,6 +9,8 @@ public struct BatchedModel: InferenceModel {
     /// Where requests wait to be merged.
     public let queue: DynamicBatcher
     public var batcher: DynamicBatcher? { queue }
+    /// The batcher, which holds the base model (and its session) as long as it lives.
+    public var lifetime: AnyObject? { queue }
 
     public var metadata: ModelMetadata { base.metadata }
     public var image: ImagePreprocessing? { base.image }

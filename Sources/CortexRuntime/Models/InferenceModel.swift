@@ -20,6 +20,11 @@ public protocol InferenceModel: Sendable {
     /// Runs one request's validated inputs the way this model serves them: at once, or through
     /// its dynamic batcher (``BatchedModel``), which may run them merged with others.
     func predict(_ inputs: [Tensor]) async throws -> Prediction
+
+    /// The object holding the model's memory (an ONNX Runtime session), freed when the last
+    /// request using the model lets go: an unload waits on it to know the model has drained.
+    /// `nil` for a model made of values alone.
+    var lifetime: AnyObject? { get }
 }
 
 /// One request's outputs, and how they were made.
@@ -41,6 +46,7 @@ public struct Prediction: Sendable {
 extension InferenceModel {
     public var image: ImagePreprocessing? { nil }
     public var batcher: DynamicBatcher? { nil }
+    public var lifetime: AnyObject? { nil }
 
     /// Runs the inputs at once, on the caller's thread, as one execution.
     public func predict(_ inputs: [Tensor]) async throws -> Prediction {

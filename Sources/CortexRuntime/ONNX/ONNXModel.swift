@@ -9,6 +9,7 @@ public struct ONNXModel: InferenceModel {
     /// How images are turned into this model's input, when it classifies images.
     public let image: ImagePreprocessing?
     let session: ONNXSession
+    public var lifetime: AnyObject? { session }
 
     /// Loads `path` with ONNX Runtime.
     ///

@@ -162,6 +162,24 @@ public final class ModelRegistry: Sendable {
         return loaded.model
     }
 
+    /// Takes the model of that name out: new requests no longer find it; those already holding it
+    /// finish on it, and it is freed when the last lets go (watch ``InferenceModel/lifetime``).
+    ///
+    /// - Returns: The entry removed, or `nil` when there was none.
+    @discardableResult
+    public func unload(named name: String) -> Entry? {
+        let removed: Entry? = storage.withLock { storage in
+            guard let entry = storage.entries.removeValue(forKey: name) else { return nil }
+            storage.order.removeAll { $0 == name }
+            storage.nextGeneration += 1
+            // A warm-up still running finds another generation and leaves the entry gone.
+            storage.generations[name] = storage.nextGeneration
+            return entry
+        }
+        if let removed { logger.notice("MODEL_UNLOADED", metadata: ["model": "\(name)", "path": "\(removed.source.path)"]) }
+        return removed
+    }
+
     /// What ``warmUp(named:runs:)`` measured.
     public struct WarmupTimings: Sendable, Equatable {
         public var runs: Int

@@ -59,11 +59,13 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
         maxBodyBytes: configuration.server.maxBodyBytes
     ).addRoutes(to: inferring)
     addLLMRoutes(to: router, inferring: inferring, pipeline: pipeline, dependencies)
-    AdminController(dependencies: dependencies).addRoutes(
-        to: router.group().add(
-            middleware: AdminAuthMiddleware(adminToken: configuration.auth.adminToken, authenticator: dependencies.authenticator)
-        )
-    )
+    let admin = router.group().add(
+        middleware: AdminAuthMiddleware(adminToken: configuration.auth.adminToken, authenticator: dependencies.authenticator))
+    AdminController(dependencies: dependencies).addRoutes(to: admin)
+    ModelRepositoryController(
+        registry: dependencies.registry, directory: configuration.modelRepository, traffic: dependencies.traffic,
+        maxBodyBytes: configuration.server.maxBodyBytes, drainTimeout: .seconds(configuration.server.drainTimeoutSeconds)
+    ).addRoutes(to: admin)
     return router
 }
 

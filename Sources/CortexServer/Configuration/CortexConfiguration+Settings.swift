@@ -67,6 +67,7 @@ extension CortexConfiguration {
             show: { $0 ?? "(found: ORT_DYLIB_PATH, .venv, then the system's python3)" }
         ) { text in text.isEmpty ? nil : text },
         .modelName("image.model", "IMAGE_MODEL", \.imageModel),
+        .word("repository.directory", "MODEL_REPOSITORY", \.modelRepository, accepted: "the directory models are loaded from", limit: 4096),
         .integer("image.max_pixels", "IMAGE_MAX_PIXELS", \.imageMaxPixels, 1...(1 << 28)),
         .number("traffic.ab_weight_a", "AB_WEIGHT_A", \.traffic.weightA, 0...1_000_000, what: "a weight"),
         .number("traffic.ab_weight_b", "AB_WEIGHT_B", \.traffic.weightB, 0...1_000_000, what: "a weight"),

@@ -185,6 +185,10 @@ public struct CortexConfiguration: Sendable, Equatable {
     public var onnx = ONNX()
     /// The model behind `POST /v1/infer` when the request names none (`IMAGE_MODEL`).
     public var imageModel = "vA"
+
+    /// The directory `POST /v2/repository/models/{model}/load` loads from (`MODEL_REPOSITORY`):
+    /// `{model}` is its directory, `{model}.onnx` or `{model}.json` there.
+    public var modelRepository = "models"
     /// Most pixels an image sent to `POST /v1/infer` may have (`IMAGE_MAX_PIXELS`).
     public var imageMaxPixels = 4096 * 4096
 

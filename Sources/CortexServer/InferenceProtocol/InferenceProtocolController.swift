@@ -33,7 +33,7 @@ public struct InferenceProtocolController<Context: AuthenticatedContext>: Sendab
             json.member("version", serverVersion)
             json.key("extensions")
             json.beginArray()
-            for name in ["binary_tensor_data", "model_configuration", "statistics"] { json.string(name) }
+            for name in ["binary_tensor_data", "model_configuration", "model_repository", "statistics"] { json.string(name) }
             json.endArray()
             json.endObject()
             return Response.json(.ok, json.text)
