@@ -15,7 +15,9 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var options: ConfigurationOptions
 
-    @Option(name: .long, help: "Serve this model file or directory instead of the configured ones; repeatable.")
+    @Option(
+        name: .long,
+        help: "Serve this model (PATH, NAME=PATH or NAME:VERSION=PATH) instead of the configured ones; repeatable.")
     var model: [String] = []
 
     @Option(name: .long, help: "Port to listen on (overrides PORT).")
@@ -35,7 +37,12 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         var configuration = try options.load(commandLine: commandLine)
         if !model.isEmpty {
-            configuration.models = model.map { ModelSource(path: $0) }
+            do {
+                configuration.models = try CortexConfiguration.modelSources(model, setting: "--model")
+            } catch {
+                FileHandle.standardError.write(Data("cortex: \(error)\n".utf8))
+                throw ExitCode(78)
+            }
         }
         do {
             configuration.server.maxConnections = try ConnectionCapacity.prepare(

@@ -101,6 +101,20 @@ struct ConfigurationTests {
         #expect(config.models.allSatisfy { $0.version == "3.0" })
     }
 
+    @Test("a model is PATH, NAME=PATH or NAME:VERSION=PATH, in MODEL_PATH and for --model; a name given twice stops start-up")
+    func modelSpecifications() throws {
+        let config = try CortexConfiguration.load(
+            file: nil, environment: ["MODEL_PATH": "models/lead-scoring,digits=models/vA.onnx,digits-b:2.1=models/vB.onnx,x/a=b.onnx"])
+        #expect(config.models.map(\.name) == ["lead-scoring", "digits", "digits-b", "a=b"])
+        #expect(config.models.map(\.path) == ["models/lead-scoring", "models/vA.onnx", "models/vB.onnx", "x/a=b.onnx"])
+        #expect(config.models.map(\.version) == [nil, nil, "2.1", nil])
+        #expect {
+            try CortexConfiguration.load(file: nil, environment: ["MODEL_PATH": "m=models/vA.onnx,m:2=models/vB.onnx"])
+        } throws: { error in
+            (error as? ConfigurationError)?.key == "MODEL_PATH" && "\(error)".contains("'m' is given twice")
+        }
+    }
+
     @Test(
         "a bad environment value names the variable and what is accepted",
         arguments: [

@@ -24,4 +24,23 @@ public struct ModelSource: Sendable, Hashable {
         }
         self.init(name: last, path: path)
     }
+
+    /// A source from the command line or `MODEL_PATH`: `PATH` (named after its file), `NAME=PATH`,
+    /// or `NAME:VERSION=PATH`. The `NAME=` form is taken only when what precedes `=` is a model
+    /// name (letters, digits, `-`, `_`, `.`), optionally with a version (the same characters).
+    public init(specification: String) {
+        if let equals = specification.firstIndex(of: "="), equals != specification.startIndex {
+            let head = specification[..<equals]
+            let path = String(specification[specification.index(after: equals)...])
+            let parts = head.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+            func isName(_ text: Substring) -> Bool {
+                !text.isEmpty && text.count <= 128 && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }
+            }
+            if !path.isEmpty, parts.allSatisfy(isName) {
+                self.init(name: String(parts[0]), version: parts.count == 2 ? String(parts[1]) : nil, path: path)
+                return
+            }
+        }
+        self.init(path: specification)
+    }
 }

@@ -1,6 +1,6 @@
 import Configuration
 import CortexCore
-import CortexRuntime
+public import CortexRuntime
 import Foundation
 
 extension CortexConfiguration {
@@ -102,6 +102,21 @@ extension CortexConfiguration {
         }
     }
 
+    /// The models `specifications` name (`PATH`, `NAME=PATH`, `NAME:VERSION=PATH`), for
+    /// `MODEL_PATH` and `cortex serve --model`.
+    ///
+    /// - Throws: ``ConfigurationError`` naming `setting` when two share a name: one version of a model is served at a time.
+    public static func modelSources(_ specifications: [String], setting: String) throws -> [ModelSource] {
+        let sources = specifications.map(ModelSource.init(specification:))
+        var seen: Set<String> = []
+        for source in sources where !seen.insert(source.name).inserted {
+            throw ConfigurationError(
+                key: setting, value: specifications.joined(separator: ","),
+                expected: "one entry per model name ('\(source.name)' is given twice; one version of a model is served at a time)")
+        }
+        return sources
+    }
+
     /// `MODEL_PATH` replaces the models; `MODEL_VA_PATH` and `MODEL_VB_PATH` replace (or add) the A/B
     /// image service's two classifiers by name, whatever their files are called; `MODEL_VERSION` versions them all.
     private mutating func applyModelVariables(_ environment: [String: String]) throws {
@@ -110,7 +125,7 @@ extension CortexConfiguration {
             guard !list.isEmpty else {
                 throw ConfigurationError(key: "MODEL_PATH", value: paths, expected: "one or more comma-separated model paths")
             }
-            models = list.map { ModelSource(path: $0) }
+            models = try Self.modelSources(list, setting: "MODEL_PATH")
         }
         for (variable, name) in [("MODEL_VA_PATH", "vA"), ("MODEL_VB_PATH", "vB")] {
             guard let path = environment[variable]?.trimmingCharacters(in: .whitespaces) else { continue }

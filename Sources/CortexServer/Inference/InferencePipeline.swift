@@ -62,6 +62,8 @@ public struct InferencePipeline: Sendable {
         var chosen = false
         /// The variant that runs a shadow copy of the request (`SHADOW_ENABLED`).
         var shadow: String?
+        /// The endpoint's switches, fed the request's outcome for the canary.
+        var control: TrafficControl?
     }
 
     /// Step 4: the variant of `endpoint` for this request, or `nil` when the endpoint has no split.
@@ -86,7 +88,8 @@ public struct InferencePipeline: Sendable {
         }
         let model = split.variant(for: session)
         runner.metrics.trafficRequest(endpoint: endpoint, variant: model)
-        return Variant(endpoint: endpoint, model: model, setCookie: setCookie, chosen: true, shadow: settings.shadow(of: model))
+        return Variant(
+            endpoint: endpoint, model: model, setCookie: setCookie, chosen: true, shadow: settings.shadow(of: model), control: control)
     }
 
     /// The value of cookie `name` in the request's `Cookie` headers, when it is a sane session id.
@@ -176,12 +179,12 @@ public struct InferencePipeline: Sendable {
             .response()
         } catch {
             if modelFailed, let chosen {
-                traffic[chosen.endpoint]?.recordCanary(model: chosen.model, success: false, latency: modelSeconds)
+                chosen.control?.recordCanary(model: chosen.model, success: false, latency: modelSeconds)
             }
             throw error
         }
         if let chosen {
-            traffic[chosen.endpoint]?.recordCanary(model: chosen.model, success: true, latency: modelSeconds)
+            chosen.control?.recordCanary(model: chosen.model, success: true, latency: modelSeconds)
             // A replayed answer (same Idempotency-Key) ran nothing, so has nothing to compare.
             if let shadowName = chosen.shadow, let shadowInputs, let shadow, !outputs.isEmpty {
                 if let shadowModel = try? runner.registry.model(named: shadowName) {

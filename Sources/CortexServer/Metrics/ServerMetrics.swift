@@ -50,7 +50,12 @@ public final class ServerMetrics: Sendable {
     /// The factory every handle is made on (the store's ledger records its own on it too).
     public let factory: any MetricsFactory
     private let httpHandles = Mutex<[HTTPKey: HTTPHandles]>([:])
-    private let modelHandles = Mutex<[String: ModelMetrics]>([:])
+    /// A model's handles, and a split variant's (no string is built per look-up).
+    struct ModelKey: Hashable {
+        var name: String
+        var variant: String?
+    }
+    private let modelHandles = Mutex<[ModelKey: ModelMetrics]>([:])
     private let trafficHandles = Mutex<[String: Counter]>([:])
     /// `status_ready{service="backend"}`: 1 while `/ready` would answer 200.
     let statusReady: Gauge
@@ -127,7 +132,7 @@ public final class ServerMetrics: Sendable {
     func model(_ name: String) -> ModelMetrics {
         let variant = Self.variant
         return modelHandles.withLock { cache in
-            let key = variant.map { name + " " + $0 } ?? name
+            let key = ModelKey(name: name, variant: variant)
             if let metrics = cache[key] { return metrics }
             let dimensions = [("model", name)]
             // The split's series: the same family with one more label.

@@ -27,6 +27,8 @@ public final class TrafficControl: Sendable {
     }
 
     private let storage: Mutex<State>
+    /// Whether a canary runs, read without the lock by every request of the split.
+    private let canaryRunning: Atomic<Bool>
     let metrics: TrafficMetrics?
 
     /// A canary decision made here, applied here at once and waiting to be stored for the other
@@ -46,6 +48,7 @@ public final class TrafficControl: Sendable {
     /// The switches as configured (`AB_WEIGHT_A`, `AB_WEIGHT_B`, `STICKY_COOKIE`, ...), version 0.
     public init(_ settings: CortexConfiguration.Traffic, metrics: TrafficMetrics? = nil) {
         storage = Mutex(State(settings, version: 0))
+        canaryRunning = Atomic(settings.canaryEnabled)
         self.metrics = metrics
         (verdicts, verdictSink) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(16))
         metrics?.canaryWeight(endpoint: Self.endpoint, settings.canaryEnabled ? settings.canary.share(at: settings.canaryStep) : 0)
@@ -70,7 +73,7 @@ public final class TrafficControl: Sendable {
     /// - Returns: The decision, if this answer completed a step's evidence.
     @discardableResult
     public func recordCanary(model: String, success: Bool, latency: Double) -> CanaryAnalysis.Decision? {
-        guard model == "vA" || model == "vB" else { return nil }
+        guard canaryRunning.load(ordering: .relaxed), model == "vA" || model == "vB" else { return nil }
         let verdict: CanaryVerdict? = storage.withLock { state in
             // Optional chaining mutates in place: the windows' latencies are not copied per request.
             guard let decision = state.canary?.record(candidate: model == "vB", success: success, latency: latency) else { return nil }
@@ -86,6 +89,7 @@ public final class TrafficControl: Sendable {
             }
             let basedOn = state.version
             state = State(next, version: basedOn)
+            canaryRunning.store(next.canaryEnabled, ordering: .relaxed)
             return CanaryVerdict(decision: decision, settings: next, basedOn: basedOn)
         }
         guard let verdict else { return nil }
@@ -188,6 +192,7 @@ public final class TrafficControl: Sendable {
             state = State(settings, version: version)
             // The same step of the same canary (this replica's own decision, stored): its evidence stays.
             if settings.canaryEnabled, before.canaryEnabled, before.canaryStep == settings.canaryStep { state.canary = analysis }
+            canaryRunning.store(settings.canaryEnabled, ordering: .relaxed)
             return before
         }
         if before != nil {
