@@ -65,24 +65,14 @@ struct ModelRepositoryTests {
         let body = try Self.digit("vA")
         try await server.test { client in
             #expect(try await client.post("/v1/infer", json: try Self.digit("vB")).status == .notFound, "not loaded yet")
-            let statuses = try await withThrowingTaskGroup(of: [Int].self) { group in
-                for _ in 0..<4 {
-                    group.addTask {
-                        var seen: [Int] = []
-                        for _ in 0..<40 { seen.append(Int(try await client.post("/v1/infer", json: body).status.code)) }
-                        return seen
-                    }
+            let statuses = try await TrafficSplitTests.underLoad(client, body: body) {
+                var seen: [Int] = []
+                for name in ["vB", "vA", "lead-scoring"] {
+                    let loaded = try await client.post("/v2/repository/models/\(name)/load", json: "", headers: AdminAPITests.admin)
+                    #expect(loaded.body.text == "{}", "\(name): \(loaded.body.text)")
+                    seen.append(Int(loaded.status.code))
                 }
-                group.addTask {
-                    var seen: [Int] = []
-                    for name in ["vB", "vA", "lead-scoring"] {
-                        let loaded = try await client.post("/v2/repository/models/\(name)/load", json: "", headers: AdminAPITests.admin)
-                        #expect(loaded.body.text == "{}", "\(name): \(loaded.body.text)")
-                        seen.append(Int(loaded.status.code))
-                    }
-                    return seen
-                }
-                return try await group.reduce(into: []) { $0 += $1 }
+                return seen
             }
             #expect(
                 statuses.count == 163 && statuses.allSatisfy { $0 == 200 }, "\(Dictionary(grouping: statuses) { $0 }.mapValues(\.count))")

@@ -104,6 +104,24 @@ struct TrafficSplitTests {
         #expect(try CortexConfiguration.load(file: nil, environment: [:]).traffic.split == nil)
     }
 
+    /// The statuses of 4 clients each sending `body` to `/v1/infer` 40 times while `change` runs,
+    /// with the statuses `change` returns.
+    static func underLoad(
+        _ client: some TestClientProtocol, body: String, alongside change: @escaping @Sendable () async throws -> [Int]
+    ) async throws -> [Int] {
+        try await withThrowingTaskGroup(of: [Int].self) { group in
+            for _ in 0..<4 {
+                group.addTask {
+                    var seen: [Int] = []
+                    for _ in 0..<40 { seen.append(Int(try await client.post("/v1/infer", json: body).status.code)) }
+                    return seen
+                }
+            }
+            group.addTask(operation: change)
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+    }
+
     static func digit() throws -> String {
         ImageTests.request(try ImageTests.base64("digit3_0.png"), size: 8)
     }
@@ -289,20 +307,10 @@ struct TrafficSplitTests {
         #expect(previous != nil)
         let body = ImageTests.request(try ImageTests.base64("digit3_0.png"), size: 8, extra: #","model":"vA""#)
         try await server.test { client in
-            let statuses = try await withThrowingTaskGroup(of: [Int].self) { group in
-                for _ in 0..<4 {
-                    group.addTask {
-                        var seen: [Int] = []
-                        for _ in 0..<40 { seen.append(Int(try await client.post("/v1/infer", json: body).status.code)) }
-                        return seen
-                    }
-                }
-                group.addTask {
-                    let promoted = try await client.post("/admin/promote", json: "", headers: AdminAPITests.admin)
-                    #expect(promoted.body.jsonObject["va_path"] as? String == candidatePath, "\(promoted.body.text)")
-                    return [Int(promoted.status.code)]
-                }
-                return try await group.reduce(into: []) { $0 += $1 }
+            let statuses = try await Self.underLoad(client, body: body) {
+                let promoted = try await client.post("/admin/promote", json: "", headers: AdminAPITests.admin)
+                #expect(promoted.body.jsonObject["va_path"] as? String == candidatePath, "\(promoted.body.text)")
+                return [Int(promoted.status.code)]
             }
             #expect(
                 statuses.count == 161 && statuses.allSatisfy { $0 == 200 }, "\(Dictionary(grouping: statuses) { $0 }.mapValues(\.count))")

@@ -70,32 +70,27 @@ public final class TrafficMetrics: Sendable {
     }
 
     private func counter(_ label: String, _ dimensions: [(String, String)]) -> Counter {
-        counters.withLock { cache in
-            let key = ([label] + dimensions.map(\.1)).joined(separator: " ")
-            if let counter = cache[key] { return counter }
-            let counter = Counter(label: label, dimensions: dimensions, factory: factory)
-            cache[key] = counter
-            return counter
-        }
+        Self.cached(counters, label, dimensions) { Counter(label: label, dimensions: dimensions, factory: factory) }
     }
 
     private func gauge(_ label: String, _ dimensions: [(String, String)]) -> Gauge {
-        gauges.withLock { cache in
-            let key = ([label] + dimensions.map(\.1)).joined(separator: " ")
-            if let gauge = cache[key] { return gauge }
-            let gauge = Gauge(label: label, dimensions: dimensions, factory: factory)
-            cache[key] = gauge
-            return gauge
-        }
+        Self.cached(gauges, label, dimensions) { Gauge(label: label, dimensions: dimensions, factory: factory) }
     }
 
     private func recorder(_ label: String, _ dimensions: [(String, String)]) -> Recorder {
-        recorders.withLock { cache in
+        Self.cached(recorders, label, dimensions) { Recorder(label: label, dimensions: dimensions, aggregate: true, factory: factory) }
+    }
+
+    /// The handle of `label` and `dimensions` in `cache`, made on first use.
+    private static func cached<Handle: Sendable>(
+        _ cache: borrowing Mutex<[String: Handle]>, _ label: String, _ dimensions: [(String, String)], make: () -> Handle
+    ) -> Handle {
+        cache.withLock { handles in
             let key = ([label] + dimensions.map(\.1)).joined(separator: " ")
-            if let recorder = cache[key] { return recorder }
-            let recorder = Recorder(label: label, dimensions: dimensions, aggregate: true, factory: factory)
-            cache[key] = recorder
-            return recorder
+            if let handle = handles[key] { return handle }
+            let handle = make()
+            handles[key] = handle
+            return handle
         }
     }
 }
