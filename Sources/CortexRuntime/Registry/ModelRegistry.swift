@@ -38,6 +38,14 @@ public final class ModelRegistry: Sendable {
         public var state: State
         /// The files it was loaded from, as they were then (`nil` for a model registered from memory).
         public var files: ModelFiles?
+
+        /// The version serving (or warming), else the configured one.
+        public var version: String? {
+            switch state {
+            case .ready(let model), .warming(let model): model.metadata.version
+            case .loading, .failed: source.version
+            }
+        }
     }
 
     private struct Storage {

@@ -70,7 +70,7 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
             json.key("weight")
             json.number(weight)
             json.key("version")
-            if let version = entry.flatMap(Self.version(of:)) { json.string(version) } else { json.null() }
+            if let version = entry?.version { json.string(version) } else { json.null() }
             json.member("state", entry?.state.name ?? "not configured")
             json.endObject()
         }
@@ -168,13 +168,6 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
     }
 
     /// The version a model serves (or will serve), if known.
-    private static func version(of entry: ModelRegistry.Entry) -> String? {
-        switch entry.state {
-        case .ready(let model), .warming(let model): model.metadata.version
-        case .loading, .failed: entry.source.version
-        }
-    }
-
     /// The A/B image service's body, checked whole (422 naming the field, nothing applied), then
     /// stored as the next version (every replica applies it within ``TrafficSync/interval``) and
     /// applied here at once.

@@ -61,7 +61,7 @@ public struct ModelRepositoryController<Context: AuthenticatedContext>: Sendable
                 case .failed(let why): ("UNAVAILABLE", why)
                 }
             if readyOnly && state != "READY" { continue }
-            Self.write(name: entry.source.name, version: Self.version(of: entry), state: state, reason: reason, to: &json)
+            Self.write(name: entry.source.name, version: entry.version, state: state, reason: reason, to: &json)
         }
         if !readyOnly {
             for name in repositoryNames() where !names.contains(name) {
@@ -79,13 +79,6 @@ public struct ModelRepositoryController<Context: AuthenticatedContext>: Sendable
         json.member("state", state)
         json.member("reason", reason)
         json.endObject()
-    }
-
-    static func version(of entry: ModelRegistry.Entry) -> String? {
-        switch entry.state {
-        case .ready(let model), .warming(let model): model.metadata.version
-        case .loading, .failed: entry.source.version
-        }
     }
 
     /// The models in the repository directory: its subdirectories and `.onnx`/`.json` files, by name.

@@ -49,16 +49,14 @@ public struct TrafficSync: Service {
     /// Logs a canary decision with the figures it was made on, and stores the switches it led to,
     /// unless another replica stored a newer version since (its decision stands; the poll applies it).
     func store(_ verdict: TrafficControl.CanaryVerdict) async {
-        let (event, figures, extra): (String, CanaryAnalysis.Figures, Logger.Metadata) =
+        let (event, label, figures, extra): (String, String, CanaryAnalysis.Figures, Logger.Metadata) =
             switch verdict.decision {
             case .step(let step, let figures):
-                ("CANARY_STEP", figures, ["to_share": "\(verdict.settings.canary.share(at: step))", "step": "\(step)"])
-            case .promote(let figures): ("CANARY_PROMOTED", figures, [:])
-            case .rollBack(let reason, let figures): ("CANARY_ROLLED_BACK", figures, ["reason": "\(reason)"])
+                ("CANARY_STEP", "step", figures, ["to_share": "\(verdict.settings.canary.share(at: step))", "step": "\(step)"])
+            case .promote(let figures): ("CANARY_PROMOTED", "promoted", figures, [:])
+            case .rollBack(let reason, let figures): ("CANARY_ROLLED_BACK", "rolled_back", figures, ["reason": "\(reason)"])
             }
-        control.metrics?.canaryDecision(
-            endpoint: TrafficControl.endpoint,
-            event == "CANARY_STEP" ? "step" : event == "CANARY_PROMOTED" ? "promoted" : "rolled_back")
+        control.metrics?.canaryDecision(endpoint: TrafficControl.endpoint, label)
         var metadata: Logger.Metadata = [
             "share": "\(figures.share)",
             "primary_requests": "\(figures.primaryRequests)", "primary_error_rate": "\(figures.primaryErrorRate)",
@@ -67,7 +65,7 @@ public struct TrafficSync: Service {
             "candidate_p99_ms": "\(figures.candidateP99 * 1000)",
         ]
         metadata.merge(extra) { _, new in new }
-        let level: Logger.Level = event == "CANARY_ROLLED_BACK" ? .warning : .notice
+        let level: Logger.Level = label == "rolled_back" ? .warning : .notice
         do {
             let record = try await store.saveTrafficSettings(
                 endpoint: TrafficControl.endpoint, settings: TrafficControl.json(verdict.settings), actor: "canary",
