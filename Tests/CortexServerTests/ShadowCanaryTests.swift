@@ -12,32 +12,49 @@ import Testing
 /// it slow or failing).
 @Suite("Shadow traffic and canary analysis (SHADOW_ENABLED, CANARY_ENABLED)")
 struct ShadowCanaryTests {
-    /// Holds runs while it is closed, and counts them.
-    final class Gate: @unchecked Sendable {
+    /// Holds runs while it is closed, and counts them. A held run waits without a thread (a
+    /// blocked thread of the cooperative pool could starve the very test that opens the gate),
+    /// and a cancelled one (a test that threw) goes on, so nothing waits on it for ever.
+    final class Gate: Sendable {
         let runs = Atomic<Int>(0)
-        private let condition = NSCondition()
-        private var isOpen: Bool
+        private let state: Mutex<(isOpen: Bool, next: Int, waiting: [Int: CheckedContinuation<Void, Never>])>
 
-        init(open: Bool = false) { isOpen = open }
+        init(open: Bool = false) { state = Mutex((open, 0, [:])) }
 
-        /// Counts a run and waits until the gate is open; returns the run's number (from 1).
-        func pass() -> Int {
+        /// Counts a run and waits until the gate is open (or the task is cancelled); returns the run's number (from 1).
+        func pass() async -> Int {
             let run = runs.add(1, ordering: .relaxed).newValue
-            condition.lock()
-            while !isOpen { condition.wait() }
-            condition.unlock()
+            let id = state.withLock { state in
+                state.next += 1
+                return state.next
+            }
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { continuation in
+                    let proceed = state.withLock { state in
+                        guard !state.isOpen, !Task.isCancelled else { return true }
+                        state.waiting[id] = continuation
+                        return false
+                    }
+                    if proceed { continuation.resume() }
+                }
+            } onCancel: {
+                state.withLock { $0.waiting.removeValue(forKey: id) }?.resume()
+            }
             return run
         }
 
         func open() {
-            condition.lock()
-            isOpen = true
-            condition.broadcast()
-            condition.unlock()
+            let waiting = state.withLock { state in
+                state.isOpen = true
+                defer { state.waiting = [:] }
+                return state.waiting
+            }
+            for continuation in waiting.values { continuation.resume() }
         }
     }
 
-    /// A real model behind a gate that can fail every `failEvery`-th run.
+    /// A real model behind a gate that can fail every `failEvery`-th run (warm-ups and direct
+    /// `infer` calls pass straight through).
     struct WrappedModel: InferenceModel {
         let inner: any InferenceModel
         let gate: Gate
@@ -55,10 +72,12 @@ struct ShadowCanaryTests {
 
         struct Failure: Error {}
 
-        func infer(_ inputs: [Tensor]) throws -> [Tensor] {
-            let run = gate.pass()
+        func infer(_ inputs: [Tensor]) throws -> [Tensor] { try inner.infer(inputs) }
+
+        func predict(_ inputs: [Tensor]) async throws -> Prediction {
+            let run = await gate.pass()
             if failEvery > 0, run % failEvery == 0 { throw Failure() }
-            return try inner.infer(inputs)
+            return try await inner.predict(inputs)
         }
     }
 
