@@ -279,4 +279,23 @@ struct ShadowCanaryTests {
             #expect(config["canary_enabled"] as? Bool == false && config["ab_weight_b"] as? Double == 1)
         }
     }
+
+    @Test("a replayed answer (the same Idempotency-Key) ran no model, so it is no evidence for the canary")
+    func replayIsNoEvidence() async throws {
+        let server = try await TestServer.make(models: Repository.imageModels) { configuration in
+            configuration.auth.requireAPIKey = true
+            configuration.auth.demo = .on
+            configuration.billing.prices = ["vA": Credits(decimal: "0.01") ?? .zero, "vB": Credits(decimal: "0.01") ?? .zero]
+            configuration.traffic.canaryEnabled = true
+            configuration.traffic.canary.minRequests = 1000
+        }
+        let body = try Self.digits()[0]
+        try await server.test { client in
+            var headers = Self.demo
+            headers[.idempotencyKey] = "replay-1"
+            for _ in 0..<5 { #expect(try await client.post("/v1/infer", json: body, headers: headers).status == .ok) }
+            let canary = try #require(server.dependencies.traffic.canary)
+            #expect(canary.primary.requests + canary.candidate.requests == 1, "one run, four replays")
+        }
+    }
 }

@@ -235,9 +235,8 @@ public struct CortexConfiguration: Sendable, Equatable {
             return TrafficSplit([.init(model: "vA", weight: weightA), .init(model: "vB", weight: weightB)])
         }
 
-        /// The variant whose copy shadows a request served by `model`: the other of `vA` and `vB`.
-        public func shadow(of model: String) -> String? {
-            guard shadowEnabled else { return nil }
+        /// The variant whose copy shadows a request served by `model` (with `SHADOW_ENABLED`): the other of `vA` and `vB`.
+        public static func shadow(of model: String) -> String? {
             switch model {
             case "vA": return "vB"
             case "vB": return "vA"

@@ -73,9 +73,8 @@ public struct InferencePipeline: Sendable {
     /// `STICKY_COOKIE` set), and any other request is placed by its request id.
     public func variant<Context: RequestIDContext>(of endpoint: String, request: Request, context: Context) -> Variant? {
         guard let control = traffic[endpoint] else { return nil }
-        let (settings, split) = control.state
+        let (split, stickyCookie, shadowEnabled) = control.routing
         guard let split else { return nil }
-        let stickyCookie = settings.stickyCookie
         var setCookie: String?
         let session: String
         if let name = stickyCookie, let value = Self.cookie(name, in: request.headers[values: .cookie]) {
@@ -89,7 +88,9 @@ public struct InferencePipeline: Sendable {
         let model = split.variant(for: session)
         runner.metrics.trafficRequest(endpoint: endpoint, variant: model)
         return Variant(
-            endpoint: endpoint, model: model, setCookie: setCookie, chosen: true, shadow: settings.shadow(of: model), control: control)
+            endpoint: endpoint, model: model, setCookie: setCookie, chosen: true,
+            shadow: shadowEnabled ? CortexConfiguration.Traffic.shadow(of: model) : nil,
+            control: control)
     }
 
     /// The value of cookie `name` in the request's `Cookie` headers, when it is a sane session id.
@@ -159,7 +160,8 @@ public struct InferencePipeline: Sendable {
         let validated = try runner.validate(model, inputs: inputs, logger: logger)
         let name = model.metadata.name
         var outputs: [Tensor] = []
-        var modelSeconds = 0.0
+        // Set only when the model ran here: a replayed answer (same Idempotency-Key) is no evidence.
+        var modelSeconds: Double?
         var modelFailed = false
         var response: Response
         do {
@@ -178,15 +180,12 @@ public struct InferencePipeline: Sendable {
             }
             .response()
         } catch {
-            if modelFailed, let chosen {
-                chosen.control?.recordCanary(model: chosen.model, success: false, latency: modelSeconds)
-            }
+            if modelFailed, let chosen { chosen.control?.recordCanary(model: chosen.model, success: false, latency: 0) }
             throw error
         }
-        if let chosen {
+        if let chosen, let modelSeconds {
             chosen.control?.recordCanary(model: chosen.model, success: true, latency: modelSeconds)
-            // A replayed answer (same Idempotency-Key) ran nothing, so has nothing to compare.
-            if let shadowName = chosen.shadow, let shadowInputs, let shadow, !outputs.isEmpty {
+            if let shadowName = chosen.shadow, let shadowInputs, let shadow {
                 if let shadowModel = try? runner.registry.model(named: shadowName) {
                     shadow.submit(
                         ShadowTraffic.Copy(

@@ -62,6 +62,10 @@ public final class TrafficControl: Sendable {
     var state: (settings: CortexConfiguration.Traffic, split: TrafficSplit?) {
         storage.withLock { ($0.settings, $0.split) }
     }
+    /// What the variant step of each request reads, under one lock and without copying the rest.
+    var routing: (split: TrafficSplit?, stickyCookie: String?, shadowEnabled: Bool) {
+        storage.withLock { ($0.split, $0.settings.stickyCookie, $0.settings.shadowEnabled) }
+    }
     /// The running canary's evidence in its current step; `nil` while no canary runs.
     public var canary: CanaryAnalysis? { storage.withLock { $0.canary } }
 
