@@ -167,7 +167,6 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
         return Response.json(.ok, json.text)
     }
 
-    /// The version a model serves (or will serve), if known.
     /// The A/B image service's body, checked whole (422 naming the field, nothing applied), then
     /// stored as the next version (every replica applies it within ``TrafficSync/interval``) and
     /// applied here at once.
