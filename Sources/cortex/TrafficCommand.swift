@@ -59,8 +59,7 @@ struct TrafficCommand: AsyncParsableCommand {
                 // On top of what is in force: the stored settings, else the configured ones.
                 var current = configuration.traffic
                 if let stored = try await store.trafficSettings(endpoint: TrafficControl.endpoint) {
-                    current = try TrafficControl.applying(
-                        TrafficControl.Change(json: try Self.parse(stored.settings)), to: configuration.traffic)
+                    current = try TrafficControl.settings(stored: stored.settings, on: configuration.traffic)
                 }
                 let next: CortexConfiguration.Traffic
                 do {
@@ -75,14 +74,6 @@ struct TrafficCommand: AsyncParsableCommand {
                     endpoint: TrafficControl.endpoint, settings: TrafficControl.json(next), actor: "cli")
             }
             print("stored version \(record.version): \(record.settings)")
-        }
-
-        static func parse(_ text: String) throws(APIError) -> JSONValue {
-            do {
-                return try JSONParser.parse(Array(text.utf8))
-            } catch {
-                throw APIError.invalidJSON("the stored traffic settings are not JSON")
-            }
         }
     }
 

@@ -223,6 +223,22 @@ struct TrafficSplitTests {
         #expect(changes.count == 1 && changes.first?.metadata["after"] == "vA=0.0 vB=1.0 shadow=off canary=off")
     }
 
+    @Test(
+        "stored settings that are not JSON, or not valid switches, are refused at the poll: the split in force stays, TRAFFIC_SYNC_FAIL says why"
+    )
+    func badStoredSettings() async throws {
+        let server = try await TestServer.make(models: Repository.imageModels)
+        let store = server.dependencies.store
+        for document in ["not json", #"{"ab_weight_b":-1}"#] {
+            _ = try await store.saveTrafficSettings(endpoint: TrafficControl.endpoint, settings: document, actor: "test")
+            await server.dependencies.trafficSync.poll()
+        }
+        #expect(server.dependencies.traffic.version == 0 && server.dependencies.traffic.settings.weightB == 0)
+        let failures = server.logs.events(named: "TRAFFIC_SYNC_FAIL")
+        #expect(failures.map { $0.metadata["version"] } == ["1", "2"], "\(failures.map(\.metadata))")
+        try await server.test { _ in }
+    }
+
     @Test("a change is stored: a second replica on the same PostgreSQL applies it at its next poll, a restart keeps it")
     func sharedAndDurable() async throws {
         let first = try await TestServer.make(models: Repository.imageModels, database: .postgres) {

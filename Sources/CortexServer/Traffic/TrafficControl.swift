@@ -153,6 +153,22 @@ public final class TrafficControl: Sendable {
         try Self.applying(change, to: settings)
     }
 
+    /// The switches a stored document (``json(_:)``) makes of the configured `base`: how a
+    /// replica, a restart and `cortex traffic set` read what is stored.
+    ///
+    /// - Throws: 422 `invalid_config` when the document is not JSON or not valid switches.
+    public static func settings(stored document: String, on base: CortexConfiguration.Traffic) throws(APIError)
+        -> CortexConfiguration.Traffic
+    {
+        let json: JSONValue
+        do {
+            json = try JSONParser.parse(Array(document.utf8))
+        } catch {
+            throw APIError.invalidConfig("", "JSON (the stored traffic settings are not)")
+        }
+        return try applying(Change(json: json), to: base)
+    }
+
     /// `change` on top of `settings`, checked.
     public static func applying(_ change: Change, to settings: CortexConfiguration.Traffic) throws(APIError)
         -> CortexConfiguration.Traffic

@@ -2,7 +2,6 @@ import CortexCore
 public import CortexStore
 import Foundation
 public import Logging
-import NIOCore
 public import ServiceLifecycle
 
 /// Applies the stored traffic settings: once at start (so a restart keeps the last change), then
@@ -93,8 +92,7 @@ public struct TrafficSync: Service {
         }
         guard let record, record.version > control.version else { return }
         do {
-            let change = try TrafficControl.Change(json: try JSONValue.parse(ByteBuffer(string: record.settings)))
-            let settings = try TrafficControl.applying(change, to: base)
+            let settings = try TrafficControl.settings(stored: record.settings, on: base)
             if control.install(settings, version: record.version) != nil {
                 logger.notice(
                     "TRAFFIC_CONFIG_APPLIED",
