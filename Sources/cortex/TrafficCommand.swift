@@ -4,23 +4,50 @@ import CortexServer
 import CortexStore
 import Foundation
 
-/// `cortex traffic show|set|history`: the A/B split of `POST /v1/infer`, as stored in the database
-/// (every running replica applies a change within two seconds).
+/// `cortex traffic show|set|promote|history`: the A/B split of `POST /v1/infer` (or, with
+/// `--endpoint`, of a named endpoint), as stored in the database (every running replica applies a
+/// change within two seconds).
 struct TrafficCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "traffic",
-        abstract: "Show, change and trace the A/B split of POST /v1/infer.",
-        subcommands: [Show.self, Set.self, History.self]
+        abstract: "Show, change, promote and trace the A/B split of POST /v1/infer or a named endpoint.",
+        subcommands: [Show.self, Set.self, Promote.self, History.self]
     )
+
+    /// `--endpoint NAME`: the endpoint's configured switches (`/v1/infer` when not given).
+    struct EndpointOption: ParsableArguments {
+        @Option(name: .customLong("endpoint"), help: "A named endpoint of traffic.endpoints (default: /v1/infer).")
+        var endpoint: String?
+
+        func configured(_ configuration: CortexConfiguration) throws -> CortexConfiguration.Traffic {
+            let name = endpoint ?? configuration.traffic.endpoint
+            guard let traffic = configuration.allTraffic.first(where: { $0.endpoint == name }) else {
+                let names = configuration.allTraffic.map(\.endpoint).joined(separator: ", ")
+                throw ValidationError("no traffic split is configured for '\(name)'; there is one for \(names)")
+            }
+            return traffic
+        }
+    }
+
+    /// The switches in force for `configured`'s endpoint: the stored ones, else the configured ones.
+    static func current(_ configured: CortexConfiguration.Traffic, in store: StateStore) async throws -> CortexConfiguration.Traffic {
+        guard let stored = try await store.trafficSettings(endpoint: configured.endpoint) else { return configured }
+        do {
+            return try TrafficControl.settings(stored: stored.settings, on: configured)
+        } catch let error as APIError {
+            throw CommandFailure(error.message)
+        }
+    }
 
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print the split in force: the stored one, else the configured one.")
 
         @OptionGroup var options: ConfigurationOptions
+        @OptionGroup var endpoint: EndpointOption
 
         func run() async throws {
-            let configured = try options.load().traffic
-            let record = try await options.withStore { try await $0.trafficSettings(endpoint: TrafficControl.endpoint) }
+            let configured = try endpoint.configured(try options.load())
+            let record = try await options.withStore { try await $0.trafficSettings(endpoint: configured.endpoint) }
             guard let record else {
                 print("configured (never changed): \(TrafficControl.json(configured))")
                 return
@@ -33,6 +60,7 @@ struct TrafficCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Store a new split; running replicas apply it within two seconds.")
 
         @OptionGroup var options: ConfigurationOptions
+        @OptionGroup var endpoint: EndpointOption
 
         @Option(name: .customLong("ab-weight-a"), help: "vA's weight (0 to 1000000).")
         var weightA: Double?
@@ -54,13 +82,10 @@ struct TrafficCommand: AsyncParsableCommand {
             guard weightA != nil || weightB != nil || shadow != nil || canary != nil else {
                 throw ValidationError("give at least one of --ab-weight-a, --ab-weight-b, --shadow, --canary")
             }
-            let configuration = try options.load()
+            let configured = try endpoint.configured(try options.load())
             let record = try await options.withStore { store in
                 // On top of what is in force: the stored settings, else the configured ones.
-                var current = configuration.traffic
-                if let stored = try await store.trafficSettings(endpoint: TrafficControl.endpoint) {
-                    current = try TrafficControl.settings(stored: stored.settings, on: configuration.traffic)
-                }
+                let current = try await TrafficCommand.current(configured, in: store)
                 let next: CortexConfiguration.Traffic
                 do {
                     next = try TrafficControl.applying(
@@ -71,9 +96,28 @@ struct TrafficCommand: AsyncParsableCommand {
                     throw CommandFailure(error.message)
                 }
                 return try await store.saveTrafficSettings(
-                    endpoint: TrafficControl.endpoint, settings: TrafficControl.json(next), actor: "cli")
+                    endpoint: configured.endpoint, settings: TrafficControl.json(next), actor: "cli")
             }
             print("stored version \(record.version): \(record.settings)")
+        }
+    }
+
+    struct Promote: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make vB the primary on every running replica: each loads vB's file as vA within two seconds.")
+
+        @OptionGroup var options: ConfigurationOptions
+        @OptionGroup var endpoint: EndpointOption
+
+        func run() async throws {
+            let configured = try endpoint.configured(try options.load())
+            let record = try await options.withStore { store in
+                var next = try await TrafficCommand.current(configured, in: store)
+                next.promotions += 1
+                return try await store.saveTrafficSettings(endpoint: configured.endpoint, settings: TrafficControl.json(next), actor: "cli")
+            }
+            print("stored version \(record.version): \(record.settings)")
+            print("each running replica loads \(configured.variantB)'s file as \(configured.variantA) (MODEL_PROMOTED in its log)")
         }
     }
 
@@ -82,12 +126,14 @@ struct TrafficCommand: AsyncParsableCommand {
             abstract: "Print the stored changes, newest first: version, when, who, the settings.")
 
         @OptionGroup var options: ConfigurationOptions
+        @OptionGroup var endpoint: EndpointOption
 
         @Option(help: "How many changes to print.")
         var limit = 20
 
         func run() async throws {
-            let changes = try await options.withStore { try await $0.trafficChanges(endpoint: TrafficControl.endpoint, limit: limit) }
+            let configured = try endpoint.configured(try options.load())
+            let changes = try await options.withStore { try await $0.trafficChanges(endpoint: configured.endpoint, limit: limit) }
             if changes.isEmpty { print("no changes stored: the configured split (AB_WEIGHT_A, AB_WEIGHT_B) is in force") }
             for change in changes {
                 print("\(change.version)\t\(change.changedAt.ISO8601Format())\t\(change.actor ?? "?")\t\(change.settings)")

@@ -101,17 +101,29 @@ struct ConfigurationTests {
         #expect(config.models.allSatisfy { $0.version == "3.0" })
     }
 
-    @Test("a model is PATH, NAME=PATH or NAME:VERSION=PATH, in MODEL_PATH and for --model; a name given twice stops start-up")
+    @Test(
+        "a model is PATH, NAME=PATH or NAME:VERSION=PATH, in MODEL_PATH and for --model; several versions of a name are allowed, one given twice stops start-up"
+    )
     func modelSpecifications() throws {
         let config = try CortexConfiguration.load(
             file: nil, environment: ["MODEL_PATH": "models/lead-scoring,digits=models/vA.onnx,digits-b:2.1=models/vB.onnx,x/a=b.onnx"])
         #expect(config.models.map(\.name) == ["lead-scoring", "digits", "digits-b", "a=b"])
         #expect(config.models.map(\.path) == ["models/lead-scoring", "models/vA.onnx", "models/vB.onnx", "x/a=b.onnx"])
         #expect(config.models.map(\.version) == [nil, nil, "2.1", nil])
+        let versions = try CortexConfiguration.load(file: nil, environment: ["MODEL_PATH": "m=models/vA.onnx,m:2=models/vB.onnx"])
+        #expect(versions.models.map(\.name) == ["m", "m"] && versions.models.map(\.version) == [nil, "2"])
+        for (paths, twice) in [("m:2=models/vA.onnx,m:2=models/vB.onnx", "m:2"), ("m=models/vA.onnx,m=models/vB.onnx", "m")] {
+            #expect {
+                try CortexConfiguration.load(file: nil, environment: ["MODEL_PATH": paths])
+            } throws: { error in
+                (error as? ConfigurationError)?.key == "MODEL_PATH" && "\(error)".contains("'\(twice)' is given twice")
+            }
+        }
         #expect {
-            try CortexConfiguration.load(file: nil, environment: ["MODEL_PATH": "m=models/vA.onnx,m:2=models/vB.onnx"])
+            try CortexConfiguration.load(
+                file: nil, environment: ["MODEL_PATH": "m:1=models/vA.onnx,m:2=models/vB.onnx", "MODEL_VERSION": "3"])
         } throws: { error in
-            (error as? ConfigurationError)?.key == "MODEL_PATH" && "\(error)".contains("'m' is given twice")
+            (error as? ConfigurationError)?.key == "MODEL_VERSION"
         }
     }
 

@@ -241,7 +241,7 @@ struct ShadowCanaryTests {
             #expect(Int(event.metadata["candidate_requests"] ?? "")! >= 15 && Int(event.metadata["primary_requests"] ?? "")! >= 15)
             #expect(server.logs.events(named: "CANARY_STEP").isEmpty && server.logs.events(named: "CANARY_PROMOTED").isEmpty)
             // Stored, by the canary, so every replica (and a restart) follows.
-            let history = try await server.dependencies.store.trafficChanges(endpoint: TrafficControl.endpoint)
+            let history = try await server.dependencies.store.trafficChanges(endpoint: "/v1/infer")
             #expect(history.first?.actor == "canary" && history.first?.settings.contains(#""canary_enabled":false"#) == true)
             let runs = candidate.runs.load(ordering: .relaxed)
             for _ in 0..<50 {
@@ -270,7 +270,7 @@ struct ShadowCanaryTests {
             #expect(
                 Int(promotedEvent.metadata["candidate_requests"] ?? "")! >= 15
                     && Int(promotedEvent.metadata["primary_requests"] ?? "")! >= 15)
-            let history = try await server.dependencies.store.trafficChanges(endpoint: TrafficControl.endpoint)
+            let history = try await server.dependencies.store.trafficChanges(endpoint: "/v1/infer")
             #expect(history.map(\.actor) == ["canary", "canary"], "the step and the promotion, stored")
             for _ in 0..<20 {
                 #expect(try await client.post("/v1/infer", json: try Self.digits()[0]).headers[.xModelVariant] == "vB")

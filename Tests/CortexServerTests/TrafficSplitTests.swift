@@ -230,8 +230,8 @@ struct TrafficSplitTests {
         let server = try await TestServer.make(models: Repository.imageModels)
         let store = server.dependencies.store
         for document in ["not json", #"{"ab_weight_b":-1}"#] {
-            _ = try await store.saveTrafficSettings(endpoint: TrafficControl.endpoint, settings: document, actor: "test")
-            await server.dependencies.trafficSync.poll()
+            _ = try await store.saveTrafficSettings(endpoint: "/v1/infer", settings: document, actor: "test")
+            await server.dependencies.trafficSyncs[0].poll()
         }
         #expect(server.dependencies.traffic.version == 0 && server.dependencies.traffic.settings.weightB == 0)
         let failures = server.logs.events(named: "TRAFFIC_SYNC_FAIL")
@@ -250,7 +250,7 @@ struct TrafficSplitTests {
             let changed = try await client.post("/admin/config", json: #"{"ab_weight_a":0,"ab_weight_b":1}"#, headers: AdminAPITests.admin)
             #expect(changed.body.jsonObject["version"] as? Int == 1)
             #expect(second.dependencies.traffic.settings.weightB == 0, "not yet polled")
-            await second.dependencies.trafficSync.poll()
+            await second.dependencies.trafficSyncs[0].poll()
             #expect(second.dependencies.traffic.version == 1)
             try await second.test { other in
                 let answer = try await other.post("/v1/infer", json: try Self.digit())

@@ -6,6 +6,11 @@ import Synchronization
 
 /// The models a server knows, each with its lifecycle state.
 ///
+/// A name may have several versions at once (`scorer:1=...`, `scorer:2=...`): each is an entry of
+/// its own, asked for by `/v2/models/{name}/versions/{version}`; a request naming no version goes
+/// to the one listed last. Loading a name again (``replace(with:)``, a promotion, the repository's
+/// `load`) replaces every version of it.
+///
 /// Reads are lock-protected dictionary look-ups, cheap enough for every request.
 public final class ModelRegistry: Sendable {
     /// Where a model is in its lifecycle.
@@ -48,12 +53,42 @@ public final class ModelRegistry: Sendable {
         }
     }
 
+    /// An entry's place: the model's name and the version its source names (`nil` for one that
+    /// names none, whose version is then the file's).
+    private struct Key: Hashable {
+        var name: String
+        var version: String?
+
+        init(name: String, version: String?) {
+            self.name = name
+            self.version = version
+        }
+
+        init(_ source: ModelSource) {
+            self.init(name: source.name, version: source.version)
+        }
+    }
+
     private struct Storage {
-        var order: [String] = []
-        var entries: [String: Entry] = [:]
+        var order: [Key] = []
+        var entries: [Key: Entry] = [:]
         /// Bumped by every ``update(_:_:)``, so a late warm-up cannot overwrite a newer entry.
-        var generations: [String: UInt64] = [:]
+        var generations: [Key: UInt64] = [:]
         var nextGeneration: UInt64 = 0
+
+        /// The entry a request naming no version gets: the version of `name` listed last.
+        func current(_ name: String) -> Entry? {
+            order.last { $0.name == name }.flatMap { entries[$0] }
+        }
+
+        /// Takes every version of `name` out; a warm-up still running finds another generation.
+        mutating func remove(_ name: String) -> [Entry] {
+            let keys = order.filter { $0.name == name }
+            order.removeAll { $0.name == name }
+            nextGeneration += 1
+            for key in keys { generations[key] = nextGeneration }
+            return keys.compactMap { entries.removeValue(forKey: $0) }
+        }
     }
 
     private let storage = Mutex(Storage())
@@ -141,8 +176,9 @@ public final class ModelRegistry: Sendable {
             }
             storage.withLock { storage in
                 // Only if nothing replaced the model meanwhile.
-                guard storage.generations[source.name] == generation else { return }
-                storage.entries[source.name]?.state = next
+                let key = Key(source)
+                guard storage.generations[key] == generation else { return }
+                storage.entries[key]?.state = next
             }
         }
         thread.name = "cortex-warmup-\(source.name)"
@@ -150,7 +186,7 @@ public final class ModelRegistry: Sendable {
     }
 
     /// Loads `source` and runs its warm-up off to the side (on NIO's thread pool), then puts it in
-    /// under `source.name` in one step. Requests keep going to the model that served until then,
+    /// under `source.name` in one step, in place of every version of that name. Requests keep going to the model that served until then,
     /// so none fails; those already holding the old model finish on it, and it is freed when the
     /// last of them lets go. A load or warm-up that fails changes nothing.
     ///
@@ -165,26 +201,30 @@ public final class ModelRegistry: Sendable {
             for _ in 0..<loaded.warmupRuns { _ = try loaded.model.infer(inputs) }
             return loaded
         }
-        update(source, .ready(loaded.model), files: loaded.files)
+        storage.withLock { storage in
+            let place = storage.order.firstIndex { $0.name == source.name }
+            _ = storage.remove(source.name)
+            let key = Key(source)
+            storage.order.insert(key, at: min(place ?? storage.order.count, storage.order.count))
+            storage.entries[key] = Entry(source: source, state: .ready(loaded.model), files: loaded.files)
+            storage.generations[key] = storage.nextGeneration
+        }
         logReady(loaded.model, source: source)
         return loaded.model
     }
 
-    /// Takes the model of that name out: new requests no longer find it; those already holding it
-    /// finish on it, and it is freed when the last lets go (watch ``InferenceModel/lifetime``).
+    /// Takes the model of that name out, every version: new requests no longer find it; those
+    /// already holding it finish on it, and it is freed when the last lets go (watch
+    /// ``InferenceModel/lifetime``).
     ///
-    /// - Returns: The entry removed, or `nil` when there was none.
+    /// - Returns: The entries removed, none when there was no model of that name.
     @discardableResult
-    public func unload(named name: String) -> Entry? {
-        let removed: Entry? = storage.withLock { storage in
-            guard let entry = storage.entries.removeValue(forKey: name) else { return nil }
-            storage.order.removeAll { $0 == name }
-            storage.nextGeneration += 1
-            // A warm-up still running finds another generation and leaves the entry gone.
-            storage.generations[name] = storage.nextGeneration
-            return entry
+    public func unload(named name: String) -> [Entry] {
+        let removed = storage.withLock { $0.remove(name) }
+        for entry in removed {
+            logger.notice(
+                "MODEL_UNLOADED", metadata: ["model": "\(name)", "version": "\(entry.version ?? "")", "path": "\(entry.source.path)"])
         }
-        if let removed { logger.notice("MODEL_UNLOADED", metadata: ["model": "\(name)", "path": "\(removed.source.path)"]) }
         return removed
     }
 
@@ -218,14 +258,19 @@ public final class ModelRegistry: Sendable {
         }
     }
 
-    /// Every entry, in registration order.
+    /// Every entry (each version of a model its own), in registration order.
     public var entries: [Entry] {
         storage.withLock { storage in storage.order.compactMap { storage.entries[$0] } }
     }
 
-    /// The entry for a name, if registered.
+    /// The entry a request for `name` naming no version gets (the version listed last), if registered.
     public func entry(named name: String) -> Entry? {
-        storage.withLock { $0.entries[name] }
+        storage.withLock { $0.current(name) }
+    }
+
+    /// Every version of `name`, in registration order.
+    public func versions(named name: String) -> [Entry] {
+        storage.withLock { storage in storage.order.filter { $0.name == name }.compactMap { storage.entries[$0] } }
     }
 
     /// Whether at least one model is ready.
@@ -239,12 +284,16 @@ public final class ModelRegistry: Sendable {
     ///
     /// - Throws: ``APIError`` 404 for an unknown name or version, 503 when it is not ready.
     public func model(named name: String, version: String? = nil) throws(APIError) -> any InferenceModel {
-        guard let entry = entry(named: name) else {
+        // A version configured by name, else the current entry (whose file may be that version).
+        let entry = storage.withLock { storage in
+            version.flatMap { storage.entries[Key(name: name, version: $0)] } ?? storage.current(name)
+        }
+        guard let entry else {
             throw .modelNotFound(name)
         }
         switch entry.state {
         case .ready(let model):
-            if let version, version != model.metadata.version {
+            if let version, version != model.metadata.version, version != entry.source.version {
                 throw .modelNotFound(name, version: version)
             }
             return model
@@ -260,12 +309,13 @@ public final class ModelRegistry: Sendable {
     @discardableResult
     private func update(_ source: ModelSource, _ state: State, files: ModelFiles? = nil) -> UInt64 {
         storage.withLock { storage in
-            if storage.entries[source.name] == nil {
-                storage.order.append(source.name)
+            let key = Key(source)
+            if storage.entries[key] == nil {
+                storage.order.append(key)
             }
-            storage.entries[source.name] = Entry(source: source, state: state, files: files)
+            storage.entries[key] = Entry(source: source, state: state, files: files)
             storage.nextGeneration += 1
-            storage.generations[source.name] = storage.nextGeneration
+            storage.generations[key] = storage.nextGeneration
             return storage.nextGeneration
         }
     }

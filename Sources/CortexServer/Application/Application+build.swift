@@ -29,7 +29,7 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
     )
     let pipeline = InferencePipeline(
         runner: runner, modelLimits: modelLimits, billing: dependencies.billing,
-        traffic: [ImageController<CortexRequestContext>.endpoint: dependencies.traffic], shadow: dependencies.shadow)
+        traffic: Dictionary(uniqueKeysWithValues: dependencies.trafficControls.map { ($0.endpoint, $0) }), shadow: dependencies.shadow)
     ProbeController(checks: dependencies.readiness, registry: dependencies.registry).addRoutes(to: router)
     StatusController(dependencies: dependencies).addRoutes(to: router)
     MetricsController(registry: dependencies.prometheus).addRoutes(to: router)
@@ -63,7 +63,7 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
         middleware: AdminAuthMiddleware(adminToken: configuration.auth.adminToken, authenticator: dependencies.authenticator))
     AdminController(dependencies: dependencies).addRoutes(to: admin)
     ModelRepositoryController(
-        registry: dependencies.registry, directory: configuration.modelRepository, traffic: dependencies.traffic,
+        registry: dependencies.registry, directory: configuration.modelRepository, traffic: dependencies.trafficControls,
         maxBodyBytes: configuration.server.maxBodyBytes, drainTimeout: .seconds(configuration.server.drainTimeoutSeconds)
     ).addRoutes(to: admin)
     return router

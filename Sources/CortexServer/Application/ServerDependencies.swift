@@ -45,14 +45,21 @@ public struct ServerDependencies: Sendable {
     public var services: [any Service] {
         var services: [any Service] = []
         if let redis = sharedRateLimiter?.redis { services.append(CloseOnShutdown { await redis.close() }) }
-        return services + [trafficSync, shadow] + llmGateways
+        return services + trafficSyncs + [shadow] + llmGateways
     }
-    /// The A/B split of `POST /v1/infer`, changed by `POST /admin/config`.
-    public let traffic: TrafficControl
-    /// Applies the stored split, at start and after a change on another replica; stores the canary's decisions.
-    public let trafficSync: TrafficSync
+    /// Every endpoint's traffic switches, `/v1/infer`'s first, changed by `POST /admin/config`.
+    public let trafficControls: [TrafficControl]
+    /// The A/B split of `POST /v1/infer`.
+    public var traffic: TrafficControl { trafficControls[0] }
+    /// Apply each endpoint's stored split, at start and after a change on another replica; store
+    /// the canary's decisions; run promotions made elsewhere.
+    public let trafficSyncs: [TrafficSync]
     /// Runs the shadow copies of `POST /v1/infer` (`SHADOW_ENABLED`).
     public let shadow: ShadowTraffic
+    /// The traffic switches of an endpoint (`/v1/infer`, or a name of `traffic.endpoints`).
+    public func traffic(for endpoint: String) -> TrafficControl? {
+        trafficControls.first { $0.endpoint == endpoint }
+    }
     /// When the server was opened, for `/status`.
     public let startedAt = Date()
     /// Request ids, for the routes and for the answers the connection guard writes itself.
@@ -131,9 +138,13 @@ public struct ServerDependencies: Sendable {
             logger: logger
         )
         let trafficMetrics = TrafficMetrics(factory: factory)
-        let traffic = TrafficControl(configuration.traffic, metrics: trafficMetrics)
-        let trafficSync = TrafficSync(control: traffic, store: store, base: configuration.traffic, logger: logger)
-        await trafficSync.poll()
+        let trafficControls = configuration.allTraffic.map { TrafficControl($0, metrics: trafficMetrics) }
+        let trafficSyncs = zip(trafficControls, configuration.allTraffic).map { control, base in
+            TrafficSync(control: control, store: store, base: base, registry: registry, logger: logger)
+        }
+        // The stored switches apply from the first request; a promotion counted before this start
+        // is not run again (the configured files are what this start serves).
+        for sync in trafficSyncs { await sync.poll(promoting: false) }
         return ServerDependencies(
             configuration: configuration,
             store: store,
@@ -149,8 +160,8 @@ public struct ServerDependencies: Sendable {
             reloadConfiguration: reload ?? { configuration },
             statistics: statistics,
             llmGateways: llmGateways,
-            traffic: traffic,
-            trafficSync: trafficSync,
+            trafficControls: trafficControls,
+            trafficSyncs: trafficSyncs,
             shadow: ShadowTraffic(depth: configuration.traffic.shadowQueueDepth, metrics: trafficMetrics)
         )
     }

@@ -17,6 +17,8 @@ struct ConfigurationFile {
     var models: [ModelSource]?
     /// `llm.deployments:`, read once the `llm` section they inherit from is complete.
     private var deployments: Node?
+    /// `traffic.endpoints:`, read once the `traffic` section they inherit from is complete.
+    private var trafficEndpoints: Node?
 
     init() {}
 
@@ -50,6 +52,10 @@ struct ConfigurationFile {
                 let key = "\(name).\(entry.string ?? "\(entry)")"
                 if key == "llm.deployments" {
                     deployments = node
+                    continue
+                }
+                if key == "traffic.endpoints" {
+                    trafficEndpoints = node
                     continue
                 }
                 guard let setting = settings.first(where: { $0.key == key }) else {
@@ -86,7 +92,7 @@ struct ConfigurationFile {
         }
     }
 
-    /// `[{name, path, version}, ...]`, names unique.
+    /// `[{name, path, version}, ...]`, each name and version once (a name may have several versions).
     private static func models(_ node: Node) throws -> [ModelSource] {
         guard let list = node.sequence else {
             throw ConfigurationError(key: "models", value: nil, expected: "a list of {name, path, version}")
@@ -106,8 +112,9 @@ struct ConfigurationFile {
                 source.name = name
             }
             source.version = fields["version"]?.string
-            guard !sources.contains(where: { $0.name == source.name }) else {
-                throw ConfigurationError(key: "\(key).name", value: source.name, expected: "a name not used by another model")
+            guard !sources.contains(where: { $0.name == source.name && $0.version == source.version }) else {
+                throw ConfigurationError(
+                    key: "\(key).name", value: source.name, expected: "a name (and version) not used by another model")
             }
             sources.append(source)
         }
@@ -173,6 +180,41 @@ struct ConfigurationFile {
                     key: "\(key).max_tokens", value: String(deployment.llm.defaultMaxTokens), expected: "at most LLM_MAX_TOKENS_LIMIT")
             }
             return deployment.llm
+        }
+    }
+
+    /// `[{name, variant_a, variant_b, ab_weight_a, ab_weight_b, sticky_cookie, shadow_enabled,
+    /// canary_enabled}, ...]`, each on top of `base` (the `traffic` section): a named endpoint of
+    /// the Open Inference Protocol whose requests go to one of two models. Each field is applied by
+    /// the `traffic` setting it overrides, so it accepts what that setting accepts.
+    func trafficEndpoints(base: CortexConfiguration.Traffic) throws -> [CortexConfiguration.Traffic] {
+        guard let trafficEndpoints else { return [] }
+        guard let list = trafficEndpoints.sequence else {
+            throw ConfigurationError(key: "traffic.endpoints", value: nil, expected: "a list of {name, variant_a, variant_b, ...}")
+        }
+        return try list.enumerated().map { index, item in
+            let key = "traffic.endpoints[\(index)]"
+            let overrides = ["ab_weight_a", "ab_weight_b", "sticky_cookie", "shadow_enabled", "canary_enabled"]
+            let fields = try Self.fields(item, key: key, allowed: ["name", "variant_a", "variant_b"] + overrides)
+            var endpoint = CortexConfiguration()
+            endpoint.traffic = base
+            // A named endpoint splits on its own weights: vA alone unless it says otherwise.
+            (endpoint.traffic.weightA, endpoint.traffic.weightB) = (1, 0)
+            for field in overrides {
+                guard let node = fields[field] else { continue }
+                let setting = CortexConfiguration.setting("traffic.\(field)")
+                guard let text = node.string, setting.apply(&endpoint, [text]) else {
+                    throw ConfigurationError(key: "\(key).\(field)", value: node.string, expected: setting.accepted)
+                }
+            }
+            for (field, path) in [("name", \CortexConfiguration.Traffic.endpoint), ("variant_a", \.variantA), ("variant_b", \.variantB)] {
+                guard let name = fields[field]?.string, CortexConfiguration.isValidModelName(name) else {
+                    throw ConfigurationError(
+                        key: "\(key).\(field)", value: fields[field]?.string, expected: "a model name: letters, digits, '-', '_' and '.'")
+                }
+                endpoint.traffic[keyPath: path] = name
+            }
+            return endpoint.traffic
         }
     }
 

@@ -37,6 +37,7 @@ extension CortexConfiguration {
         config.server.maxConnectionsSet = sources.reader.string(forKey: "server.max_connections") != nil
         try config.applyModelVariables(environment)
         config.moreLLMDeployments = try document.deployments(base: config.llm, environment: environment)
+        config.trafficEndpoints = try document.trafficEndpoints(base: config.traffic)
         try config.check()
         return config
     }
@@ -108,13 +109,22 @@ extension CortexConfiguration {
     /// - Throws: ``ConfigurationError`` naming `setting` when two share a name: one version of a model is served at a time.
     public static func modelSources(_ specifications: [String], setting: String) throws -> [ModelSource] {
         let sources = specifications.map(ModelSource.init(specification:))
-        var seen: Set<String> = []
-        for source in sources where !seen.insert(source.name).inserted {
+        if let twice = firstRepeated(sources) {
             throw ConfigurationError(
                 key: setting, value: specifications.joined(separator: ","),
-                expected: "one entry per model name ('\(source.name)' is given twice; one version of a model is served at a time)")
+                expected: "one entry per model and version ('\(twice)' is given twice; versions of a model are NAME:VERSION=PATH)")
         }
         return sources
+    }
+
+    /// The first `name` or `name:version` that two sources share, if any.
+    static func firstRepeated(_ sources: [ModelSource]) -> String? {
+        var seen: Set<String> = []
+        for source in sources {
+            let key = source.version.map { "\(source.name):\($0)" } ?? source.name
+            if !seen.insert(key).inserted { return key }
+        }
+        return nil
     }
 
     /// `MODEL_PATH` replaces the models; `MODEL_VA_PATH` and `MODEL_VB_PATH` replace (or add) the A/B
@@ -142,6 +152,11 @@ extension CortexConfiguration {
                 throw ConfigurationError(key: "MODEL_VERSION", value: version, expected: "a non-empty version string")
             }
             for index in models.indices { models[index].version = version }
+            if let twice = Self.firstRepeated(models) {
+                throw ConfigurationError(
+                    key: "MODEL_VERSION", value: version,
+                    expected: "unset when a model has several versions ('\(twice)' would be given twice)")
+            }
         }
     }
 
@@ -159,6 +174,26 @@ extension CortexConfiguration {
         where on && !models.contains(where: { $0.name == "vB" }) {
             throw ConfigurationError(
                 key: variable, value: "true", expected: "false, or a model named vB (MODEL_VB_PATH) to run the copies or the canary on")
+        }
+        var endpoints = Set<String>()
+        for (index, endpoint) in trafficEndpoints.enumerated() {
+            let key = "traffic.endpoints[\(index)]"
+            guard endpoints.insert(endpoint.endpoint).inserted, !models.contains(where: { $0.name == endpoint.endpoint }) else {
+                throw ConfigurationError(
+                    key: "\(key).name", value: endpoint.endpoint, expected: "a name no model and no other endpoint uses")
+            }
+            for (field, name) in [("variant_a", endpoint.variantA), ("variant_b", endpoint.variantB)]
+            where !models.contains(where: { $0.name == name }) {
+                throw ConfigurationError(
+                    key: "\(key).\(field)", value: name,
+                    expected: "the name of a configured model (\(models.map(\.name).joined(separator: ", ")))")
+            }
+            if endpoint.variantA == endpoint.variantB {
+                throw ConfigurationError(key: "\(key).variant_b", value: endpoint.variantB, expected: "a model other than variant_a")
+            }
+            if endpoint.weightA == 0, endpoint.weightB == 0 {
+                throw ConfigurationError(key: "\(key).ab_weight_a", value: "0", expected: "a weight above 0 for variant_a or variant_b")
+            }
         }
         for (provider, prefix) in [(llm.primary, "LLM_PRIMARY"), (llm.fallback, "LLM_FALLBACK")]
         where !provider.url.isEmpty && provider.model.isEmpty {

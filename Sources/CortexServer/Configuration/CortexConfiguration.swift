@@ -199,9 +199,22 @@ public struct CortexConfiguration: Sendable, Equatable {
     }
     /// How `POST /v1/infer` shares requests between the A/B image service's variants `vA` and `vB`.
     public var traffic = Traffic()
+    /// More endpoints with a split of their own: Open Inference Protocol names whose requests go to
+    /// one of two models (`traffic.endpoints` in YAML), each on top of `traffic`'s switches.
+    public var trafficEndpoints: [Traffic] = []
+    /// Every endpoint with traffic switches: `/v1/infer` first, then `traffic.endpoints`.
+    public var allTraffic: [Traffic] { [traffic] + trafficEndpoints }
 
-    /// The A/B image service's traffic switches.
+    /// One endpoint's traffic switches: the A/B image service's for `/v1/infer`, or a named endpoint's.
     public struct Traffic: Sendable, Equatable {
+        /// The endpoint's name, as stored, counted (`endpoint` label) and called: `/v1/infer`, or the
+        /// model name a named endpoint answers to under `/v2/models/{name}`.
+        public var endpoint = "/v1/infer"
+        /// The primary variant's model (`vA`; `variant_a` of a named endpoint).
+        public var variantA = "vA"
+        /// The candidate variant's model (`vB`; `variant_b` of a named endpoint): the one a canary
+        /// steps up and a promotion makes the primary.
+        public var variantB = "vB"
         /// `vA`'s weight (`AB_WEIGHT_A`).
         public var weightA = 1.0
         /// `vB`'s weight (`AB_WEIGHT_B`); above 0 (or `AB_WEIGHT_A` at 0) turns the split on.
@@ -220,8 +233,15 @@ public struct CortexConfiguration: Sendable, Equatable {
         public var canaryStep = 0
         /// How the canary steps and what counts as a breach (`CANARY_*`).
         public var canary = CanaryPolicy()
+        /// Promotions made so far (`POST /admin/promote`, `cortex traffic promote`); stored with the
+        /// switches, so a replica that sees it go up loads the candidate's file as the primary too.
+        public var promotions = 0
 
-        /// The split between `vA` and `vB` when the weights ask for one; `nil` leaves `/v1/infer` on `IMAGE_MODEL`.
+        /// Whether this is `/v1/infer`'s split (between the models named `vA` and `vB`).
+        public var isImageEndpoint: Bool { endpoint == "/v1/infer" }
+
+        /// The split between the two variants when the weights ask for one; `nil` leaves
+        /// `/v1/infer` on `IMAGE_MODEL`. A named endpoint always splits.
         ///
         /// Shadow traffic and the canary need one too: with `AB_WEIGHT_B=0` and shadow on, every
         /// request goes to `vA` through the split (and its copy to `vB`). While the canary runs,
@@ -229,19 +249,10 @@ public struct CortexConfiguration: Sendable, Equatable {
         public var split: TrafficSplit? {
             if canaryEnabled {
                 let share = canary.share(at: canaryStep)
-                return TrafficSplit([.init(model: "vA", weight: 1 - share), .init(model: "vB", weight: share)])
+                return TrafficSplit([.init(model: variantA, weight: 1 - share), .init(model: variantB, weight: share)])
             }
-            guard weightB > 0 || weightA == 0 || shadowEnabled else { return nil }
-            return TrafficSplit([.init(model: "vA", weight: weightA), .init(model: "vB", weight: weightB)])
-        }
-
-        /// The variant whose copy shadows a request served by `model` (with `SHADOW_ENABLED`): the other of `vA` and `vB`.
-        public static func shadow(of model: String) -> String? {
-            switch model {
-            case "vA": return "vB"
-            case "vB": return "vA"
-            default: return nil
-            }
+            guard !isImageEndpoint || weightB > 0 || weightA == 0 || shadowEnabled else { return nil }
+            return TrafficSplit([.init(model: variantA, weight: weightA), .init(model: variantB, weight: weightB)])
         }
     }
 

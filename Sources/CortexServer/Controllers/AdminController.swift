@@ -14,7 +14,9 @@ import Logging
 /// - `POST /admin/tenants/{tenant}/credits` `{"amount": "12.5", "note"}`: a grant (negative to remove)
 /// - `POST /admin/reload-auth` (also `POST /ops/reload-auth`): re-read the configuration and re-seed keys
 /// - `GET /admin/config`: the A/B split of `POST /v1/infer` and its variants; `POST /admin/config`
-///   `{"ab_weight_a": 0.9, "ab_weight_b": 0.1}`: change it without a restart (this process)
+///   `{"ab_weight_a": 0.9, "ab_weight_b": 0.1}`: change it without a restart (every replica);
+///   `POST /admin/warmup`, `POST /admin/promote`. Each takes `?endpoint=NAME` for a named endpoint
+///   of `traffic.endpoints`.
 public struct AdminController<Context: AuthenticatedContext>: Sendable {
     let dependencies: ServerDependencies
 
@@ -35,20 +37,34 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
         router.post("/admin/keys/{id}/revoke") { request, context in try await self.revokeKey(request, context) }
         router.post("/admin/reload-auth") { _, context in try await self.reloadAuth(context) }
         router.post("/ops/reload-auth") { _, context in try await self.reloadAuth(context) }
-        router.get("/admin/config") { _, _ in self.trafficConfiguration() }
+        router.get("/admin/config") { request, _ in self.trafficConfiguration(try self.control(request)) }
         router.post("/admin/config") { request, context in try await self.changeTraffic(request, context) }
         router.post("/admin/warmup") { request, context in try await self.warmUp(request, context) }
-        router.post("/admin/promote") { _, context in try await self.promote(context) }
+        router.post("/admin/promote") { request, context in try await self.promote(request, context) }
     }
 
-    /// `{"ab_weight_a", "ab_weight_b", "shadow_enabled", "canary_enabled", "canary_step",
-    /// "sticky_cookie", "split", "version", "canary": {...}, "shadow_queue_depth",
-    /// "variants": [{"name", "weight", "version", "state"}]}`.
-    func trafficConfiguration() -> Response {
-        let traffic = dependencies.traffic
+    /// The endpoint a traffic route acts on: `?endpoint=NAME` (a name of `traffic.endpoints`), else `/v1/infer`.
+    ///
+    /// - Throws: 404 `endpoint_not_found` for a name with no traffic switches.
+    func control(_ request: Request) throws(APIError) -> TrafficControl {
+        let name = request.uri.queryParameters.get("endpoint") ?? dependencies.traffic.endpoint
+        guard let control = dependencies.traffic(for: name) else {
+            let names = dependencies.trafficControls.map(\.endpoint).joined(separator: ", ")
+            throw APIError(
+                status: 404, code: "endpoint_not_found", message: "no traffic split is configured for '\(name)'; there is one for \(names)",
+                fields: [("endpoint", .string(name))])
+        }
+        return control
+    }
+
+    /// `{"endpoint", "ab_weight_a", "ab_weight_b", "shadow_enabled", "canary_enabled", "canary_step",
+    /// "promotions", "sticky_cookie", "split", "version", "canary": {...}, "shadow_queue_depth",
+    /// "variants": [{"name", "weight", "version", "state"}], "endpoints": [...]}`.
+    func trafficConfiguration(_ traffic: TrafficControl) -> Response {
         let settings = traffic.settings
         var json = JSONWriter(capacity: 384)
         json.beginObject()
+        json.member("endpoint", traffic.endpoint)
         TrafficControl.write(settings, to: &json)
         json.key("sticky_cookie")
         if let cookie = settings.stickyCookie { json.string(cookie) } else { json.null() }
@@ -62,7 +78,8 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
         json.beginArray()
         // The weights in force: the canary's shares while it runs.
         let weights =
-            split.map { split in split.variants.map { ($0.model, $0.weight) } } ?? [("vA", settings.weightA), ("vB", settings.weightB)]
+            split.map { split in split.variants.map { ($0.model, $0.weight) } }
+            ?? [(settings.variantA, settings.weightA), (settings.variantB, settings.weightB)]
         for (name, weight) in weights {
             let entry = dependencies.registry.entry(named: name)
             json.beginObject()
@@ -75,6 +92,10 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
             json.endObject()
         }
         json.endArray()
+        json.key("endpoints")
+        json.beginArray()
+        for control in dependencies.trafficControls { json.string(control.endpoint) }
+        json.endArray()
         json.endObject()
         return Response.json(.ok, json.text)
     }
@@ -82,9 +103,11 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
     /// Most warm-up runs one `POST /admin/warmup` may ask for, per variant.
     static var maximumWarmupRuns: Int { 1000 }
 
-    /// `POST /admin/warmup` (optional `{"runs": 3}`): runs each loaded variant (vA, vB) that many
-    /// times on zeros and answers with the timings; a variant that is not ready is reported, not run.
+    /// `POST /admin/warmup` (optional `{"runs": 3}`): runs each loaded variant of the endpoint
+    /// (vA, vB) that many times on zeros and answers with the timings; a variant that is not
+    /// ready is reported, not run.
     func warmUp(_ request: Request, _ context: Context) async throws -> Response {
+        let traffic = try control(request)
         let buffer = try await request.collectBody(limit: limit)
         var runs = 3
         if buffer.readableBytes > 0 {
@@ -101,9 +124,11 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
         }
         var json = JSONWriter(capacity: 256)
         json.beginObject()
+        json.member("endpoint", traffic.endpoint)
         json.key("variants")
         json.beginArray()
-        for name in ["vA", "vB"] {
+        let variants = traffic.variants
+        for name in [variants.a, variants.b] {
             json.beginObject()
             json.member("name", name)
             do {
@@ -131,67 +156,63 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
         return Response.json(.ok, json.text)
     }
 
-    /// `POST /admin/promote`: vB becomes vA. vB's file is loaded afresh and warmed up as vA, then
-    /// swapped in at once; requests never see vA missing, and the old vA is freed when its last
-    /// request finishes. This process only: send it to each replica, and point `MODEL_VA_PATH` at
-    /// the file for the next start. The weights stay as they are.
-    func promote(_ context: Context) async throws -> Response {
-        let registry = dependencies.registry
-        guard let candidate = registry.entry(named: "vB"), case .ready = candidate.state else {
-            throw APIError(
-                status: 409, code: "promote_not_possible",
-                message: "vB is \(registry.entry(named: "vB")?.state.name ?? "not configured"): only a ready vB can be promoted")
-        }
-        let previous = registry.entry(named: "vA")?.source.path
-        let source = ModelSource(name: "vA", version: candidate.source.version, path: candidate.source.path)
-        let model: any InferenceModel
-        do {
-            model = try await registry.replace(with: source)
-        } catch {
-            context.logger.error("MODEL_PROMOTE_FAIL", metadata: ["path": "\(source.path)", "error": "\(error)"])
-            throw APIError(
-                status: 503, code: "promote_failed", message: "vB's file could not be loaded as vA (vA keeps serving): \(error)",
-                fields: [("retry_after_s", .double(1))])
-        }
-        context.logger.notice(
-            "MODEL_PROMOTED",
-            metadata: ["from": "\(previous ?? "none")", "to": "\(source.path)", "version": "\(model.metadata.version)"])
+    /// `POST /admin/promote`: vB becomes vA (``Promotion``), here at once, then on every other
+    /// replica: the endpoint's stored `promotions` count goes one up, and each replica that sees it
+    /// runs the promotion too. The weights stay as they are. Point `MODEL_VA_PATH` at the file for
+    /// the next start.
+    func promote(_ request: Request, _ context: Context) async throws -> Response {
+        let traffic = try control(request)
+        let variants = traffic.variants
+        let outcome = try await Promotion(primary: variants.a, candidate: variants.b).run(on: dependencies.registry, logger: context.logger)
+        var after = traffic.settings
+        after.promotions += 1
+        let record = try await store.saveTrafficSettings(
+            endpoint: traffic.endpoint, settings: TrafficControl.json(after), actor: actor(context))
+        traffic.install(after, version: record.version)
         var json = JSONWriter(capacity: 256)
         json.beginObject()
-        json.member("promoted", "vB")
-        json.member("va_path", source.path)
+        json.member("endpoint", traffic.endpoint)
+        json.member("promoted", variants.b)
+        json.member("primary", variants.a)
+        json.member("va_path", outcome.path)
         json.key("previous_va_path")
-        if let previous { json.string(previous) } else { json.null() }
-        json.member("version", model.metadata.version)
+        if let previous = outcome.previousPath { json.string(previous) } else { json.null() }
+        json.member("version", outcome.version)
+        json.member("promotions", after.promotions)
+        json.member("traffic_version", Int(record.version))
         json.endObject()
         return Response.json(.ok, json.text)
+    }
+
+    /// Who made a change, for the audit trail: the admin key's id, or the admin token.
+    private func actor(_ context: Context) -> String {
+        context.principal.map { "key \($0.key.id)" } ?? "admin token"
     }
 
     /// The A/B image service's body, checked whole (422 naming the field, nothing applied), then
     /// stored as the next version (every replica applies it within ``TrafficSync/interval``) and
     /// applied here at once.
     func changeTraffic(_ request: Request, _ context: Context) async throws -> Response {
+        let traffic = try control(request)
         let change = try TrafficControl.Change(json: try await request.parseJSON(limit: limit))
-        let traffic = dependencies.traffic
         let after = try traffic.proposed(change)
         // Nothing may be sent to vB (requests, copies or a canary's share) while there is none.
-        if dependencies.registry.entry(named: "vB") == nil,
+        if dependencies.registry.entry(named: after.variantB) == nil,
             let field = after.canaryEnabled
                 ? "canary_enabled" : after.shadowEnabled ? "shadow_enabled" : after.weightB > 0 ? "ab_weight_b" : nil
         {
-            throw APIError.invalidConfig(field, "off (or 0) while no model named vB is configured (MODEL_VB_PATH)")
+            throw APIError.invalidConfig(field, "off (or 0) while no model named \(after.variantB) is configured (MODEL_VB_PATH)")
         }
-        let actor = context.principal.map { "key \($0.key.id)" } ?? "admin token"
-        let record = try await store.saveTrafficSettings(
-            endpoint: TrafficControl.endpoint, settings: TrafficControl.json(after), actor: actor)
+        let actor = actor(context)
+        let record = try await store.saveTrafficSettings(endpoint: traffic.endpoint, settings: TrafficControl.json(after), actor: actor)
         let before = traffic.install(after, version: record.version)
         context.logger.notice(
             "TRAFFIC_CONFIG_CHANGED",
             metadata: [
-                "version": "\(record.version)", "after": "\(TrafficControl.summary(after))",
+                "endpoint": "\(traffic.endpoint)", "version": "\(record.version)", "after": "\(TrafficControl.summary(after))",
                 "before": "\(before.map(TrafficControl.summary) ?? "newer version applied meanwhile")", "by": "\(actor)",
             ])
-        return trafficConfiguration()
+        return trafficConfiguration(traffic)
     }
 
     private var store: StateStore { dependencies.store }

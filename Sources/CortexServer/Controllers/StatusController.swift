@@ -158,7 +158,11 @@ public struct StatusController<Context: RequestIDContext>: Sendable {
         json.key("rate_limit")
         writeRateLimit(to: &json)
         json.key("traffic")
-        writeTraffic(to: &json)
+        writeTraffic(dependencies.traffic, to: &json)
+        json.key("traffic_endpoints")
+        json.beginArray()
+        for control in dependencies.trafficControls.dropFirst() { writeTraffic(control, to: &json) }
+        json.endArray()
         json.key("llm")
         writeLLM(to: &json)
         json.key("llm_deployments")
@@ -167,13 +171,15 @@ public struct StatusController<Context: RequestIDContext>: Sendable {
         return Response.json(.ok, json.text)
     }
 
-    /// `POST /v1/infer`'s A/B split: `split` (on or not), the weights, the stored `version` applied
-    /// (0 while the configured settings apply), the session cookie's name, shadow, and the canary.
-    private func writeTraffic(to json: inout JSONWriter) {
-        let traffic = dependencies.traffic
+    /// An endpoint's split (`POST /v1/infer`'s, or a named one's): `split` (on or not), the
+    /// variants and weights, the stored `version` applied (0 while the configured settings apply),
+    /// the session cookie's name, shadow, and the canary.
+    private func writeTraffic(_ traffic: TrafficControl, to json: inout JSONWriter) {
         let settings = traffic.settings
         json.beginObject()
-        json.member("endpoint", TrafficControl.endpoint)
+        json.member("endpoint", traffic.endpoint)
+        json.member("variant_a", settings.variantA)
+        json.member("variant_b", settings.variantB)
         json.member("split", settings.split != nil)
         json.key("ab_weight_a")
         json.number(settings.weightA)

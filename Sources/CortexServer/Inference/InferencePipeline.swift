@@ -89,7 +89,8 @@ public struct InferencePipeline: Sendable {
         runner.metrics.trafficRequest(endpoint: endpoint, variant: model)
         return Variant(
             endpoint: endpoint, model: model, setCookie: setCookie, chosen: true,
-            shadow: shadowEnabled ? CortexConfiguration.Traffic.shadow(of: model) : nil,
+            // The other of the split's two variants.
+            shadow: shadowEnabled ? split.variants.first { $0.model != model }?.model : nil,
             control: control)
     }
 

@@ -7,7 +7,7 @@ import Hummingbird
 extension InferenceProtocolController {
     func config(_ context: Context) throws -> Response {
         let (name, version) = try names(context)
-        let model = try registry.model(named: name, version: version)
+        let model = try registry.model(named: version == nil ? describedModel(name) : name, version: version)
         let metadata = model.metadata
         let batching = model.batcher?.options
         // As Triton: with batching, `dims` leave out the batch dimension.

@@ -6,6 +6,11 @@ public import Hummingbird
 ///
 /// `GET /v2`, `GET /v2/models/{model}[/versions/{version}]`, `.../ready`, and
 /// `POST .../infer`, which validates every input against the model's signature before inference.
+///
+/// `{model}` may also be a named endpoint of `traffic.endpoints`: its requests go to one of its
+/// two variants by weight (sticky with `X-Session-ID`), the answer names the variant
+/// (`X-Model-Variant`), its metadata is its primary's, and it is ready when every variant with a
+/// share is. A request naming a version goes to that model and version, past the split.
 public struct InferenceProtocolController<Context: AuthenticatedContext>: Sendable {
     /// The order of a billed inference: parse, validate, limit, hold, run, settle.
     let pipeline: InferencePipeline
@@ -53,16 +58,23 @@ public struct InferenceProtocolController<Context: AuthenticatedContext>: Sendab
         return (model, context.parameters.get("version"))
     }
 
+    /// The model whose metadata a name answers with: a named endpoint's primary, else the model.
+    func describedModel(_ name: String) -> String {
+        pipeline.traffic[name]?.variants.a ?? name
+    }
+
     func metadata(_ context: Context) throws -> Response {
         let (name, version) = try names(context)
-        let model = try registry.model(named: name, version: version)
+        let described = version == nil ? describedModel(name) : name
+        let model = try registry.model(named: described, version: version)
         let metadata = model.metadata
         var json = JSONWriter(capacity: 512)
         json.beginObject()
         json.member("name", metadata.name)
+        // Every version served under the name, as each is asked for in `/versions/{version}`.
         json.key("versions")
         json.beginArray()
-        json.string(metadata.version)
+        for entry in registry.versions(named: described) { json.string(entry.version ?? metadata.version) }
         json.endArray()
         json.member("platform", metadata.platform)
         for (key, specs) in [("inputs", metadata.inputs), ("outputs", metadata.outputs)] {
@@ -93,11 +105,16 @@ public struct InferenceProtocolController<Context: AuthenticatedContext>: Sendab
 
     func ready(_ context: Context) throws -> Response {
         let (name, version) = try names(context)
-        let isReady: Bool
-        switch Result(catching: { () throws(APIError) in try registry.model(named: name, version: version) }) {
-        case .success: isReady = true
-        case .failure(let error) where error.status == 503: isReady = false
-        case .failure(let error): throw error
+        // A named endpoint is ready when every variant it sends requests to is.
+        let split = version == nil ? pipeline.traffic[name]?.state.split : nil
+        let models = split.map { $0.variants.filter { $0.weight > 0 }.map(\.model) } ?? [name]
+        var isReady = true
+        for model in models {
+            switch Result(catching: { () throws(APIError) in try registry.model(named: model, version: version) }) {
+            case .success: continue
+            case .failure(let error) where error.status == 503: isReady = false
+            case .failure(let error): throw error
+            }
         }
         var json = JSONWriter()
         json.beginObject()
@@ -109,14 +126,18 @@ public struct InferenceProtocolController<Context: AuthenticatedContext>: Sendab
 
     func infer(_ request: Request, _ context: Context) async throws -> Response {
         let (name, version) = try names(context)
-        let model = try pipeline.runner.model(named: name, version: version, logger: context.logger)
-        return try await pipeline.infer(model, request: request, context: context) {
-            let buffer = try await request.collectBody(limit: maxBodyBytes)
-            let decoded = try InferenceProtocolCodec.decode(
-                buffer, headerLength: request.headers[.inferenceHeaderContentLength], for: model.metadata)
+        // A named endpoint's split picks the variant; a version names a model past the split.
+        let variant = version == nil ? pipeline.variant(of: name, request: request, context: context) : nil
+        let model = try pipeline.runner.model(named: variant?.model ?? name, version: version, logger: context.logger)
+        let buffer = try await request.collectBody(limit: maxBodyBytes)
+        let headerLength = request.headers[.inferenceHeaderContentLength]
+        return try await pipeline.infer(model, request: request, context: context, variant: variant) {
+            let decoded = try InferenceProtocolCodec.decode(buffer, headerLength: headerLength, for: model.metadata)
             return (buffer, decoded.tensors, decoded)
         } render: { outputs, decoded in
             InferenceProtocolCodec.encode(outputs, of: model.metadata, answering: decoded)
+        } shadowInputs: { shadow in
+            try InferenceProtocolCodec.decode(buffer, headerLength: headerLength, for: shadow.metadata).tensors
         }
     }
 }

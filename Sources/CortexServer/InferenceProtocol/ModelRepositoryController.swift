@@ -19,12 +19,13 @@ import Logging
 public struct ModelRepositoryController<Context: AuthenticatedContext>: Sendable {
     let registry: ModelRegistry
     let directory: String
-    let traffic: TrafficControl
+    /// Every endpoint's split, to refuse unloading a model one of them sends requests to.
+    let traffic: [TrafficControl]
     let maxBodyBytes: Int
     /// The longest an unload waits for the model's requests to finish.
     let drainTimeout: Duration
 
-    public init(registry: ModelRegistry, directory: String, traffic: TrafficControl, maxBodyBytes: Int, drainTimeout: Duration) {
+    public init(registry: ModelRegistry, directory: String, traffic: [TrafficControl], maxBodyBytes: Int, drainTimeout: Duration) {
         self.registry = registry
         self.directory = directory
         self.traffic = traffic
@@ -139,29 +140,32 @@ public struct ModelRepositoryController<Context: AuthenticatedContext>: Sendable
         init(_ object: AnyObject?) { self.object = object }
     }
 
-    /// A weak reference to the removed model's memory; the entry itself is let go on return, so
-    /// only the requests still running on the model keep it alive. `nil` when nothing was removed.
-    static func lifetime(of entry: ModelRegistry.Entry?) -> WeakReference? {
-        guard let entry else { return nil }
-        switch entry.state {
-        case .ready(let model), .warming(let model): return WeakReference(model.lifetime)
-        case .loading, .failed: return WeakReference(nil)
+    /// Weak references to the removed versions' memory; the entries themselves are let go on
+    /// return, so only the requests still running on a model keep it alive.
+    static func lifetimes(of entries: [ModelRegistry.Entry]) -> [WeakReference] {
+        entries.map { entry in
+            switch entry.state {
+            case .ready(let model), .warming(let model): WeakReference(model.lifetime)
+            case .loading, .failed: WeakReference(nil)
+            }
         }
     }
 
     func unload(_ context: Context) async throws -> Response {
         let name = try context.parameters.require("model")
-        if let split = traffic.state.split, split.variants.contains(where: { $0.model == name && $0.weight > 0 }) {
+        for control in traffic {
+            guard let split = control.state.split, split.variants.contains(where: { $0.model == name && $0.weight > 0 }) else { continue }
             throw APIError(
                 status: 409, code: "model_in_use",
-                message: "model '\(name)' serves a share of POST /v1/infer; set its weight to 0 (POST /admin/config) first")
+                message: "model '\(name)' serves a share of \(control.endpoint); set its weight to 0 (POST /admin/config) first")
         }
-        guard let lifetime = Self.lifetime(of: registry.unload(named: name)) else { throw APIError.modelNotFound(name) }
+        let lifetimes = Self.lifetimes(of: registry.unload(named: name))
+        guard !lifetimes.isEmpty else { throw APIError.modelNotFound(name) }
         let deadline = ContinuousClock.now + drainTimeout
-        while lifetime.object != nil, ContinuousClock.now < deadline {
+        while lifetimes.contains(where: { $0.object != nil }), ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(5))
         }
-        let drained = lifetime.object == nil
+        let drained = lifetimes.allSatisfy { $0.object == nil }
         context.logger.notice("MODEL_DRAINED", metadata: ["model": "\(name)", "drained": "\(drained)"])
         return Response.json(.ok, drained ? "{}" : #"{"drained":false}"#)
     }

@@ -1,15 +1,16 @@
 public import CortexCore
 import Synchronization
 
-/// The A/B image service's traffic switches as they are now: read by every request to
-/// `POST /v1/infer`, changed without a restart by `POST /admin/config` or `cortex traffic set`.
+/// One endpoint's traffic switches as they are now (the A/B image service's for `POST /v1/infer`,
+/// or a named endpoint's under `/v2/models/{name}`): read by every request to it, changed without
+/// a restart by `POST /admin/config` or `cortex traffic set`.
 ///
 /// Changes are stored in the database with a version (``TrafficSync`` applies a newer one within
 /// ``TrafficSync/interval`` on every replica, and at start), so a restart keeps them and every
 /// replica serves the same split; until the first change, the settings (`AB_WEIGHT_A`, ...) apply.
 public final class TrafficControl: Sendable {
     /// The endpoint whose split this is, as stored and counted.
-    public static let endpoint = "/v1/infer"
+    public let endpoint: String
 
     private struct State {
         var settings: CortexConfiguration.Traffic
@@ -47,11 +48,12 @@ public final class TrafficControl: Sendable {
 
     /// The switches as configured (`AB_WEIGHT_A`, `AB_WEIGHT_B`, `STICKY_COOKIE`, ...), version 0.
     public init(_ settings: CortexConfiguration.Traffic, metrics: TrafficMetrics? = nil) {
+        endpoint = settings.endpoint
         storage = Mutex(State(settings, version: 0))
         canaryRunning = Atomic(settings.canaryEnabled)
         self.metrics = metrics
         (verdicts, verdictSink) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(16))
-        metrics?.canaryWeight(endpoint: Self.endpoint, settings.canaryEnabled ? settings.canary.share(at: settings.canaryStep) : 0)
+        metrics?.canaryWeight(endpoint: endpoint, settings.canaryEnabled ? settings.canary.share(at: settings.canaryStep) : 0)
     }
 
     /// The switches now.
@@ -66,6 +68,8 @@ public final class TrafficControl: Sendable {
     var routing: (split: TrafficSplit?, stickyCookie: String?, shadowEnabled: Bool) {
         storage.withLock { ($0.split, $0.settings.stickyCookie, $0.settings.shadowEnabled) }
     }
+    /// The model names of the two variants, the primary first.
+    public var variants: (a: String, b: String) { storage.withLock { ($0.settings.variantA, $0.settings.variantB) } }
     /// The running canary's evidence in its current step; `nil` while no canary runs.
     public var canary: CanaryAnalysis? { storage.withLock { $0.canary } }
 
@@ -77,10 +81,12 @@ public final class TrafficControl: Sendable {
     /// - Returns: The decision, if this answer completed a step's evidence.
     @discardableResult
     public func recordCanary(model: String, success: Bool, latency: Double) -> CanaryAnalysis.Decision? {
-        guard canaryRunning.load(ordering: .relaxed), model == "vA" || model == "vB" else { return nil }
+        guard canaryRunning.load(ordering: .relaxed) else { return nil }
         let verdict: CanaryVerdict? = storage.withLock { state in
+            let candidate = model == state.settings.variantB
+            guard candidate || model == state.settings.variantA else { return nil }
             // Optional chaining mutates in place: the windows' latencies are not copied per request.
-            guard let decision = state.canary?.record(candidate: model == "vB", success: success, latency: latency) else { return nil }
+            guard let decision = state.canary?.record(candidate: candidate, success: success, latency: latency) else { return nil }
             var next = state.settings
             switch decision {
             case .step(let step, _):
@@ -98,7 +104,7 @@ public final class TrafficControl: Sendable {
         }
         guard let verdict else { return nil }
         let settings = verdict.settings
-        metrics?.canaryWeight(endpoint: Self.endpoint, settings.canaryEnabled ? settings.canary.share(at: settings.canaryStep) : 0)
+        metrics?.canaryWeight(endpoint: endpoint, settings.canaryEnabled ? settings.canary.share(at: settings.canaryStep) : 0)
         verdictSink.yield(verdict)
         return verdict.decision
     }
@@ -111,25 +117,32 @@ public final class TrafficControl: Sendable {
         public var canaryEnabled: Bool?
         /// The canary's step (an index into `CANARY_STEPS`); set by the analysis as it steps up.
         public var canaryStep: Int?
+        /// The promotions made so far; only in the stored document (a promotion is its own request).
+        public var promotions: Int?
 
         public init(
-            weightA: Double? = nil, weightB: Double? = nil, shadowEnabled: Bool? = nil, canaryEnabled: Bool? = nil, canaryStep: Int? = nil
+            weightA: Double? = nil, weightB: Double? = nil, shadowEnabled: Bool? = nil, canaryEnabled: Bool? = nil, canaryStep: Int? = nil,
+            promotions: Int? = nil
         ) {
             self.weightA = weightA
             self.weightB = weightB
             self.shadowEnabled = shadowEnabled
             self.canaryEnabled = canaryEnabled
             self.canaryStep = canaryStep
+            self.promotions = promotions
         }
 
         /// The admin API's body (and the stored document): any of `ab_weight_a`, `ab_weight_b`
-        /// (numbers), `shadow_enabled`, `canary_enabled` (booleans), `canary_step` (an integer).
+        /// (numbers), `shadow_enabled`, `canary_enabled` (booleans), `canary_step` (an integer);
+        /// the stored document also has `promotions` (an integer).
         ///
         /// - Throws: 422 `invalid_config` naming the field for anything else.
-        package init(json: JSONValue) throws(APIError) {
+        package init(json: JSONValue, stored: Bool = false) throws(APIError) {
             guard case .object(let members) = json else { throw APIError.invalidConfig("", "a JSON object") }
             for (name, value) in members {
                 switch (name, value) {
+                case ("promotions", .number(let count)) where stored && Int(exactly: count).map({ $0 >= 0 }) == true:
+                    promotions = Int(count)
                 case ("ab_weight_a", .number(let weight)): weightA = weight
                 case ("ab_weight_b", .number(let weight)): weightB = weight
                 case ("shadow_enabled", .bool(let flag)): shadowEnabled = flag
@@ -166,7 +179,7 @@ public final class TrafficControl: Sendable {
         } catch {
             throw APIError.invalidConfig("", "JSON (the stored traffic settings are not)")
         }
-        return try applying(Change(json: json), to: base)
+        return try applying(Change(json: json, stored: true), to: base)
     }
 
     /// `change` on top of `settings`, checked.
@@ -195,7 +208,10 @@ public final class TrafficControl: Sendable {
             next.canaryStep = step
         }
         if !next.canaryEnabled { next.canaryStep = 0 }
-        guard next.weightA > 0 || next.weightB > 0 else { throw APIError.invalidConfig("ab_weight_a", "a weight above 0 for vA or vB") }
+        next.promotions = change.promotions ?? next.promotions
+        guard next.weightA > 0 || next.weightB > 0 else {
+            throw APIError.invalidConfig("ab_weight_a", "a weight above 0 for \(next.variantA) or \(next.variantB)")
+        }
         return next
     }
 
@@ -216,7 +232,7 @@ public final class TrafficControl: Sendable {
             return before
         }
         if before != nil {
-            metrics?.canaryWeight(endpoint: Self.endpoint, settings.canaryEnabled ? settings.canary.share(at: settings.canaryStep) : 0)
+            metrics?.canaryWeight(endpoint: endpoint, settings.canaryEnabled ? settings.canary.share(at: settings.canaryStep) : 0)
         }
         return before
     }
@@ -232,7 +248,8 @@ public final class TrafficControl: Sendable {
 
     /// The switches for a log line: `vA=0.9 vB=0.1 shadow=on canary=25%`.
     static func summary(_ settings: CortexConfiguration.Traffic) -> String {
-        var text = "vA=\(settings.weightA) vB=\(settings.weightB) shadow=\(settings.shadowEnabled ? "on" : "off")"
+        var text = "\(settings.variantA)=\(settings.weightA) \(settings.variantB)=\(settings.weightB)"
+        text += " shadow=\(settings.shadowEnabled ? "on" : "off")"
         text += settings.canaryEnabled ? " canary=\(settings.canary.share(at: settings.canaryStep) * 100)%" : " canary=off"
         return text
     }
@@ -246,6 +263,7 @@ public final class TrafficControl: Sendable {
         json.member("shadow_enabled", settings.shadowEnabled)
         json.member("canary_enabled", settings.canaryEnabled)
         json.member("canary_step", settings.canaryStep)
+        json.member("promotions", settings.promotions)
     }
 
     /// The canary's state: `{"enabled", "step", "share", "steps", "min_requests", "primary":

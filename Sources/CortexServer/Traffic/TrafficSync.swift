@@ -1,4 +1,5 @@
 import CortexCore
+public import CortexRuntime
 public import CortexStore
 import Foundation
 public import Logging
@@ -9,7 +10,9 @@ public import ServiceLifecycle
 /// reaches the others. One small read per interval per replica.
 ///
 /// It also stores the canary's decisions (``TrafficControl/recordCanary(model:success:latency:)``)
-/// as the next version, with `canary` as the actor, so the other replicas follow the same steps.
+/// as the next version, with `canary` as the actor, so the other replicas follow the same steps;
+/// and when the stored `promotions` count goes up (a promotion on another replica, or
+/// `cortex traffic promote`), it runs the ``Promotion`` here.
 public struct TrafficSync: Service {
     /// How often the stored version is read.
     public static let interval: Duration = .seconds(2)
@@ -18,12 +21,14 @@ public struct TrafficSync: Service {
     let store: StateStore
     /// The configured switches the stored ones apply on top of (`STICKY_COOKIE` stays configured).
     let base: CortexConfiguration.Traffic
+    let registry: ModelRegistry
     let logger: Logger
 
-    public init(control: TrafficControl, store: StateStore, base: CortexConfiguration.Traffic, logger: Logger) {
+    public init(control: TrafficControl, store: StateStore, base: CortexConfiguration.Traffic, registry: ModelRegistry, logger: Logger) {
         self.control = control
         self.store = store
         self.base = base
+        self.registry = registry
         self.logger = logger
     }
 
@@ -55,9 +60,9 @@ public struct TrafficSync: Service {
             case .promote(let figures): ("CANARY_PROMOTED", "promoted", figures, [:])
             case .rollBack(let reason, let figures): ("CANARY_ROLLED_BACK", "rolled_back", figures, ["reason": "\(reason)"])
             }
-        control.metrics?.canaryDecision(endpoint: TrafficControl.endpoint, label)
+        control.metrics?.canaryDecision(endpoint: control.endpoint, label)
         var metadata: Logger.Metadata = [
-            "share": "\(figures.share)",
+            "endpoint": "\(control.endpoint)", "share": "\(figures.share)",
             "primary_requests": "\(figures.primaryRequests)", "primary_error_rate": "\(figures.primaryErrorRate)",
             "primary_p99_ms": "\(figures.primaryP99 * 1000)",
             "candidate_requests": "\(figures.candidateRequests)", "candidate_error_rate": "\(figures.candidateErrorRate)",
@@ -67,7 +72,7 @@ public struct TrafficSync: Service {
         let level: Logger.Level = label == "rolled_back" ? .warning : .notice
         do {
             let record = try await store.saveTrafficSettings(
-                endpoint: TrafficControl.endpoint, settings: TrafficControl.json(verdict.settings), actor: "canary",
+                endpoint: control.endpoint, settings: TrafficControl.json(verdict.settings), actor: "canary",
                 ifVersion: verdict.basedOn)
             if let record {
                 control.install(verdict.settings, version: record.version)
@@ -82,10 +87,13 @@ public struct TrafficSync: Service {
     }
 
     /// Reads the stored version and installs it when it is newer than the one applied.
-    public func poll() async {
+    ///
+    /// - Parameter promoting: Whether a `promotions` count above the one applied runs a promotion
+    ///   here (not at start: this start serves the configured files).
+    public func poll(promoting: Bool = true) async {
         let record: TrafficRecord?
         do {
-            record = try await store.trafficSettings(endpoint: TrafficControl.endpoint)
+            record = try await store.trafficSettings(endpoint: control.endpoint)
         } catch {
             logger.warning("TRAFFIC_SYNC_FAIL", metadata: ["error": "\(error)"])
             return
@@ -93,10 +101,15 @@ public struct TrafficSync: Service {
         guard let record, record.version > control.version else { return }
         do {
             let settings = try TrafficControl.settings(stored: record.settings, on: base)
-            if control.install(settings, version: record.version) != nil {
-                logger.notice(
-                    "TRAFFIC_CONFIG_APPLIED",
-                    metadata: ["version": "\(record.version)", "settings": "\(TrafficControl.summary(settings))"])
+            guard let before = control.install(settings, version: record.version) else { return }
+            logger.notice(
+                "TRAFFIC_CONFIG_APPLIED",
+                metadata: [
+                    "endpoint": "\(control.endpoint)", "version": "\(record.version)", "settings": "\(TrafficControl.summary(settings))",
+                ])
+            if promoting, settings.promotions > before.promotions {
+                // Failure is logged (MODEL_PROMOTE_FAIL) and the primary keeps serving.
+                try? await Promotion(primary: settings.variantA, candidate: settings.variantB).run(on: registry, logger: logger)
             }
         } catch {
             logger.error("TRAFFIC_SYNC_FAIL", metadata: ["version": "\(record.version)", "error": "stored settings refused: \(error)"])
