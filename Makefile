@@ -1,7 +1,7 @@
 # Cortex: the two commands are `make run` and `make test`; see README.md.
 SWIFT ?= swift
 
-.PHONY: run build release image-libraries onnxruntime test lint format bench bench-llm llm-check probe models image-models clean
+.PHONY: run build release image-libraries onnxruntime test lint format bench bench-llm bench-models llm-check probe models image-models clean
 
 ## Build in release mode, install ONNX Runtime (PyPI, into .venv) and serve the bundled models on http://127.0.0.1:8000.
 run: release onnxruntime
@@ -38,6 +38,10 @@ bench:
 ## The LLM gateway's benchmark against a fast fake upstream (prints figures and ratios).
 bench-llm:
 	bench/llm.sh
+
+## RSS across 20 promotions and 20 unload/load cycles of a 17 MB model under load.
+bench-models:
+	bench/models.sh
 
 ## Cortex against a real llama.cpp server with Gemma 3 270M (first run builds llama.cpp: ~15 min).
 llm-check:

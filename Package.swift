@@ -37,10 +37,13 @@ let package = Package(
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG", providers: [.apt(["libturbojpeg0-dev"])]),
+        // glibc's malloc.h (ModelMemory), part of libc.
+        .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
         .target(
             name: "CortexRuntime",
             dependencies: [
                 "CortexCore",
+                "CMalloc",
                 "CPNG",
                 "CTurboJPEG",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -1,4 +1,4 @@
-"""A wide multi-layer perceptron for bench/onnx.sh: batching measured where the model's cost dominates.
+"""A wide multi-layer perceptron for bench/onnx.sh (batching measured where the model's cost dominates), bench/models.sh and the model-memory test (a session large enough to show in RSS).
 
     python bench/wide_mlp.py OUT.onnx [HIDDEN]
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ONNX Runtime for Cortex, from PyPI, in the project's virtualenv (.venv):
 #   scripts/onnxruntime.sh install   create .venv if needed and install scripts/requirements.txt
-#                                    (onnxruntime, and the Python clients the tests drive);
+#                                    (onnxruntime, onnx for generated test models, and the Python clients the tests drive);
 #                                    prints ORT_DYLIB_PATH=<the library Cortex will open>
 #   scripts/onnxruntime.sh path      print the library's path only
 # Cortex finds the library in .venv by itself when started from the project folder; elsewhere
@@ -26,7 +26,7 @@ install() {
   # Nothing to do when the pinned onnxruntime and the clients are already there.
   local pinned
   pinned=$(awk -F'==' '/^onnxruntime==/ {print $2}' scripts/requirements.txt)
-  if ! "$VENV/bin/python" -c "import onnxruntime, tritonclient.http, numpy, openai, sys; sys.exit(onnxruntime.__version__ != '$pinned')" >/dev/null 2>&1; then
+  if ! "$VENV/bin/python" -c "import onnxruntime, onnx, tritonclient.http, numpy, openai, sys; sys.exit(onnxruntime.__version__ != '$pinned')" >/dev/null 2>&1; then
     "$VENV/bin/pip" install -q --disable-pip-version-check -r scripts/requirements.txt >&2
   fi
   [ -n "$(library)" ] || { echo "onnxruntime installed, but no libonnxruntime.so found in $VENV" >&2; exit 1; }

@@ -35,6 +35,8 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // Before any model is loaded: a model let go gives its memory back (ModelMemory explains).
+        ModelMemory.returnFreedModels(environment: ProcessInfo.processInfo.environment)
         var configuration = try options.load(commandLine: commandLine)
         if !model.isEmpty {
             do {
