@@ -20,6 +20,10 @@
 # or shadow traffic at 100% against none, at one connection (the primary's p50), and what one
 # request naming vB costs (digit-vB), the floor a copy is held to:
 #   CONNECTIONS=1 NEW_ENV="SHADOW_ENABLED=true" ROUTES="digit digit-vB" bench/compare.sh .build/release/cortex .build/release/cortex
+# or a named endpoint (traffic.endpoints) split 50/50 against one model of the same name
+# (scorer is POST /v2/models/scorer/infer, one row):
+#   OLD_ENV=CORTEX_CONFIG=bench/scorer-one.yaml NEW_ENV=CORTEX_CONFIG=bench/scorer-split.yaml ROUTES=scorer \
+#     bench/compare.sh .build/release/cortex .build/release/cortex
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
@@ -59,6 +63,7 @@ for route in $ROUTES; do
     health) path=/health lua= ;;
     score) path=/api/v1/score lua=bench/score.lua ;;
     infer) path=/v2/models/lead-scoring/infer lua=bench/infer.lua ;;
+    scorer) path=/v2/models/scorer/infer lua=bench/infer.lua ;;
     digit) path=/v1/infer lua=$WORK/digit.lua ;;
     digit-vB) path=/v1/infer lua=$WORK/digit-vB.lua ;;
   esac

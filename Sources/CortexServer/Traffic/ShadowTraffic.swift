@@ -65,7 +65,7 @@ public struct ShadowTraffic: Service {
 
     /// Runs the copies, one at a time, until shutdown (the copies still waiting are dropped).
     public func run() async {
-        let executor = ThreadExecutor(name: "cortex-shadow", niceness: 10)
+        let executor = ThreadExecutor(name: "cortex-shadow", scheduling: .idle)
         defer { executor.shutdown() }
         await withTaskExecutorPreference(executor) {
             try? await cancelWhenGracefulShutdown {

@@ -26,11 +26,17 @@ package final class ThreadExecutor: TaskExecutor, @unchecked Sendable {
     private var jobs: [UnownedJob] = []
     private var stopping = false
 
+    /// How the thread is scheduled.
+    package enum Scheduling: Sendable {
+        /// As every other thread.
+        case normal
+        /// Only on a core no other thread wants (Linux's `SCHED_IDLE`): work that must never slow
+        /// the rest (shadow traffic) runs in the gaps, and waits while the machine is busy.
+        case idle
+    }
+
     /// Starts the thread, named for `top` and debuggers.
-    ///
-    /// - Parameter niceness: Added to the thread's nice value (Linux schedules threads one by
-    ///   one), so work that must never slow the rest (shadow traffic) yields the CPU to it.
-    package init(name: String, niceness: Int32 = 0) {
+    package init(name: String, scheduling: Scheduling = .normal) {
         let thread = Thread {
             #if os(Linux)
                 // A new thread inherits its creator's name on Linux, whatever `Thread.name` says:
@@ -39,9 +45,12 @@ package final class ThreadExecutor: TaskExecutor, @unchecked Sendable {
                     fputs(String(decoding: name.utf8.prefix(15), as: UTF8.self), comm)
                     fclose(comm)
                 }
-                // Linux keeps a nice value per thread; `who` 0 is the calling thread.
-                let which = __priority_which_t(PRIO_PROCESS.rawValue)
-                if niceness != 0 { _ = setpriority(which, 0, getpriority(which, 0) + niceness) }
+                if scheduling == .idle {
+                    // SCHED_IDLE is 5 (linux/sched.h; Swift's Glibc module leaves the constant
+                    // out). Linux schedules threads one by one: pid 0 is the calling thread.
+                    var parameters = sched_param()
+                    _ = sched_setscheduler(0, 5, &parameters)
+                }
             #endif
             self.run()
         }
