@@ -29,11 +29,15 @@ struct TrafficCommand: AsyncParsableCommand {
         }
     }
 
-    /// The switches in force for `configured`'s endpoint: the stored ones, else the configured ones.
-    static func current(_ configured: CortexConfiguration.Traffic, in store: StateStore) async throws -> CortexConfiguration.Traffic {
-        guard let stored = try await store.trafficSettings(endpoint: configured.endpoint) else { return configured }
+    /// Stores the switches `next` makes of those in force (``TrafficSync/store(_:endpoint:base:actor:next:)``).
+    static func store(
+        _ configured: CortexConfiguration.Traffic, options: ConfigurationOptions,
+        next: @escaping (CortexConfiguration.Traffic) throws -> CortexConfiguration.Traffic
+    ) async throws -> TrafficRecord {
         do {
-            return try TrafficControl.settings(stored: stored.settings, on: configured)
+            return try await options.withStore { store in
+                try await TrafficSync.store(store, endpoint: configured.endpoint, base: configured, actor: "cli", next: next).record
+            }
         } catch let error as APIError {
             throw CommandFailure(error.message)
         }
@@ -83,21 +87,10 @@ struct TrafficCommand: AsyncParsableCommand {
                 throw ValidationError("give at least one of --ab-weight-a, --ab-weight-b, --shadow, --canary")
             }
             let configured = try endpoint.configured(try options.load())
-            let record = try await options.withStore { store in
-                // On top of what is in force: the stored settings, else the configured ones.
-                let current = try await TrafficCommand.current(configured, in: store)
-                let next: CortexConfiguration.Traffic
-                do {
-                    next = try TrafficControl.applying(
-                        TrafficControl.Change(
-                            weightA: weightA, weightB: weightB, shadowEnabled: shadow.map { $0 == .on },
-                            canaryEnabled: canary.map { $0 == .on }), to: current)
-                } catch let error as APIError {
-                    throw CommandFailure(error.message)
-                }
-                return try await store.saveTrafficSettings(
-                    endpoint: configured.endpoint, settings: TrafficControl.json(next), actor: "cli")
-            }
+            let change = TrafficControl.Change(
+                weightA: weightA, weightB: weightB, shadowEnabled: shadow.map { $0 == .on }, canaryEnabled: canary.map { $0 == .on })
+            // On top of what is in force: the stored settings, else the configured ones.
+            let record = try await TrafficCommand.store(configured, options: options) { try TrafficControl.applying(change, to: $0) }
             print("stored version \(record.version): \(record.settings)")
         }
     }
@@ -111,10 +104,10 @@ struct TrafficCommand: AsyncParsableCommand {
 
         func run() async throws {
             let configured = try endpoint.configured(try options.load())
-            let record = try await options.withStore { store in
-                var next = try await TrafficCommand.current(configured, in: store)
+            let record = try await TrafficCommand.store(configured, options: options) { current in
+                var next = current
                 next.promotions += 1
-                return try await store.saveTrafficSettings(endpoint: configured.endpoint, settings: TrafficControl.json(next), actor: "cli")
+                return next
             }
             print("stored version \(record.version): \(record.settings)")
             print("each running replica loads \(configured.variantB)'s file as \(configured.variantA) (MODEL_PROMOTED in its log)")

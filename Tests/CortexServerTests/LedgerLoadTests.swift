@@ -52,14 +52,23 @@ struct LedgerLoadTests {
 
     /// POSTs one lead with the demo key; returns the status, or `nil` when the connection failed.
     static func score(_ client: HTTPClient, port: Int, requestID: String? = nil) async -> Int? {
-        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/api/v1/score")
+        var headers = [("X-API-Key", RawHTTPConnection.demoKey)]
+        if let requestID { headers.append(("X-Request-ID", requestID)) }
+        return await post(client, port: port, path: "/api/v1/score", body: lead, headers: headers)
+    }
+
+    /// POSTs a JSON `body` to `path` with `headers`; returns the status, or `nil` when the
+    /// connection failed or no answer came within `timeout`.
+    static func post(
+        _ client: HTTPClient, port: Int, path: String, body: String, headers: [(String, String)], timeout: Duration = .seconds(60)
+    ) async -> Int? {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
         request.method = .POST
-        request.headers.add(name: "X-API-Key", value: RawHTTPConnection.demoKey)
         request.headers.add(name: "Content-Type", value: "application/json")
-        if let requestID { request.headers.add(name: "X-Request-ID", value: requestID) }
-        request.body = .bytes(ByteBuffer(string: lead))
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        request.body = .bytes(ByteBuffer(string: body))
         do {
-            let response = try await client.execute(request, timeout: .seconds(60))
+            let response = try await client.execute(request, timeout: .init(timeout))
             _ = try await response.body.collect(upTo: 1 << 20)
             return Int(response.status.code)
         } catch {

@@ -1,7 +1,6 @@
 import AsyncHTTPClient
 import CortexTestSupport
 import Foundation
-import NIOCore
 import Synchronization
 import Testing
 
@@ -27,16 +26,9 @@ struct ModelMemoryTests {
 
     /// `POST path` with the admin token; the status, 0 when the connection failed.
     static func admin(_ client: HTTPClient, port: Int, _ path: String) async -> Int {
-        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
-        request.method = .POST
-        request.headers.add(name: "Authorization", value: "Bearer \(AdminAPITests.adminToken)")
-        do {
-            let response = try await client.execute(request, timeout: .seconds(120))
-            _ = try await response.body.collect(upTo: 1 << 20)
-            return Int(response.status.code)
-        } catch {
-            return 0
-        }
+        await LedgerLoadTests.post(
+            client, port: port, path: path, body: "", headers: [("Authorization", "Bearer \(AdminAPITests.adminToken)")],
+            timeout: .seconds(120)) ?? 0
     }
 
     @Test("promote and unload/load cycles under load: every request answers 200, and RSS does not grow by a model per cycle")
@@ -104,17 +96,7 @@ struct ModelMemoryTests {
 
     /// One request to vA; its status, `nil` when the connection failed.
     static func infer(_ client: HTTPClient, port: Int) async -> Int? {
-        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v2/models/vA/infer")
-        request.method = .POST
-        request.headers.add(name: "X-API-Key", value: RawHTTPConnection.demoKey)
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.body = .bytes(ByteBuffer(string: body))
-        do {
-            let response = try await client.execute(request, timeout: .seconds(60))
-            _ = try await response.body.collect(upTo: 1 << 20)
-            return Int(response.status.code)
-        } catch {
-            return nil
-        }
+        await LedgerLoadTests.post(
+            client, port: port, path: "/v2/models/vA/infer", body: body, headers: [("X-API-Key", RawHTTPConnection.demoKey)])
     }
 }

@@ -223,6 +223,34 @@ struct NamedEndpointTests {
         }
     }
 
+    @Test(
+        "a change on a replica that has not polled yet is stored on top of the stored version: it keeps the other's promotion, and runs it")
+    func changeOnStaleReplica() async throws {
+        let first = try await TestServer.make(models: Repository.imageModels, database: .postgres) {
+            $0.auth.adminToken = AdminAPITests.adminToken
+        }
+        let database = first.dependencies.configuration.database
+        let candidate = try #require(first.dependencies.registry.entry(named: "vB")?.source.path)
+        try await first.test { client in
+            let second = try await TestServer.make(models: Repository.imageModels) {
+                $0.database = database
+                $0.auth.adminToken = AdminAPITests.adminToken
+            }
+            #expect(try await client.post("/admin/promote", json: "", headers: AdminAPITests.admin).status == .ok)
+            try await second.test { other in
+                // The second replica has not polled: its own switches still say 0 promotions, version 0.
+                #expect(second.dependencies.traffic.version == 0)
+                let changed = try await other.post("/admin/config", json: #"{"ab_weight_b":0.5}"#, headers: AdminAPITests.admin)
+                #expect(changed.status == .ok, "\(changed.body.text)")
+                #expect(changed.body.jsonObject["version"] as? Int == 2 && changed.body.jsonObject["promotions"] as? Int == 1)
+            }
+            #expect(second.dependencies.registry.entry(named: "vA")?.source.path == candidate, "the promotion it had missed ran")
+            let stored = try await first.dependencies.store.trafficSettings(endpoint: "/v1/infer")
+            let settings = try TrafficControl.settings(stored: try #require(stored?.settings), on: CortexConfiguration.Traffic())
+            #expect(stored?.version == 2 && settings.promotions == 1 && settings.weightB == 0.5)
+        }
+    }
+
     @Test("cortex traffic promote raises the stored count; a running server promotes at its next poll; --endpoint must be configured")
     func promoteCommand() async throws {
         let directory = try TemporaryDirectory()

@@ -56,10 +56,6 @@ public struct ServerDependencies: Sendable {
     public let trafficSyncs: [TrafficSync]
     /// Runs the shadow copies of `POST /v1/infer` (`SHADOW_ENABLED`).
     public let shadow: ShadowTraffic
-    /// The traffic switches of an endpoint (`/v1/infer`, or a name of `traffic.endpoints`).
-    public func traffic(for endpoint: String) -> TrafficControl? {
-        trafficControls.first { $0.endpoint == endpoint }
-    }
     /// When the server was opened, for `/status`.
     public let startedAt = Date()
     /// Request ids, for the routes and for the answers the connection guard writes itself.

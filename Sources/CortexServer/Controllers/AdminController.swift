@@ -37,7 +37,7 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
         router.post("/admin/keys/{id}/revoke") { request, context in try await self.revokeKey(request, context) }
         router.post("/admin/reload-auth") { _, context in try await self.reloadAuth(context) }
         router.post("/ops/reload-auth") { _, context in try await self.reloadAuth(context) }
-        router.get("/admin/config") { request, _ in self.trafficConfiguration(try self.control(request)) }
+        router.get("/admin/config") { request, _ in self.trafficConfiguration(try self.sync(request).control) }
         router.post("/admin/config") { request, context in try await self.changeTraffic(request, context) }
         router.post("/admin/warmup") { request, context in try await self.warmUp(request, context) }
         router.post("/admin/promote") { request, context in try await self.promote(request, context) }
@@ -46,15 +46,15 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
     /// The endpoint a traffic route acts on: `?endpoint=NAME` (a name of `traffic.endpoints`), else `/v1/infer`.
     ///
     /// - Throws: 404 `endpoint_not_found` for a name with no traffic switches.
-    func control(_ request: Request) throws(APIError) -> TrafficControl {
+    func sync(_ request: Request) throws(APIError) -> TrafficSync {
         let name = request.uri.queryParameters.get("endpoint") ?? dependencies.traffic.endpoint
-        guard let control = dependencies.traffic(for: name) else {
+        guard let sync = dependencies.trafficSyncs.first(where: { $0.control.endpoint == name }) else {
             let names = dependencies.trafficControls.map(\.endpoint).joined(separator: ", ")
             throw APIError(
                 status: 404, code: "endpoint_not_found", message: "no traffic split is configured for '\(name)'; there is one for \(names)",
                 fields: [("endpoint", .string(name))])
         }
-        return control
+        return sync
     }
 
     /// `{"endpoint", "ab_weight_a", "ab_weight_b", "shadow_enabled", "canary_enabled", "canary_step",
@@ -107,7 +107,7 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
     /// (vA, vB) that many times on zeros and answers with the timings; a variant that is not
     /// ready is reported, not run.
     func warmUp(_ request: Request, _ context: Context) async throws -> Response {
-        let traffic = try control(request)
+        let traffic = try sync(request).control
         let buffer = try await request.collectBody(limit: limit)
         var runs = 3
         if buffer.readableBytes > 0 {
@@ -161,14 +161,16 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
     /// runs the promotion too. The weights stay as they are. Point `MODEL_VA_PATH` at the file for
     /// the next start.
     func promote(_ request: Request, _ context: Context) async throws -> Response {
-        let traffic = try control(request)
+        let sync = try sync(request)
+        let traffic = sync.control
         let variants = traffic.variants
         let outcome = try await Promotion(primary: variants.a, candidate: variants.b).run(on: dependencies.registry, logger: context.logger)
-        var after = traffic.settings
-        after.promotions += 1
-        let record = try await store.saveTrafficSettings(
-            endpoint: traffic.endpoint, settings: TrafficControl.json(after), actor: actor(context))
-        traffic.install(after, version: record.version)
+        // Promoted here already: a promotion another replica stored meanwhile is not run again.
+        let (record, _, after) = try await sync.change(actor: actor(context), promoting: false) { current in
+            var next = current
+            next.promotions += 1
+            return next
+        }
         var json = JSONWriter(capacity: 256)
         json.beginObject()
         json.member("endpoint", traffic.endpoint)
@@ -193,19 +195,22 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
     /// stored as the next version (every replica applies it within ``TrafficSync/interval``) and
     /// applied here at once.
     func changeTraffic(_ request: Request, _ context: Context) async throws -> Response {
-        let traffic = try control(request)
+        let sync = try sync(request)
+        let traffic = sync.control
         let change = try TrafficControl.Change(json: try await request.parseJSON(limit: limit))
-        let after = try traffic.proposed(change)
-        // Nothing may be sent to vB (requests, copies or a canary's share) while there is none.
-        if dependencies.registry.entry(named: after.variantB) == nil,
-            let field = after.canaryEnabled
-                ? "canary_enabled" : after.shadowEnabled ? "shadow_enabled" : after.weightB > 0 ? "ab_weight_b" : nil
-        {
-            throw APIError.invalidConfig(field, "off (or 0) while no model named \(after.variantB) is configured (MODEL_VB_PATH)")
-        }
+        let registry = dependencies.registry
         let actor = actor(context)
-        let record = try await store.saveTrafficSettings(endpoint: traffic.endpoint, settings: TrafficControl.json(after), actor: actor)
-        let before = traffic.install(after, version: record.version)
+        let (record, before, after) = try await sync.change(actor: actor) { current in
+            let after = try TrafficControl.applying(change, to: current)
+            // Nothing may be sent to vB (requests, copies or a canary's share) while there is none.
+            if registry.entry(named: after.variantB) == nil,
+                let field = after.canaryEnabled
+                    ? "canary_enabled" : after.shadowEnabled ? "shadow_enabled" : after.weightB > 0 ? "ab_weight_b" : nil
+            {
+                throw APIError.invalidConfig(field, "off (or 0) while no model named \(after.variantB) is configured (MODEL_VB_PATH)")
+            }
+            return after
+        }
         context.logger.notice(
             "TRAFFIC_CONFIG_CHANGED",
             metadata: [

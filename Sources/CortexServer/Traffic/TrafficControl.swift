@@ -158,14 +158,6 @@ public final class TrafficControl: Sendable {
         }
     }
 
-    /// The switches `change` would make of the current ones; nothing is applied.
-    ///
-    /// - Throws: 422 `invalid_config` naming the field: a weight below 0 or above 1000000, both
-    ///   weights 0, or a canary step outside `CANARY_STEPS`.
-    public func proposed(_ change: Change) throws(APIError) -> CortexConfiguration.Traffic {
-        try Self.applying(change, to: settings)
-    }
-
     /// The switches a stored document (``json(_:)``) makes of the configured `base`: how a
     /// replica, a restart and `cortex traffic set` read what is stored.
     ///

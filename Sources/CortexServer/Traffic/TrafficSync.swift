@@ -101,18 +101,68 @@ public struct TrafficSync: Service {
         guard let record, record.version > control.version else { return }
         do {
             let settings = try TrafficControl.settings(stored: record.settings, on: base)
-            guard let before = control.install(settings, version: record.version) else { return }
+            guard await apply(settings, version: record.version, promoting: promoting) != nil else { return }
             logger.notice(
                 "TRAFFIC_CONFIG_APPLIED",
                 metadata: [
                     "endpoint": "\(control.endpoint)", "version": "\(record.version)", "settings": "\(TrafficControl.summary(settings))",
                 ])
-            if promoting, settings.promotions > before.promotions {
-                // Failure is logged (MODEL_PROMOTE_FAIL) and the primary keeps serving.
-                try? await Promotion(primary: settings.variantA, candidate: settings.variantB).run(on: registry, logger: logger)
-            }
         } catch {
             logger.error("TRAFFIC_SYNC_FAIL", metadata: ["version": "\(record.version)", "error": "stored settings refused: \(error)"])
         }
+    }
+
+    /// Serves `settings` as stored `version` (``TrafficControl/install(_:version:)``), and runs a
+    /// promotion when their `promotions` count is above the one applied and `promoting` is set.
+    ///
+    /// - Returns: The switches before, or `nil` when `version` was not newer than the one applied.
+    @discardableResult
+    func apply(_ settings: CortexConfiguration.Traffic, version: Int64, promoting: Bool) async -> CortexConfiguration.Traffic? {
+        guard let before = control.install(settings, version: version) else { return nil }
+        if promoting, settings.promotions > before.promotions {
+            // Failure is logged (MODEL_PROMOTE_FAIL) and the primary keeps serving.
+            try? await Promotion(primary: settings.variantA, candidate: settings.variantB).run(on: registry, logger: logger)
+        }
+        return before
+    }
+
+    /// A change made here (`POST /admin/config`, `POST /admin/promote`): stored on top of the
+    /// switches stored now (``store(_:endpoint:base:actor:next:)``), then applied, with any
+    /// promotion a newer stored version carried that this replica had not run yet (unless
+    /// `promoting` is off: the caller has just promoted).
+    ///
+    /// - Returns: The record stored, the switches applied before (`nil` when a newer version was
+    ///   applied meanwhile) and after.
+    public func change(
+        actor: String, promoting: Bool = true, _ next: (CortexConfiguration.Traffic) throws -> CortexConfiguration.Traffic
+    ) async throws -> (record: TrafficRecord, before: CortexConfiguration.Traffic?, after: CortexConfiguration.Traffic) {
+        let (record, after) = try await Self.store(store, endpoint: control.endpoint, base: base, actor: actor, next: next)
+        let before = await apply(after, version: record.version, promoting: promoting)
+        return (record, before, after)
+    }
+
+    /// Stores the switches `next` makes of those stored now (else of `base`, the configured ones)
+    /// as `endpoint`'s next version: a compare-and-set on the version read, read and tried again
+    /// when another change came first, so a concurrent change (another replica's promotion count)
+    /// is never overwritten unseen. `cortex traffic set|promote` and the admin API store this way.
+    ///
+    /// - Throws: `next`'s error; 503 `traffic_contended` after five changes in a row came first.
+    public static func store(
+        _ store: StateStore, endpoint: String, base: CortexConfiguration.Traffic, actor: String,
+        next: (CortexConfiguration.Traffic) throws -> CortexConfiguration.Traffic
+    ) async throws -> (record: TrafficRecord, after: CortexConfiguration.Traffic) {
+        for _ in 0..<5 {
+            let stored = try await store.trafficSettings(endpoint: endpoint)
+            let current = try stored.map { try TrafficControl.settings(stored: $0.settings, on: base) } ?? base
+            let after = try next(current)
+            if let record = try await store.saveTrafficSettings(
+                endpoint: endpoint, settings: TrafficControl.json(after), actor: actor, ifVersion: stored?.version ?? 0)
+            {
+                return (record, after)
+            }
+        }
+        throw APIError(
+            status: 503, code: "traffic_contended", message: "the traffic settings of \(endpoint) kept changing meanwhile; try again",
+            fields: [("retry_after_s", .double(1))])
     }
 }
