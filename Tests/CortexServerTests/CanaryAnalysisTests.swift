@@ -125,6 +125,26 @@ struct CanaryAnalysisTests {
         #expect(verdict?.basedOn == 0 && verdict?.settings.canaryEnabled == false)
     }
 
+    @Test("a named endpoint's canary judges its own variants by name: the candidate promoted to weight 1, vA and vB no evidence")
+    func namedEndpoint() {
+        var settings = NamedEndpointTests.endpoint(1, 0)
+        settings.canaryEnabled = true
+        settings.canary = Self.policy(steps: [50, 100], minRequests: 2)
+        let control = TrafficControl(settings)
+        #expect(control.endpoint == "scorer" && control.state.split?.variants.map(\.model) == ["scorer-a", "scorer-b"])
+        for model in ["vA", "vB", "vB"] { #expect(control.recordCanary(model: model, success: true, latency: 0.001) == nil) }
+        for model in ["scorer-a", "scorer-a", "scorer-b"] {
+            #expect(control.recordCanary(model: model, success: true, latency: 0.001) == nil)
+        }
+        let decision = control.recordCanary(model: "scorer-b", success: true, latency: 0.001)
+        guard case .promote? = decision else {
+            Issue.record("a healthy candidate past the step before 100% is promoted: \(String(describing: decision))")
+            return
+        }
+        let after = control.settings
+        #expect(!after.canaryEnabled && after.weightA == 0 && after.weightB == 1 && after.variantB == "scorer-b")
+    }
+
     @Test("a classifier's answers compare by top class row by row; a scorer's by absolute difference; other shapes not at all")
     func comparison() {
         func tensor(_ values: [Double], _ shape: [Int]) -> Tensor {
