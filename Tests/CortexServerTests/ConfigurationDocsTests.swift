@@ -28,7 +28,7 @@ struct ConfigurationDocsTests {
         }
         // Read by the loader itself rather than the scalar table: lists, maps and per-model values.
         let structured: Set<String> = [
-            "MODEL_PATH", "MODEL_VERSION", "MODEL_PRICES", "RATE_LIMIT_OVERRIDES", "API_KEYS", "ALLOWED_ORIGINS",
+            "MODEL_PATH", "MODEL_VERSION", "MODEL_PRICES", "RATE_LIMIT_OVERRIDES", "API_KEYS",
         ]
         for row in documented where !structured.contains(row.environment) {
             #expect(
@@ -37,6 +37,11 @@ struct ConfigurationDocsTests {
         }
         for variable in structured {
             #expect(documented.contains { $0.environment == variable }, "\(variable) is not documented")
+        }
+        // Aliases are named in their setting's row; the family of tenant keys has a section of its own.
+        let text = try String(contentsOfFile: Repository.path("docs/configuration.md"), encoding: .utf8)
+        for alias in CortexConfiguration.settings.flatMap(\.aliases) + ["API_KEY_<TENANT>", "API_KEY_<TENANT>_FILE", "traffic.endpoints"] {
+            #expect(text.contains("`\(alias)`"), "\(alias) is not documented")
         }
     }
 

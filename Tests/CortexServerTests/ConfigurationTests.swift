@@ -242,7 +242,7 @@ struct ConfigurationTests {
         let file = try directory.write(
             "cortex.yaml",
             "llm:\n  deployment: assistant\n  primary_url: http://ollama:11434/\n  primary_model: gemma3:270m\n  price_input_per_1k: \"0.5\"\n"
-                + "  allowed_origins: [https://app.example.com]\n"
+                + "server:\n  cors_origins: [https://app.example.com]\n"
         )
         let config = try CortexConfiguration.load(
             file: file,
@@ -251,7 +251,7 @@ struct ConfigurationTests {
                 "PRIMARY_POLL_INTERVAL_S": "3", "PRIMARY_POLL_MAX_S": "900",
             ]
         )
-        #expect(config.llm.allowedOrigins == ["https://app.example.com"])
+        #expect(config.server.corsOrigins == ["https://app.example.com"])
         let origins = try CortexConfiguration.load(
             file: nil, environment: ["ALLOWED_ORIGINS": "https://app.example.com, http://localhost:5173"])
         #expect(config.llm.deployment == "assistant")
@@ -259,7 +259,7 @@ struct ConfigurationTests {
         #expect(config.llm.fallback == .init(kind: .openai, url: "https://api.openai.com", model: "gpt-4o-mini", apiKey: "sk-secret-123"))
         #expect(config.llm.pollIntervalSeconds == 3 && config.llm.pollMaxSeconds == 900)
         #expect(config.llm.inputPricePer1K == Credits(microcredits: 500_000))
-        #expect(origins.llm.allowedOrigins == ["https://app.example.com", "http://localhost:5173"])
+        #expect(origins.server.corsOrigins == ["https://app.example.com", "http://localhost:5173"])
         #expect(config.llm.hasFallback)
         #expect(!config.summary.contains("sk-secret-123") && config.summary.contains("llm.fallback_api_key: set"))
         #expect(!CortexConfiguration().llm.isEnabled, "no LLM unless configured")

@@ -559,7 +559,7 @@ struct LLMServingTests {
     func cors() async throws {
         let primary = try await FakeLLMServer(.answer("hi", usage: nil), models: ["gemma3:270m"])
         let server = try await Self.server(primary: primary, billed: true) { configuration in
-            configuration.llm.allowedOrigins = ["https://app.example.com"]
+            configuration.server.corsOrigins = ["https://app.example.com"]
         }
         try await server.test { client in
             try await Self.wait(for: .primary, server)
@@ -574,7 +574,7 @@ struct LLMServingTests {
             let stranger = try await client.execute(uri: "/chat", method: .options, headers: [.origin: "https://evil.example"]) { $0 }
             #expect(stranger.status == .forbidden)
             #expect(stranger.headers[.accessControlAllowOrigin] == nil)
-            #expect(stranger.body.text.contains("ALLOWED_ORIGINS"))
+            #expect(stranger.body.text.contains("CORS_ORIGINS"))
 
             let noKey = try await client.post("/chat", json: #"{"message":"hi"}"#, headers: [.origin: "https://app.example.com"])
             #expect(noKey.status == .unauthorized)

@@ -13,6 +13,15 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
     router.add(
         middleware: AccessLogMiddleware(metrics: dependencies.metrics, quietRoutes: ProbeController<CortexRequestContext>.quietRoutes))
     router.add(middleware: ErrorResponseMiddleware())
+    // Before any other work: the Host (ALLOWED_HOSTS), then CORS on every route (CORS_ORIGINS).
+    if !configuration.server.allowedHosts.isEmpty {
+        router.add(
+            middleware: HostCheckMiddleware(
+                patterns: configuration.server.allowedHosts, exempt: ProbeController<CortexRequestContext>.probeRoutes))
+    }
+    if !configuration.server.corsOrigins.isEmpty {
+        router.add(middleware: CORSMiddleware(allowedOrigins: configuration.server.corsOrigins))
+    }
 
     // Routes that infer (and, with the ledger, bill) need an API key with the `infer` scope.
     // Then, before any inference or billing, the rate limit (when RATE_LIMIT_RPS is set).
@@ -32,7 +41,11 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
         traffic: Dictionary(uniqueKeysWithValues: dependencies.trafficControls.map { ($0.endpoint, $0) }), shadow: dependencies.shadow)
     ProbeController(checks: dependencies.readiness, registry: dependencies.registry).addRoutes(to: router)
     StatusController(dependencies: dependencies).addRoutes(to: router)
-    MetricsController(registry: dependencies.prometheus).addRoutes(to: router)
+    MetricsController(registry: dependencies.prometheus) {
+        // One indexed count per scrape; a database that cannot answer leaves the last figure.
+        if let count = try? await dependencies.store.tenantCount() { dependencies.metrics.tenantCount.record(count) }
+    }
+    .addRoutes(to: router)
     InferenceProtocolController(
         pipeline: pipeline,
         registry: dependencies.registry,
@@ -53,6 +66,7 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
     ).addRoutes(to: inferring)
     AccountController(
         store: dependencies.store,
+        registry: dependencies.registry,
         authenticator: dependencies.authenticator,
         billing: configuration.billing,
         rateLimit: configuration.rateLimit.limit,
@@ -69,8 +83,8 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
     return router
 }
 
-/// The LLM routes: `/chat` in a group with the LLM assistant's CORS (its preflight needs no key), the others
-/// with the inference routes; without a deployment, answers that say what to set.
+/// The LLM routes, with the inference routes (CORS, for the LLM assistant's `/chat` in a browser,
+/// is the router's); without a deployment, answers that say what to set.
 private func addLLMRoutes(
     to router: Router<CortexRequestContext>,
     inferring: RouterGroup<CortexRequestContext>,
@@ -88,19 +102,13 @@ private func addLLMRoutes(
         router.get("/v1/models") { _, _ in Response.json(.ok, #"{"object":"list","data":[]}"#) }
         return
     }
-    let cors = router.group().add(middleware: CORSMiddleware(allowedOrigins: configuration.llm.allowedOrigins))
-    cors.on("/chat", method: .options) { _, _ in Response(status: .noContent) }
-    let chat = cors.group().add(middleware: APIKeyMiddleware(authenticator: dependencies.authenticator, scope: .infer))
-    if let limit = configuration.rateLimit.limit {
-        chat.add(middleware: RateLimitMiddleware(limiter: dependencies.rateLimiter, limit: limit, metrics: dependencies.metrics))
-    }
     LLMController(
         gateways: dependencies.llmGateways,
         pipeline: pipeline,
         tokenLimits: TokenRateLimits(limiter: dependencies.rateLimiter, limit: configuration.llm.tokenLimit, metrics: dependencies.metrics),
         maxBodyBytes: configuration.server.maxBodyBytes,
         created: dependencies.startedAt
-    ).addRoutes(to: inferring, chat: chat)
+    ).addRoutes(to: inferring)
 }
 
 /// Builds the HTTP application on the configured address.

@@ -195,8 +195,11 @@ public struct ServerDependencies: Sendable {
                 ]
             )
         }
+        // Tenants whose environment keys this start manages; the others' are retired below.
+        var managed: [Int64] = []
         let apiKeys = configuration.auth.apiKeys
         if let owner = try await tenant("default", create: !apiKeys.isEmpty) {
+            managed.append(owner.id)
             for key in apiKeys {
                 _ = try await store.importKey(key, tenantID: owner.id, scopes: [.infer])
             }
@@ -205,6 +208,28 @@ public struct ServerDependencies: Sendable {
                 "API_KEYS_SEEDED",
                 metadata: ["tenant": "default", "count": .stringConvertible(apiKeys.count), "retired": .stringConvertible(retired)]
             )
+        }
+        for entry in configuration.auth.tenantKeys {
+            guard let owner = try await tenant(entry.tenant, create: true) else { continue }
+            managed.append(owner.id)
+            for key in entry.keys {
+                _ = try await store.importKey(key, tenantID: owner.id, scopes: [.infer])
+            }
+            let retired = try await store.retireEnvironmentKeys(tenantID: owner.id, keeping: entry.keys, at: now)
+            logger.info(
+                "API_KEYS_SEEDED",
+                metadata: [
+                    "tenant": "\(entry.tenant)", "variable": "\(entry.variable)", "count": .stringConvertible(entry.keys.count),
+                    "retired": .stringConvertible(retired),
+                ]
+            )
+        }
+        // The demo tenant's keys were settled above; a tenant whose API_KEY_<TENANT> is gone loses its key.
+        if let demo = try await store.tenant(named: CortexConfiguration.demoTenant) { managed.append(demo.id) }
+        let orphaned = try await store.retireEnvironmentKeys(exceptTenants: managed, at: now)
+        if orphaned > 0 {
+            logger.notice(
+                "API_KEYS_RETIRED", metadata: ["count": .stringConvertible(orphaned), "reason": "their API_KEY_<TENANT> variable is gone"])
         }
     }
 }

@@ -1,6 +1,7 @@
 import Configuration
 import CortexCore
 public import CortexRuntime
+import CortexStore
 import Foundation
 
 extension CortexConfiguration {
@@ -36,6 +37,7 @@ extension CortexConfiguration {
         }
         config.server.maxConnectionsSet = sources.reader.string(forKey: "server.max_connections") != nil
         try config.applyModelVariables(environment)
+        config.auth.tenantKeys = try tenantKeys(environment)
         config.moreLLMDeployments = try document.deployments(base: config.llm, environment: environment)
         config.trafficEndpoints = try document.trafficEndpoints(base: config.traffic)
         try config.check()
@@ -117,6 +119,46 @@ extension CortexConfiguration {
         return sources
     }
 
+    /// The `API_KEY_<TENANT>` variables (the multi-tenant ops API's): `API_KEY_EXPERTCO=key` makes
+    /// the tenant `expertco` with that key (comma-separated for several), and
+    /// `API_KEY_EXPERTCO_FILE=path` reads them from a file, as the other secrets' `_FILE` forms do.
+    ///
+    /// - Throws: ``ConfigurationError`` naming the variable (never its value) for a tenant name
+    ///   that is not valid or is reserved (`default` is `API_KEYS`'s), an unreadable file, or an
+    ///   implausible key.
+    static func tenantKeys(_ environment: [String: String]) throws -> [Auth.TenantKeys] {
+        var byTenant: [String: Auth.TenantKeys] = [:]
+        for (variable, value) in environment where variable.hasPrefix("API_KEY_") {
+            var suffix = String(variable.dropFirst("API_KEY_".count))
+            var text = value
+            if suffix.hasSuffix("_FILE") {
+                suffix.removeLast("_FILE".count)
+                guard let data = FileManager.default.contents(atPath: value), let contents = String(data: data, encoding: .utf8) else {
+                    throw ConfigurationError(key: variable, value: value, expected: "the path of a readable file holding the key")
+                }
+                text = contents
+            }
+            let tenant = suffix.lowercased()
+            guard Tenant.isValidName(tenant), !suffix.isEmpty else {
+                throw ConfigurationError(
+                    key: variable, value: nil, expected: "API_KEY_<TENANT> with a tenant name of letters, digits, '-' and '_'")
+            }
+            guard tenant != "default", tenant != demoTenant else {
+                throw ConfigurationError(
+                    key: variable, value: nil,
+                    expected: tenant == "default"
+                        ? "API_KEYS for the default tenant's keys" : "another tenant name (\(demoTenant) is the demo tenant's)")
+            }
+            let keys = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
+            guard !keys.isEmpty, keys.allSatisfy({ APIKey.isPlausible($0[...]) }) else {
+                throw ConfigurationError(
+                    key: variable, value: nil, expected: "comma-separated keys of 8-256 printable characters without spaces")
+            }
+            byTenant[tenant, default: Auth.TenantKeys(tenant: tenant, keys: [], variable: variable)].keys += keys
+        }
+        return byTenant.values.sorted { $0.tenant < $1.tenant }
+    }
+
     /// The first `name` or `name:version` that two sources share, if any.
     static func firstRepeated(_ sources: [ModelSource]) -> String? {
         var seen: Set<String> = []
@@ -174,6 +216,11 @@ extension CortexConfiguration {
         where on && !models.contains(where: { $0.name == "vB" }) {
             throw ConfigurationError(
                 key: variable, value: "true", expected: "false, or a model named vB (MODEL_VB_PATH) to run the copies or the canary on")
+        }
+        // A key names one tenant: the same key in two variables would serve one of them silently.
+        var seenKeys = Set(auth.apiKeys)
+        for entry in auth.tenantKeys where !entry.keys.allSatisfy({ seenKeys.insert($0).inserted }) {
+            throw ConfigurationError(key: entry.variable, value: nil, expected: "keys no other API_KEY_<TENANT> or API_KEYS has")
         }
         var endpoints = Set<String>()
         for (index, endpoint) in trafficEndpoints.enumerated() {

@@ -19,6 +19,19 @@ extension CortexConfiguration {
         .scalar("server.build_sha", "BUILD_SHA", \.server.buildSHA, accepted: "a commit id of 1-64 letters and digits") { text in
             (1...64).contains(text.count) && text.allSatisfy { $0.isLetter || $0.isNumber } ? text : nil
         },
+        .list(
+            "server.allowed_hosts", "ALLOWED_HOSTS", \.server.allowedHosts,
+            accepted: "comma-separated host names: api.example.com, *.example.com for its subdomains, or *",
+            show: { $0.isEmpty ? "(any)" : $0.joined(separator: ",") }
+        ) { hosts in hosts.allSatisfy(HostCheckMiddleware<CortexRequestContext>.isValidPattern) ? hosts.map { $0.lowercased() } : nil },
+        .list(
+            "server.cors_origins", "CORS_ORIGINS", \.server.corsOrigins,
+            accepted: "comma-separated origins such as https://app.example.com, or *",
+            aliases: ["ALLOWED_ORIGINS"], show: { $0.isEmpty ? "(none)" : $0.joined(separator: ",") }
+        ) { origins in
+            origins.allSatisfy { $0 == "*" || (($0.hasPrefix("http://") || $0.hasPrefix("https://")) && !$0.hasSuffix("/")) }
+                ? origins : nil
+        },
         .choice("log.level", "LOG_LEVEL", \.log.level, synonyms: ["warn": .warning]),
         .choice("log.format", "LOG_FORMAT", \.log.format),
         .scalar(
@@ -130,14 +143,7 @@ extension CortexConfiguration {
         .integer(
             "llm.tokens_per_minute", "LLM_TOKENS_PER_MINUTE", \.llm.tokensPerMinute, 0...1_000_000_000,
             what: "tokens per API key per minute (0 is off), an integer"),
-        .list(
-            "llm.allowed_origins", "ALLOWED_ORIGINS", \.llm.allowedOrigins,
-            accepted: "comma-separated origins such as https://app.example.com, or *",
-            show: { $0.isEmpty ? "(none)" : $0.joined(separator: ",") }
-        ) { origins in
-            origins.allSatisfy { $0 == "*" || (($0.hasPrefix("http://") || $0.hasPrefix("https://")) && !$0.hasSuffix("/")) }
-                ? origins : nil
-        },
+
     ]
 
     /// The declared setting with YAML key `key`; a key not declared is a programming error.

@@ -34,6 +34,13 @@ public struct CortexConfiguration: Sendable, Equatable {
         /// The commit this build came from (`BUILD_SHA`, set by the image build), shown as
         /// `build.sha` in `/status/summary`.
         public var buildSHA = "unknown"
+        /// The `Host` names requests may carry (`ALLOWED_HOSTS`): exact names, `*.domain` for its
+        /// subdomains, or `*`; empty accepts any. Probes and `/metrics` answer whatever the host.
+        public var allowedHosts: [String] = []
+        /// Browser origins allowed to call Cortex (`CORS_ORIGINS`, or the LLM assistant's
+        /// `ALLOWED_ORIGINS`): `https://app.example.com`, or `*` for any (then without credentials);
+        /// empty answers no preflight and sends no CORS headers.
+        public var corsOrigins: [String] = []
     }
 
     /// How logs are written.
@@ -77,6 +84,17 @@ public struct CortexConfiguration: Sendable, Equatable {
         public var requireAPIKey = true
         /// Keys seeded for the `default` tenant at start (`API_KEYS`, comma-separated). Secrets: never printed.
         public var apiKeys: [String] = []
+        /// Keys seeded for tenants named by their variables (`API_KEY_EXPERTCO=...` makes the
+        /// tenant `expertco` with that key; comma-separated for several), in name order. Secrets.
+        public var tenantKeys: [TenantKeys] = []
+
+        /// One `API_KEY_<TENANT>` variable: the tenant it names and its keys.
+        public struct TenantKeys: Sendable, Equatable {
+            public var tenant: String
+            public var keys: [String]
+            /// The variable, for messages.
+            public var variable: String
+        }
         /// The demo tenant (`DEMO_TENANT`).
         public var demo = Demo.auto
         /// Seconds a found key is trusted before it is read again (`AUTH_CACHE_TTL_S`).
@@ -329,9 +347,6 @@ public struct CortexConfiguration: Sendable, Equatable {
             tokensPerMinute > 0 ? GCRA(rate: Double(tokensPerMinute) / 60, burst: tokensPerMinute) : nil
         }
 
-        /// Browser origins allowed to call `/chat` (`ALLOWED_ORIGINS`, comma-separated, or `*`).
-        public var allowedOrigins: [String] = []
-
         /// The configured providers, primary first; empty when no LLM is configured.
         public var providers: [Provider] {
             [primary, fallback].filter { !$0.url.isEmpty } + moreFallbacks
@@ -365,6 +380,7 @@ public struct CortexConfiguration: Sendable, Equatable {
     /// passwords of `DATABASE_URL` and `REDIS_URL`): what ``SecretRedactor`` takes out of logs.
     public var secrets: [String] {
         Self.settings.flatMap { $0.secrets(self) } + moreLLMDeployments.flatMap { $0.providers.compactMap(\.apiKey) }
+            + auth.tenantKeys.flatMap(\.keys)
     }
 
     /// The embedded defaults.

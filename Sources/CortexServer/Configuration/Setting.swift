@@ -69,11 +69,11 @@ extension CortexConfiguration {
 
         /// A setting read as a list.
         static func list<Value: Sendable>(
-            _ key: String, _ environment: String, _ path: Path<Value>, accepted: String,
+            _ key: String, _ environment: String, _ path: Path<Value>, accepted: String, aliases: [String] = [],
             secrecy: Secrecy = .none, show: @escaping @Sendable (Value) -> String, parse: @escaping @Sendable ([String]) -> Value?
         ) -> Setting {
             Setting(
-                key: key, environment: environment, accepted: accepted, form: .list, secrecy: secrecy,
+                key: key, environment: environment, aliases: aliases, accepted: accepted, form: .list, secrecy: secrecy,
                 apply: { config, values in
                     guard let value = parse(values) else { return false }
                     config[keyPath: path] = value

@@ -1,4 +1,5 @@
 public import CortexCore
+public import CortexRuntime
 public import CortexStore
 import Foundation
 public import Hummingbird
@@ -9,8 +10,11 @@ public import Hummingbird
 ///   balance and open holds, usage per model, and the limits that apply.
 /// - `POST /keys/rotate`: a new key with the same scopes and expiry; the presented key stops
 ///   working at once, or after `{"grace_s": N}` seconds (at most 30 days).
+/// - `GET /ops/model-status` (the multi-tenant ops API's "verify the new key works"): the caller's
+///   tenant, key and limits, and every model with its version and readiness.
 public struct AccountController<Context: AuthenticatedContext>: Sendable {
     let store: StateStore
+    let registry: ModelRegistry
     let authenticator: Authenticator
     let billing: CortexConfiguration.Billing
     let rateLimit: GCRA?
@@ -19,12 +23,14 @@ public struct AccountController<Context: AuthenticatedContext>: Sendable {
     /// Creates the controller.
     public init(
         store: StateStore,
+        registry: ModelRegistry,
         authenticator: Authenticator,
         billing: CortexConfiguration.Billing,
         rateLimit: GCRA?,
         maxBodyBytes: Int
     ) {
         self.store = store
+        self.registry = registry
         self.authenticator = authenticator
         self.billing = billing
         self.rateLimit = rateLimit
@@ -35,6 +41,7 @@ public struct AccountController<Context: AuthenticatedContext>: Sendable {
     public func addRoutes(to router: some RouterMethods<Context>) {
         router.get("/me") { _, context in try await self.me(context) }
         router.post("/keys/rotate") { request, context in try await self.rotate(request, context) }
+        router.get("/ops/model-status") { _, context in try self.modelStatus(context) }
     }
 
     func me(_ context: Context) async throws -> Response {
@@ -47,6 +54,43 @@ public struct AccountController<Context: AuthenticatedContext>: Sendable {
         json.member("tenant", principal.tenant.name)
         json.keyFields(principal.key, active: true)
         json.creditFields(balance: balance, usage: usage)
+        writeLimits(to: &json)
+        json.member("request_id", context.requestID)
+        json.endObject()
+        return Response.json(.ok, json.text)
+    }
+
+    /// `{"tenant", "key_prefix", "scopes", ..., "limits": {...}, "ready", "models": [{"name",
+    /// "version", "state", "ready"}], "request_id"}`: 200 whether or not every model is ready
+    /// (`ready` says), since the question is whether the key works.
+    func modelStatus(_ context: Context) throws -> Response {
+        guard let principal = context.principal else { throw APIError.unauthorized }
+        let entries = registry.entries
+        var json = JSONWriter(capacity: 256 + entries.count * 96)
+        json.beginObject()
+        json.member("tenant", principal.tenant.name)
+        json.keyFields(principal.key, active: true)
+        writeLimits(to: &json)
+        json.member("ready", entries.allSatisfy { if case .ready = $0.state { true } else { false } })
+        json.key("models")
+        json.beginArray()
+        for entry in entries {
+            json.beginObject()
+            json.member("name", entry.source.name)
+            json.key("version")
+            if let version = entry.version { json.string(version) } else { json.null() }
+            json.member("state", entry.state.name)
+            json.member("ready", entry.state.name == "ready")
+            json.endObject()
+        }
+        json.endArray()
+        json.member("request_id", context.requestID)
+        json.endObject()
+        return Response.json(.ok, json.text)
+    }
+
+    /// `"limits": {"max_body_bytes", "rate_limit": {"rps", "burst"} or null, "prices", "default_price"}`.
+    private func writeLimits(to json: inout JSONWriter) {
         json.key("limits")
         json.beginObject()
         json.member("max_body_bytes", maxBodyBytes)
@@ -70,9 +114,6 @@ public struct AccountController<Context: AuthenticatedContext>: Sendable {
         json.key("default_price")
         json.raw(billing.defaultPrice.description)
         json.endObject()
-        json.member("request_id", context.requestID)
-        json.endObject()
-        return Response.json(.ok, json.text)
     }
 
     func rotate(_ request: Request, _ context: Context) async throws -> Response {

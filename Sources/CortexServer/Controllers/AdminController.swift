@@ -437,12 +437,18 @@ public struct AdminController<Context: AuthenticatedContext>: Sendable {
         dependencies.authenticator.invalidate()
         let tenants = try await store.tenants().count
         dependencies.metrics.tenantCount.record(tenants)
-        context.logger.notice("AUTH_RELOADED", metadata: ["api_keys": .stringConvertible(configuration.auth.apiKeys.count)])
+        context.logger.notice(
+            "AUTH_RELOADED",
+            metadata: [
+                "api_keys": .stringConvertible(configuration.auth.apiKeys.count),
+                "tenant_keys": .stringConvertible(configuration.auth.tenantKeys.count),
+            ])
         var json = JSONWriter()
         json.beginObject()
         json.member("reloaded", true)
         json.member("tenants", tenants)
         json.member("api_keys", configuration.auth.apiKeys.count)
+        json.member("tenant_keys", configuration.auth.tenantKeys.count)
         json.endObject()
         return Response.json(.ok, json.text)
     }

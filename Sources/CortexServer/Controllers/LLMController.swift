@@ -66,11 +66,10 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
 
     /// Adds the routes (all need an API key when keys are required); `/chat` goes on `chat`,
     /// the group with the LLM assistant's CORS.
-    public func addRoutes(to router: some RouterMethods<Context>, chat: some RouterMethods<Context>) {
-        for route in [LLMRoute.generate, .chatCompletions, .completions] {
+    public func addRoutes(to router: some RouterMethods<Context>) {
+        for route in [LLMRoute.generate, .chat, .chatCompletions, .completions] {
             router.post(RouterPath(route.rawValue)) { request, context in try await self.handle(route, request, context) }
         }
-        chat.post(RouterPath(LLMRoute.chat.rawValue)) { request, context in try await self.handle(.chat, request, context) }
         router.get("/v1/models") { _, context in self.models(context) }
         router.get("/v1/models/{model}") { _, context in
             let name = context.parameters.get("model") ?? ""

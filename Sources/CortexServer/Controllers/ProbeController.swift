@@ -7,12 +7,15 @@ public struct ProbeController<Context: RequestIDContext>: Sendable {
     let checks: ReadinessChecks
     let registry: ModelRegistry
 
-    /// Routes whose requests are logged at debug level.
+    /// The probes (and `/metrics`): what an orchestrator and Prometheus call by the pod's address,
+    /// answered whatever `ALLOWED_HOSTS` says.
+    static var probeRoutes: Set<String> {
+        ["/health", "/healthz", "/ready", "/readyz", "/health/ready", "/api/ready", "/v2/health/live", "/v2/health/ready", "/metrics"]
+    }
+
+    /// Routes whose requests are logged at debug level: the probes and the status pages.
     static var quietRoutes: Set<String> {
-        [
-            "/health", "/healthz", "/ready", "/readyz", "/health/ready", "/api/ready", "/v2/health/live", "/v2/health/ready", "/metrics",
-            "/status", "/status/summary", "/api/status/summary",
-        ]
+        probeRoutes.union(["/status", "/status/summary", "/api/status/summary"])
     }
 
     /// Creates the controller.

@@ -21,6 +21,11 @@ extension StateStore: IdentityStore {
         try await database.query("SELECT id, name, created_at_ms FROM tenants WHERE id = $1", [.integer(id)]).first.map(Self.tenant(from:))
     }
 
+    /// How many tenants there are.
+    public func tenantCount() async throws -> Int {
+        Int(try await database.query("SELECT COUNT(*) AS count FROM tenants").first?.integer("count") ?? 0)
+    }
+
     public func tenants() async throws -> [Tenant] {
         try await database.query("SELECT id, name, created_at_ms FROM tenants ORDER BY name").map(Self.tenant(from:))
     }
@@ -99,6 +104,24 @@ extension StateStore: IdentityStore {
             RETURNING id
             """,
             [.integer(Int64(time.millisecondsSince1970)), .integer(tenantID)] + kept
+        )
+        return rows.count
+    }
+
+    /// Retires the environment's keys of every tenant but `tenantIDs`: those whose variable
+    /// (`API_KEY_<TENANT>`) is gone. Keys issued through the API or the CLI are kept.
+    ///
+    /// - Returns: How many keys were retired.
+    public func retireEnvironmentKeys(exceptTenants tenantIDs: [Int64], at time: Date) async throws -> Int {
+        let kept = tenantIDs.map { SQLValue.integer($0) }
+        let placeholders = kept.isEmpty ? "-1" : (0..<kept.count).map { "$\($0 + 2)" }.joined(separator: ", ")
+        let rows = try await database.query(
+            """
+            UPDATE api_keys SET revoked_at_ms = $1
+            WHERE source = 'environment' AND revoked_at_ms IS NULL AND tenant_id NOT IN (\(placeholders))
+            RETURNING id
+            """,
+            [.integer(Int64(time.millisecondsSince1970))] + kept
         )
         return rows.count
     }

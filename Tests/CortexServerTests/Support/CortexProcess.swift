@@ -283,9 +283,10 @@ struct RawHTTPConnection {
         path: String,
         body: String = "",
         demoKey: String = RawHTTPConnection.demoKey,
-        headers: [(String, String)] = []
+        headers: [(String, String)] = [],
+        host: String = "127.0.0.1"
     ) throws -> (status: Int, body: String)? {
-        try request(port: port, method: method, path: path, body: Array(body.utf8), demoKey: demoKey, headers: headers)
+        try request(port: port, method: method, path: path, body: Array(body.utf8), demoKey: demoKey, headers: headers, host: host)
     }
 
     /// One request with a body of any bytes, on a fresh connection, with the demo key (none when `demoKey` is empty).
@@ -295,14 +296,15 @@ struct RawHTTPConnection {
         path: String,
         body: [UInt8],
         demoKey: String = RawHTTPConnection.demoKey,
-        headers: [(String, String)] = []
+        headers: [(String, String)] = [],
+        host: String = "127.0.0.1"
     ) throws -> (status: Int, body: String)? {
         let connection = try RawHTTPConnection(port: port)
         defer { connection.close() }
         let extra = ((demoKey.isEmpty ? [] : [("X-API-Key", demoKey)]) + headers).map { "\($0.0): \($0.1)\r\n" }.joined()
         connection.send(
             Array(
-                "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\(extra)Content-Length: \(body.count)\r\nConnection: close\r\n\r\n"
+                "\(method) \(path) HTTP/1.1\r\nHost: \(host)\r\nContent-Type: application/json\r\n\(extra)Content-Length: \(body.count)\r\nConnection: close\r\n\r\n"
                     .utf8) + body
         )
         return connection.readResponse()
