@@ -62,4 +62,12 @@ struct ConfigurationDocsTests {
         }
         #expect(checked > 40)
     }
+
+    @Test("the newest entry of docs/CHANGELOG.md is the version the build reports")
+    func changelog() throws {
+        let text = try String(contentsOfFile: Repository.path("docs/CHANGELOG.md"), encoding: .utf8)
+        let newest = try #require(text.split(separator: "\n").first { $0.hasPrefix("## ") })
+        let version = newest.dropFirst(3).prefix { $0 != " " }
+        #expect(version == CortexVersion.current[...], "docs/CHANGELOG.md starts at \(version), the build is \(CortexVersion.current)")
+    }
 }

@@ -195,4 +195,36 @@ struct ProductionSwitchesTests {
             #expect(after == before + 1, "\(before) -> \(after)")
         }
     }
+
+    @Test("the legacy /status/summary is counted and marked deprecated; FAIL_ON_LEGACY makes it 410; LEGACY_SUNSET is its Sunset")
+    func legacyStatus() async throws {
+        let server = try await TestServer.make()
+        try await server.test { client in
+            let legacy = try await client.get("/status/summary")
+            #expect(legacy.status == .ok && legacy.headers[.xStatusPath] == "legacy")
+            #expect(legacy.headers[.deprecation] == "@1796083200" && legacy.headers[.sunset] == nil)
+            #expect(legacy.headers[.link] == #"</api/status/summary>; rel="successor-version""#)
+            let current = try await client.get("/api/status/summary")
+            #expect(current.status == .ok && current.headers[.xStatusPath] == "api" && current.headers[.deprecation] == nil)
+            let metrics = try await client.get("/metrics").body.text
+            #expect(MetricsTests.value(of: #"status_legacy_requests_total{path="/status/summary"}"#, in: metrics) == 1)
+        }
+        let config = try CortexConfiguration.load(file: nil, environment: ["FAIL_ON_LEGACY": "true", "LEGACY_SUNSET": "2027-03-01"])
+        #expect(config.status.failOnLegacy && config.status.legacySunset != nil)
+        for bad in ["2027-3-1", "next week", "2027-02-30"] {
+            #expect(throws: ConfigurationError.self, "\(bad)") {
+                try CortexConfiguration.load(file: nil, environment: ["LEGACY_SUNSET": bad])
+            }
+        }
+        let strict = try await TestServer.make { $0.status = config.status }
+        try await strict.test { client in
+            let gone = try await client.get("/status/summary")
+            #expect(gone.status == .gone && gone.body.jsonObject["code"] as? String == "legacy_path_removed")
+            #expect(gone.headers[.sunset] == "Mon, 01 Mar 2027 00:00:00 GMT" && gone.headers[.xStatusPath] == "legacy")
+            #expect(try await client.get("/api/status/summary").status == .ok)
+            let metrics = try await client.get("/metrics").body.text
+            #expect(
+                MetricsTests.value(of: #"status_legacy_requests_total{path="/status/summary"}"#, in: metrics) == 1, "a refused hit counts")
+        }
+    }
 }

@@ -40,6 +40,17 @@ extension CortexConfiguration {
             secrecy: .password, show: \.url, parse: Database.init(url:)),
         .integer("readiness.min_free_disk_mb", "MIN_FREE_DISK_MB", \.readiness.minFreeDiskMB, 0...10_000_000),
         .number("readiness.interval_s", "READINESS_INTERVAL_S", \.readiness.monitorIntervalSeconds, 0.1...3600),
+        .flag("status.fail_on_legacy", "FAIL_ON_LEGACY", \.status.failOnLegacy),
+        .optional(
+            "status.legacy_sunset", "LEGACY_SUNSET", \.status.legacySunset, accepted: "a date, YYYY-MM-DD (UTC)",
+            show: { $0.map { $0.ISO8601Format(.iso8601.year().month().day()) } ?? "not set" }
+        ) { text in
+            let formatter = ISO8601DateFormatter()
+            formatter.formatOptions = [.withFullDate]
+            // The formatter rolls 2027-02-30 over to March: only a date that reads back the same is one.
+            guard text.count == 10, let date = formatter.date(from: text), formatter.string(from: date) == text else { return nil }
+            return date
+        },
         .flag("auth.require_api_key", "REQUIRE_API_KEY", \.auth.requireAPIKey),
         .list(
             "auth.api_keys", "API_KEYS", \.auth.apiKeys, accepted: "comma-separated keys of 8-256 printable characters without spaces",

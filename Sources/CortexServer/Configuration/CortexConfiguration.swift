@@ -1,6 +1,6 @@
 public import CortexCore
 public import CortexRuntime
-import Foundation
+public import Foundation
 public import Logging
 
 /// Everything `cortex serve` needs, with the defaults of the embedded setup.
@@ -69,6 +69,18 @@ public struct CortexConfiguration: Sendable, Equatable {
         public var minFreeDiskMB = 100
         /// Seconds between background readiness evaluations that keep `status_ready` fresh.
         public var monitorIntervalSeconds = 5.0
+    }
+
+    /// The status pages' legacy path (`/status/summary`, the LLM assistant's old one).
+    public var status = Status()
+
+    /// The LLM assistant's cutover from `/status/summary` to `/api/status/summary`.
+    public struct Status: Sendable, Equatable {
+        /// The legacy path answers 410 `legacy_path_removed` (`FAIL_ON_LEGACY`), so a CI smoke run
+        /// fails on any legacy access.
+        public var failOnLegacy = false
+        /// When the legacy path goes away (`LEGACY_SUNSET`, a date), sent as its `Sunset` header.
+        public var legacySunset: Date?
     }
 
     /// Who may call the API.

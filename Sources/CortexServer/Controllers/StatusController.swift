@@ -21,7 +21,44 @@ public struct StatusController<Context: RequestIDContext>: Sendable {
     public func addRoutes(to router: Router<Context>) {
         router.get("/status") { _, _ in await self.status() }
         router.get("/api/status/summary") { _, _ in await self.summary(path: "api") }
-        router.get("/status/summary") { _, _ in await self.summary(path: "legacy") }
+        router.get("/status/summary") { _, context in try await self.legacySummary(context) }
+    }
+
+    /// When `/status/summary` was deprecated in favour of `/api/status/summary` (2026-12-01), as
+    /// RFC 9745's `Deprecation` date.
+    static var legacyDeprecatedAt: Int { 1_796_083_200 }
+
+    /// `date` as an HTTP date (RFC 9110's IMF-fixdate): `Mon, 01 Mar 2027 00:00:00 GMT`.
+    static func httpDate(_ date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        return formatter.string(from: date)
+    }
+
+    /// The legacy path: counted (`status_legacy_requests_total`), marked deprecated (`Deprecation`,
+    /// `Sunset` with `LEGACY_SUNSET`, `Link` to the successor), and with `FAIL_ON_LEGACY` a 410
+    /// `legacy_path_removed`, so a smoke run fails on the first legacy access.
+    func legacySummary(_ context: Context) async throws -> Response {
+        dependencies.metrics.legacyStatusRequests.increment()
+        let settings = dependencies.configuration.status
+        var response: Response
+        if settings.failOnLegacy {
+            response = APIError(
+                status: 410, code: "legacy_path_removed",
+                message: "/status/summary is gone (FAIL_ON_LEGACY=true); read /api/status/summary"
+            ).response(requestID: context.requestID)
+        } else {
+            response = await summary(path: "legacy")
+        }
+        response.headers[.xStatusPath] = "legacy"
+        response.headers[.deprecation] = "@\(Self.legacyDeprecatedAt)"
+        response.headers[.link] = "</api/status/summary>; rel=\"successor-version\""
+        if let sunset = settings.legacySunset {
+            response.headers[.sunset] = Self.httpDate(sunset)
+        }
+        return response
     }
 
     /// The LLM assistant's aggregate: readiness, the LLM's path and model presence, the fallback flag,

@@ -61,6 +61,8 @@ public final class ServerMetrics: Sendable {
     let statusReady: Gauge
     /// `api_tenants_count`: tenants in the identity store (the multi-tenant ops API).
     let tenantCount: Gauge
+    /// `status_legacy_requests_total`: requests to the legacy `/status/summary` (the LLM assistant's cutover).
+    let legacyStatusRequests: Counter
     /// `rate_limit_decisions_total{result="allowed"}` and `{result="limited"}`.
     /// `rate_limit_backend_up`: 1 while rate limits are shared through Redis, 0 in local fallback.
     let rateLimitBackendUp: Gauge
@@ -74,6 +76,8 @@ public final class ServerMetrics: Sendable {
         self.factory = factory
         self.statusReady = Gauge(label: "status_ready", dimensions: [("service", "backend")], factory: factory)
         self.tenantCount = Gauge(label: "api_tenants_count", factory: factory)
+        self.legacyStatusRequests = Counter(
+            label: "status_legacy_requests_total", dimensions: [("path", "/status/summary")], factory: factory)
         self.rateLimitBackendUp = Gauge(label: "rate_limit_backend_up", factory: factory)
         self.rateLimitAllowed = Counter(label: "rate_limit_decisions_total", dimensions: [("result", "allowed")], factory: factory)
         self.rateLimitLimited = Counter(label: "rate_limit_decisions_total", dimensions: [("result", "limited")], factory: factory)

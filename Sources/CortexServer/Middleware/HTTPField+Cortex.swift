@@ -66,6 +66,18 @@ extension HTTPField.Name {
     // swift-format-ignore: NeverForceUnwrap
     // A literal, valid field name.
     public static let xStatusPath = Self("X-Status-Path")!
+    /// RFC 9745's marker of a deprecated resource: `@` and the Unix time it was deprecated.
+    // swift-format-ignore: NeverForceUnwrap
+    // A literal, valid field name.
+    public static let deprecation = Self("Deprecation")!
+    /// RFC 8594's date a resource goes away.
+    // swift-format-ignore: NeverForceUnwrap
+    // A literal, valid field name.
+    public static let sunset = Self("Sunset")!
+    /// RFC 8288's typed links (here the legacy path's successor).
+    // swift-format-ignore: NeverForceUnwrap
+    // A literal, valid field name.
+    public static let link = Self("Link")!
     /// The variant (model) that answered a request to a split endpoint (`POST /v1/infer`).
     // swift-format-ignore: NeverForceUnwrap
     // A literal, valid field name.
