@@ -45,7 +45,7 @@ public struct ServerDependencies: Sendable {
     public var services: [any Service] {
         var services: [any Service] = []
         if let redis = sharedRateLimiter?.redis { services.append(CloseOnShutdown { await redis.close() }) }
-        return services + trafficSyncs + [shadow] + llmGateways
+        return services + trafficSyncs + [shadow, resources] + llmGateways
     }
     /// Every endpoint's traffic switches, `/v1/infer`'s first, changed by `POST /admin/config`.
     public let trafficControls: [TrafficControl]
@@ -56,6 +56,8 @@ public struct ServerDependencies: Sendable {
     public let trafficSyncs: [TrafficSync]
     /// Runs the shadow copies of `POST /v1/infer` (`SHADOW_ENABLED`).
     public let shadow: ShadowTraffic
+    /// Samples CPU, memory, disk and descriptors for `GET /resources`.
+    public let resources: ResourceMonitor
     /// When the server was opened, for `/status`.
     public let startedAt = Date()
     /// Request ids, for the routes and for the answers the connection guard writes itself.
@@ -158,7 +160,8 @@ public struct ServerDependencies: Sendable {
             llmGateways: llmGateways,
             trafficControls: trafficControls,
             trafficSyncs: trafficSyncs,
-            shadow: ShadowTraffic(depth: configuration.traffic.shadowQueueDepth, metrics: trafficMetrics)
+            shadow: ShadowTraffic(depth: configuration.traffic.shadowQueueDepth, metrics: trafficMetrics),
+            resources: ResourceMonitor(diskPath: store.location)
         )
     }
 

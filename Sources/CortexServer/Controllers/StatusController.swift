@@ -20,6 +20,7 @@ public struct StatusController<Context: RequestIDContext>: Sendable {
     /// Adds `/status`, and the LLM assistant's `/api/status/summary` (with its legacy path `/status/summary`).
     public func addRoutes(to router: Router<Context>) {
         router.get("/status") { _, _ in await self.status() }
+        router.get("/resources") { _, _ in await self.resources() }
         router.get("/api/status/summary") { _, _ in await self.summary(path: "api") }
         router.get("/status/summary") { _, context in try await self.legacySummary(context) }
     }
@@ -27,6 +28,78 @@ public struct StatusController<Context: RequestIDContext>: Sendable {
     /// When `/status/summary` was deprecated in favour of `/api/status/summary` (2026-12-01), as
     /// RFC 9745's `Deprecation` date.
     static var legacyDeprecatedAt: Int { 1_796_083_200 }
+
+    /// `GET /resources`: CPU, memory, this process, the database's disk, the event loops' lag, and
+    /// the thresholds breached (`alerts`), over the monitor's last interval.
+    func resources() async -> Response {
+        let report = await dependencies.resources.report()
+        let mib = 1_048_576.0
+        func round(_ value: Double) -> Double { (value * 100).rounded() / 100 }
+        var json = JSONWriter(capacity: 768)
+        json.beginObject()
+        json.key("cpu")
+        json.beginObject()
+        json.key("usage_percent")
+        json.number(round(report.cpuPercent))
+        json.member("cores", report.cores)
+        json.key("limit_cores")
+        if let cores = report.limitCores { json.number(cores) } else { json.null() }
+        json.member("source", report.cpuSource)
+        json.endObject()
+        json.key("memory")
+        json.beginObject()
+        json.key("usage_percent")
+        json.number(round(report.memoryPercent))
+        json.key("total_mb")
+        json.number(round(Double(report.memoryTotalBytes) / mib))
+        json.key("available_mb")
+        json.number(round(Double(report.memoryAvailableBytes) / mib))
+        json.key("limit_mb")
+        if let limit = report.memoryLimitBytes { json.number(round(Double(limit) / mib)) } else { json.null() }
+        json.member("source", report.memorySource)
+        json.endObject()
+        json.key("process")
+        json.beginObject()
+        json.key("memory_mb")
+        json.number(round(Double(report.processResidentBytes) / mib))
+        json.key("cpu_percent")
+        json.number(round(report.processCPUPercent))
+        json.member("open_descriptors", report.openDescriptors)
+        json.key("descriptor_limit")
+        if let limit = report.descriptorLimit { json.number(Double(limit)) } else { json.null() }
+        json.member("uptime_s", Int(Date().timeIntervalSince(dependencies.startedAt)))
+        json.endObject()
+        json.key("disk")
+        json.beginObject()
+        json.member("path", report.diskPath)
+        json.key("free_mb")
+        if let free = report.diskFreeBytes { json.number(round(Double(free) / mib)) } else { json.null() }
+        json.key("total_mb")
+        if let total = report.diskTotalBytes { json.number(round(Double(total) / mib)) } else { json.null() }
+        json.member("min_free_mb", dependencies.configuration.readiness.minFreeDiskMB)
+        json.endObject()
+        json.key("event_loop")
+        json.beginObject()
+        json.key("lag_ms")
+        json.number((report.eventLoopLagMilliseconds * 1000).rounded() / 1000)
+        json.endObject()
+        json.key("alerts")
+        json.beginArray()
+        for alert in report.alerts {
+            json.beginObject()
+            json.member("name", alert.name)
+            json.key("value")
+            json.number(alert.value)
+            json.key("threshold")
+            json.number(alert.threshold)
+            json.endObject()
+        }
+        json.endArray()
+        json.key("window_s")
+        json.number(round(report.windowSeconds))
+        json.endObject()
+        return Response.json(.ok, json.text)
+    }
 
     /// `date` as an HTTP date (RFC 9110's IMF-fixdate): `Mon, 01 Mar 2027 00:00:00 GMT`.
     static func httpDate(_ date: Date) -> String {
