@@ -127,8 +127,16 @@ struct NamedEndpointTests {
             let unknown = try await client.get("/admin/config?endpoint=nowhere", headers: AdminAPITests.admin)
             #expect(unknown.status == .notFound && unknown.body.jsonObject["code"] as? String == "endpoint_not_found")
 
-            let status = try #require(try await client.get("/status").body.jsonObject["traffic_endpoints"] as? [[String: Any]])
+            let page = try await client.get("/status").body.jsonObject
+            let status = try #require(page["traffic_endpoints"] as? [[String: Any]])
             #expect(status.first?["endpoint"] as? String == "scorer" && status.first?["ab_weight_b"] as? Double == 1)
+            // Each model says where it serves a share, with its version and readiness.
+            let models = try #require(page["models"] as? [[String: Any]])
+            let b = try #require(models.first { $0["name"] as? String == "scorer-b" })
+            let shares = try #require(b["variants"] as? [[String: Any]])
+            #expect(b["version"] as? String == "2" && b["ready"] as? Bool == true)
+            #expect(shares.count == 1 && shares.first?["endpoint"] as? String == "scorer" && shares.first?["weight"] as? Double == 1)
+            #expect((page["build"] as? [String: Any])?["version"] as? String == CortexVersion.current)
             let unload = try await client.post("/v2/repository/models/scorer-b/unload", json: "", headers: AdminAPITests.admin)
             #expect(unload.status == .conflict && unload.body.jsonObject["code"] as? String == "model_in_use")
             #expect(try await server.dependencies.store.trafficSettings(endpoint: "scorer")?.version == 1, "stored by endpoint")

@@ -225,6 +225,11 @@ public struct StatusController<Context: RequestIDContext>: Sendable {
         json.member("version", CortexVersion.current)
         json.member("started_at", dependencies.startedAt.ISO8601Format())
         json.member("uptime_s", Int(now.timeIntervalSince(dependencies.startedAt)))
+        json.key("build")
+        json.beginObject()
+        json.member("sha", dependencies.configuration.server.buildSHA)
+        json.member("version", CortexVersion.current)
+        json.endObject()
         json.member("ready", report.isReady)
         json.key("failing")
         json.beginArray()
@@ -235,10 +240,25 @@ public struct StatusController<Context: RequestIDContext>: Sendable {
 
         json.key("models")
         json.beginArray()
+        // Where each model serves a share: the endpoints whose split names it, with its weight now.
+        let splits = dependencies.trafficControls.compactMap { control in control.state.split.map { (control.endpoint, $0) } }
         for entry in dependencies.registry.entries {
             json.beginObject()
             json.member("name", entry.source.name)
             json.member("state", entry.state.name)
+            json.member("ready", entry.state.name == "ready")
+            json.key("variants")
+            json.beginArray()
+            for (endpoint, split) in splits {
+                for variant in split.variants where variant.model == entry.source.name {
+                    json.beginObject()
+                    json.member("endpoint", endpoint)
+                    json.key("weight")
+                    json.number(variant.weight)
+                    json.endObject()
+                }
+            }
+            json.endArray()
             switch entry.state {
             case .ready(let model), .warming(let model):
                 json.member("version", model.metadata.version)
