@@ -42,6 +42,7 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
     ProbeController(checks: dependencies.readiness, registry: dependencies.registry).addRoutes(to: router)
     StatusController(dependencies: dependencies).addRoutes(to: router)
     MetricsController(registry: dependencies.prometheus) {
+        dependencies.metrics.process.update()
         // One indexed count per scrape; a database that cannot answer leaves the last figure.
         if let count = try? await dependencies.store.tenantCount() { dependencies.metrics.tenantCount.record(count) }
     }

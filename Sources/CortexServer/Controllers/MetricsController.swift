@@ -21,6 +21,7 @@ public struct MetricsController<Context: RequestIDContext>: Sendable {
             var bytes: [UInt8] = []
             bytes.reserveCapacity(16_384)
             registry.emit(into: &bytes)
+            bytes = MetricHelp.annotate(bytes)
             return Response(
                 status: .ok,
                 headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],

@@ -70,6 +70,8 @@ public final class ServerMetrics: Sendable {
     private let rateLimitLimited: Counter
     /// Open, refused and timed-out connections (the connection guard's).
     public let connections: ConnectionMetrics
+    /// `process_*`, read from `/proc` at each scrape.
+    public let process: ProcessMetrics
 
     /// Creates the metrics on a factory and records `cortex_build_info`.
     public init(factory: any MetricsFactory, version: String) {
@@ -82,6 +84,7 @@ public final class ServerMetrics: Sendable {
         self.rateLimitAllowed = Counter(label: "rate_limit_decisions_total", dimensions: [("result", "allowed")], factory: factory)
         self.rateLimitLimited = Counter(label: "rate_limit_decisions_total", dimensions: [("result", "limited")], factory: factory)
         self.connections = ConnectionMetrics(factory: factory)
+        self.process = ProcessMetrics(factory: factory)
         Gauge(label: "cortex_build_info", dimensions: [("version", version)], factory: factory).record(1)
     }
 
