@@ -76,4 +76,20 @@ struct MetricHelpTests {
         let fields = ProcessMetrics.startAndSize(stat: stat)
         #expect(fields?.startTicks == 777 && fields?.virtualBytes == 123_456)
     }
+
+    @Test("the request histogram reaches 120 s (LLM answers take that long); the model histograms stay at 10 s")
+    func longBuckets() async throws {
+        let server = try await TestServer.make()
+        try await server.test { client in
+            _ = try await client.post("/api/v1/score", json: LedgerLoadTests.lead)
+            let lines = try await client.get("/metrics").body.text.split(separator: "\n")
+            func bounds(_ family: String) -> [Double] {
+                lines.filter { $0.hasPrefix(family + "_bucket{") }.compactMap { line in
+                    line.range(of: #"le=""#).flatMap { Double(line[$0.upperBound...].prefix { $0 != "\"" }) }
+                }.filter(\.isFinite)
+            }
+            #expect(bounds("http_request_duration_seconds").max() == 120 && bounds("http_request_duration_seconds").contains(60))
+            #expect(bounds("inference_latency_seconds").max() == 10)
+        }
+    }
 }

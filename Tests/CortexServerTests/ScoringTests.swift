@@ -71,6 +71,17 @@ struct ScoringTests {
                 #expect(entry["lead_id"] as? String == "L-\(index)")
                 #expect(abs(Float(entry["score"] as? Double ?? -1) - fixture.predictions[index]) <= 1e-6)
             }
+            // The multi-tenant ops API's counters: each lead enriched, each in its score band,
+            // the bands computed here from the scores answered; a refused body scores and counts nothing.
+            #expect(try await client.post("/api/v1/score", json: #"{"leads":[{"features":{}}]"#).status == .badRequest)
+            let metrics = try await client.get("/metrics").body.text
+            #expect(MetricsTests.value(of: "lead_enrich_total", in: metrics) == 40)
+            let answered = scores.compactMap { $0["score"] as? Double }
+            for (band, range) in [("high", 0.7...1.0), ("medium", 0.3..<0.7), ("low", 0.0..<0.3)] as [(String, any RangeExpression<Double>)]
+            {
+                let expected = Double(answered.filter { range.contains($0) }.count)
+                #expect((MetricsTests.value(of: #"lead_outcome_total{band="\#(band)"}"#, in: metrics) ?? 0) == expected, "\(band)")
+            }
         }
     }
 

@@ -71,6 +71,10 @@ public struct ServerDependencies: Sendable {
             .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
             .seconds(1), .seconds(2.5), .seconds(5), .seconds(10),
         ]
+        // LLM answers take up to LLM_TOTAL_TIMEOUT_S (120 s by default): the request and
+        // first-token histograms reach that far, so a slow LLM route is not all in +Inf.
+        let long = factory.defaultDurationHistogramBuckets + [.seconds(30), .seconds(60), .seconds(120)]
+        for name in ["http_request_duration_seconds", "llm_time_to_first_token_seconds"] { factory.durationHistogramBuckets[name] = long }
         factory.valueHistogramBuckets["model_batch_size"] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
         factory.valueHistogramBuckets["shadow_absolute_difference"] = TrafficMetrics.differenceBuckets
         return factory

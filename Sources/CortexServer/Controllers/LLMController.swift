@@ -133,7 +133,7 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
         return try await pipeline.charge(cost, model: deployment, request: request, body: buffer, context: context, limits: checkTokens) {
             let response = try await gateway.complete(call.request, logger: context.logger)
             let tokens = response.usage ?? estimate
-            gateway.metrics.recordTokens(tokens)
+            gateway.recordTokens(tokens, provider: response.provider)
             await spend(tokens)
             return response
         }
@@ -192,7 +192,7 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
                 // A stream ends early, without an error, when the server cuts the task (drain timeout).
                 settlement.ended(cancelled: Task.isCancelled)
                 let tokens = settlement.tokens
-                gateway.metrics.recordTokens(tokens)
+                gateway.recordTokens(tokens, provider: provider)
                 await spend(tokens)
                 gateway.metrics.record(provider: provider, settlement.providerOutcome)
                 var summary = LLMAnswer.Summary(

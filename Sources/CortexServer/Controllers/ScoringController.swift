@@ -64,15 +64,20 @@ public struct ScoringController<Context: AuthenticatedContext>: Sendable {
         let model = try scoringModel(context)
         let metadata = model.metadata
         let requestID = context.requestID
-        return try await pipeline.infer(model, request: request, context: context) {
+        // What was scored, counted once the answer is settled (a replayed answer scored nothing).
+        var scored: (scores: [Double]?, count: Int)?
+        let response = try await pipeline.infer(model, request: request, context: context) {
             let (buffer, leads, isBatch, input) = try await Self.parse(request, for: metadata, maxBodyBytes: maxBodyBytes)
             return (buffer, [input], (leads, isBatch))
         } render: { outputs, parsed in
             guard let output = outputs.first, case .float(let values) = output.data else {
                 throw APIError.inferenceFailed(model: metadata.name)
             }
+            scored = (values.count == parsed.0.count ? values : nil, parsed.0.count)
             return ResponseContent(json: Self.render(values, leads: parsed.0, isBatch: parsed.1, metadata: metadata, requestID: requestID))
         }
+        if let scored { pipeline.runner.metrics.leadsScored(scored.scores, count: scored.count) }
+        return response
     }
 
     /// The body, its leads, whether it was a batch, and the leads as the model's input (missing features NaN).

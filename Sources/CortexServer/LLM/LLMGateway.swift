@@ -92,6 +92,11 @@ public final class LLMGateway: Service {
         try? await gracefulShutdown()
     }
 
+    /// Counts the tokens billed for a request `provider` answered, under its model.
+    func recordTokens(_ usage: TokenUsage, provider: String) {
+        metrics.recordTokens(usage, model: chain.providers.first { $0.name == provider }?.model ?? provider)
+    }
+
     /// The providers' names, primary first.
     public var providerNames: [String] { chain.providers.map(\.name) }
 

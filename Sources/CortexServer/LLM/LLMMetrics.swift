@@ -29,17 +29,15 @@ public final class LLMMetrics: Sendable {
     private let requests = Mutex<[Key: Counter]>([:])
     private let fallbacks = Mutex<[Key: Counter]>([:])
     private let up = Mutex<[String: Gauge]>([:])
-    /// `llm_tokens_total{type="prompt"}` and `{type="completion"}`: tokens billed.
-    let promptTokens: Counter
-    let completionTokens: Counter
+    /// `llm_tokens_total{deployment,model,type}` (`prompt`, `completion`): tokens billed, by the
+    /// model of the provider that answered.
+    private let tokens = Mutex<[String: (prompt: Counter, completion: Counter)]>([:])
     /// `llm_time_to_first_token_seconds{deployment}`: from the request to the first token, streams only.
     let timeToFirstToken: Timer
 
     init(factory: any MetricsFactory, deployment: String) {
         self.factory = factory
         self.deployment = deployment
-        self.promptTokens = Counter(label: "llm_tokens_total", dimensions: [("type", "prompt")], factory: factory)
-        self.completionTokens = Counter(label: "llm_tokens_total", dimensions: [("type", "completion")], factory: factory)
         self.timeToFirstToken = Timer(label: "llm_time_to_first_token_seconds", dimensions: [("deployment", deployment)], factory: factory)
     }
 
@@ -83,9 +81,19 @@ public final class LLMMetrics: Sendable {
         gauge.record(isUp ? 1 : 0)
     }
 
-    /// Tokens billed for one request.
-    func recordTokens(_ usage: TokenUsage) {
-        promptTokens.increment(by: usage.promptTokens)
-        completionTokens.increment(by: usage.completionTokens)
+    /// Tokens billed for one request answered by `model`.
+    func recordTokens(_ usage: TokenUsage, model: String) {
+        let (prompt, completion) = tokens.withLock { cache in
+            if let counters = cache[model] { return counters }
+            func counter(_ type: String) -> Counter {
+                Counter(
+                    label: "llm_tokens_total", dimensions: [("deployment", deployment), ("model", model), ("type", type)], factory: factory)
+            }
+            let counters = (counter("prompt"), counter("completion"))
+            cache[model] = counters
+            return counters
+        }
+        prompt.increment(by: usage.promptTokens)
+        completion.increment(by: usage.completionTokens)
     }
 }

@@ -24,6 +24,8 @@ enum MetricHelp {
         "model_queue_seconds": "Time a request waited in the model's dynamic batcher.",
         "api_tenants_count": "Tenants in the identity store.",
         "status_legacy_requests_total": "Requests to the legacy /status/summary.",
+        "lead_enrich_total": "Leads scored by POST /api/v1/score.",
+        "lead_outcome_total": "Scored leads by score band: high from 0.7, medium from 0.3, low below.",
         "cortex_build_info": "Always 1; the version is the label.",
         "traffic_requests_total": "Requests a traffic split sent to each variant, by endpoint.",
         "shadow_requests_total": "Shadow copies by endpoint, shadow model and outcome.",

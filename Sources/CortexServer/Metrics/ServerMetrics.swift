@@ -63,6 +63,10 @@ public final class ServerMetrics: Sendable {
     let tenantCount: Gauge
     /// `status_legacy_requests_total`: requests to the legacy `/status/summary` (the LLM assistant's cutover).
     let legacyStatusRequests: Counter
+    /// `lead_enrich_total`: leads scored by `POST /api/v1/score` (the multi-tenant ops API's name).
+    let leadsEnriched: Counter
+    /// `lead_outcome_total{band}`: scored leads by ``LeadBand``.
+    private let leadOutcomes: [LeadBand: Counter]
     /// `rate_limit_decisions_total{result="allowed"}` and `{result="limited"}`.
     /// `rate_limit_backend_up`: 1 while rate limits are shared through Redis, 0 in local fallback.
     let rateLimitBackendUp: Gauge
@@ -78,6 +82,11 @@ public final class ServerMetrics: Sendable {
         self.factory = factory
         self.statusReady = Gauge(label: "status_ready", dimensions: [("service", "backend")], factory: factory)
         self.tenantCount = Gauge(label: "api_tenants_count", factory: factory)
+        self.leadsEnriched = Counter(label: "lead_enrich_total", factory: factory)
+        self.leadOutcomes = Dictionary(
+            uniqueKeysWithValues: LeadBand.allCases.map {
+                ($0, Counter(label: "lead_outcome_total", dimensions: [("band", $0.rawValue)], factory: factory))
+            })
         self.legacyStatusRequests = Counter(
             label: "status_legacy_requests_total", dimensions: [("path", "/status/summary")], factory: factory)
         self.rateLimitBackendUp = Gauge(label: "rate_limit_backend_up", factory: factory)
@@ -167,10 +176,26 @@ public final class ServerMetrics: Sendable {
             return metrics
         }
     }
+
+    /// Counts leads scored by `POST /api/v1/score`: each in `lead_enrich_total`, and those with a
+    /// single score in their band of `lead_outcome_total`.
+    func leadsScored(_ scores: [Double]?, count: Int) {
+        leadsEnriched.increment(by: count)
+        for score in scores ?? [] { leadOutcomes[LeadBand(score: score)]?.increment() }
+    }
 }
 
 extension ServerMetrics.ModelMetrics {
     func record(_ outcome: ServerMetrics.Outcome) {
         outcomes[outcome]?.increment()
+    }
+}
+
+/// A lead's score band in `lead_outcome_total{band}`: `high` from 0.7, `medium` from 0.3, `low` below.
+enum LeadBand: String, CaseIterable, Sendable {
+    case high, medium, low
+
+    init(score: Double) {
+        self = score >= 0.7 ? .high : score >= 0.3 ? .medium : .low
     }
 }
