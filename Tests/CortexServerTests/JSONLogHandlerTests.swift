@@ -27,7 +27,7 @@ struct JSONLogHandlerTests {
         #expect(lines.count == 1)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
         #expect(object["event"] as? String == "REQ_END")
-        #expect(object["level"] as? String == "info")
+        #expect(object["level"] as? String == "INFO", "capitals: the runbooks grep ERROR")
         #expect(object["request_id"] as? String == "r-1")
         #expect(object["status"] as? Int == 200)
         #expect(object["ok"] as? Bool == true)

@@ -37,13 +37,18 @@ public struct JSONLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
+    /// Level names in capitals (`INFO`, `WARNING`, `ERROR`), so the runbooks' `grep ERROR` finds
+    /// the error lines and nothing else.
+    static let levelNames: [Logger.Level: [UInt8]] = Dictionary(
+        uniqueKeysWithValues: Logger.Level.allCases.map { ($0, Array($0.rawValue.uppercased().utf8)) })
+
     public func log(event: LogEvent) {
         var line: [UInt8] = []
         line.reserveCapacity(320)
         line.append(contentsOf: #"{"ts":""#.utf8)
         Self.appendTimestamp(to: &line)
         line.append(contentsOf: #"","level":""#.utf8)
-        line.append(contentsOf: event.level.rawValue.utf8)
+        line.append(contentsOf: Self.levelNames[event.level] ?? [])
         line.append(contentsOf: #"","event":"#.utf8)
         JSONWriter.appendQuoted(event.message.description, to: &line)
         line.append(contentsOf: #","logger":"#.utf8)
