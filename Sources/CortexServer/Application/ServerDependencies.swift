@@ -58,6 +58,8 @@ public struct ServerDependencies: Sendable {
     public let shadow: ShadowTraffic
     /// Samples CPU, memory, disk and descriptors for `GET /resources`.
     public let resources: ResourceMonitor
+    /// The scoring model served by a remote endpoint (`MODEL_ENDPOINT_PROVIDER=remote`), if so.
+    public let remoteModel: RemoteModel?
     /// When the server was opened, for `/status`.
     public let startedAt = Date()
     /// Request ids, for the routes and for the answers the connection guard writes itself.
@@ -109,6 +111,7 @@ public struct ServerDependencies: Sendable {
         }
         let registry = ModelRegistry(loader: loader, logger: logger)
         registry.load(configuration.models)
+        let remote = try useModelEndpoint(configuration, registry: registry, metrics: metrics, clock: clock, logger: logger)
         metrics.tenantCount.record(try await store.tenants().count)
         var authConfiguration = Authenticator.Configuration()
         authConfiguration.requireAPIKey = configuration.auth.requireAPIKey
@@ -165,8 +168,58 @@ public struct ServerDependencies: Sendable {
             trafficControls: trafficControls,
             trafficSyncs: trafficSyncs,
             shadow: ShadowTraffic(depth: configuration.traffic.shadowQueueDepth, metrics: trafficMetrics),
-            resources: ResourceMonitor(diskPath: store.location)
+            resources: ResourceMonitor(diskPath: store.location),
+            remoteModel: remote
         )
+    }
+
+    /// With `MODEL_ENDPOINT_PROVIDER=remote`, puts a ``RemoteModel`` in the scoring model's place
+    /// (`SCORING_MODEL`, else the first model with named features): its requests go to the remote
+    /// server, and to the local model when the remote fails (`MODEL_ENDPOINT_FALLBACK` logged,
+    /// `model_prediction_errors{provider="remote"}` counted).
+    ///
+    /// - Throws: ``ConfigurationError`` when there is no local scoring model to check requests
+    ///   against and fall back to.
+    static func useModelEndpoint(
+        _ configuration: CortexConfiguration, registry: ModelRegistry, metrics: ServerMetrics, clock: @escaping @Sendable () -> Int64,
+        logger: Logger
+    ) throws -> RemoteModel? {
+        let endpoint = configuration.modelEndpoint
+        guard endpoint.provider == .remote else { return nil }
+        let local = registry.entries.first { entry in
+            switch entry.state {
+            case .ready(let model), .warming(let model):
+                configuration.scoringModel.map { $0 == entry.source.name } ?? !model.metadata.featureNames.isEmpty
+            case .loading, .failed: false
+            }
+        }
+        let model: (any InferenceModel)?
+        switch local?.state {
+        case .ready(let loaded), .warming(let loaded): model = loaded
+        default: model = nil
+        }
+        guard let local, let model else {
+            throw ConfigurationError(
+                key: "MODEL_ENDPOINT_PROVIDER", value: "remote",
+                expected:
+                    "a local scoring model that loads (SCORING_MODEL, or a tabular model in MODEL_PATH): its signature checks requests and it answers when the remote fails"
+            )
+        }
+        let name = local.source.name
+        let errors = metrics.remoteErrors(model: name)
+        let remote = RemoteModel(
+            local: model, url: endpoint.url, remoteName: endpoint.model, apiKey: endpoint.apiKey,
+            timeout: .milliseconds(endpoint.timeoutMilliseconds),
+            // Five failures in a row open it for 30 s, then one call tries the remote again.
+            breaker: CircuitBreaker(failureThreshold: 5, cooldown: .seconds(30)),
+            now: clock
+        ) { reason in
+            errors.increment()
+            logger.warning("MODEL_ENDPOINT_FALLBACK", metadata: ["model": "\(name)", "provider": "remote", "reason": "\(reason)"])
+        }
+        registry.register(remote, source: local.source, files: local.files)
+        logger.notice("MODEL_ENDPOINT", metadata: ["model": "\(name)", "provider": "remote", "url": "\(endpoint.url)"])
+        return remote
     }
 
     /// Makes the stored environment keys match the configuration: the demo key exists exactly when

@@ -222,6 +222,18 @@ extension CortexConfiguration {
         for entry in auth.tenantKeys where !entry.keys.allSatisfy({ seenKeys.insert($0).inserted }) {
             throw ConfigurationError(key: entry.variable, value: nil, expected: "keys no other API_KEY_<TENANT> or API_KEYS has")
         }
+        switch modelEndpoint.provider {
+        case .local: break
+        case .remote where modelEndpoint.url.isEmpty:
+            throw ConfigurationError(key: "MODEL_ENDPOINT_URL", value: nil, expected: "the base URL of the Open Inference Protocol server")
+        case .remote: break
+        case .sagemaker, .azure:
+            throw ConfigurationError(
+                key: "MODEL_ENDPOINT_PROVIDER", value: modelEndpoint.provider.rawValue,
+                expected:
+                    "local or remote (an Open Inference Protocol server): \(modelEndpoint.provider.rawValue) is not supported in this release"
+            )
+        }
         var endpoints = Set<String>()
         for (index, endpoint) in trafficEndpoints.enumerated() {
             let key = "traffic.endpoints[\(index)]"

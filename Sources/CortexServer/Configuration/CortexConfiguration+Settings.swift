@@ -32,6 +32,18 @@ extension CortexConfiguration {
             origins.allSatisfy { $0 == "*" || (($0.hasPrefix("http://") || $0.hasPrefix("https://")) && !$0.hasSuffix("/")) }
                 ? origins : nil
         },
+        .choice("model_endpoint.provider", "MODEL_ENDPOINT_PROVIDER", \.modelEndpoint.provider),
+        .baseURL("model_endpoint.url", "MODEL_ENDPOINT_URL", \.modelEndpoint.url),
+        .optional(
+            "model_endpoint.model", "MODEL_ENDPOINT_MODEL", \.modelEndpoint.model,
+            accepted: "a model name: letters, digits, '-', '_' and '.'", show: { $0 ?? "the local model's name" }
+        ) { CortexConfiguration.isValidModelName($0) ? $0 : nil },
+        .optional(
+            "model_endpoint.api_key", "MODEL_ENDPOINT_API_KEY", \.modelEndpoint.apiKey,
+            accepted: "a key of printable characters without spaces",
+            secrecy: .value, show: { $0 == nil ? "not set" : "set" }
+        ) { text in APIKey.isPlausible(text[...]) ? text : nil },
+        .integer("model_endpoint.timeout_ms", "MODEL_ENDPOINT_TIMEOUT_MS", \.modelEndpoint.timeoutMilliseconds, 1...600_000),
         .choice("log.level", "LOG_LEVEL", \.log.level, synonyms: ["warn": .warning]),
         .choice("log.format", "LOG_FORMAT", \.log.format),
         .scalar(

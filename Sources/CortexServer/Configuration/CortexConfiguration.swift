@@ -286,6 +286,27 @@ public struct CortexConfiguration: Sendable, Equatable {
         }
     }
 
+    /// Where the scoring model's inference runs (`MODEL_ENDPOINT_*`, the lead-scoring API's).
+    public var modelEndpoint = ModelEndpoint()
+
+    /// The lead-scoring API's model endpoint: `local` (this process), or `remote`, another Open
+    /// Inference Protocol server at `url`, with the local model as the fallback.
+    public struct ModelEndpoint: Sendable, Equatable {
+        public enum Provider: String, Sendable, CaseIterable {
+            case local, remote, sagemaker, azure
+        }
+        /// `MODEL_ENDPOINT_PROVIDER`.
+        public var provider = Provider.local
+        /// `MODEL_ENDPOINT_URL`: the remote server's base URL, e.g. `http://triton:8000`.
+        public var url = ""
+        /// `MODEL_ENDPOINT_MODEL`: the model's name there; by default the local model's.
+        public var model: String?
+        /// `MODEL_ENDPOINT_API_KEY`: sent as `Authorization: Bearer`. A secret: never printed.
+        public var apiKey: String?
+        /// `MODEL_ENDPOINT_TIMEOUT_MS`: the longest a remote call may take before the local model answers.
+        public var timeoutMilliseconds = 2000
+    }
+
     /// The model behind `/api/v1/score` (`SCORING_MODEL`); `nil` picks the first tabular model.
     public var scoringModel: String?
 

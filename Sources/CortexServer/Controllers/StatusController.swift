@@ -238,6 +238,19 @@ public struct StatusController<Context: RequestIDContext>: Sendable {
         json.key("checks")
         ProbeController<Context>.write(report.checks, to: &json)
 
+        json.key("model")
+        json.beginObject()
+        json.member("endpoint_provider", dependencies.configuration.modelEndpoint.provider.rawValue)
+        if let remote = dependencies.remoteModel {
+            json.member("name", remote.metadata.name)
+            json.member("url", remote.url)
+            json.member("remote_model", remote.remoteName)
+            json.member("circuit", remote.circuit)
+            json.member("fallback_active", remote.isFallbackActive)
+        } else {
+            json.member("fallback_active", false)
+        }
+        json.endObject()
         json.key("models")
         json.beginArray()
         // Where each model serves a share: the endpoints whose split names it, with its weight now.

@@ -177,6 +177,12 @@ public final class ServerMetrics: Sendable {
         }
     }
 
+    /// `model_prediction_errors{model,provider="remote"}`: remote endpoint calls that failed (the
+    /// local model answered instead).
+    func remoteErrors(model: String) -> Counter {
+        Counter(label: "model_prediction_errors", dimensions: [("model", model), ("provider", "remote")], factory: factory)
+    }
+
     /// Counts leads scored by `POST /api/v1/score`: each in `lead_enrich_total`, and those with a
     /// single score in their band of `lead_outcome_total`.
     func leadsScored(_ scores: [Double]?, count: Int) {

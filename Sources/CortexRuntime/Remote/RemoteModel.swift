@@ -1,0 +1,193 @@
+public import AsyncHTTPClient
+public import CortexCore
+import Foundation
+import NIOCore
+import Synchronization
+
+/// A model whose inference runs on another Open Inference Protocol server (Triton, KServe,
+/// another Cortex: `MODEL_ENDPOINT_PROVIDER=remote`), with the local model of the same name as
+/// its fallback within the same request.
+///
+/// A request goes to `{url}/v2/models/{remote}/infer` (JSON, with `Authorization: Bearer` when a
+/// key is configured), its inputs already validated here against the local model's signature.
+/// Any failure (no connection, a timeout, an answer other than 200, an answer that does not fit
+/// the signature) counts against a circuit breaker and the request runs on the local model
+/// instead; while the breaker is open the remote is not tried. Since the input fits the local
+/// signature, a remote that refuses it is the remote's mismatch, not the client's fault.
+public final class RemoteModel: InferenceModel {
+    /// The local model's: the signature requests are checked against, and the fallback.
+    public let local: any InferenceModel
+    public var metadata: ModelMetadata { local.metadata }
+    public var image: ImagePreprocessing? { local.image }
+    public var lifetime: AnyObject? { local.lifetime }
+
+    /// Where the remote server is (`MODEL_ENDPOINT_URL`, no trailing slash) and the model's name there.
+    public let url: String
+    public let remoteName: String
+    /// Sent as a bearer token (`MODEL_ENDPOINT_API_KEY`); a secret, never logged.
+    let apiKey: String?
+    let timeout: Duration
+    let clients: LoopClients
+    private let breaker: Mutex<CircuitBreaker>
+    private let now: @Sendable () -> Int64
+    /// Told of each remote failure (the reason), for the metrics and the log.
+    private let onFailure: @Sendable (String) -> Void
+    /// Whether the last request was answered by the local fallback.
+    private let fallbackActive = Atomic(false)
+
+    /// A remote model over `local`.
+    ///
+    /// - Parameters:
+    ///   - now: Monotonic nanoseconds, for the breaker's cooldown.
+    ///   - onFailure: Called with the reason each time the remote fails and the local model answers.
+    public init(
+        local: any InferenceModel, url: String, remoteName: String?, apiKey: String? = nil, timeout: Duration, breaker: CircuitBreaker,
+        now: @escaping @Sendable () -> Int64, onFailure: @escaping @Sendable (String) -> Void
+    ) {
+        self.local = local
+        self.url = url.hasSuffix("/") ? String(url.dropLast()) : url
+        self.remoteName = remoteName ?? local.metadata.name
+        self.apiKey = apiKey
+        self.timeout = timeout
+        self.clients = ProviderHTTP.clients(connect: timeout, read: timeout)
+        self.breaker = Mutex(breaker)
+        self.now = now
+        self.onFailure = onFailure
+    }
+
+    /// Whether the last request fell back to the local model (`/status`'s `model.fallback_active`).
+    public var isFallbackActive: Bool { fallbackActive.load(ordering: .relaxed) }
+    /// The breaker's state: `closed`, `open` or `half_open`.
+    public var circuit: String { breaker.withLock { $0.state.name } }
+
+    /// Synchronous inference (warm-up) runs locally.
+    public func infer(_ inputs: [Tensor]) throws -> [Tensor] {
+        try local.infer(inputs)
+    }
+
+    public func predict(_ inputs: [Tensor]) async throws -> Prediction {
+        let allowed = breaker.withLock { $0.allow(now: now()).allowed }
+        if allowed {
+            do {
+                let outputs = try await call(inputs)
+                breaker.withLock { _ = $0.recordSuccess() }
+                fallbackActive.store(false, ordering: .relaxed)
+                return Prediction(outputs: outputs, queuedNanoseconds: nil, execution: nil)
+            } catch {
+                breaker.withLock { _ = $0.recordFailure(now: now()) }
+                onFailure("\(error)")
+            }
+        } else {
+            onFailure("circuit open")
+        }
+        fallbackActive.store(true, ordering: .relaxed)
+        return try await local.predict(inputs)
+    }
+
+    /// What went wrong with the remote, as the log and `/status` say it.
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// One call: the request's tensors as JSON, the answer's outputs read against the signature.
+    func call(_ inputs: [Tensor]) async throws -> [Tensor] {
+        var request = HTTPClientRequest(url: "\(url)/v2/models/\(remoteName)/infer")
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        if let apiKey { request.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
+        request.body = .bytes(ByteBuffer(string: Self.requestBody(inputs)))
+        let response: HTTPClientResponse
+        let body: ByteBuffer
+        do {
+            response = try await clients.current.execute(request, timeout: TimeAmount(timeout))
+            body = try await response.body.collect(upTo: 64 << 20)
+        } catch {
+            throw Failure(description: "\(url) did not answer: \(error)")
+        }
+        let status = Int(response.status.code)
+        guard status == 200 else {
+            throw Failure(description: "\(url) answered \(status): \(String(buffer: body).prefix(200))")
+        }
+        return try Self.outputs(Array(buffer: body), for: local.metadata)
+    }
+
+    /// `{"inputs": [{"name", "shape", "datatype", "data"}]}`, data flat in row-major order.
+    package static func requestBody(_ inputs: [Tensor]) -> String {
+        var json = JSONWriter(capacity: 64 + inputs.reduce(0) { $0 + $1.data.count * 8 })
+        json.beginObject()
+        json.key("inputs")
+        json.beginArray()
+        for input in inputs {
+            json.beginObject()
+            json.member("name", input.name)
+            json.key("shape")
+            json.beginArray()
+            for dimension in input.shape.dimensions { json.number(Double(dimension)) }
+            json.endArray()
+            json.member("datatype", input.datatype.rawValue)
+            json.key("data")
+            json.beginArray()
+            switch input.data {
+            case .float(let values): for value in values { if value.isNaN { json.null() } else { json.number(value) } }
+            case .int(let values): for value in values { json.number(Double(value)) }
+            case .bool(let values): for value in values { json.bool(value) }
+            case .bytes(let values): for value in values { json.string(value) }
+            }
+            json.endArray()
+            json.endObject()
+        }
+        json.endArray()
+        json.endObject()
+        return json.text
+    }
+
+    /// The answer's outputs, each matched by name to the signature's and shaped as it says.
+    package static func outputs(_ bytes: [UInt8], for metadata: ModelMetadata) throws -> [Tensor] {
+        let root: JSONValue
+        do {
+            root = try JSONParser.parse(bytes)
+        } catch {
+            throw Failure(description: "the answer is not JSON")
+        }
+        guard case .object(let members) = root, let list = members.first(where: { $0.0 == "outputs" })?.1, case .array(let outputs) = list
+        else { throw Failure(description: "the answer has no outputs") }
+        var byName: [String: [(String, JSONValue)]] = [:]
+        for output in outputs {
+            guard case .object(let fields) = output, let name = fields.first(where: { $0.0 == "name" })?.1, case .string(let text) = name
+            else { continue }
+            byName[text] = fields
+        }
+        return try metadata.outputs.map { spec in
+            guard let fields = byName[spec.name] else { throw Failure(description: "the answer has no output '\(spec.name)'") }
+            guard let shapeValue = fields.first(where: { $0.0 == "shape" })?.1, case .array(let dimensions) = shapeValue,
+                let data = fields.first(where: { $0.0 == "data" })?.1
+            else { throw Failure(description: "output '\(spec.name)' has no shape or data") }
+            let shape = dimensions.compactMap { value -> Int? in if case .number(let number) = value { Int(exactly: number) } else { nil } }
+            var numbers: [Double] = []
+            func flatten(_ value: JSONValue) throws {
+                switch value {
+                case .number(let number): numbers.append(number)
+                case .null: numbers.append(.nan)
+                case .array(let items): for item in items { try flatten(item) }
+                default: throw Failure(description: "output '\(spec.name)' holds \(value.kind), not numbers")
+                }
+            }
+            try flatten(data)
+            guard shape.count == dimensions.count, shape.reduce(1, *) == numbers.count else {
+                throw Failure(description: "output '\(spec.name)' has \(numbers.count) values for shape \(shape)")
+            }
+            let tensorData: TensorData
+            switch spec.datatype {
+            case .bool: tensorData = .bool(numbers.map { $0 != 0 })
+            case .fp16, .fp32, .fp64: tensorData = .float(numbers)
+            case .bytes: throw Failure(description: "output '\(spec.name)' is BYTES, which a remote endpoint cannot serve here")
+            default:
+                guard numbers.allSatisfy({ $0.rounded() == $0 && abs($0) < 9.2e18 }) else {
+                    throw Failure(description: "output '\(spec.name)' is \(spec.datatype.rawValue) but holds fractions")
+                }
+                tensorData = .int(numbers.map { Int64($0) })
+            }
+            return Tensor(name: spec.name, datatype: spec.datatype, shape: TensorShape(shape), data: tensorData)
+        }
+    }
+}
