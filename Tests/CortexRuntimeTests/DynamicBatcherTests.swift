@@ -114,12 +114,12 @@ struct DynamicBatcherTests {
         let batcher = DynamicBatcher(model: model, options: BatchingOptions(maxBatchSize: 4))
         let first = Task(executorPreference: ThreadExecutor(name: "held-model")) { try await batcher.infer([Self.rows(1, start: 0)]) }
         try await Self.waitUntil { model.isWaiting }
-        let tasks = [
-            Task { try await batcher.infer([Self.rows(3, start: 10)]) },
-            Task { try await batcher.infer([Self.rows(1, width: 3, start: 20)]) },
-            Task { try await batcher.infer([Self.rows(2, start: 30)]) },
-        ]
-        try await Self.waitUntil { batcher.waitingCount == 3 }
+        // Queued one after another: tasks started together may reach the queue in any order.
+        var tasks: [Task<(outputs: [Tensor], queuedNanoseconds: UInt64), any Error>] = []
+        for (count, input) in [Self.rows(3, start: 10), Self.rows(1, width: 3, start: 20), Self.rows(2, start: 30)].enumerated() {
+            tasks.append(Task { try await batcher.infer([input]) })
+            try await Self.waitUntil { batcher.waitingCount == count + 1 }
+        }
         model.release()
         _ = try await first.value
         for task in tasks { _ = try await task.value }
