@@ -1,4 +1,5 @@
 import Foundation
+import HummingbirdTesting
 import Testing
 
 @testable import CortexServer
@@ -100,5 +101,15 @@ struct ResourcesTests {
         let disk = try #require(body["disk"] as? [String: Any])
         #expect((disk["free_mb"] as? Double ?? 0) > 0 && (disk["path"] as? String)?.hasSuffix("cortex.db") == true)
         #expect(body["alerts"] is [Any] && ((body["event_loop"] as? [String: Any])?["lag_ms"] as? Double ?? -1) >= 0)
+    }
+
+    @Test("on PostgreSQL the disk is the working directory's, as the readiness check watches it (not the database URL)")
+    func postgresDisk() async throws {
+        let server = try await TestServer.make(database: .postgres)
+        try await server.test { client in
+            let disk = try #require(try await client.get("/resources").body.jsonObject["disk"] as? [String: Any])
+            #expect((disk["free_mb"] as? Double ?? 0) > 0 && (disk["total_mb"] as? Double ?? 0) > 0, "\(disk)")
+            #expect((disk["path"] as? String)?.hasPrefix(FileManager.default.currentDirectoryPath) == true, "\(disk)")
+        }
     }
 }

@@ -168,7 +168,7 @@ public struct ServerDependencies: Sendable {
             trafficControls: trafficControls,
             trafficSyncs: trafficSyncs,
             shadow: ShadowTraffic(depth: configuration.traffic.shadowQueueDepth, metrics: trafficMetrics),
-            resources: ResourceMonitor(diskPath: store.location),
+            resources: ResourceMonitor(diskPath: ReadinessChecks.diskPath(of: store)),
             remoteModel: remote
         )
     }

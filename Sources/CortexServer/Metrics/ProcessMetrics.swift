@@ -53,9 +53,9 @@ public final class ProcessMetrics: Sendable {
 
     /// `/proc/self/stat`'s start time (field 22, clock ticks after boot) and virtual size (23, bytes).
     static func startAndSize(stat text: String) -> (startTicks: UInt64, virtualBytes: UInt64)? {
-        guard let close = text.lastIndex(of: ")") else { return nil }
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        guard fields.count > 20, let start = UInt64(fields[19]), let size = UInt64(fields[20]) else { return nil }
+        guard let fields = ResourceUsage.statFields(text), let start = ResourceUsage.field(22, of: fields),
+            let size = ResourceUsage.field(23, of: fields)
+        else { return nil }
         return (start, size)
     }
 }

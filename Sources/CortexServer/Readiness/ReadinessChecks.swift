@@ -82,9 +82,8 @@ public final class ReadinessChecks: Sendable {
 
         checks.append(modelFilesCheck(entries))
 
-        // The database's filesystem; with PostgreSQL, the working directory's (logs, models, temporary files).
-        let diskPath = store.localPath ?? FileManager.default.currentDirectoryPath + "/."
-        if let free = Self.freeDiskBytes(at: diskPath) {
+        let diskPath = Self.diskPath(of: store)
+        if let free = Self.diskSpace(at: diskPath)?.free {
             let ok = free >= minFreeDiskBytes
             checks.append(
                 .init(name: "disk", ok: ok, detail: "\(free / 1_048_576) MiB free, minimum \(minFreeDiskBytes / 1_048_576) MiB")
@@ -178,11 +177,18 @@ public final class ReadinessChecks: Sendable {
         return "\(entry.source.name): \(entry.state.name)"
     }
 
-    /// Bytes available to this process on the filesystem holding `path`.
-    static func freeDiskBytes(at path: String) -> UInt64? {
+    /// The file whose filesystem the disk check watches: the database's; with PostgreSQL, the
+    /// working directory's (logs, models, temporary files).
+    static func diskPath(of store: StateStore) -> String {
+        store.localPath ?? FileManager.default.currentDirectoryPath + "/."
+    }
+
+    /// Bytes available to this process, and in all, on the filesystem holding `path` (the
+    /// readiness check's free space and `GET /resources`' disk).
+    static func diskSpace(at path: String) -> (free: UInt64, total: UInt64)? {
         var stats = statvfs()
         let directory = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
         guard statvfs(directory.isEmpty ? "/" : directory, &stats) == 0 else { return nil }
-        return UInt64(stats.f_bavail) * UInt64(stats.f_frsize)
+        return (UInt64(stats.f_bavail) * UInt64(stats.f_frsize), UInt64(stats.f_blocks) * UInt64(stats.f_frsize))
     }
 }

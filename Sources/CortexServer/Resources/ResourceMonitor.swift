@@ -137,19 +137,14 @@ public final class ResourceMonitor: Service, Sendable {
         let lag = await eventLoopLag()
         let now = ResourceUsage.snapshot()
         func read(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
-        var disk = statvfs()
-        let directory = (diskPath as NSString).deletingLastPathComponent
-        let diskKnown = statvfs(directory.isEmpty ? "/" : directory, &disk) == 0
+        let disk = ReadinessChecks.diskSpace(at: diskPath)
         let previous = state.withLock { $0.previous }
         let report = ResourceReport(
             from: previous, to: now, limits: ResourceUsage.readLimits(),
             memory: ResourceUsage.memory(meminfo: read("/proc/meminfo")) ?? (0, 0),
             residentBytes: ResourceUsage.residentBytes(status: read("/proc/self/status")) ?? 0,
             descriptors: ResourceUsage.descriptors(),
-            disk: (
-                diskPath, diskKnown ? UInt64(disk.f_bavail) * UInt64(disk.f_frsize) : nil,
-                diskKnown ? UInt64(disk.f_blocks) * UInt64(disk.f_frsize) : nil
-            ),
+            disk: (diskPath, disk?.free, disk?.total),
             eventLoopLagMilliseconds: lag, cores: ProcessInfo.processInfo.activeProcessorCount,
             ticksPerSecond: Double(sysconf(Int32(_SC_CLK_TCK))))
         state.withLock { state in

@@ -57,11 +57,20 @@ public enum ResourceUsage {
     /// `/proc/self/stat`: user and system time in clock ticks (fields 14 and 15, counted after the
     /// command name, which may itself hold spaces and parentheses).
     public static func processTicks(stat text: String) -> UInt64? {
-        guard let close = text.lastIndex(of: ")") else { return nil }
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        // After ")": state is field 3, so utime (14) and stime (15) are at 11 and 12.
-        guard fields.count > 12, let user = UInt64(fields[11]), let system = UInt64(fields[12]) else { return nil }
+        guard let fields = statFields(text), let user = field(14, of: fields), let system = field(15, of: fields) else { return nil }
         return user + system
+    }
+
+    /// `/proc/[pid]/stat`'s fields after the command name (the name may hold spaces and
+    /// parentheses, so it ends at the last `)`): the first is field 3, the state.
+    static func statFields(_ text: String) -> [Substring]? {
+        guard let close = text.lastIndex(of: ")") else { return nil }
+        return text[text.index(after: close)...].split(separator: " ")
+    }
+
+    /// Field `number` (as `proc(5)` numbers them, from 1) of ``statFields(_:)``, as an integer.
+    static func field(_ number: Int, of fields: [Substring]) -> UInt64? {
+        fields.indices.contains(number - 3) ? UInt64(fields[number - 3]) : nil
     }
 
     /// `/proc/self/status`'s `VmRSS`, in bytes.
