@@ -239,7 +239,9 @@ public struct CortexConfiguration: Sendable, Equatable {
     public struct Traffic: Sendable, Equatable {
         /// The endpoint's name, as stored, counted (`endpoint` label) and called: `/v1/infer`, or the
         /// model name a named endpoint answers to under `/v2/models/{name}`.
-        public var endpoint = "/v1/infer"
+        public var endpoint = Self.imageEndpoint
+        /// The A/B image service's endpoint, `POST /v1/infer`: the default endpoint's name.
+        public static let imageEndpoint = "/v1/infer"
         /// The primary variant's model (`vA`; `variant_a` of a named endpoint).
         public var variantA = "vA"
         /// The candidate variant's model (`vB`; `variant_b` of a named endpoint): the one a canary
@@ -268,7 +270,7 @@ public struct CortexConfiguration: Sendable, Equatable {
         public var promotions = 0
 
         /// Whether this is `/v1/infer`'s split (between the models named `vA` and `vB`).
-        public var isImageEndpoint: Bool { endpoint == "/v1/infer" }
+        public var isImageEndpoint: Bool { endpoint == Self.imageEndpoint }
 
         /// The split between the two variants when the weights ask for one; `nil` leaves
         /// `/v1/infer` on `IMAGE_MODEL`. A named endpoint always splits.

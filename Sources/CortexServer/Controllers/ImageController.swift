@@ -12,7 +12,7 @@ public import Hummingbird
 /// the number of labels, default 5).
 public struct ImageController<Context: AuthenticatedContext>: Sendable {
     /// The endpoint's name for its traffic split and `traffic_requests_total`.
-    public static var endpoint: String { "/v1/infer" }
+    public static var endpoint: String { CortexConfiguration.Traffic.imageEndpoint }
 
     /// Largest `img_size` accepted.
     public static var maximumImageSize: Int { 1024 }
@@ -36,7 +36,7 @@ public struct ImageController<Context: AuthenticatedContext>: Sendable {
 
     /// Adds `POST /v1/infer` (needs an API key when keys are required).
     public func addRoutes(to router: some RouterMethods<Context>) {
-        router.post("/v1/infer") { request, context in try await self.infer(request, context) }
+        router.post(RouterPath(Self.endpoint)) { request, context in try await self.infer(request, context) }
     }
 
     func infer(_ request: Request, _ context: Context) async throws -> Response {

@@ -131,13 +131,20 @@ public struct InferenceProtocolController<Context: AuthenticatedContext>: Sendab
         let model = try pipeline.runner.model(named: variant?.model ?? name, version: version, logger: context.logger)
         let buffer = try await request.collectBody(limit: maxBodyBytes)
         let headerLength = request.headers[.inferenceHeaderContentLength]
-        return try await pipeline.infer(model, request: request, context: context, variant: variant) {
-            let decoded = try InferenceProtocolCodec.decode(buffer, headerLength: headerLength, for: model.metadata)
-            return (buffer, decoded.tensors, decoded)
-        } render: { outputs, decoded in
-            InferenceProtocolCodec.encode(outputs, of: model.metadata, answering: decoded)
-        } shadowInputs: { shadow in
-            try InferenceProtocolCodec.decode(buffer, headerLength: headerLength, for: shadow.metadata).tensors
+        // Formed only for a split's request (a shadow copy reads the body again): the others pay no closure.
+        var shadowInputs: (@Sendable (any InferenceModel) throws -> [Tensor])?
+        if variant != nil {
+            shadowInputs = { shadow in
+                try InferenceProtocolCodec.decode(buffer, headerLength: headerLength, for: shadow.metadata).tensors
+            }
         }
+        return try await pipeline.infer(
+            model, request: request, context: context, variant: variant,
+            parse: {
+                let decoded = try InferenceProtocolCodec.decode(buffer, headerLength: headerLength, for: model.metadata)
+                return (buffer, decoded.tensors, decoded)
+            },
+            render: { outputs, decoded in InferenceProtocolCodec.encode(outputs, of: model.metadata, answering: decoded) },
+            shadowInputs: shadowInputs)
     }
 }
