@@ -22,6 +22,12 @@ public final class ProcessMetrics: Sendable {
         openDescriptors = Gauge(label: "process_open_fds", factory: factory)
         maxDescriptors = Gauge(label: "process_max_fds", factory: factory)
         startTime = Gauge(label: "process_start_time_seconds", factory: factory)
+        // Fixed for the process's life: read once, not at every scrape.
+        func read(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+        let boot = read("/proc/stat").split(separator: "\n").first { $0.hasPrefix("btime ") }.flatMap { Double($0.dropFirst(6)) }
+        if let boot, let fields = Self.startAndSize(stat: read("/proc/self/stat")) {
+            startTime.record(boot + Double(fields.startTicks) / Double(sysconf(Int32(_SC_CLK_TCK))))
+        }
     }
 
     /// Reads `/proc` now (before a scrape).
@@ -37,14 +43,7 @@ public final class ProcessMetrics: Sendable {
             }
             if delta > 0 { cpuSeconds.increment(by: delta) }
         }
-        if let fields = Self.startAndSize(stat: stat),
-            let boot = read("/proc/stat").split(separator: "\n").first(where: { $0.hasPrefix("btime ") }).flatMap({
-                Double($0.dropFirst(6))
-            })
-        {
-            startTime.record(boot + Double(fields.startTicks) / ticksPerSecond)
-            virtualBytes.record(Double(fields.virtualBytes))
-        }
+        if let fields = Self.startAndSize(stat: stat) { virtualBytes.record(Double(fields.virtualBytes)) }
         if let resident = ResourceUsage.residentBytes(status: read("/proc/self/status")) { residentBytes.record(Double(resident)) }
         let descriptors = ResourceUsage.descriptors()
         openDescriptors.record(descriptors.open)
