@@ -186,18 +186,16 @@ public struct ServerDependencies: Sendable {
     ) throws -> RemoteModel? {
         let endpoint = configuration.modelEndpoint
         guard endpoint.provider == .remote else { return nil }
-        let local = registry.entries.first { entry in
+        // The scoring model and its loaded model, in one pass.
+        let found = registry.entries.lazy.compactMap { entry -> (ModelRegistry.Entry, any InferenceModel)? in
             switch entry.state {
             case .ready(let model), .warming(let model):
-                configuration.scoringModel.map { $0 == entry.source.name } ?? !model.metadata.featureNames.isEmpty
-            case .loading, .failed: false
+                let isScoring = configuration.scoringModel.map { $0 == entry.source.name } ?? !model.metadata.featureNames.isEmpty
+                return isScoring ? (entry, model) : nil
+            case .loading, .failed: return nil
             }
-        }
-        let model: (any InferenceModel)?
-        switch local?.state {
-        case .ready(let loaded), .warming(let loaded): model = loaded
-        default: model = nil
-        }
+        }.first
+        let (local, model) = (found?.0, found?.1)
         guard let local, let model else {
             throw ConfigurationError(
                 key: "MODEL_ENDPOINT_PROVIDER", value: "remote",
