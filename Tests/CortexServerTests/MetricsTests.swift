@@ -39,7 +39,7 @@ struct MetricsTests {
             #expect(Self.value(of: #"inference_outcome_total{model="lead-scoring",outcome="invalid_input"}"#, in: text) == 1)
             #expect(Self.value(of: #"inference_latency_seconds_count{model="lead-scoring"}"#, in: text) == 2)
             #expect(Self.value(of: #"model_prediction_latency_count{model="lead-scoring"}"#, in: text) == 2)
-            #expect(Self.value(of: #"model_prediction_errors{model="lead-scoring"}"#, in: text) == 0)
+            #expect(Self.value(of: #"model_prediction_errors{model="lead-scoring",provider="local"}"#, in: text) == 0)
             #expect(Self.value(of: #"model_batch_size_sum{model="lead-scoring"}"#, in: text) == 6)
             #expect(Self.value(of: #"model_batch_size_bucket{model="lead-scoring",le="2.0"}"#, in: text) == 0)
             #expect(Self.value(of: #"model_batch_size_bucket{model="lead-scoring",le="4.0"}"#, in: text) == 2)

@@ -92,28 +92,26 @@ struct ModelEndpointTests {
             outputs: [TensorSpec(name: "predictions", datatype: .fp32, shape: TensorShape([-1]))])
         let good =
             #"{"model_name":"m","outputs":[{"name":"other","shape":[1],"datatype":"FP32","data":[9]},{"name":"predictions","shape":[2],"datatype":"FP32","data":[0.25,0.75]}]}"#
-        let outputs = try RemoteModel.outputs(Array(good.utf8), for: metadata)
+        let outputs = try InferenceProtocolWire.outputs(Array(good.utf8), for: metadata)
         #expect(outputs.count == 1 && outputs[0].data == .float([0.25, 0.75]) && outputs[0].shape.dimensions == [2])
         for bad in [
             "not json", #"{"outputs":[]}"#, #"{"outputs":[{"name":"predictions","shape":[3],"data":[1,2]}]}"#,
             #"{"outputs":[{"name":"predictions","shape":[1],"data":["x"]}]}"#,
         ] {
-            #expect(throws: (any Error).self, "\(bad)") { try RemoteModel.outputs(Array(bad.utf8), for: metadata) }
+            #expect(throws: (any Error).self, "\(bad)") { try InferenceProtocolWire.outputs(Array(bad.utf8), for: metadata) }
         }
-        let body = RemoteModel.requestBody([
+        let body = InferenceProtocolWire.requestBody([
             Tensor(name: "features", datatype: .fp32, shape: TensorShape([1, 2]), data: .float([1.5, .nan]))
         ])
         #expect(body == #"{"inputs":[{"name":"features","shape":[1,2],"datatype":"FP32","data":[1.5,null]}]}"#)
     }
 
     @Test(
-        "MODEL_ENDPOINT_* settings: remote needs a URL; SageMaker and Azure stop start-up as not supported yet; no local model stops it too"
+        "MODEL_ENDPOINT_* settings: remote needs a URL; no local model stops start-up"
     )
     func settings() async throws {
         for (environment, key) in [
             (["MODEL_ENDPOINT_PROVIDER": "remote"], "MODEL_ENDPOINT_URL"),
-            (["MODEL_ENDPOINT_PROVIDER": "sagemaker", "SAGEMAKER_ENDPOINT_NAME": "x"], "MODEL_ENDPOINT_PROVIDER"),
-            (["MODEL_ENDPOINT_PROVIDER": "azure"], "MODEL_ENDPOINT_PROVIDER"),
             (["MODEL_ENDPOINT_PROVIDER": "cloud"], "MODEL_ENDPOINT_PROVIDER"),
             (["MODEL_ENDPOINT_PROVIDER": "remote", "MODEL_ENDPOINT_URL": "ftp://x"], "MODEL_ENDPOINT_URL"),
         ] {

@@ -4,16 +4,30 @@ import Foundation
 import NIOCore
 import Synchronization
 
-/// A model whose inference runs on another Open Inference Protocol server (Triton, KServe,
-/// another Cortex: `MODEL_ENDPOINT_PROVIDER=remote`), with the local model of the same name as
-/// its fallback within the same request.
+/// How one kind of remote endpoint is spoken to: the request for a call and the outputs read
+/// from its answer. ``RemoteModel`` owns the rest (timeouts, the breaker, the fallback).
+public protocol RemoteWire: Sendable {
+    /// `remote`, `sagemaker` or `azure`: `MODEL_ENDPOINT_PROVIDER`, and the metrics' `provider` label.
+    var provider: String { get }
+    /// Where calls go, for `/status` and the log; never a secret.
+    var target: String { get }
+    /// The model's name there, when the endpoint names models (`/status`'s `remote_model`).
+    var remoteModel: String? { get }
+    /// The request for one call with `inputs` (already checked against `metadata`).
+    func request(for inputs: [Tensor], metadata: ModelMetadata) async throws -> HTTPClientRequest
+    /// The outputs in a 200's body, shaped as `metadata` says.
+    func outputs(_ body: [UInt8], inputs: [Tensor], metadata: ModelMetadata) throws -> [Tensor]
+}
+
+/// A model whose inference runs elsewhere (`MODEL_ENDPOINT_PROVIDER`: another Open Inference
+/// Protocol server, a SageMaker endpoint, an Azure ML online endpoint), with the local model of
+/// the same name as its fallback within the same request.
 ///
-/// A request goes to `{url}/v2/models/{remote}/infer` (JSON, with `Authorization: Bearer` when a
-/// key is configured), its inputs already validated here against the local model's signature.
-/// Any failure (no connection, a timeout, an answer other than 200, an answer that does not fit
-/// the signature) counts against a circuit breaker and the request runs on the local model
-/// instead; while the breaker is open the remote is not tried. Since the input fits the local
-/// signature, a remote that refuses it is the remote's mismatch, not the client's fault.
+/// Inputs are validated here against the local model's signature before any call. Any failure
+/// (no connection, a timeout, an answer other than 200, an answer that does not fit the
+/// signature) counts against a circuit breaker and the request runs on the local model instead;
+/// while the breaker is open the remote is not tried. Since the input fits the local signature, a
+/// remote that refuses it is the remote's mismatch, not the client's fault.
 public final class RemoteModel: InferenceModel {
     /// The local model's: the signature requests are checked against, and the fallback.
     public let local: any InferenceModel
@@ -21,11 +35,8 @@ public final class RemoteModel: InferenceModel {
     public var image: ImagePreprocessing? { local.image }
     public var lifetime: AnyObject? { local.lifetime }
 
-    /// Where the remote server is (`MODEL_ENDPOINT_URL`, no trailing slash) and the model's name there.
-    public let url: String
-    public let remoteName: String
-    /// Sent as a bearer token (`MODEL_ENDPOINT_API_KEY`); a secret, never logged.
-    let apiKey: String?
+    /// How calls are made.
+    public let wire: any RemoteWire
     let timeout: Duration
     let clients: LoopClients
     private let breaker: Mutex<CircuitBreaker>
@@ -41,13 +52,11 @@ public final class RemoteModel: InferenceModel {
     ///   - now: Monotonic nanoseconds, for the breaker's cooldown.
     ///   - onFailure: Called with the reason each time the remote fails and the local model answers.
     public init(
-        local: any InferenceModel, url: String, remoteName: String?, apiKey: String? = nil, timeout: Duration, breaker: CircuitBreaker,
+        local: any InferenceModel, wire: any RemoteWire, timeout: Duration, breaker: CircuitBreaker,
         now: @escaping @Sendable () -> Int64, onFailure: @escaping @Sendable (String) -> Void
     ) {
         self.local = local
-        self.url = url.hasSuffix("/") ? String(url.dropLast()) : url
-        self.remoteName = remoteName ?? local.metadata.name
-        self.apiKey = apiKey
+        self.wire = wire
         self.timeout = timeout
         self.clients = ProviderHTTP.clients(connect: timeout, read: timeout)
         self.breaker = Mutex(breaker)
@@ -89,26 +98,57 @@ public final class RemoteModel: InferenceModel {
         var description: String
     }
 
-    /// One call: the request's tensors as JSON, the answer's outputs read against the signature.
+    /// One call: the wire's request, its answer read against the signature.
     func call(_ inputs: [Tensor]) async throws -> [Tensor] {
-        var request = HTTPClientRequest(url: "\(url)/v2/models/\(remoteName)/infer")
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
-        if let apiKey { request.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
-        request.body = .bytes(ByteBuffer(string: Self.requestBody(inputs)))
+        let request = try await wire.request(for: inputs, metadata: local.metadata)
         let response: HTTPClientResponse
         let body: ByteBuffer
         do {
             response = try await clients.current.execute(request, timeout: TimeAmount(timeout))
             body = try await response.body.collect(upTo: 64 << 20)
         } catch {
-            throw Failure(description: "\(url) did not answer: \(error)")
+            throw Failure(description: "\(wire.target) did not answer: \(error)")
         }
         let status = Int(response.status.code)
         guard status == 200 else {
-            throw Failure(description: "\(url) answered \(status): \(String(buffer: body).prefix(200))")
+            throw Failure(description: "\(wire.target) answered \(status): \(String(buffer: body).prefix(200))")
         }
-        return try Self.outputs(Array(buffer: body), for: local.metadata)
+        return try wire.outputs(Array(buffer: body), inputs: inputs, metadata: local.metadata)
+    }
+}
+
+/// `MODEL_ENDPOINT_PROVIDER=remote`: another Open Inference Protocol server (Triton, KServe,
+/// another Cortex). A call is `POST {url}/v2/models/{model}/infer` in JSON, with
+/// `Authorization: Bearer` when a key is configured.
+public struct InferenceProtocolWire: RemoteWire {
+    public var provider: String { "remote" }
+    /// The server's base URL, without a trailing slash.
+    public let url: String
+    /// The model's name there.
+    public let model: String
+    /// Sent as a bearer token (`MODEL_ENDPOINT_API_KEY`); a secret, never logged.
+    let apiKey: String?
+
+    public var target: String { url }
+    public var remoteModel: String? { model }
+
+    public init(url: String, model: String, apiKey: String?) {
+        self.url = url.hasSuffix("/") ? String(url.dropLast()) : url
+        self.model = model
+        self.apiKey = apiKey
+    }
+
+    public func request(for inputs: [Tensor], metadata: ModelMetadata) async throws -> HTTPClientRequest {
+        var request = HTTPClientRequest(url: "\(url)/v2/models/\(model)/infer")
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        if let apiKey { request.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
+        request.body = .bytes(ByteBuffer(string: Self.requestBody(inputs)))
+        return request
+    }
+
+    public func outputs(_ body: [UInt8], inputs: [Tensor], metadata: ModelMetadata) throws -> [Tensor] {
+        try Self.outputs(body, for: metadata)
     }
 
     /// `{"inputs": [{"name", "shape", "datatype", "data"}]}`, data flat in row-major order.
@@ -147,10 +187,10 @@ public final class RemoteModel: InferenceModel {
         do {
             root = try JSONParser.parse(bytes)
         } catch {
-            throw Failure(description: "the answer is not JSON")
+            throw RemoteModel.Failure(description: "the answer is not JSON")
         }
         guard case .object(let members) = root, let list = members.first(where: { $0.0 == "outputs" })?.1, case .array(let outputs) = list
-        else { throw Failure(description: "the answer has no outputs") }
+        else { throw RemoteModel.Failure(description: "the answer has no outputs") }
         var byName: [String: [(String, JSONValue)]] = [:]
         for output in outputs {
             guard case .object(let fields) = output, let name = fields.first(where: { $0.0 == "name" })?.1, case .string(let text) = name
@@ -158,10 +198,10 @@ public final class RemoteModel: InferenceModel {
             byName[text] = fields
         }
         return try metadata.outputs.map { spec in
-            guard let fields = byName[spec.name] else { throw Failure(description: "the answer has no output '\(spec.name)'") }
+            guard let fields = byName[spec.name] else { throw RemoteModel.Failure(description: "the answer has no output '\(spec.name)'") }
             guard let shapeValue = fields.first(where: { $0.0 == "shape" })?.1, case .array(let dimensions) = shapeValue,
                 let data = fields.first(where: { $0.0 == "data" })?.1
-            else { throw Failure(description: "output '\(spec.name)' has no shape or data") }
+            else { throw RemoteModel.Failure(description: "output '\(spec.name)' has no shape or data") }
             let shape = dimensions.compactMap { value -> Int? in if case .number(let number) = value { Int(exactly: number) } else { nil } }
             var numbers: [Double] = []
             func flatten(_ value: JSONValue) throws {
@@ -169,21 +209,21 @@ public final class RemoteModel: InferenceModel {
                 case .number(let number): numbers.append(number)
                 case .null: numbers.append(.nan)
                 case .array(let items): for item in items { try flatten(item) }
-                default: throw Failure(description: "output '\(spec.name)' holds \(value.kind), not numbers")
+                default: throw RemoteModel.Failure(description: "output '\(spec.name)' holds \(value.kind), not numbers")
                 }
             }
             try flatten(data)
             guard shape.count == dimensions.count, shape.reduce(1, *) == numbers.count else {
-                throw Failure(description: "output '\(spec.name)' has \(numbers.count) values for shape \(shape)")
+                throw RemoteModel.Failure(description: "output '\(spec.name)' has \(numbers.count) values for shape \(shape)")
             }
             let tensorData: TensorData
             switch spec.datatype {
             case .bool: tensorData = .bool(numbers.map { $0 != 0 })
             case .fp16, .fp32, .fp64: tensorData = .float(numbers)
-            case .bytes: throw Failure(description: "output '\(spec.name)' is BYTES, which a remote endpoint cannot serve here")
+            case .bytes: throw RemoteModel.Failure(description: "output '\(spec.name)' is BYTES, which a remote endpoint cannot serve here")
             default:
                 guard numbers.allSatisfy({ $0.rounded() == $0 && abs($0) < 9.2e18 }) else {
-                    throw Failure(description: "output '\(spec.name)' is \(spec.datatype.rawValue) but holds fractions")
+                    throw RemoteModel.Failure(description: "output '\(spec.name)' is \(spec.datatype.rawValue) but holds fractions")
                 }
                 tensorData = .int(numbers.map { Int64($0) })
             }

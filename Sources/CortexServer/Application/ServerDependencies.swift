@@ -173,19 +173,20 @@ public struct ServerDependencies: Sendable {
         )
     }
 
-    /// With `MODEL_ENDPOINT_PROVIDER=remote`, puts a ``RemoteModel`` in the scoring model's place
-    /// (`SCORING_MODEL`, else the first model with named features): its requests go to the remote
-    /// server, and to the local model when the remote fails (`MODEL_ENDPOINT_FALLBACK` logged,
-    /// `model_prediction_errors{provider="remote"}` counted).
+    /// With `MODEL_ENDPOINT_PROVIDER` other than `local`, puts a ``RemoteModel`` in the scoring
+    /// model's place (`SCORING_MODEL`, else the first model with named features): its requests go
+    /// to the remote endpoint, and to the local model when the remote fails
+    /// (`MODEL_ENDPOINT_FALLBACK` logged, `model_prediction_errors{provider}` counted).
     ///
     /// - Throws: ``ConfigurationError`` when there is no local scoring model to check requests
-    ///   against and fall back to.
+    ///   against and fall back to, or when a SageMaker or Azure endpoint cannot take its signature.
     static func useModelEndpoint(
         _ configuration: CortexConfiguration, registry: ModelRegistry, metrics: ServerMetrics, clock: @escaping @Sendable () -> Int64,
         logger: Logger
     ) throws -> RemoteModel? {
         let endpoint = configuration.modelEndpoint
-        guard endpoint.provider == .remote else { return nil }
+        let provider = endpoint.provider.rawValue
+        guard endpoint.provider != .local else { return nil }
         // The scoring model and its loaded model, in one pass.
         let found = registry.entries.lazy.compactMap { entry -> (ModelRegistry.Entry, any InferenceModel)? in
             switch entry.state {
@@ -198,25 +199,46 @@ public struct ServerDependencies: Sendable {
         let (local, model) = (found?.0, found?.1)
         guard let local, let model else {
             throw ConfigurationError(
-                key: "MODEL_ENDPOINT_PROVIDER", value: "remote",
+                key: "MODEL_ENDPOINT_PROVIDER", value: provider,
                 expected:
                     "a local scoring model that loads (SCORING_MODEL, or a tabular model in MODEL_PATH): its signature checks requests and it answers when the remote fails"
             )
         }
+        let wire: any RemoteWire
+        switch endpoint.provider {
+        case .local, .remote:
+            wire = InferenceProtocolWire(url: endpoint.url, model: endpoint.model ?? model.metadata.name, apiKey: endpoint.apiKey)
+        case .sagemaker:
+            guard let name = endpoint.sageMakerEndpointName, let region = endpoint.awsRegion, let credentials = endpoint.awsCredentials
+            else {
+                throw ConfigurationError(key: "SAGEMAKER_ENDPOINT_NAME", value: nil, expected: "the endpoint, AWS_REGION and credentials")
+            }
+            wire = SageMakerWire(
+                endpointName: name, region: region, baseURL: endpoint.awsEndpointURL, contentType: endpoint.sageMakerContentType,
+                credentials: AWSCredentialSource(credentials))
+        case .azure:
+            guard let url = endpoint.azureURL, let key = endpoint.azureAPIKey else {
+                throw ConfigurationError(key: "AZURE_ML_ENDPOINT_URL", value: nil, expected: "the scoring URI and AZURE_ML_API_KEY")
+            }
+            wire = AzureMLWire(url: url, apiKey: key, deployment: endpoint.azureDeployment)
+        }
+        let sendsRows = endpoint.provider == .azure || (endpoint.provider == .sagemaker && endpoint.sageMakerContentType == .csv)
+        if sendsRows, let reason = TabularRows.check(model.metadata) {
+            throw ConfigurationError(key: "MODEL_ENDPOINT_PROVIDER", value: provider, expected: "a model it can send as rows: \(reason)")
+        }
         let name = local.source.name
-        let errors = metrics.remoteErrors(model: name)
+        let errors = metrics.remoteErrors(model: name, provider: provider)
         let remote = RemoteModel(
-            local: model, url: endpoint.url, remoteName: endpoint.model, apiKey: endpoint.apiKey,
-            timeout: .milliseconds(endpoint.timeoutMilliseconds),
+            local: model, wire: wire, timeout: .milliseconds(endpoint.timeoutMilliseconds),
             // Five failures in a row open it for 30 s, then one call tries the remote again.
             breaker: CircuitBreaker(failureThreshold: 5, cooldown: .seconds(30)),
             now: clock
         ) { reason in
             errors.increment()
-            logger.warning("MODEL_ENDPOINT_FALLBACK", metadata: ["model": "\(name)", "provider": "remote", "reason": "\(reason)"])
+            logger.warning("MODEL_ENDPOINT_FALLBACK", metadata: ["model": "\(name)", "provider": "\(provider)", "reason": "\(reason)"])
         }
         registry.register(remote, source: local.source, files: local.files)
-        logger.notice("MODEL_ENDPOINT", metadata: ["model": "\(name)", "provider": "remote", "url": "\(endpoint.url)"])
+        logger.notice("MODEL_ENDPOINT", metadata: ["model": "\(name)", "provider": "\(provider)", "url": "\(wire.target)"])
         return remote
     }
 

@@ -227,12 +227,31 @@ extension CortexConfiguration {
         case .remote where modelEndpoint.url.isEmpty:
             throw ConfigurationError(key: "MODEL_ENDPOINT_URL", value: nil, expected: "the base URL of the Open Inference Protocol server")
         case .remote: break
-        case .sagemaker, .azure:
-            throw ConfigurationError(
-                key: "MODEL_ENDPOINT_PROVIDER", value: modelEndpoint.provider.rawValue,
-                expected:
-                    "local or remote (an Open Inference Protocol server): \(modelEndpoint.provider.rawValue) is not supported in this release"
-            )
+        case .sagemaker:
+            if modelEndpoint.sageMakerEndpointName == nil {
+                throw ConfigurationError(key: "SAGEMAKER_ENDPOINT_NAME", value: nil, expected: "the SageMaker endpoint to call")
+            }
+            if modelEndpoint.awsRegion == nil {
+                throw ConfigurationError(key: "AWS_REGION", value: nil, expected: "the SageMaker endpoint's region, e.g. us-east-1")
+            }
+            if (modelEndpoint.awsAccessKeyID == nil) != (modelEndpoint.awsSecretAccessKey == nil) {
+                let missing = modelEndpoint.awsAccessKeyID == nil ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY"
+                throw ConfigurationError(key: missing, value: nil, expected: "set together with its pair, or neither")
+            }
+            if modelEndpoint.awsCredentials == nil {
+                throw ConfigurationError(
+                    key: "AWS_ACCESS_KEY_ID", value: nil,
+                    expected:
+                        "AWS credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or the container credentials endpoint (AWS_CONTAINER_CREDENTIALS_FULL_URI or _RELATIVE_URI, as ECS and EKS Pod Identity set them)"
+                )
+            }
+        case .azure:
+            if modelEndpoint.azureURL == nil {
+                throw ConfigurationError(key: "AZURE_ML_ENDPOINT_URL", value: nil, expected: "the online endpoint's scoring URI")
+            }
+            if modelEndpoint.azureAPIKey == nil {
+                throw ConfigurationError(key: "AZURE_ML_API_KEY", value: nil, expected: "the online endpoint's key")
+            }
         }
         var endpoints = Set<String>()
         for (index, endpoint) in trafficEndpoints.enumerated() {

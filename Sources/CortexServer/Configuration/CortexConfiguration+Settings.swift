@@ -44,6 +44,72 @@ extension CortexConfiguration {
             secrecy: .value, show: { $0 == nil ? "not set" : "set" }
         ) { text in APIKey.isPlausible(text[...]) ? text : nil },
         .integer("model_endpoint.timeout_ms", "MODEL_ENDPOINT_TIMEOUT_MS", \.modelEndpoint.timeoutMilliseconds, 1...600_000),
+        .optional(
+            "model_endpoint.sagemaker_endpoint_name", "SAGEMAKER_ENDPOINT_NAME", \.modelEndpoint.sageMakerEndpointName,
+            accepted: "a SageMaker endpoint name: 1-63 letters, digits and '-', starting with a letter or digit", show: { $0 ?? "not set" }
+        ) { text in
+            (1...63).contains(text.count) && text.first != "-"
+                && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
+                ? text : nil
+        },
+        .choice("model_endpoint.sagemaker_content_type", "SAGEMAKER_CONTENT_TYPE", \.modelEndpoint.sageMakerContentType),
+        .optional(
+            "model_endpoint.aws_region", "AWS_REGION", \.modelEndpoint.awsRegion, accepted: "an AWS region such as us-east-1",
+            aliases: ["AWS_DEFAULT_REGION"], show: { $0 ?? "not set" }
+        ) { text in
+            (1...32).contains(text.count) && text.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") } ? text : nil
+        },
+        .optional(
+            "model_endpoint.aws_endpoint_url", "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", \.modelEndpoint.awsEndpointURL,
+            accepted: "http://host:port or https://host:port", aliases: ["AWS_ENDPOINT_URL"],
+            show: { $0 ?? "https://runtime.sagemaker.{AWS_REGION}.amazonaws.com" }, parse: Setting.parseBaseURL),
+        .optional(
+            "model_endpoint.aws_access_key_id", "AWS_ACCESS_KEY_ID", \.modelEndpoint.awsAccessKeyID,
+            accepted: "an access key id: 16-128 letters and digits", secrecy: .value, show: { $0 == nil ? "not set" : "set" }
+        ) { text in (16...128).contains(text.count) && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) } ? text : nil },
+        .optional(
+            "model_endpoint.aws_secret_access_key", "AWS_SECRET_ACCESS_KEY", \.modelEndpoint.awsSecretAccessKey,
+            accepted: "a secret key of printable characters without spaces", secrecy: .value, show: { $0 == nil ? "not set" : "set" }
+        ) { text in (1...256).contains(text.count) && !text.contains(where: \.isWhitespace) ? text : nil },
+        .optional(
+            "model_endpoint.aws_session_token", "AWS_SESSION_TOKEN", \.modelEndpoint.awsSessionToken,
+            accepted: "a session token of printable characters without spaces", secrecy: .value, show: { $0 == nil ? "not set" : "set" }
+        ) { text in (1...8192).contains(text.count) && !text.contains(where: \.isWhitespace) ? text : nil },
+        .optional(
+            "model_endpoint.aws_container_credentials_full_uri", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            \.modelEndpoint.awsContainerCredentialsFullURI, accepted: "the container credentials endpoint's http:// or https:// URL",
+            show: { $0 ?? "not set" }
+        ) { text in Setting.parseURL(text) },
+        .optional(
+            "model_endpoint.aws_container_credentials_relative_uri", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            \.modelEndpoint.awsContainerCredentialsRelativeURI, accepted: "a path on http://169.254.170.2, starting with /",
+            show: { $0 ?? "not set" }
+        ) { text in text.hasPrefix("/") && !text.contains(where: \.isWhitespace) ? text : nil },
+        .optional(
+            "model_endpoint.aws_container_authorization_token", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+            \.modelEndpoint.awsContainerAuthorizationToken, accepted: "a token of printable characters", secrecy: .value,
+            show: { $0 == nil ? "not set" : "set" }
+        ) { text in text.isEmpty || text.contains(where: \.isNewline) ? nil : text },
+        .optional(
+            "model_endpoint.aws_container_authorization_token_file", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+            \.modelEndpoint.awsContainerAuthorizationTokenFile, accepted: "the path of the file holding the token",
+            show: { $0 ?? "not set" }
+        ) { text in text.isEmpty ? nil : text },
+        .optional(
+            "model_endpoint.azure_url", "AZURE_ML_ENDPOINT_URL", \.modelEndpoint.azureURL,
+            accepted: "the online endpoint's scoring URI, https://ENDPOINT.REGION.inference.ml.azure.com/score",
+            show: { $0 ?? "not set" }
+        ) { text in Setting.parseURL(text) },
+        .optional(
+            "model_endpoint.azure_api_key", "AZURE_ML_API_KEY", \.modelEndpoint.azureAPIKey,
+            accepted: "the endpoint's key: printable characters without spaces", secrecy: .value, show: { $0 == nil ? "not set" : "set" }
+        ) { text in (1...1024).contains(text.count) && !text.contains(where: \.isWhitespace) ? text : nil },
+        .optional(
+            "model_endpoint.azure_deployment", "AZURE_ML_DEPLOYMENT_NAME", \.modelEndpoint.azureDeployment,
+            accepted: "a deployment name: 1-32 letters, digits and '-'", show: { $0 ?? "not set (the endpoint's traffic rules)" }
+        ) { text in
+            (1...32).contains(text.count) && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") } ? text : nil
+        },
         .choice("log.level", "LOG_LEVEL", \.log.level, synonyms: ["warn": .warning]),
         .choice("log.format", "LOG_FORMAT", \.log.format),
         .scalar(

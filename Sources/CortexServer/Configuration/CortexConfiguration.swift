@@ -307,6 +307,44 @@ public struct CortexConfiguration: Sendable, Equatable {
         public var apiKey: String?
         /// `MODEL_ENDPOINT_TIMEOUT_MS`: the longest a remote call may take before the local model answers.
         public var timeoutMilliseconds = 2000
+
+        /// `SAGEMAKER_ENDPOINT_NAME`: the SageMaker endpoint `InvokeEndpoint` calls.
+        public var sageMakerEndpointName: String?
+        /// `SAGEMAKER_CONTENT_TYPE`: `text/csv` (rows) or `application/json` (an Open Inference Protocol request).
+        public var sageMakerContentType = SageMakerWire.ContentType.csv
+        /// `AWS_REGION`: the SageMaker endpoint's region, e.g. `us-east-1`.
+        public var awsRegion: String?
+        /// `AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`: the runtime's URL in place of `https://runtime.sagemaker.{region}.amazonaws.com`.
+        public var awsEndpointURL: String?
+        /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`: keys given directly. Secrets.
+        public var awsAccessKeyID: String?
+        public var awsSecretAccessKey: String?
+        public var awsSessionToken: String?
+        /// `AWS_CONTAINER_CREDENTIALS_FULL_URI` / `_RELATIVE_URI`: the container credentials
+        /// endpoint (ECS tasks, EKS Pod Identity), and its token (`AWS_CONTAINER_AUTHORIZATION_TOKEN`, or `_FILE`).
+        public var awsContainerCredentialsFullURI: String?
+        public var awsContainerCredentialsRelativeURI: String?
+        public var awsContainerAuthorizationToken: String?
+        public var awsContainerAuthorizationTokenFile: String?
+
+        /// `AZURE_ML_ENDPOINT_URL`: the online endpoint's scoring URI.
+        public var azureURL: String?
+        /// `AZURE_ML_API_KEY`: the endpoint's key. A secret.
+        public var azureAPIKey: String?
+        /// `AZURE_ML_DEPLOYMENT_NAME`: one deployment of the endpoint, sent as `azureml-model-deployment`.
+        public var azureDeployment: String?
+
+        /// Where SageMaker calls get their credentials: the keys when given, else the container
+        /// credentials endpoint; `nil` when neither is configured.
+        public var awsCredentials: AWSCredentialSource.Source? {
+            if let awsAccessKeyID, let awsSecretAccessKey {
+                return .keys(.init(accessKeyID: awsAccessKeyID, secretAccessKey: awsSecretAccessKey, sessionToken: awsSessionToken))
+            }
+            let url = awsContainerCredentialsFullURI ?? awsContainerCredentialsRelativeURI.map { "http://169.254.170.2\($0)" }
+            return url.map {
+                .container(url: $0, token: awsContainerAuthorizationToken, tokenFile: awsContainerAuthorizationTokenFile)
+            }
+        }
     }
 
     /// The model behind `/api/v1/score` (`SCORING_MODEL`); `nil` picks the first tabular model.

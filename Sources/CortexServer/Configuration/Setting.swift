@@ -167,12 +167,20 @@ extension CortexConfiguration {
         static func baseURL(_ key: String, _ environment: String, _ path: Path<String>)
             -> Setting
         {
-            scalar(key, environment, path, accepted: "http://host:port or https://host:port") { text in
-                guard let components = URLComponents(string: text), ["http", "https"].contains(components.scheme ?? ""),
-                    let host = components.host, !host.isEmpty, components.query == nil
-                else { return nil }
-                return text.hasSuffix("/") ? String(text.dropLast()) : text
-            }
+            scalar(key, environment, path, accepted: "http://host:port or https://host:port", parse: parseBaseURL)
+        }
+
+        /// An `http://` or `https://` URL with a host and no query, without a trailing `/`.
+        static func parseBaseURL(_ text: String) -> String? {
+            parseURL(text).map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        }
+
+        /// An `http://` or `https://` URL with a host and no query, as given.
+        static func parseURL(_ text: String) -> String? {
+            guard let components = URLComponents(string: text), ["http", "https"].contains(components.scheme ?? ""),
+                let host = components.host, !host.isEmpty, components.query == nil
+            else { return nil }
+            return text
         }
 
         /// A word without spaces of 1 to `limit` characters.

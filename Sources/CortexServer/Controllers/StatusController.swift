@@ -243,8 +243,8 @@ public struct StatusController<Context: RequestIDContext>: Sendable {
         json.member("endpoint_provider", dependencies.configuration.modelEndpoint.provider.rawValue)
         if let remote = dependencies.remoteModel {
             json.member("name", remote.metadata.name)
-            json.member("url", remote.url)
-            json.member("remote_model", remote.remoteName)
+            json.member("url", remote.wire.target)
+            if let remoteModel = remote.wire.remoteModel { json.member("remote_model", remoteModel) }
             json.member("circuit", remote.circuit)
             json.member("fallback_active", remote.isFallbackActive)
         } else {

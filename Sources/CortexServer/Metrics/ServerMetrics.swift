@@ -164,7 +164,8 @@ public final class ServerMetrics: Sendable {
             let metrics = ModelMetrics(
                 latency: Timer(label: "inference_latency_seconds", dimensions: dimensions + split, factory: factory),
                 predictionLatency: Timer(label: "model_prediction_latency", dimensions: dimensions, factory: factory),
-                predictionErrors: Counter(label: "model_prediction_errors", dimensions: dimensions, factory: factory),
+                predictionErrors: Counter(
+                    label: "model_prediction_errors", dimensions: dimensions + [("provider", "local")], factory: factory),
                 batchSize: Recorder(label: "model_batch_size", dimensions: dimensions, aggregate: true, factory: factory),
                 queueLatency: Timer(label: "model_queue_seconds", dimensions: dimensions, factory: factory),
                 outcomes: outcomes,
@@ -177,10 +178,10 @@ public final class ServerMetrics: Sendable {
         }
     }
 
-    /// `model_prediction_errors{model,provider="remote"}`: remote endpoint calls that failed (the
-    /// local model answered instead).
-    func remoteErrors(model: String) -> Counter {
-        Counter(label: "model_prediction_errors", dimensions: [("model", model), ("provider", "remote")], factory: factory)
+    /// `model_prediction_errors{model,provider}`: remote endpoint calls that failed (the local
+    /// model answered instead), `provider` as `MODEL_ENDPOINT_PROVIDER` says.
+    func remoteErrors(model: String, provider: String) -> Counter {
+        Counter(label: "model_prediction_errors", dimensions: [("model", model), ("provider", provider)], factory: factory)
     }
 
     /// Counts leads scored by `POST /api/v1/score`: each in `lead_enrich_total`, and those with a
