@@ -1,7 +1,7 @@
 # Cortex: the two commands are `make run` and `make test`; see README.md.
 SWIFT ?= swift
 
-.PHONY: run build release image-libraries onnxruntime test lint format bench bench-llm bench-models llm-check probe models image-models clean
+.PHONY: run build release image-libraries onnxruntime test lint format bench bench-llm bench-models bench-tracing llm-check probe models image-models clean
 
 ## Build in release mode, install ONNX Runtime (PyPI, into .venv) and serve the bundled models on http://127.0.0.1:8000.
 run: release onnxruntime
@@ -42,6 +42,10 @@ bench-llm:
 ## RSS across 20 promotions and 20 unload/load cycles of a 17 MB model under load.
 bench-models:
 	bench/models.sh
+
+## CPU per request with tracing off, on and sampled at 1%, against bare Hummingbird.
+bench-tracing:
+	bench/tracing.sh
 
 ## Cortex against a real llama.cpp server with Gemma 3 270M (first run builds llama.cpp: ~15 min).
 llm-check:

@@ -57,16 +57,24 @@ struct ServeCommand: AsyncParsableCommand {
         let level = configuration.log.level
         let output = LogOutput()
         defer { output.flush() }
+        // With tracing on, every line written inside a span carries its trace_id and span_id.
+        let traceMetadata = configuration.traces.endpoint == nil ? nil : CortexConfiguration.Traces.logMetadata
         switch configuration.log.format {
         case .json:
             let redactor = SecretRedactor(secrets: configuration.secrets)
-            LoggingSystem.bootstrap { JSONLogHandler(label: $0, level: level, output: output, redactor: redactor) }
+            LoggingSystem.bootstrap(
+                { label, provider in
+                    var handler = JSONLogHandler(label: label, level: level, output: output, redactor: redactor)
+                    handler.metadataProvider = provider
+                    return handler
+                }, metadataProvider: traceMetadata)
         case .text:
-            LoggingSystem.bootstrap { label in
-                var handler = StreamLogHandler.standardOutput(label: label)
-                handler.logLevel = level
-                return handler
-            }
+            LoggingSystem.bootstrap(
+                { label, provider in
+                    var handler = StreamLogHandler.standardOutput(label: label, metadataProvider: provider)
+                    handler.logLevel = level
+                    return handler
+                }, metadataProvider: traceMetadata)
         }
         let logger = Logger(label: "cortex")
 

@@ -92,16 +92,17 @@ struct DynamicBatcherTests {
         // The first request runs at once and is held; the next five queue behind it.
         let first = Task(executorPreference: ThreadExecutor(name: "held-model")) { try await batcher.infer([Self.rows(1, start: 0)]) }
         try await Self.waitUntil { model.isWaiting }
-        var waiting: [Task<(outputs: [Tensor], queuedNanoseconds: UInt64), any Error>] = []
+        var waiting: [Task<(outputs: [Tensor], queuedNanoseconds: UInt64, batchRows: Int), any Error>] = []
         for index in 1...5 {
             waiting.append(Task { try await batcher.infer([Self.rows(index, start: Double(index * 100))]) })
         }
         try await Self.waitUntil { batcher.waitingCount == 5 }
         model.release()
-        _ = try await first.value
+        #expect(try await first.value.batchRows == 1, "it ran alone")
         for (offset, task) in waiting.enumerated() {
             let index = offset + 1
-            let (outputs, _) = try await task.value
+            let (outputs, _, batchRows) = try await task.value
+            #expect(batchRows == 15, "each knows the batch it ran in")
             #expect(outputs[0].shape == TensorShape([index, 2]))
             #expect(outputs[0].data == .float((0..<index * 2).map { (Double(index * 100) + Double($0)) * 2 }))
         }
@@ -115,7 +116,7 @@ struct DynamicBatcherTests {
         let first = Task(executorPreference: ThreadExecutor(name: "held-model")) { try await batcher.infer([Self.rows(1, start: 0)]) }
         try await Self.waitUntil { model.isWaiting }
         // Queued one after another: tasks started together may reach the queue in any order.
-        var tasks: [Task<(outputs: [Tensor], queuedNanoseconds: UInt64), any Error>] = []
+        var tasks: [Task<(outputs: [Tensor], queuedNanoseconds: UInt64, batchRows: Int), any Error>] = []
         for (count, input) in [Self.rows(3, start: 10), Self.rows(1, width: 3, start: 20), Self.rows(2, start: 30)].enumerated() {
             tasks.append(Task { try await batcher.infer([input]) })
             try await Self.waitUntil { batcher.waitingCount == count + 1 }

@@ -20,40 +20,27 @@ struct CloudEndpointTests {
 
     /// The fake endpoints (Tests/Python/fake_cloud_endpoints.py) on a loopback port.
     final class FakeCloud: Sendable {
-        let process: CortexProcess
-        let port: Int
-        var url: String { "http://127.0.0.1:\(port)" }
+        let server: PythonServer
+        var url: String { server.url }
 
         init() async throws {
-            process = try CortexProcess(
+            server = try await PythonServer(
+                "fake_cloud_endpoints.py",
                 arguments: [
-                    "Tests/Python/fake_cloud_endpoints.py", CloudEndpointTests.accessKey, CloudEndpointTests.secretKey, "us-east-1",
-                    CloudEndpointTests.containerToken, CloudEndpointTests.azureKey,
-                ],
-                environment: [:], binary: Repository.path(".venv/bin/python"))
-            let deadline = ContinuousClock.now + .seconds(30)
-            while true {
-                if let line = process.stdout.split(separator: "\n").first(where: { $0.hasPrefix("listening on ") }),
-                    let port = Int(line.dropFirst("listening on ".count))
-                {
-                    self.port = port
-                    return
-                }
-                guard ContinuousClock.now < deadline else { throw CortexProcess.Failure.didNotStart(process.stderr) }
-                try await Task.sleep(for: .milliseconds(20))
-            }
+                    CloudEndpointTests.accessKey, CloudEndpointTests.secretKey, "us-east-1", CloudEndpointTests.containerToken,
+                    CloudEndpointTests.azureKey,
+                ])
         }
 
         /// What reached the fake, oldest first, and how often credentials were fetched.
         func requests() throws -> (requests: [[String: Any]], credentialFetches: Int) {
-            let body = try RawHTTPConnection.request(port: port, path: "/requests")?.body ?? ""
-            let object = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] ?? [:]
+            let object = try server.get("/requests")
             return (object["requests"] as? [[String: Any]] ?? [], object["credential_fetches"] as? Int ?? -1)
         }
 
         /// Every model call answers `status` from now on (0: answer again).
         func fail(with status: Int) throws {
-            _ = try RawHTTPConnection.request(port: port, method: "POST", path: "/mode", body: #"{"fail":\#(status)}"#)
+            _ = try RawHTTPConnection.request(port: server.port, method: "POST", path: "/mode", body: #"{"fail":\#(status)}"#)
         }
     }
 

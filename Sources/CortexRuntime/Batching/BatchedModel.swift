@@ -42,7 +42,7 @@ public struct BatchedModel: InferenceModel {
 
     /// Through the queue: merged with whatever waits beside it (the batcher reports each execution).
     public func predict(_ inputs: [Tensor]) async throws -> Prediction {
-        let (outputs, queued) = try await queue.infer(inputs)
-        return Prediction(outputs: outputs, queuedNanoseconds: queued, execution: nil)
+        let (outputs, queued, batchRows) = try await queue.infer(inputs)
+        return Prediction(outputs: outputs, queuedNanoseconds: queued, execution: nil, batchRows: batchRows)
     }
 }

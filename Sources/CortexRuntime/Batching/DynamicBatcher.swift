@@ -43,8 +43,8 @@ public final class DynamicBatcher: Sendable {
 
     /// What a waiting request is told.
     private enum Turn: Sendable {
-        /// Its rows, and how long it waited.
-        case done([Tensor], queuedNanoseconds: UInt64)
+        /// Its rows, how long it waited, and the rows of the batch it ran in.
+        case done([Tensor], queuedNanoseconds: UInt64, batchRows: Int)
         /// It is the oldest waiting request and the model is free: run the next batch.
         case lead
     }
@@ -84,10 +84,11 @@ public final class DynamicBatcher: Sendable {
     /// A request cancelled while it waits leaves the queue with `CancellationError`; one already
     /// in a batch, or leading one, is answered.
     ///
-    /// - Returns: The outputs for these rows, and how long the request waited to be run.
+    /// - Returns: The outputs for these rows, how long the request waited to be run, and the rows
+    ///   of the batch it ran in (its own and its company's).
     /// - Throws: ``APIError`` 503 `queue_full` when ``BatchingOptions/maxQueue`` requests wait
     ///   already; whatever the model throws.
-    public func infer(_ inputs: [Tensor]) async throws -> (outputs: [Tensor], queuedNanoseconds: UInt64) {
+    public func infer(_ inputs: [Tensor]) async throws -> (outputs: [Tensor], queuedNanoseconds: UInt64, batchRows: Int) {
         let rows = inputs.first?.shape.dimensions.first ?? 1
         let enqueued = DispatchTime.now().uptimeNanoseconds
         let id = state.withLock { state in
@@ -116,8 +117,8 @@ public final class DynamicBatcher: Sendable {
             state.withLock { $0.queue.cancel(id: id) }?.continuation.resume(throwing: CancellationError())
         }
         switch turn {
-        case .done(let outputs, let queued):
-            return (outputs, queued)
+        case .done(let outputs, let queued, let batchRows):
+            return (outputs, queued, batchRows)
         case .lead:
             return try await lead(id: id)
         }
@@ -125,7 +126,7 @@ public final class DynamicBatcher: Sendable {
 
     /// Runs one batch that includes request `id` (the designated leader, the oldest waiting),
     /// hands the model to the next waiting request, and returns request `id`'s rows.
-    private func lead(id: UInt64) async throws -> (outputs: [Tensor], queuedNanoseconds: UInt64) {
+    private func lead(id: UInt64) async throws -> (outputs: [Tensor], queuedNanoseconds: UInt64, batchRows: Int) {
         if options.maxQueueDelayMicroseconds > 0 {
             // Let company arrive, up to the delay after this (the oldest) request arrived.
             let (oldest, rows) = state.withLock { ($0.queue.oldestEnqueued ?? 0, $0.queue.waitingRows) }
@@ -139,15 +140,16 @@ public final class DynamicBatcher: Sendable {
             state.queue.take(maxRows: options.maxBatchSize) { Self.stacks($0.inputs, with: $1.inputs) }
         }
         let start = DispatchTime.now().uptimeNanoseconds
-        var mine: Result<(outputs: [Tensor], queuedNanoseconds: UInt64), any Error> = .failure(CancellationError())
+        let batchRows = batch.reduce(0) { $0 + $1.rows }
+        var mine: Result<(outputs: [Tensor], queuedNanoseconds: UInt64, batchRows: Int), any Error> = .failure(CancellationError())
         do {
             let results = try execute(batch)
             for (entry, outputs) in zip(batch, results) {
                 let queued = start - entry.enqueued
                 if entry.id == id {
-                    mine = .success((outputs, queued))
+                    mine = .success((outputs, queued, batchRows))
                 } else {
-                    entry.request.continuation.resume(returning: .done(outputs, queuedNanoseconds: queued))
+                    entry.request.continuation.resume(returning: .done(outputs, queuedNanoseconds: queued, batchRows: batchRows))
                 }
             }
         } catch {

@@ -35,11 +35,14 @@ public struct Prediction: Sendable {
     /// The execution that ran only this request; `nil` when a batcher ran it with others (a
     /// batcher reports each of its executions itself, once).
     public var execution: DynamicBatcher.Execution?
+    /// The rows of the batch the request ran in; `nil` when it ran alone.
+    public var batchRows: Int?
 
-    public init(outputs: [Tensor], queuedNanoseconds: UInt64?, execution: DynamicBatcher.Execution?) {
+    public init(outputs: [Tensor], queuedNanoseconds: UInt64?, execution: DynamicBatcher.Execution?, batchRows: Int? = nil) {
         self.outputs = outputs
         self.queuedNanoseconds = queuedNanoseconds
         self.execution = execution
+        self.batchRows = batchRows
     }
 }
 

@@ -100,7 +100,9 @@ public final class RemoteModel: InferenceModel {
 
     /// One call: the wire's request, its answer read against the signature.
     func call(_ inputs: [Tensor]) async throws -> [Tensor] {
-        let request = try await wire.request(for: inputs, metadata: local.metadata)
+        var request = try await wire.request(for: inputs, metadata: local.metadata)
+        // Not signed (SageMaker signs the headers it lists), so added after the wire's request.
+        for (name, value) in TracePropagation.headers { request.headers.replaceOrAdd(name: name, value: value) }
         let response: HTTPClientResponse
         let body: ByteBuffer
         do {

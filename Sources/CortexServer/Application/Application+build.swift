@@ -10,6 +10,8 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
     let configuration = dependencies.configuration
     let router = Router(context: CortexRequestContext.self)
     router.add(middleware: RequestIDMiddleware(generator: dependencies.requestIDs))
+    // The request's span (OTEL_EXPORTER_OTLP_ENDPOINT) holds every log line and step after it.
+    router.add(middleware: TracingMiddleware(tracer: dependencies.tracer, quietPaths: ProbeController<CortexRequestContext>.probeRoutes))
     router.add(
         middleware: AccessLogMiddleware(metrics: dependencies.metrics, quietRoutes: ProbeController<CortexRequestContext>.quietRoutes))
     router.add(middleware: ErrorResponseMiddleware())

@@ -6,6 +6,7 @@ public import Foundation
 public import Logging
 public import Prometheus
 public import ServiceLifecycle
+public import Tracing
 
 /// The long-lived parts a server is built from, opened once at start.
 public struct ServerDependencies: Sendable {
@@ -43,7 +44,8 @@ public struct ServerDependencies: Sendable {
     /// starts them (it stops them in reverse, after the server): the Redis connections, then each
     /// LLM deployment's warm-up. `runServer` and the test server run the same list.
     public var services: [any Service] {
-        var services: [any Service] = []
+        // The span exporter first, so that it stops last and flushes every span.
+        var services: [any Service] = traceExport.map { [$0] } ?? []
         if let redis = sharedRateLimiter?.redis { services.append(CloseOnShutdown { await redis.close() }) }
         return services + trafficSyncs + [shadow, resources] + llmGateways
     }
@@ -60,6 +62,10 @@ public struct ServerDependencies: Sendable {
     public let resources: ResourceMonitor
     /// The scoring model served by a remote endpoint (`MODEL_ENDPOINT_PROVIDER=remote`), if so.
     public let remoteModel: RemoteModel?
+    /// The tracer (`OTEL_EXPORTER_OTLP_ENDPOINT`), or `nil` when tracing is off.
+    public let tracer: (any Tracer)?
+    /// Exports the tracer's spans.
+    let traceExport: (any Service)?
     /// When the server was opened, for `/status`.
     public let startedAt = Date()
     /// Request ids, for the routes and for the answers the connection guard writes itself.
@@ -101,6 +107,15 @@ public struct ServerDependencies: Sendable {
         clock: @escaping @Sendable () -> Int64 = LocalRateLimiter.monotonicNanoseconds
     ) async throws -> ServerDependencies {
         let factory = metricsFactory(prometheus)
+        let tracing = try configuration.traces.makeTracer(logger: logger)
+        if tracing != nil {
+            logger.notice(
+                "TRACING",
+                metadata: [
+                    "endpoint": "\(configuration.traces.endpoint ?? "")", "sampler": "\(configuration.traces.sampler.rawValue)",
+                    "ratio": "\(configuration.traces.samplerRatio)",
+                ])
+        }
         let metrics = ServerMetrics(factory: factory, version: CortexVersion.current)
         let schemaVersion = try await store.schemaVersion()
         logger.info("DB_OPEN", metadata: ["path": "\(store.location)", "schema_version": .stringConvertible(schemaVersion)])
@@ -169,7 +184,9 @@ public struct ServerDependencies: Sendable {
             trafficSyncs: trafficSyncs,
             shadow: ShadowTraffic(depth: configuration.traffic.shadowQueueDepth, metrics: trafficMetrics),
             resources: ResourceMonitor(diskPath: ReadinessChecks.diskPath(of: store)),
-            remoteModel: remote
+            remoteModel: remote,
+            tracer: tracing?.tracer,
+            traceExport: tracing?.service
         )
     }
 

@@ -28,7 +28,8 @@ public struct APIKeyMiddleware<Context: AuthenticatedContext>: RouterMiddleware 
             if authenticator.configuration.requireAPIKey { throw APIError.unauthorized }
             return try await next(request, context)
         }
-        guard let principal = try await authenticator.principal(forKey: key) else {
+        let found = try await RequestTracing.span("auth") { try await authenticator.principal(forKey: key) }
+        guard let principal = found else {
             throw APIError.unauthorized
         }
         guard principal.key.scopes.contains(scope) else {

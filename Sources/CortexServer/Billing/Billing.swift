@@ -162,7 +162,10 @@ public struct Billing: Sendable {
             idempotency: idempotency
         )
         do {
-            switch try await ledger.hold(hold) {
+            let held = try await RequestTracing.span("hold", attributes: { $0["cortex.credits_held"] = "\(amount)" }) {
+                try await ledger.hold(hold)
+            }
+            switch held {
             case .held(let remaining):
                 return .held(
                     HeldCharge(
@@ -211,7 +214,7 @@ public struct Billing: Sendable {
     /// Returns a hold: the work failed, nothing is charged.
     public func release(_ held: HeldCharge) async {
         do {
-            _ = try await ledger.release(tenantID: held.tenantID, requestID: held.requestID)
+            _ = try await RequestTracing.span("release") { try await ledger.release(tenantID: held.tenantID, requestID: held.requestID) }
         } catch {
             // The hold expires and is released by the sweeper: still no charge.
             held.logger.error(
@@ -232,12 +235,14 @@ public struct Billing: Sendable {
         let cost = min(cost, held.amount)
         let settled: Bool
         do {
-            settled = try await ledger.settle(
-                tenantID: held.tenantID,
-                requestID: held.requestID,
-                cost: cost,
-                idempotentResponse: held.idempotency.flatMap { _ in content.map { StoredResponse(status: 200, body: $0.stored) } }
-            )
+            settled = try await RequestTracing.span("settle", attributes: { $0["cortex.credits_charged"] = "\(cost)" }) {
+                try await ledger.settle(
+                    tenantID: held.tenantID,
+                    requestID: held.requestID,
+                    cost: cost,
+                    idempotentResponse: held.idempotency.flatMap { _ in content.map { StoredResponse(status: 200, body: $0.stored) } }
+                )
+            }
         } catch {
             held.logger.error("BILLING_FAIL", metadata: ["model": "\(held.model)", "reason": "settlement failed", "error": "\(error)"])
             throw APIError.billingUnavailable

@@ -112,6 +112,16 @@ extension CortexConfiguration {
         },
         .choice("log.level", "LOG_LEVEL", \.log.level, synonyms: ["warn": .warning]),
         .choice("log.format", "LOG_FORMAT", \.log.format),
+        .optional(
+            "traces.otlp_endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", \.traces.endpoint,
+            accepted: "the OpenTelemetry collector's http://host:port or https://host:port", show: { $0 ?? "not set (tracing off)" },
+            parse: Setting.parseBaseURL),
+        .choice("traces.otlp_protocol", "OTEL_EXPORTER_OTLP_PROTOCOL", \.traces.exportProtocol),
+        .word(
+            "traces.service_name", "OTEL_SERVICE_NAME", \.traces.serviceName, accepted: "a service name of 1-128 characters without spaces",
+            limit: 128),
+        .choice("traces.sampler", "OTEL_TRACES_SAMPLER", \.traces.sampler),
+        .number("traces.sampler_arg", "OTEL_TRACES_SAMPLER_ARG", \.traces.samplerRatio, 0...1, what: "a ratio"),
         .scalar(
             "database.url", "DATABASE_URL", \.database,
             accepted: "sqlite:PATH, sqlite:///ABSOLUTE/PATH, a file path, or postgres://user:password@host:port/database",

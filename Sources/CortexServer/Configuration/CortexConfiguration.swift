@@ -55,6 +55,33 @@ public struct CortexConfiguration: Sendable, Equatable {
         public var format: Format = .json
     }
 
+    /// OpenTelemetry traces (`OTEL_*`, the OpenTelemetry SDKs' own variables): exported over
+    /// OTLP/HTTP only when `endpoint` is set; off, a request pays no span.
+    public struct Traces: Sendable, Equatable {
+        /// `OTEL_TRACES_SAMPLER`: which traces are kept, as the OpenTelemetry SDKs name them.
+        public enum Sampler: String, Sendable, CaseIterable {
+            case alwaysOn = "always_on"
+            case alwaysOff = "always_off"
+            case traceIDRatio = "traceidratio"
+            case parentBasedAlwaysOn = "parentbased_always_on"
+            case parentBasedAlwaysOff = "parentbased_always_off"
+            case parentBasedTraceIDRatio = "parentbased_traceidratio"
+        }
+        /// `OTEL_EXPORTER_OTLP_PROTOCOL`: OTLP over HTTP, as protobuf or JSON.
+        public enum ExportProtocol: String, Sendable, CaseIterable {
+            case httpProtobuf = "http/protobuf"
+            case httpJSON = "http/json"
+        }
+        /// `OTEL_EXPORTER_OTLP_ENDPOINT`: the collector's base URL; spans go to `{endpoint}/v1/traces`.
+        public var endpoint: String?
+        public var exportProtocol = ExportProtocol.httpProtobuf
+        /// `OTEL_SERVICE_NAME`.
+        public var serviceName = "cortex"
+        public var sampler = Sampler.parentBasedAlwaysOn
+        /// `OTEL_TRACES_SAMPLER_ARG`: the ratio kept by the `traceidratio` samplers.
+        public var samplerRatio = 1.0
+    }
+
     /// Where state is kept.
     public enum Database: Sendable, Equatable {
         /// An SQLite file; the path is absolute.
@@ -199,6 +226,8 @@ public struct CortexConfiguration: Sendable, Equatable {
     public var server = Server()
     public var auth = Auth()
     public var log = Log()
+    /// OpenTelemetry traces.
+    public var traces = Traces()
     /// `DATABASE_URL`: `sqlite:PATH`, `sqlite:///ABSOLUTE`, or a plain file path.
     public var database = Database.sqlite(path: Self.absolutePath("data/cortex.db"))
     public var readiness = Readiness()

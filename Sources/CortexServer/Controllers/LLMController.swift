@@ -131,7 +131,9 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
             return (cost, ResponseContent(json: answer.whole(text: response.text, summary: summary)))
         }
         return try await pipeline.charge(cost, model: deployment, request: request, body: buffer, context: context, limits: checkTokens) {
-            let response = try await gateway.complete(call.request, logger: context.logger)
+            let response = try await RequestTracing.span(
+                "llm", kind: .client, propagates: true, attributes: { $0["cortex.deployment"] = deployment }
+            ) { try await gateway.complete(call.request, logger: context.logger) }
             let tokens = response.usage ?? estimate
             gateway.recordTokens(tokens, provider: response.provider)
             await spend(tokens)
@@ -151,7 +153,9 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
         let deltas: ChatDeltaStream
         let provider: String
         do {
-            (deltas, provider) = try await gateway.stream(call.request, logger: logger)
+            (deltas, provider) = try await RequestTracing.span("llm", kind: .client, propagates: true) {
+                try await gateway.stream(call.request, logger: logger)
+            }
         } catch {
             if let held { await pipeline.billing.release(held) }
             throw error

@@ -216,8 +216,10 @@ public struct InferencePipeline: Sendable {
         limits: () async throws -> Void = {},
         work: () async throws -> Output
     ) async throws -> Billing.Charged {
-        try await modelLimits.check(model: model, context: context)
-        try await limits()
+        try await RequestTracing.span("rate_limit") {
+            try await modelLimits.check(model: model, context: context)
+            try await limits()
+        }
         return try await billing.charge(cost, model: model, request: request, body: body, context: context, work: work)
     }
 
@@ -231,8 +233,10 @@ public struct InferencePipeline: Sendable {
         context: Context,
         limits: () async throws -> Void = {}
     ) async throws -> Billing.HoldResult {
-        try await modelLimits.check(model: model, context: context)
-        try await limits()
+        try await RequestTracing.span("rate_limit") {
+            try await modelLimits.check(model: model, context: context)
+            try await limits()
+        }
         return try await billing.hold(amount, model: model, request: request, body: body, context: context)
     }
 }

@@ -87,7 +87,18 @@ public struct InferenceRunner: Sendable {
         do {
             // The model decides how it runs (at once, or through its batcher); executions are
             // recorded in one place, whichever ran them.
-            let prediction = try await model.predict(input.inputs)
+            let prediction = try await RequestTracing.span(
+                "inference", propagates: true,
+                attributes: { attributes in
+                    attributes["cortex.model"] = metadata.name
+                    attributes["cortex.model_version"] = metadata.version
+                    attributes["cortex.rows"] = rows
+                }
+            ) {
+                let prediction = try await model.predict(input.inputs)
+                RequestTracing.annotate { $0["cortex.batch_size"] = prediction.batchRows ?? rows }
+                return prediction
+            }
             outputs = prediction.outputs
             if let waited = prediction.queuedNanoseconds {
                 queued = waited

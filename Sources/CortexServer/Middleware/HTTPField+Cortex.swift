@@ -1,6 +1,15 @@
 public import HTTPTypes
 
 extension HTTPField.Name {
+    /// W3C trace context: the caller's trace and span (continued, and passed on).
+    // swift-format-ignore: NeverForceUnwrap
+    // A literal, valid field name: the initialiser only fails on invalid tokens.
+    static let traceparent = Self("traceparent")!
+    /// W3C trace context: vendors' trace state, passed on with `traceparent`.
+    // swift-format-ignore: NeverForceUnwrap
+    // A literal, valid field name: the initialiser only fails on invalid tokens.
+    static let tracestate = Self("tracestate")!
+
     /// The client's request id, echoed back.
     // swift-format-ignore: NeverForceUnwrap
     // A literal, valid field name: the initialiser only fails on invalid tokens.

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
@@ -37,6 +38,8 @@ final class FakeLLMServer: Sendable {
         let received = Mutex<[Data]>([])
         /// The `Authorization` header of each chat request (`nil` without one).
         let authorizations = Mutex<[String?]>([])
+        /// The `traceparent` header of each chat request (`nil` without one).
+        let traceparents = Mutex<[String?]>([])
         /// What the model lists answer.
         let models: Mutex<[String]>
         /// Holds a cut stream open until the test releases it.
@@ -55,6 +58,9 @@ final class FakeLLMServer: Sendable {
 
     /// The `Authorization` header of each chat request received.
     var authorizations: [String?] { state.authorizations.withLock { $0 } }
+
+    /// The `traceparent` header of each chat request received.
+    var traceparents: [String?] { state.traceparents.withLock { $0 } }
 
     /// Streamed `.trickle` answers stopped by the caller going away, and those sent to the end.
     var trickles: (abandoned: Int, finished: Int) { state.trickles.withLock { $0 } }
@@ -87,6 +93,7 @@ final class FakeLLMServer: Sendable {
             let json = (try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any] ?? [:]
             state.received.withLock { $0.append(Data(buffer: body)) }
             state.authorizations.withLock { $0.append(request.headers[.authorization]) }
+            state.traceparents.withLock { $0.append(HTTPField.Name("traceparent").flatMap { request.headers[$0] }) }
             let model = json["model"] as? String ?? ""
             var current = state.behaviour.withLock { $0 }
             if case .slow(let delay, let text) = current {
