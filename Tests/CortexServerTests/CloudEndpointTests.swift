@@ -49,6 +49,24 @@ struct CloudEndpointTests {
         (Double(row.count(where: { $0 != nil })) / Double(row.count) * 1e6).rounded() / 1e6
     }
 
+    /// A server whose scoring model is the fake's SageMaker endpoint, credentials set by `credentials`.
+    static func sageMaker(_ fake: FakeCloud, credentials: (inout CortexConfiguration.ModelEndpoint) -> Void) async throws -> TestServer {
+        try await TestServer.make { configuration in
+            configuration.modelEndpoint.provider = .sagemaker
+            configuration.modelEndpoint.sageMakerEndpointName = "lead-scoring-endpoint"
+            configuration.modelEndpoint.awsRegion = "us-east-1"
+            configuration.modelEndpoint.awsEndpointURL = fake.url
+            credentials(&configuration.modelEndpoint)
+        }
+    }
+
+    /// Scores row `row` and checks the local model answered it (as xgboost scores the lead).
+    static func scoredLocally(_ row: Int, client: some TestClientProtocol, fixture: LeadScoringFixture) async throws {
+        let answer = try await client.post("/api/v1/score", json: #"{"features":"# + ScoringTests.features(fixture, row: row) + "}")
+        let score = try #require(answer.body.jsonObject["score"] as? Double)
+        #expect(abs(Float(score) - fixture.predictions[row]) <= 1e-6, "row \(row): the local model's answer")
+    }
+
     /// Scores rows 0..<count one at a time and checks each answer is the fake's.
     static func scoreRows(_ count: Int, client: some TestClientProtocol, fixture: LeadScoringFixture) async throws {
         for row in 0..<count {
@@ -65,13 +83,9 @@ struct CloudEndpointTests {
     func sageMakerWithKeys() async throws {
         let fake = try await FakeCloud()
         let fixture = try LeadScoringFixture.load()
-        let server = try await TestServer.make { configuration in
-            configuration.modelEndpoint.provider = .sagemaker
-            configuration.modelEndpoint.sageMakerEndpointName = "lead-scoring-endpoint"
-            configuration.modelEndpoint.awsRegion = "us-east-1"
-            configuration.modelEndpoint.awsEndpointURL = fake.url
-            configuration.modelEndpoint.awsAccessKeyID = Self.accessKey
-            configuration.modelEndpoint.awsSecretAccessKey = Self.secretKey
+        let server = try await Self.sageMaker(fake) { endpoint in
+            endpoint.awsAccessKeyID = Self.accessKey
+            endpoint.awsSecretAccessKey = Self.secretKey
         }
         try await server.test { client in
             try await Self.scoreRows(4, client: client, fixture: fixture)
@@ -100,9 +114,7 @@ struct CloudEndpointTests {
 
             // The model container fails: the local model answers, as xgboost scores the lead.
             try fake.fail(with: 500)
-            let answer = try await client.post("/api/v1/score", json: #"{"features":"# + ScoringTests.features(fixture, row: 2) + "}")
-            let score = try #require(answer.body.jsonObject["score"] as? Double)
-            #expect(abs(Float(score) - fixture.predictions[2]) <= 1e-6, "the local model's answer")
+            try await Self.scoredLocally(2, client: client, fixture: fixture)
             let after = try #require(try await client.get("/status").body.jsonObject["model"] as? [String: Any])
             #expect(after["fallback_active"] as? Bool == true)
             let metrics = try await client.get("/metrics").body.text
@@ -113,19 +125,13 @@ struct CloudEndpointTests {
         #expect(!server.logs.allText.contains(Self.secretKey), "the secret key is never logged")
 
         // A wrong secret: the fake (botocore) refuses the signature and the local model answers.
-        let wrong = try await TestServer.make { configuration in
-            configuration.modelEndpoint.provider = .sagemaker
-            configuration.modelEndpoint.sageMakerEndpointName = "lead-scoring-endpoint"
-            configuration.modelEndpoint.awsRegion = "us-east-1"
-            configuration.modelEndpoint.awsEndpointURL = fake.url
-            configuration.modelEndpoint.awsAccessKeyID = Self.accessKey
-            configuration.modelEndpoint.awsSecretAccessKey = "not-the-secret-key-0001"
+        let wrong = try await Self.sageMaker(fake) { endpoint in
+            endpoint.awsAccessKeyID = Self.accessKey
+            endpoint.awsSecretAccessKey = "not-the-secret-key-0001"
         }
         try fake.fail(with: 0)
         try await wrong.test { client in
-            let answer = try await client.post("/api/v1/score", json: #"{"features":"# + ScoringTests.features(fixture, row: 1) + "}")
-            let score = try #require(answer.body.jsonObject["score"] as? Double)
-            #expect(abs(Float(score) - fixture.predictions[1]) <= 1e-6)
+            try await Self.scoredLocally(1, client: client, fixture: fixture)
         }
         #expect(try fake.requests().requests.last?["signature"] as? String == "signature mismatch")
         let refused = wrong.logs.events(named: "MODEL_ENDPOINT_FALLBACK").first?.metadata["reason"] ?? ""
@@ -144,16 +150,12 @@ struct CloudEndpointTests {
         try (Self.containerToken + "\n").write(toFile: tokenFile, atomically: true, encoding: .utf8)
         for useFile in [false, true] {
             let before = try fake.requests()
-            let server = try await TestServer.make { configuration in
-                configuration.modelEndpoint.provider = .sagemaker
-                configuration.modelEndpoint.sageMakerEndpointName = "lead-scoring-endpoint"
-                configuration.modelEndpoint.awsRegion = "us-east-1"
-                configuration.modelEndpoint.awsEndpointURL = fake.url
-                configuration.modelEndpoint.awsContainerCredentialsFullURI = "\(fake.url)/credentials"
+            let server = try await Self.sageMaker(fake) { endpoint in
+                endpoint.awsContainerCredentialsFullURI = "\(fake.url)/credentials"
                 if useFile {
-                    configuration.modelEndpoint.awsContainerAuthorizationTokenFile = tokenFile
+                    endpoint.awsContainerAuthorizationTokenFile = tokenFile
                 } else {
-                    configuration.modelEndpoint.awsContainerAuthorizationToken = Self.containerToken
+                    endpoint.awsContainerAuthorizationToken = Self.containerToken
                 }
             }
             try await server.test { client in try await Self.scoreRows(3, client: client, fixture: fixture) }
@@ -209,9 +211,7 @@ struct CloudEndpointTests {
             configuration.modelEndpoint.azureAPIKey = "not-the-key-0001"
         }
         try await wrong.test { client in
-            let answer = try await client.post("/api/v1/score", json: #"{"features":"# + ScoringTests.features(fixture, row: 0) + "}")
-            let score = try #require(answer.body.jsonObject["score"] as? Double)
-            #expect(abs(Float(score) - fixture.predictions[0]) <= 1e-6)
+            try await Self.scoredLocally(0, client: client, fixture: fixture)
             let metrics = try await client.get("/metrics").body.text
             #expect(MetricsTests.value(of: #"model_prediction_errors{model="lead-scoring",provider="azure"}"#, in: metrics) == 1)
         }
