@@ -169,6 +169,22 @@ struct CloudEndpointTests {
         }
     }
 
+    @Test("SageMaker with SAGEMAKER_CONTENT_TYPE=application/json: an Open Inference Protocol request to a Triton container, signed")
+    func sageMakerJSON() async throws {
+        let fake = try await FakeCloud()
+        let fixture = try LeadScoringFixture.load()
+        let server = try await Self.sageMaker(fake) { endpoint in
+            endpoint.sageMakerContentType = .json
+            endpoint.awsAccessKeyID = Self.accessKey
+            endpoint.awsSecretAccessKey = Self.secretKey
+        }
+        try await server.test { client in try await Self.scoreRows(2, client: client, fixture: fixture) }
+        let calls = try fake.requests().requests
+        #expect(calls.count == 2 && calls.allSatisfy { $0["signature"] as? String == "valid" }, "\(calls)")
+        #expect(calls.allSatisfy { ($0["headers"] as? [String: String])?["content-type"] == "application/json" })
+        #expect(calls.allSatisfy { ($0["body"] as? String)?.hasPrefix(#"{"inputs":[{"name":"features""#) == true })
+    }
+
     @Test(
         "Azure ML: the MLflow split frame with the model's feature names, the key as a bearer token, azureml-model-deployment; a bad key falls back"
     )

@@ -133,8 +133,16 @@ class Handler(BaseHTTPRequestHandler):
                 self.answer(403, json.dumps({"message": f"InvalidSignatureException: {problem}"}))
             elif fail:
                 self.answer(fail, '{"ErrorCode": "ModelError", "Message": "the model container failed"}')
+            elif self.headers.get("Content-Type") == "application/json":
+                # A Triton container: an Open Inference Protocol request and answer.
+                tensor = json.loads(body)["inputs"][0]
+                count, width = tensor["shape"]
+                data = tensor["data"]
+                rows = [data[i * width:(i + 1) * width] for i in range(count)]
+                outputs = [{"name": "predictions", "shape": [count], "datatype": "FP32", "data": [score(r) for r in rows]}]
+                self.answer(200, json.dumps({"model_name": "lead-scoring", "outputs": outputs}))
             elif self.headers.get("Content-Type") != "text/csv":
-                self.answer(415, '{"message": "text/csv only"}')
+                self.answer(415, '{"message": "text/csv or application/json only"}')
             else:
                 rows = [[float(v) if v != "" else None for v in line] for line in csv.reader(io.StringIO(body.decode()))]
                 self.answer(200, json.dumps({"predictions": [{"score": score(row)} for row in rows]}))
