@@ -2,7 +2,7 @@
 # Runs every test on a fresh machine: checks the toolchain, formatting, builds, sends 30 s of mutated
 # requests to a running server (scripts/mutation-probe.py), then `swift test`.
 # Services the tests need are installed (from Debian) and started here, on loopback, and removed
-# after: PostgreSQL (one throw-away cluster) and Redis (each test starts its own server);
+# after: PostgreSQL (one throw-away cluster), Redis and Prometheus (each test starts its own server);
 # ONNX Runtime (PyPI's onnxruntime wheel) and the Python clients the tests drive go into .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +26,9 @@ echo "PostgreSQL at $CORTEX_TEST_POSTGRES_URL"
 
 echo "== Redis (the tests start their own servers)"
 scripts/redis.sh install
+
+echo "== Prometheus and promtool (Debian; the tests start their own server)"
+scripts/prometheus.sh
 
 echo "== ONNX Runtime and the Python clients (PyPI, into .venv)"
 scripts/onnxruntime.sh install

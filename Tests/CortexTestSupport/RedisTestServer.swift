@@ -12,7 +12,7 @@ public final class RedisTestServer: @unchecked Sendable {
 
     /// Starts a server; with a `password`, clients must authenticate (`requirepass`).
     public init(password: String? = nil) throws {
-        port = try Self.freePort()
+        port = try LoopbackPort.free()
         self.password = password
         url = "redis://127.0.0.1:\(port)"
         directory = NSTemporaryDirectory() + "cortex-redis-" + UUID().uuidString
@@ -52,21 +52,6 @@ public final class RedisTestServer: @unchecked Sendable {
     public func stop() {
         process?.kill()
         process = nil
-    }
-
-    private static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard bound else { throw POSIXError(.EADDRINUSE) }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     private static func accepts(port: Int) -> Bool {

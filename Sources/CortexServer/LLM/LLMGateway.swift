@@ -53,6 +53,7 @@ public final class LLMGateway: Service {
         let metrics = LLMMetrics(factory: metricsFactory, deployment: configuration.deployment)
         self.metrics = metrics
         for provider in providers { metrics.setUp(provider.name, true) }
+        metrics.setPath(.warming)
         self.chain = ProviderChain(
             providers: providers,
             breaker: CircuitBreaker(
@@ -74,6 +75,7 @@ public final class LLMGateway: Service {
             interval: .seconds(configuration.pollIntervalSeconds),
             budget: .seconds(configuration.pollMaxSeconds),
             onChange: { path, reason in
+                metrics.setPath(path)
                 logger.log(
                     level: path == .fallback ? .warning : .notice,
                     "LLM_PATH_CHANGED",

@@ -34,11 +34,23 @@ public final class LLMMetrics: Sendable {
     private let tokens = Mutex<[String: (prompt: Counter, completion: Counter)]>([:])
     /// `llm_time_to_first_token_seconds{deployment}`: from the request to the first token, streams only.
     let timeToFirstToken: Timer
+    /// `llm_path{deployment,path}`: 1 for the path in force (`warming`, `primary`, `fallback`), 0 for the others.
+    private let paths: [LLMPath: Gauge]
 
     init(factory: any MetricsFactory, deployment: String) {
         self.factory = factory
         self.deployment = deployment
         self.timeToFirstToken = Timer(label: "llm_time_to_first_token_seconds", dimensions: [("deployment", deployment)], factory: factory)
+        var paths: [LLMPath: Gauge] = [:]
+        for path in [LLMPath.warming, .primary, .fallback] {
+            paths[path] = Gauge(label: "llm_path", dimensions: [("deployment", deployment), ("path", path.rawValue)], factory: factory)
+        }
+        self.paths = paths
+    }
+
+    /// Marks `path` as the one in force.
+    func setPath(_ path: LLMPath) {
+        for (candidate, gauge) in paths { gauge.record(candidate == path ? 1 : 0) }
     }
 
     /// `llm_requests_total{deployment,provider,outcome}`.

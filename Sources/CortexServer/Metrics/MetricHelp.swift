@@ -39,6 +39,7 @@ enum MetricHelp {
         "llm_tokens_total": "Prompt and completion tokens billed.",
         "llm_time_to_first_token_seconds": "Streams: time from the request to the first token sent.",
         "llm_provider_up": "1 while the provider's circuit is closed.",
+        "llm_path": "1 for the LLM path in force (warming, primary, fallback), 0 for the others.",
         "process_cpu_seconds_total": "User and system CPU time this process has used, in seconds.",
         "process_resident_memory_bytes": "Resident memory of this process.",
         "process_virtual_memory_bytes": "Virtual memory of this process.",
