@@ -2,6 +2,8 @@ import CortexTestSupport
 import Foundation
 import Testing
 
+@testable import CortexServer
+
 /// The Prometheus rules (prometheus/*.yml) checked by promtool, their runbook links, and a real
 /// Prometheus (Debian's, `scripts/prometheus.sh`) scraping a real Cortex process with them loaded.
 @Suite("Prometheus rules and a real Prometheus scraping Cortex", .serialized)
@@ -58,12 +60,35 @@ struct PrometheusRulesTests {
 
     /// `GET /api/v1/query?query=...` on the test Prometheus: the result's series.
     static func query(_ expression: String, port: Int) throws -> [[String: Any]] {
+        (try answer(expression, port: port)["data"] as? [String: Any])?["result"] as? [[String: Any]] ?? []
+    }
+
+    /// Prometheus's whole answer to a query: `status` (`success` or `error`), `data` or `error`.
+    static func answer(_ expression: String, port: Int) throws -> [String: Any] {
         var allowed = CharacterSet.alphanumerics
         allowed.insert(charactersIn: "-._~")
         let encoded = expression.addingPercentEncoding(withAllowedCharacters: allowed) ?? expression
         let body = try RawHTTPConnection.request(port: port, path: "/api/v1/query?query=\(encoded)", demoKey: "")?.body ?? ""
-        let object = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
-        return (object?["data"] as? [String: Any])?["result"] as? [[String: Any]] ?? []
+        return try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] ?? [:]
+    }
+
+    /// The metric names a PromQL expression reads: identifiers outside strings, selectors, ranges
+    /// and grouping clauses that are not functions or keywords.
+    static func metricNames(in expression: String) -> Set<String> {
+        var text = expression
+        for pattern in [#""[^"]*""#, #"\{[^}]*\}"#, #"\[[^\]]*\]"#, #"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)"#] {
+            text = text.replacingOccurrences(of: pattern, with: " ", options: .regularExpression)
+        }
+        let keywords: Set<String> = ["and", "or", "unless", "bool", "offset"]
+        var names = Set<String>()
+        var scanner = text[...]
+        while let range = scanner.range(of: #"[a-zA-Z_:][a-zA-Z0-9_:]*"#, options: .regularExpression) {
+            let name = String(scanner[range])
+            let after = scanner[range.upperBound...].drop { $0 == " " }
+            if after.first != "(", !keywords.contains(name) { names.insert(name) }
+            scanner = scanner[range.upperBound...]
+        }
+        return names
     }
 
     @Test(
@@ -135,5 +160,36 @@ struct PrometheusRulesTests {
             #expect(try Self.seriesCount(series, port: prometheusPort) > 0, "\(series) is not in Prometheus")
         }
         #expect(try Self.seriesCount(#"up{job="cortex"} == 1"#, port: prometheusPort) == 1)
+
+        // The dashboard: every panel's query parses and reads only metrics Cortex exports or records.
+        let dashboard =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: Repository.path("grafana/dashboards/edge-serve-ab.json")))) as? [String: Any]
+        let panels = dashboard?["panels"] as? [[String: Any]] ?? []
+        let expressions = panels.flatMap { ($0["targets"] as? [[String: Any]] ?? []).compactMap { $0["expr"] as? String } }
+        #expect(expressions.count >= 25 && panels.filter { $0["type"] as? String == "timeseries" }.count >= 18)
+        let known = Set(MetricHelp.texts.keys).union(recorded).union(["up"])
+        var read = Set<String>()
+        for expression in expressions {
+            let concrete = expression.replacingOccurrences(of: "$__rate_interval", with: "1m")
+            let answer = try Self.answer(concrete, port: prometheusPort)
+            #expect(answer["status"] as? String == "success", "\(expression): \(answer["error"] ?? "")")
+            let names = Self.metricNames(in: concrete)
+            #expect(!names.isEmpty, "\(expression) reads no metric")
+            for name in names {
+                let base = ["_bucket", "_sum", "_count"].reduce(name) { $0.hasSuffix($1) ? String($0.dropLast($1.count)) : $0 }
+                #expect(known.contains(base), "\(expression) reads \(name), which Cortex neither exports nor records")
+                read.insert(base)
+            }
+        }
+        // What the runbooks and the issue ask the dashboard to show.
+        for family in [
+            "http_requests_total", "traffic_requests_total", "shadow_comparisons_total", "canary_weight", "llm_time_to_first_token_seconds",
+            "llm_path", "rate_limit_backend_up", "status_ready", "model:credits_spent:rate5m",
+            "model_variant:inference_latency_seconds:p99_5m",
+        ] {
+            #expect(read.contains(family), "the dashboard shows no \(family)")
+        }
+        #expect(Self.metricNames(in: #"sum by (route) (rate(a_total{x="y"}[5m])) / on (route) b"#) == ["a_total", "b"])
     }
 }
