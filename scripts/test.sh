@@ -30,6 +30,9 @@ scripts/redis.sh install
 echo "== Prometheus and promtool (Debian; the tests start their own server)"
 scripts/prometheus.sh
 
+echo "== the deployment files' validators (kubernetes-validate, checkov, hadolint from PyPI into .venv-deploy; kubectl)"
+scripts/deploy-tools.sh >/dev/null
+
 echo "== ONNX Runtime and the Python clients (PyPI, into .venv)"
 scripts/onnxruntime.sh install
 

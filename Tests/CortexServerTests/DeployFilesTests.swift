@@ -1,0 +1,219 @@
+import CortexRuntime
+import Foundation
+import Testing
+import Yams
+
+@testable import CortexServer
+
+/// The deployment files, checked with the tools that run without Docker or a cluster:
+/// hadolint, kubernetes-validate (the Kubernetes schemas), checkov, `kubectl kustomize`, and what
+/// Cortex itself says about them (its settings, its binary's libraries, its ONNX Runtime discovery).
+/// `scripts/deploy-tools.sh` installs the tools.
+@Suite("Deployment files: Dockerfile and Kubernetes manifests", .serialized)
+struct DeployFilesTests {
+    static var tools: String { Repository.path(".venv-deploy/bin") }
+
+    static func run(_ executable: String, _ arguments: [String]) async throws -> (status: Int32?, output: String) {
+        let (status, stdout, stderr) = try await CortexProcess.runToCompletion(executable, arguments, timeout: .seconds(300))
+        return (status, stdout + stderr)
+    }
+
+    static func dockerfile() throws -> [String] {
+        // Continuation lines joined: one instruction per entry.
+        let text = try String(contentsOfFile: Repository.path("Dockerfile"), encoding: .utf8)
+        return text.replacingOccurrences(of: "\\\n", with: " ").split(separator: "\n").map(String.init)
+            .filter { !$0.hasPrefix("#") && !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+    }
+
+    /// The instructions of the last stage (the image that runs).
+    static func runtimeStage() throws -> [String] {
+        let lines = try dockerfile()
+        let start = lines.lastIndex { $0.hasPrefix("FROM ") } ?? 0
+        return Array(lines[start...])
+    }
+
+    @Test("hadolint passes the Dockerfile; every COPY source exists and is not excluded by .dockerignore")
+    func dockerfileLintAndSources() async throws {
+        let lint = try await Self.run(Self.tools + "/hadolint", [Repository.path("Dockerfile")])
+        #expect(lint.status == 0, "\(lint.output)")
+        let ignored = try String(contentsOfFile: Repository.path(".dockerignore"), encoding: .utf8).split(separator: "\n")
+            .filter { !$0.hasPrefix("#") }.map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "/ ")) }
+        var copied = 0
+        for line in try Self.dockerfile() where line.hasPrefix("COPY ") && !line.contains("--from=") {
+            let parts = line.split(separator: " ").dropFirst().map(String.init)
+            for source in parts.dropLast() {
+                copied += 1
+                #expect(FileManager.default.fileExists(atPath: Repository.path(source)), "COPY \(source): no such file in the repository")
+                let top = source.split(separator: "/").first.map(String.init) ?? source
+                #expect(!ignored.contains(top), "COPY \(source) but .dockerignore excludes it")
+            }
+        }
+        #expect(copied >= 5)
+    }
+
+    @Test(
+        "the image runs the built product as a non-root user, on port 8000 with HOST=0.0.0.0, a HEALTHCHECK on /health, BUILD_SHA as a build argument"
+    )
+    func dockerfileRuntime() throws {
+        let stage = try Self.runtimeStage()
+        let all = try Self.dockerfile()
+        #expect(all.contains { $0.contains("swift build -c release --product cortex") })
+        #expect(
+            stage.contains("ENTRYPOINT [\"cortex\"]")
+                && stage.contains { $0.hasPrefix("COPY --from=build /out/cortex /usr/local/bin/cortex") })
+        #expect(stage.contains { $0.hasPrefix("USER 10001") })
+        #expect(
+            stage.contains("EXPOSE 8000")
+                && stage.contains { $0.hasPrefix("ENV ") && $0.contains("HOST=0.0.0.0") && $0.contains("PORT=8000") })
+        #expect(stage.contains { $0.hasPrefix("HEALTHCHECK ") && $0.contains("/health") })
+        #expect(stage.contains("ARG BUILD_SHA=unknown") && stage.contains { $0.contains("BUILD_SHA=${BUILD_SHA}") })
+        // The default BUILD_SHA and the image's other settings are ones Cortex accepts.
+        let environment = ["HOST": "0.0.0.0", "PORT": "8000", "DATABASE_URL": "sqlite:/app/data/cortex.db", "BUILD_SHA": "unknown"]
+        #expect(throws: Never.self) { try CortexConfiguration.load(file: nil, environment: environment) }
+    }
+
+    @Test("the runtime stage installs every shared library the binary needs (ldd), and copies the Swift runtime")
+    func sharedLibraries() async throws {
+        let (_, output) = try await Self.run("/usr/bin/ldd", [CortexProcess.binary])
+        let installLine = try Self.runtimeStage().first { $0.contains("apt-get install") } ?? ""
+        let installed = Set(installLine.split(separator: " ").map(String.init))
+        #expect(try Self.dockerfile().contains { $0.contains("cp /usr/lib/swift/linux/*.so /out/swift/") })
+        var checked = 0
+        for line in output.split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            guard parts.count >= 3, parts[1] == "=>" else { continue }
+            let path = String(parts[2])
+            if path.contains("/usr/lib/swift/linux/") { continue }  // the Swift runtime, copied from the build stage
+            // dpkg knows a file by one of its names: /lib or /usr/lib (merged /usr), the link or its target.
+            let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+            var package = ""
+            for candidate in [path, resolved].flatMap({ [$0, $0.hasPrefix("/usr/") ? String($0.dropFirst(4)) : "/usr" + $0] }) {
+                let (status, owner) = try await Self.run("/usr/bin/dpkg", ["-S", candidate])
+                if status == 0, let name = owner.split(separator: ":").first {
+                    package = String(name)
+                    break
+                }
+            }
+            #expect(!package.isEmpty, "\(path) belongs to no Debian package")
+            checked += 1
+            if package == "libc6" { continue }  // every Debian image has it
+            #expect(installed.contains(package), "\(path) comes from \(package), which the runtime stage does not install")
+        }
+        #expect(checked >= 5, "\(output)")
+    }
+
+    @Test("ONNX Runtime lands where Cortex's discovery looks, with no setting")
+    func onnxRuntimePath() throws {
+        let stage = try Self.runtimeStage()
+        let copy = try #require(stage.first { $0.hasPrefix("COPY --from=onnxruntime ") })
+        let destination = try #require(copy.split(separator: " ").last.map(String.init))
+        #expect(stage.contains("WORKDIR /app") && destination.hasPrefix("/app/"))
+        let root = try TemporaryDirectory()
+        defer { root.remove() }
+        let capi = root.path + destination.dropFirst("/app".count)
+        try FileManager.default.createDirectory(atPath: capi, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: capi + "libonnxruntime.so.1.32.0", contents: Data())
+        let found = ONNXRuntimeLibrary.locate(configured: nil, environment: [:], workingDirectory: root.path, askSystemPython: false)
+        #expect((try? found.get()) == capi + "libonnxruntime.so.1.32.0", "\(found)")
+    }
+
+    @Test(
+        "kubernetes-validate (strict, the Kubernetes schemas) passes deploy/k8s/cortex.yaml and the dev-databases overlay; checkov finds nothing"
+    )
+    func kubernetesValidateAndCheckov() async throws {
+        let validated = try await Self.run(Self.tools + "/kubernetes-validate", ["--strict", Repository.path("deploy/k8s/cortex.yaml")])
+        #expect(validated.status == 0, "\(validated.output)")
+        #expect(validated.output.components(separatedBy: "passed for resource").count - 1 == 7, "\(validated.output)")
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let built = try await Self.run("/usr/bin/env", ["kubectl", "kustomize", Repository.path("deploy/overlays/dev-databases")])
+        #expect(built.status == 0, "\(built.output)")
+        try built.output.write(toFile: directory.file("overlay.yaml"), atomically: true, encoding: .utf8)
+        let overlay = try await Self.run(Self.tools + "/kubernetes-validate", ["--strict", directory.file("overlay.yaml")])
+        #expect(overlay.status == 0, "\(overlay.output)")
+        let checkov = try await Self.run(
+            Self.tools + "/checkov",
+            ["-f", Repository.path("deploy/k8s/cortex.yaml"), "--framework", "kubernetes", "--compact", "--quiet", "--skip-download"])
+        #expect(checkov.status == 0 && checkov.output.contains("Failed checks: 0"), "\(checkov.output)")
+    }
+
+    /// The documents of a YAML file, as dictionaries.
+    static func documents(_ path: String) throws -> [[String: Any]] {
+        let text = try String(contentsOfFile: Repository.path(path), encoding: .utf8)
+        return try Yams.load_all(yaml: text).compactMap { $0 as? [String: Any] }
+    }
+
+    static func value(_ object: Any?, _ path: String...) -> Any? {
+        path.reduce(object) { current, key in
+            if let index = Int(key) { return (current as? [Any]).flatMap { $0.indices.contains(index) ? $0[index] : nil } }
+            return (current as? [String: Any])?[key]
+        }
+    }
+
+    @Test(
+        "the manifest's settings are Cortex's and load; probes, drain timings, security and selectors agree with each other and with Cortex"
+    )
+    func manifestAgreesWithCortex() throws {
+        let documents = try Self.documents("deploy/k8s/cortex.yaml")
+        func kind(_ name: String) throws -> [String: Any] { try #require(documents.first { $0["kind"] as? String == name }, "\(name)") }
+        for document in documents where document["kind"] as? String != "Namespace" {
+            #expect(Self.value(document, "metadata", "namespace") as? String == "cortex", "\(document["kind"] ?? "")")
+        }
+        // Every ConfigMap key and secret variable is a setting Cortex declares, and the values load.
+        let config = try #require(Self.value(try kind("ConfigMap"), "data") as? [String: String])
+        let declared = Set(CortexConfiguration.settings.flatMap(\.names))
+        for key in config.keys { #expect(declared.contains(key), "\(key) is not a Cortex setting") }
+        let deployment = try kind("Deployment")
+        let container = try #require(Self.value(deployment, "spec", "template", "spec", "containers", "0") as? [String: Any])
+        let secretVariables = (container["env"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+        #expect(Set(secretVariables) == ["DATABASE_URL", "REDIS_URL", "ADMIN_TOKEN", "API_KEYS"])
+        for variable in secretVariables { #expect(declared.contains(variable), "\(variable) is not a Cortex setting") }
+        var environment = config
+        environment["DATABASE_URL"] = "postgres://cortex:secret@postgres:5432/cortex"
+        environment["REDIS_URL"] = "redis://:secret@redis:6379/0"
+        environment["ADMIN_TOKEN"] = "an-admin-token-of-24-chars"
+        #expect(throws: Never.self) { try CortexConfiguration.load(file: nil, environment: environment) }
+
+        // Probes on Cortex's routes; preStop as long as DRAIN_DELAY_S; the grace period above it all.
+        #expect(Self.value(container, "livenessProbe", "httpGet", "path") as? String == "/health")
+        #expect(Self.value(container, "readinessProbe", "httpGet", "path") as? String == "/ready")
+        #expect(Self.value(container, "startupProbe", "httpGet", "path") as? String == "/health")
+        let preStop = try #require(Self.value(container, "lifecycle", "preStop", "exec", "command") as? [String])
+        let delay = try #require(config["DRAIN_DELAY_S"].flatMap(Int.init))
+        let timeout = try #require(config["DRAIN_TIMEOUT_S"].flatMap(Int.init))
+        #expect(preStop == ["sleep", "\(delay)"])
+        let grace = try #require(Self.value(deployment, "spec", "template", "spec", "terminationGracePeriodSeconds") as? Int)
+        #expect(
+            grace > delay + delay + timeout, "terminationGracePeriodSeconds \(grace) must exceed preStop + DRAIN_DELAY_S + DRAIN_TIMEOUT_S")
+        #expect(Self.value(container, "securityContext", "readOnlyRootFilesystem") as? Bool == true)
+        #expect(Self.value(deployment, "spec", "template", "spec", "securityContext", "runAsNonRoot") as? Bool == true)
+        #expect(
+            Self.value(container, "resources", "requests", "cpu") != nil && Self.value(container, "resources", "limits", "memory") != nil)
+        // What Cortex writes is mounted: the data folder and /tmp.
+        let mounts = (container["volumeMounts"] as? [[String: Any]] ?? []).compactMap { $0["mountPath"] as? String }
+        #expect(Set(mounts) == ["/app/data", "/tmp"])
+
+        // Selectors: the Service, PDB and ServiceMonitor find the pods; the HPA scales this Deployment.
+        let podLabels = try #require(Self.value(deployment, "spec", "template", "metadata", "labels") as? [String: String])
+        let service = try kind("Service")
+        for (name, selector) in [
+            ("Service", Self.value(service, "spec", "selector")),
+            ("PodDisruptionBudget", Self.value(try kind("PodDisruptionBudget"), "spec", "selector", "matchLabels")),
+            ("NetworkPolicy", Self.value(try kind("NetworkPolicy"), "spec", "podSelector", "matchLabels")),
+        ] {
+            let labels = try #require(selector as? [String: String], "\(name)")
+            #expect(labels.allSatisfy { podLabels[$0.key] == $0.value }, "\(name) selects \(labels), the pods are \(podLabels)")
+        }
+        let monitor = try kind("ServiceMonitor")
+        let serviceLabels = try #require(Self.value(service, "metadata", "labels") as? [String: String])
+        let monitored = try #require(Self.value(monitor, "spec", "selector", "matchLabels") as? [String: String])
+        #expect(monitored.allSatisfy { serviceLabels[$0.key] == $0.value })
+        #expect(Self.value(monitor, "spec", "endpoints", "0", "path") as? String == "/metrics")
+        #expect(
+            Self.value(monitor, "spec", "endpoints", "0", "port") as? String == Self.value(service, "spec", "ports", "0", "name") as? String
+        )
+        let hpa = try kind("HorizontalPodAutoscaler")
+        #expect(Self.value(hpa, "spec", "scaleTargetRef", "name") as? String == Self.value(deployment, "metadata", "name") as? String)
+        #expect(Self.value(container, "ports", "0", "containerPort") as? Int == Int(config["PORT"] ?? ""))
+    }
+}
