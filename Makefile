@@ -1,27 +1,57 @@
 # Cortex: the two commands are `make run` and `make test`; see README.md.
 SWIFT ?= swift
 
-.PHONY: run build release image-libraries onnxruntime test lint format bench bench-llm bench-models bench-tracing llm-check probe models image-models clean
+.PHONY: help run install dev build release image-libraries onnxruntime test test-unit test-integration lint format docker-build docker-run bench bench-llm bench-models bench-tracing llm-check probe models image-models clean
+
+## List the targets, one line each.
+help:
+	@awk '/^## / {doc = substr($$0, 4); next} /^[a-z][a-z0-9-]*:/ && doc != "" {split($$1, t, ":"); printf "  %-18s %s\n", t[1], doc} {doc = ""}' $(MAKEFILE_LIST)
 
 ## Build in release mode, install ONNX Runtime (PyPI, into .venv) and serve the bundled models on http://127.0.0.1:8000.
 run: release onnxruntime
 	.build/release/cortex serve $(ARGS)
 
+## Install what Cortex needs (Debian libraries, ONNX Runtime into .venv) and build the release binary.
+install: release onnxruntime
+
+## Serve a debug build with readable logs (LOG_FORMAT=text) for development.
+dev: build onnxruntime
+	LOG_FORMAT=text LOG_LEVEL=debug .build/debug/cortex serve $(ARGS)
+
+## Install ONNX Runtime and the test clients from PyPI into .venv.
 onnxruntime:
 	scripts/onnxruntime.sh install
 
+## Build in debug mode.
 build: image-libraries
 	$(SWIFT) build
 
+## Build the release binary.
 release: image-libraries
 	$(SWIFT) build -c release --product cortex
 
+## Install the SQLite, libpng and libjpeg-turbo headers from Debian when missing.
 image-libraries:
 	scripts/c-libraries.sh
 
 ## Set up whatever the tests need, check formatting, build and run every test.
 test:
 	scripts/test.sh
+
+## The core and runtime test targets: no database server, Redis or Prometheus needed (ONNX Runtime from .venv).
+test-unit: build onnxruntime
+	$(SWIFT) test --filter 'CortexCoreTests|CortexRuntimeTests'
+
+## Every test, with the services they need (the same as make test).
+test-integration: test
+
+## Build the container image (needs Docker), tagged with the version and the commit.
+docker-build:
+	docker build --build-arg BUILD_SHA="$$(git rev-parse --short HEAD)" -t cortex:0.1.0 .
+
+## Run the container image on port 8000 with its SQLite file in the volume cortex-data (needs Docker).
+docker-run:
+	docker run --rm -p 8000:8000 -v cortex-data:/app/data cortex:0.1.0
 
 ## Fail on code that `swift format` would change.
 lint:
@@ -64,5 +94,6 @@ image-models: onnxruntime
 	.venv/bin/pip install -q -r scripts/requirements-models.txt
 	.venv/bin/python scripts/make_image_models.py
 
+## Remove build outputs and the local database.
 clean:
 	rm -rf .build data

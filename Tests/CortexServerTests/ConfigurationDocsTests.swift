@@ -45,6 +45,34 @@ struct ConfigurationDocsTests {
         }
     }
 
+    @Test(".env.example lists every setting, each value it writes is the declared default, and it names nothing undocumented")
+    func environmentExample() throws {
+        let text = try String(contentsOfFile: Repository.path(".env.example"), encoding: .utf8)
+        var listed: [String: String] = [:]
+        for line in text.split(separator: "\n") where line.hasPrefix("# ") && line.contains("=") {
+            let entry = line.dropFirst(2)
+            let name = String(entry.prefix { $0 != "=" })
+            guard name.allSatisfy({ $0.isUppercase || $0.isNumber || $0 == "_" }), !name.isEmpty else { continue }
+            listed[name] = String(entry.dropFirst(name.count + 1))
+        }
+        let documented = try Self.documented().map(\.environment)
+        for setting in CortexConfiguration.settings {
+            #expect(listed[setting.environment] != nil, "\(setting.environment) is not in .env.example")
+        }
+        var checked = 0
+        for (name, value) in listed where name != "API_KEY_EXPERTCO" {
+            #expect(documented.contains(name), "\(name) in .env.example is not documented")
+            guard !value.contains("(default:"), let setting = CortexConfiguration.settings.first(where: { $0.environment == name }) else {
+                continue
+            }
+            var configuration = CortexConfiguration()
+            #expect(setting.apply(&configuration, [value]), "\(name)=\(value) is not accepted")
+            #expect(configuration == CortexConfiguration(), "\(name)=\(value) is not the default")
+            checked += 1
+        }
+        #expect(checked > 50)
+    }
+
     @Test("a default the docs write as a value is the declared default: read through the setting, it changes nothing")
     func defaults() throws {
         var checked = 0

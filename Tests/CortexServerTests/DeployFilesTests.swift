@@ -9,7 +9,7 @@ import Yams
 /// hadolint, kubernetes-validate (the Kubernetes schemas), checkov, `kubectl kustomize`, and what
 /// Cortex itself says about them (its settings, its binary's libraries, its ONNX Runtime discovery).
 /// `scripts/deploy-tools.sh` installs the tools.
-@Suite("Deployment files: Dockerfile and Kubernetes manifests", .serialized)
+@Suite("Deployment files and developer commands: Dockerfile, Kubernetes manifests, make help, quick_test.sh", .serialized)
 struct DeployFilesTests {
     static var tools: String { Repository.path(".venv-deploy/bin") }
 
@@ -135,6 +135,38 @@ struct DeployFilesTests {
             Self.tools + "/checkov",
             ["-f", Repository.path("deploy/k8s/cortex.yaml"), "--framework", "kubernetes", "--compact", "--quiet", "--skip-download"])
         #expect(checkov.status == 0 && checkov.output.contains("Failed checks: 0"), "\(checkov.output)")
+    }
+
+    @Test("make help lists every target of the Makefile with its one-line description")
+    func makeHelp() async throws {
+        let (status, output) = try await Self.run("/usr/bin/make", ["-s", "-C", Repository.root.path, "help"])
+        #expect(status == 0, "\(output)")
+        let makefile = try String(contentsOfFile: Repository.path("Makefile"), encoding: .utf8)
+        let phony = try #require(makefile.split(separator: "\n").first { $0.hasPrefix(".PHONY:") }).split(separator: " ").dropFirst()
+        #expect(phony.count >= 20)
+        let listed = Set(output.split(separator: "\n").compactMap { $0.split(separator: " ").first.map(String.init) })
+        for target in phony { #expect(listed.contains(String(target)), "make help does not list \(target)") }
+        for target in ["help", "install", "dev", "test-unit", "test-integration", "lint", "format", "docker-build", "docker-run"] {
+            #expect(phony.contains(Substring(target)), "no make \(target)")
+        }
+    }
+
+    @Test("scripts/quick_test.sh scores a lead and classifies a digit against a running Cortex, and prints both answers")
+    func quickTest() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let (cortex, port) = try await CortexProcess.serve(environment: [:], directory: directory)
+        defer { cortex.terminate() }
+        let (status, stdout, stderr) = try await CortexProcess.runToCompletion(
+            Repository.path("scripts/quick_test.sh"), [], environment: ["CORTEX_URL": "http://127.0.0.1:\(port)"], timeout: .seconds(60))
+        #expect(status == 0, "\(stdout)\(stderr)")
+        #expect(stdout.contains(#""score":"#) && stdout.contains(#""label":"3""#), "\(stdout)")
+        // A failing request fails the script.
+        let (refused, _, _) = try await CortexProcess.runToCompletion(
+            Repository.path("scripts/quick_test.sh"), [],
+            environment: ["CORTEX_URL": "http://127.0.0.1:\(port)", "API_KEY": "not-a-key-0001"],
+            timeout: .seconds(60))
+        #expect(refused != 0)
     }
 
     /// The documents of a YAML file, as dictionaries.
