@@ -169,6 +169,67 @@ struct DeployFilesTests {
         #expect(refused != 0)
     }
 
+    @Test(
+        "KServe: Cortex started with the ServingRuntime's own arguments and environment serves /mnt/models under the InferenceService's name over the Open Inference Protocol"
+    )
+    func kserveRuntime() async throws {
+        let runtime = try #require(try Self.documents("deploy/kserve/servingruntime.yaml").first)
+        #expect(runtime["kind"] as? String == "ServingRuntime")
+        #expect(Self.value(runtime, "spec", "protocolVersions") as? [String] == ["v2"])
+        let formats = (Self.value(runtime, "spec", "supportedModelFormats") as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+        #expect(Set(formats) == ["onnx", "xgboost"])
+        let container = try #require(Self.value(runtime, "spec", "containers", "0") as? [String: Any])
+        let arguments = try #require(container["args"] as? [String])
+        let environment = Dictionary(
+            uniqueKeysWithValues: (container["env"] as? [[String: Any]] ?? []).compactMap { entry in
+                (entry["name"] as? String).map { ($0, "\(entry["value"] ?? "")") }
+            })
+        let service = try #require(try Self.documents("deploy/kserve/inferenceservice.yaml").first)
+        #expect(Self.value(service, "spec", "predictor", "model", "runtime") as? String == "cortex")
+        let name = try #require(Self.value(service, "metadata", "name") as? String)
+
+        for (format, file, source) in [
+            ("xgboost", "model.json", "models/lead-scoring/model.json"), ("onnx", "model.onnx", "models/vA.onnx"),
+        ] {
+            // /mnt/models as the storage initializer leaves it: the model file alone.
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let models = directory.file("mnt-models")
+            try FileManager.default.createDirectory(atPath: models, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: Repository.path(source), toPath: models + "/" + file)
+            // KServe's substitutions; on loopback and a free port here.
+            var args = arguments.map {
+                $0.replacingOccurrences(of: "{{.Name}}", with: name).replacingOccurrences(of: "/mnt/models", with: models)
+            }
+            if let host = args.firstIndex(of: "--host") { args[host + 1] = "127.0.0.1" }
+            if let port = args.firstIndex(of: "--port") { args[port + 1] = "0" }
+            var env = environment
+            env["DATABASE_URL"] = "sqlite:" + directory.file("cortex.db")
+            env["MIN_FREE_DISK_MB"] = "1"
+            let cortex = try CortexProcess(arguments: args, environment: env)
+            defer { cortex.terminate() }
+            var port: Int?
+            for _ in 0..<600 where port == nil {
+                port = cortex.listeningPort
+                if port == nil { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            let listening = try #require(port, "\(format): \(cortex.stdout)\(cortex.stderr)")
+            let ready = try RawHTTPConnection.request(port: listening, path: "/v2/models/\(name)/ready", demoKey: "")
+            #expect(ready?.status == 200, "\(format): \(ready?.body ?? "")")
+            let metadata = try RawHTTPConnection.request(port: listening, path: "/v2/models/\(name)", demoKey: "")?.body ?? ""
+            #expect(
+                metadata.contains(#""name":"\#(name)""#) && metadata.contains(format == "onnx" ? "onnx" : "xgboost_json"), "\(metadata)")
+            if format == "xgboost" {
+                let body = #"{"inputs":[{"name":"features","shape":[1,10],"datatype":"FP32","data":[250,40.5,1,14,6,1,2,1,4,1]}]}"#
+                let answer = try RawHTTPConnection.request(
+                    port: listening, method: "POST", path: "/v2/models/\(name)/infer", body: body, demoKey: "")
+                #expect(
+                    answer?.status == 200 && answer?.body.contains(#""name":"predictions""#) == true, "no key needed: \(answer?.body ?? "")"
+                )
+            }
+        }
+    }
+
     /// The documents of a YAML file, as dictionaries.
     static func documents(_ path: String) throws -> [[String: Any]] {
         let text = try String(contentsOfFile: Repository.path(path), encoding: .utf8)
