@@ -1,7 +1,7 @@
 # Cortex: the two commands are `make run` and `make test`; see README.md.
 SWIFT ?= swift
 
-.PHONY: help run install dev build release image-libraries onnxruntime test test-unit test-integration lint format docker-build docker-run bench bench-llm bench-models bench-tracing llm-check probe models image-models clean
+.PHONY: help run install dev build release image-libraries onnxruntime test test-unit test-integration lint format docker-build docker-run docker-compose-up docker-compose-down bench bench-llm bench-models bench-tracing llm-check probe models image-models clean
 
 ## List the targets, one line each.
 help:
@@ -52,6 +52,14 @@ docker-build:
 ## Run the container image on port 8000 with its SQLite file in the volume cortex-data (needs Docker).
 docker-run:
 	docker run --rm -p 8000:8000 -v cortex-data:/app/data cortex:0.1.0
+
+## Start the compose stack: Cortex on PostgreSQL and Redis, Prometheus, Grafana (needs Docker).
+docker-compose-up:
+	docker compose up -d --build
+
+## Stop the compose stack (its volumes stay; add -v to docker compose down to drop them).
+docker-compose-down:
+	docker compose down
 
 ## Fail on code that `swift format` would change.
 lint:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The validators of the deployment files (`make test`): kubernetes-validate (the Kubernetes
-# schemas, offline), checkov (security settings), hadolint (the Dockerfile), in .venv-deploy, apart
+# schemas, offline), checkov (security settings), hadolint (the Dockerfile), jsonschema and the
+# Compose Specification's schema (compose.yml), in .venv-deploy, apart
 # from the test clients' .venv since checkov pins packages of its own; and kubectl for
 # `kubectl kustomize` (from Debian when missing). Prints the tools' folder.
 set -euo pipefail
@@ -10,6 +11,12 @@ if [ ! -x "$VENV/bin/checkov" ] || [ ! -x "$VENV/bin/kubernetes-validate" ] || [
     echo "== installing kubernetes-validate, checkov and hadolint (PyPI, into $VENV)" >&2
     python3 -m venv "$VENV" >&2
     "$VENV/bin/pip" install -q --disable-pip-version-check -r scripts/requirements-deploy.txt >&2
+fi
+# The Compose Specification's JSON schema, as docker-compose's wheel ships it (PyPI).
+if [ ! -s "$VENV/compose_spec.json" ]; then
+    "$VENV/bin/pip" download -q --disable-pip-version-check --no-deps -d "$VENV/wheels" docker-compose==1.29.2 >&2
+    "$VENV/bin/python" -c 'import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read("compose/config/compose_spec.json"))' \
+        "$VENV"/wheels/docker_compose-1.29.2-py2.py3-none-any.whl >"$VENV/compose_spec.json"
 fi
 if ! command -v kubectl >/dev/null; then
     echo "== installing kubectl (Debian)" >&2

@@ -1,4 +1,5 @@
 import CortexRuntime
+import CortexTestSupport
 import Foundation
 import Testing
 import Yams
@@ -228,6 +229,100 @@ struct DeployFilesTests {
                 )
             }
         }
+    }
+
+    /// `${NAME:-default}` as Compose expands it with `NAME` unset.
+    static func composeDefaults(_ text: String) -> String {
+        text.replacingOccurrences(of: #"\$\{[A-Z_]+:-([^}]*)\}"#, with: "$1", options: .regularExpression)
+    }
+
+    @Test(
+        "compose.yml: valid against the Compose Specification's schema, mounts what exists, waits only on healthchecks; its Cortex, PostgreSQL, Redis and Prometheus started here as processes work together"
+    )
+    func composeStack() async throws {
+        let validator = """
+            import json, sys, yaml, jsonschema
+            schema = json.load(open(sys.argv[1]))
+            jsonschema.validate(yaml.safe_load(open(sys.argv[2])), schema)
+            print("valid")
+            """
+        let schema = Repository.path(".venv-deploy/compose_spec.json")
+        let valid = try await Self.run(Self.tools + "/python", ["-c", validator, schema, Repository.path("compose.yml")])
+        #expect(valid.status == 0 && valid.output.contains("valid"), "\(valid.output)")
+        // The validator refuses what Compose would: a condition it does not know.
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let text = try String(contentsOfFile: Repository.path("compose.yml"), encoding: .utf8)
+        try text.replacingOccurrences(of: "condition: service_healthy", with: "condition: sometimes")
+            .write(toFile: directory.file("broken.yml"), atomically: true, encoding: .utf8)
+        let broken = try await Self.run(Self.tools + "/python", ["-c", validator, schema, directory.file("broken.yml")])
+        #expect(broken.status != 0)
+
+        let compose = try #require(try Yams.load(yaml: Self.composeDefaults(text)) as? [String: Any])
+        let services = try #require(compose["services"] as? [String: [String: Any]])
+        #expect(Set(services.keys) == ["cortex", "postgres", "redis", "prometheus", "grafana"])
+        for (name, service) in services {
+            for volume in service["volumes"] as? [String] ?? [] where volume.hasPrefix("./") {
+                let host = String(volume.split(separator: ":")[0])
+                #expect(
+                    FileManager.default.fileExists(atPath: Repository.path(String(host.dropFirst(2)))),
+                    "\(name) mounts \(host), which does not exist")
+            }
+            for (dependency, condition) in service["depends_on"] as? [String: [String: String]] ?? [:] {
+                #expect(services[dependency] != nil, "\(name) depends on \(dependency), no such service")
+                if condition["condition"] == "service_healthy" {
+                    #expect(
+                        services[dependency]?["healthcheck"] != nil,
+                        "\(name) waits for \(dependency) to be healthy, which has no healthcheck")
+                }
+            }
+        }
+        let datasource = try #require(
+            try Yams.load(
+                yaml: String(contentsOfFile: Repository.path("local/grafana/provisioning/datasources/prometheus.yml"), encoding: .utf8))
+                as? [String: Any])
+        #expect(
+            Self.value(datasource, "datasources", "0", "url") as? String == "http://prometheus:9090", "Grafana reads the compose Prometheus"
+        )
+
+        // The same services as processes: this test's PostgreSQL database and Redis in place of the
+        // containers, Cortex with the compose environment, Prometheus with the compose config.
+        let database = try await PostgresTestServer.createDatabase()
+        let redis = try RedisTestServer()
+        var environment = try #require(services["cortex"]?["environment"] as? [String: String])
+        #expect(environment["DATABASE_URL"]?.hasPrefix("postgres://cortex:") == true && environment["REDIS_URL"] == "redis://redis:6379/0")
+        environment["DATABASE_URL"] = database
+        environment["REDIS_URL"] = redis.url
+        let (cortex, port) = try await CortexProcess.serve(environment: environment, directory: directory)
+        defer { cortex.terminate() }
+        let ready = try RawHTTPConnection.request(port: port, path: "/ready")
+        #expect(ready?.status == 200, "\(ready?.body ?? "")")
+        let metrics = try RawHTTPConnection.request(port: port, path: "/metrics")?.body ?? ""
+        #expect(metrics.contains("rate_limit_backend_up 1"), "limits shared through Redis")
+        let scored = try RawHTTPConnection.request(port: port, method: "POST", path: "/api/v1/score", body: LedgerLoadTests.lead)
+        #expect(scored?.status == 200, "the compose file's demo key works: \(scored?.body ?? "")")
+
+        let scrape = try String(contentsOfFile: Repository.path("local/prometheus/prometheus.yml"), encoding: .utf8)
+            .replacingOccurrences(of: "cortex:8000", with: "127.0.0.1:\(port)")
+            .replacingOccurrences(of: "/etc/prometheus/rules/", with: Repository.path("prometheus") + "/")
+            .replacingOccurrences(of: "scrape_interval: 15s", with: "scrape_interval: 1s")
+        try scrape.write(toFile: directory.file("prometheus.yml"), atomically: true, encoding: .utf8)
+        let prometheusPort = try LoopbackPort.free()
+        let prometheus = try CortexProcess(
+            arguments: [
+                "--config.file=\(directory.file("prometheus.yml"))", "--storage.tsdb.path=\(directory.file("tsdb"))",
+                "--web.listen-address=127.0.0.1:\(prometheusPort)",
+            ], environment: [:], binary: "/usr/bin/prometheus")
+        defer { prometheus.terminate() }
+        let deadline = ContinuousClock.now + .seconds(60)
+        var up = 0
+        while up == 0, ContinuousClock.now < deadline {
+            up = (try? PrometheusRulesTests.seriesCount(#"up{job="cortex"} == 1"#, port: prometheusPort)) ?? 0
+            if up == 0 { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        #expect(up == 1, "Prometheus scrapes Cortex with the compose config: \(prometheus.stderr.suffix(1500))")
+        let rules = try RawHTTPConnection.request(port: prometheusPort, path: "/api/v1/rules", demoKey: "")?.body ?? ""
+        #expect(rules.contains("HighErrorRate") && rules.contains("route:http_errors:ratio_rate5m"), "the rules are loaded")
     }
 
     /// The documents of a YAML file, as dictionaries.
