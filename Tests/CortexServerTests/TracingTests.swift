@@ -92,7 +92,10 @@ struct TracingTests {
         let (remote, remotePort) = try await Self.tracedCortex(
             receiver, directory: remoteDirectory, extra: ["OTEL_SERVICE_NAME": "cortex-remote", "MODEL_PRICES": ""])
         defer { remote.terminate() }
-        let endpoint = ["MODEL_ENDPOINT_PROVIDER": "remote", "MODEL_ENDPOINT_URL": "http://127.0.0.1:\(remotePort)"]
+        let endpoint = [
+            "MODEL_ENDPOINT_PROVIDER": "remote", "MODEL_ENDPOINT_URL": "http://127.0.0.1:\(remotePort)",
+            "MODEL_ENDPOINT_TIMEOUT_MS": "15000",
+        ]
 
         let (front, port) = try await Self.tracedCortex(receiver, directory: directory, extra: endpoint)
         let answer = try RawHTTPConnection.request(port: port, method: "POST", path: "/api/v1/score", body: LedgerLoadTests.lead)
