@@ -306,13 +306,7 @@ struct DeployFilesTests {
             .replacingOccurrences(of: "cortex:8000", with: "127.0.0.1:\(port)")
             .replacingOccurrences(of: "/etc/prometheus/rules/", with: Repository.path("prometheus") + "/")
             .replacingOccurrences(of: "scrape_interval: 15s", with: "scrape_interval: 1s")
-        try scrape.write(toFile: directory.file("prometheus.yml"), atomically: true, encoding: .utf8)
-        let prometheusPort = try LoopbackPort.free()
-        let prometheus = try CortexProcess(
-            arguments: [
-                "--config.file=\(directory.file("prometheus.yml"))", "--storage.tsdb.path=\(directory.file("tsdb"))",
-                "--web.listen-address=127.0.0.1:\(prometheusPort)",
-            ], environment: [:], binary: "/usr/bin/prometheus")
+        let (prometheus, prometheusPort) = try PrometheusRulesTests.startPrometheus(config: scrape, in: directory)
         defer { prometheus.terminate() }
         let deadline = ContinuousClock.now + .seconds(60)
         var up = 0

@@ -23,6 +23,19 @@ struct PrometheusRulesTests {
         #expect(unit.status == 0 && unit.output.contains("SUCCESS"), "\(unit.output)")
     }
 
+    /// Debian's Prometheus on a free loopback port, with `config` written to `directory`/prometheus.yml
+    /// and its data in `directory`/tsdb.
+    static func startPrometheus(config: String, in directory: TemporaryDirectory) throws -> (CortexProcess, port: Int) {
+        try config.write(toFile: directory.file("prometheus.yml"), atomically: true, encoding: .utf8)
+        let port = try LoopbackPort.free()
+        let prometheus = try CortexProcess(
+            arguments: [
+                "--config.file=\(directory.file("prometheus.yml"))", "--storage.tsdb.path=\(directory.file("tsdb"))",
+                "--web.listen-address=127.0.0.1:\(port)",
+            ], environment: [:], binary: "/usr/bin/prometheus")
+        return (prometheus, port)
+    }
+
     /// GitHub's anchor for a Markdown heading: lower case, spaces to '-', punctuation dropped.
     static func anchor(_ heading: String) -> String {
         String(
@@ -114,16 +127,10 @@ struct PrometheusRulesTests {
               - job_name: cortex
                 static_configs: [{targets: ["127.0.0.1:\(port)"]}]
             """
-        try config.write(toFile: directory.file("prometheus.yml"), atomically: true, encoding: .utf8)
+        let (prometheus, prometheusPort) = try Self.startPrometheus(config: config, in: directory)
+        defer { prometheus.terminate() }
         let checked = try await Self.promtool(["check", "config", directory.file("prometheus.yml")])
         #expect(checked.status == 0, "\(checked.output)")
-        let prometheusPort = try LoopbackPort.free()
-        let prometheus = try CortexProcess(
-            arguments: [
-                "--config.file=\(directory.file("prometheus.yml"))", "--storage.tsdb.path=\(directory.file("tsdb"))",
-                "--web.listen-address=127.0.0.1:\(prometheusPort)",
-            ], environment: [:], binary: "/usr/bin/prometheus")
-        defer { prometheus.terminate() }
 
         let recorded = [
             "route_status:http_requests:rate5m", "route:http_errors:ratio_rate5m", "job:http_errors:ratio_rate5m",
