@@ -160,10 +160,17 @@ struct CloudEndpointTests {
                     endpoint.awsContainerAuthorizationToken = Self.containerToken
                 }
             }
-            try await server.test { client in try await Self.scoreRows(3, client: client, fixture: fixture) }
+            try await server.test { client in
+                // Eight at once on a fresh server: one fetch serves them all.
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for _ in 0..<8 { group.addTask { try await Self.scoreRows(1, client: client, fixture: fixture) } }
+                    try await group.waitForAll()
+                }
+                try await Self.scoreRows(3, client: client, fixture: fixture)
+            }
             let after = try fake.requests()
             let calls = after.requests.dropFirst(before.requests.count)
-            #expect(calls.count == 3 && calls.allSatisfy { $0["signature"] as? String == "valid" }, "\(calls)")
+            #expect(calls.count == 11 && calls.allSatisfy { $0["signature"] as? String == "valid" }, "\(calls)")
             #expect(
                 calls.allSatisfy { ($0["headers"] as? [String: String])?["x-amz-security-token"] == "temporary-session-token-0001" })
             #expect(after.credentialFetches - before.credentialFetches == 1, "fetched once, kept until near its expiry")

@@ -20,7 +20,9 @@ public final class AWSCredentialSource: Sendable {
     }
 
     public let source: Source
-    private let cached = Mutex<(SignatureV4.Credentials, expires: Date)?>(nil)
+    /// The last credentials fetched, and the fetch under way: calls that find the cache stale
+    /// while a fetch runs wait for that one rather than each asking the endpoint.
+    private let state = Mutex<(cached: (SignatureV4.Credentials, expires: Date)?, fetching: Fetch?)>((nil, nil))
     private let clock: @Sendable () -> Date
 
     public init(_ source: Source, clock: @escaping @Sendable () -> Date = { Date() }) {
@@ -43,11 +45,39 @@ public final class AWSCredentialSource: Sendable {
             return credentials
         case .container(let url, let token, let tokenFile):
             let now = clock()
-            if let (credentials, expires) = cached.withLock({ $0 }), expires.timeIntervalSince(now) > 300 { return credentials }
-            let fetched = try await Self.fetch(url: url, token: token, tokenFile: tokenFile)
-            cached.withLock { $0 = fetched }
-            return fetched.0
+            // Fresh credentials, or the one fetch every caller waits for.
+            let next = state.withLock { state -> Next in
+                if let (credentials, expires) = state.cached, expires.timeIntervalSince(now) > 300 { return .ready(credentials) }
+                if let running = state.fetching { return .wait(running) }
+                let task = Task { try await Self.fetch(url: url, token: token, tokenFile: tokenFile) }
+                state.fetching = task
+                return .wait(task)
+            }
+            switch next {
+            case .ready(let credentials):
+                return credentials
+            case .wait(let fetch):
+                do {
+                    let fetched = try await fetch.value
+                    state.withLock { state in
+                        state.cached = fetched
+                        state.fetching = nil
+                    }
+                    return fetched.0
+                } catch {
+                    state.withLock { $0.fetching = nil }
+                    throw error
+                }
+            }
         }
+    }
+
+    private typealias Fetch = Task<(SignatureV4.Credentials, expires: Date), any Error>
+
+    /// What a call does: use the credentials it found, or wait for the fetch.
+    private enum Next {
+        case ready(SignatureV4.Credentials)
+        case wait(Fetch)
     }
 
     /// `{"AccessKeyId", "SecretAccessKey", "Token", "Expiration"}` from the endpoint.
