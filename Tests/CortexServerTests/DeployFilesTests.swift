@@ -180,6 +180,11 @@ struct DeployFilesTests {
         let formats = (Self.value(runtime, "spec", "supportedModelFormats") as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
         #expect(Set(formats) == ["onnx", "xgboost"])
         let container = try #require(Self.value(runtime, "spec", "containers", "0") as? [String: Any])
+        // Read-only root; what Cortex writes (its SQLite file in /tmp) is on the runtime's emptyDir.
+        #expect(Self.value(container, "securityContext", "readOnlyRootFilesystem") as? Bool == true)
+        #expect(Self.value(container, "volumeMounts", "0", "mountPath") as? String == "/tmp")
+        #expect(
+            Self.value(runtime, "spec", "volumes", "0", "name") as? String == Self.value(container, "volumeMounts", "0", "name") as? String)
         let arguments = try #require(container["args"] as? [String])
         let environment = Dictionary(
             uniqueKeysWithValues: (container["env"] as? [[String: Any]] ?? []).compactMap { entry in
