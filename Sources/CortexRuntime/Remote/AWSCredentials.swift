@@ -20,9 +20,15 @@ public final class AWSCredentialSource: Sendable {
     }
 
     public let source: Source
-    /// The last credentials fetched, and the fetch under way: calls that find the cache stale
-    /// while a fetch runs wait for that one rather than each asking the endpoint.
-    private let state = Mutex<(cached: (SignatureV4.Credentials, expires: Date)?, fetching: Fetch?)>((nil, nil))
+    /// The last credentials fetched, whether a fetch is under way, and the calls waiting for it:
+    /// calls that find the cache stale while a fetch runs wait for that one rather than each
+    /// asking the endpoint.
+    private struct State {
+        var cached: (SignatureV4.Credentials, expires: Date)?
+        var fetching = false
+        var waiters: [CheckedContinuation<SignatureV4.Credentials, any Error>] = []
+    }
+    private let state = Mutex(State())
     private let clock: @Sendable () -> Date
 
     public init(_ source: Source, clock: @escaping @Sendable () -> Date = { Date() }) {
@@ -45,39 +51,57 @@ public final class AWSCredentialSource: Sendable {
             return credentials
         case .container(let url, let token, let tokenFile):
             let now = clock()
-            // Fresh credentials, or the one fetch every caller waits for.
-            let next = state.withLock { state -> Next in
-                if let (credentials, expires) = state.cached, expires.timeIntervalSince(now) > 300 { return .ready(credentials) }
-                if let running = state.fetching { return .wait(running) }
-                let task = Task { try await Self.fetch(url: url, token: token, tokenFile: tokenFile) }
-                state.fetching = task
-                return .wait(task)
+            // Fresh credentials; else this call fetches, or waits for the fetch under way.
+            let fresh = { (state: State) -> SignatureV4.Credentials? in
+                state.cached.flatMap { $0.expires.timeIntervalSince(now) > 300 ? $0.0 : nil }
             }
-            switch next {
+            let turn = state.withLock { state -> Turn in
+                if let credentials = fresh(state) { return .ready(credentials) }
+                if state.fetching { return .wait }
+                state.fetching = true
+                return .fetch
+            }
+            switch turn {
             case .ready(let credentials):
                 return credentials
-            case .wait(let fetch):
-                do {
-                    let fetched = try await fetch.value
-                    state.withLock { state in
-                        state.cached = fetched
-                        state.fetching = nil
+            case .wait:
+                // The fetch may end before this call is queued: the check and the queueing are one step.
+                return try await withCheckedThrowingContinuation { continuation in
+                    let answer = state.withLock { state -> Result<SignatureV4.Credentials, any Error>? in
+                        if let credentials = fresh(state) { return .success(credentials) }
+                        if state.fetching {
+                            state.waiters.append(continuation)
+                            return nil
+                        }
+                        return .failure(RemoteModel.Failure(description: "no AWS credentials from \(url): the fetch failed"))
                     }
-                    return fetched.0
-                } catch {
-                    state.withLock { $0.fetching = nil }
-                    throw error
+                    if let answer { continuation.resume(with: answer) }
                 }
+            case .fetch:
+                let result: Result<(SignatureV4.Credentials, expires: Date), any Error>
+                do {
+                    result = .success(try await Self.fetch(url: url, token: token, tokenFile: tokenFile))
+                } catch {
+                    result = .failure(error)
+                }
+                let waiters = state.withLock { state in
+                    if case .success(let fetched) = result { state.cached = fetched }
+                    state.fetching = false
+                    defer { state.waiters = [] }
+                    return state.waiters
+                }
+                let credentials = result.map(\.0)
+                for waiter in waiters { waiter.resume(with: credentials) }
+                return try credentials.get()
             }
         }
     }
 
-    private typealias Fetch = Task<(SignatureV4.Credentials, expires: Date), any Error>
-
-    /// What a call does: use the credentials it found, or wait for the fetch.
-    private enum Next {
+    /// What a call does: use fresh credentials, wait for the fetch under way, or fetch.
+    private enum Turn {
         case ready(SignatureV4.Credentials)
-        case wait(Fetch)
+        case wait
+        case fetch
     }
 
     /// `{"AccessKeyId", "SecretAccessKey", "Token", "Expiration"}` from the endpoint.
