@@ -202,8 +202,11 @@ final class CortexProcess: Sendable {
 }
 
 /// A minimal blocking HTTP/1.1 client over a POSIX socket, so a test can hold a request half-sent.
-struct RawHTTPConnection {
+final class RawHTTPConnection {
     let socket: Int32
+    /// Whether `close()` ran: a descriptor closed twice may close another test's socket that got
+    /// the same number meanwhile (the suites run in parallel), which NIO then finds gone.
+    private var isClosed = false
 
     init(port: Int) throws {
         socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -269,7 +272,10 @@ struct RawHTTPConnection {
         }
     }
 
+    /// Closes the socket, once: later calls do nothing.
     func close() {
+        guard !isClosed else { return }
+        isClosed = true
         _ = Glibc.close(socket)
     }
 
