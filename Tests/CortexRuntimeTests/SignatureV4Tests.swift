@@ -79,4 +79,12 @@ struct SignatureV4Tests {
         #expect(again[2].1 == authorization && other[2].1 != authorization)
         #expect(!authorization.contains(suite.secret_access_key), "the secret never appears")
     }
+
+    @Test("X-Amz-Date is the UTC time as yyyyMMddTHHmmssZ, zero-padded, seconds cut down")
+    func amzDate() {
+        #expect(SignatureV4.amzDate(Date(timeIntervalSince1970: 1_440_938_160)) == "20150830T123600Z")
+        #expect(SignatureV4.amzDate(Date(timeIntervalSince1970: 946_684_799.9)) == "19991231T235959Z")
+        #expect(SignatureV4.amzDate(Date(timeIntervalSince1970: 1_796_083_205)) == "20261201T000005Z")
+    }
+
 }

@@ -25,6 +25,11 @@ public struct SageMakerWire: RemoteWire {
     let credentials: AWSCredentialSource
     /// The signing date.
     let clock: @Sendable () -> Date
+    /// Read from `baseURL` once: the invocation's URL, the path signed, and the `Host` header as
+    /// the client sends it (with the port when it is not the scheme's own).
+    let invocationURL: String
+    let signedPath: String
+    let hostHeader: String
 
     public var target: String { "\(baseURL)/endpoints/\(endpointName)" }
     public var remoteModel: String? { endpointName }
@@ -40,6 +45,12 @@ public struct SageMakerWire: RemoteWire {
         self.contentType = contentType
         self.credentials = credentials
         self.clock = clock
+        let components = URLComponents(string: self.baseURL)
+        let host = components?.host ?? ""
+        let defaultPort = components?.scheme == "https" ? 443 : 80
+        self.hostHeader = components?.port.map { $0 == defaultPort ? host : "\(host):\($0)" } ?? host
+        self.signedPath = (components?.path ?? "") + "/endpoints/\(endpointName)/invocations"
+        self.invocationURL = self.baseURL + "/endpoints/\(endpointName)/invocations"
     }
 
     public func request(for inputs: [Tensor], metadata: ModelMetadata) async throws -> HTTPClientRequest {
@@ -48,19 +59,13 @@ public struct SageMakerWire: RemoteWire {
             case .csv: Array(try TabularRows.csv(inputs).utf8)
             case .json: Array(InferenceProtocolWire.requestBody(inputs).utf8)
             }
-        guard let url = URLComponents(string: baseURL), let host = url.host else {
-            throw RemoteModel.Failure(description: "\(baseURL) is not a URL")
-        }
-        let path = url.path + "/endpoints/\(endpointName)/invocations"
-        // The Host header as the client sends it: with the port when it is not the scheme's own.
-        let defaultPort = url.scheme == "https" ? 443 : 80
-        let hostHeader = url.port.map { $0 == defaultPort ? host : "\(host):\($0)" } ?? host
+        guard !hostHeader.isEmpty else { throw RemoteModel.Failure(description: "\(baseURL) is not a URL") }
         let headers = [
             ("Host", hostHeader), ("Content-Type", contentType.rawValue), ("Accept", "application/json"),
         ]
         let signer = SignatureV4(credentials: try await credentials.current(), region: region, service: "sagemaker")
-        let signed = signer.headers(method: "POST", path: path, headers: headers, body: body, date: clock())
-        var request = HTTPClientRequest(url: baseURL + "/endpoints/\(endpointName)/invocations")
+        let signed = signer.headers(method: "POST", path: signedPath, headers: headers, body: body, date: clock())
+        var request = HTTPClientRequest(url: invocationURL)
         request.method = .POST
         for (name, value) in headers + signed { request.headers.add(name: name, value: value) }
         request.body = .bytes(ByteBuffer(bytes: body))

@@ -1,6 +1,10 @@
 import Crypto
 public import Foundation
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// AWS Signature Version 4: the `Authorization` header that SageMaker's `InvokeEndpoint` (and
 /// every other AWS API) requires, computed from the request and the credentials.
 ///
@@ -34,13 +38,15 @@ public struct SignatureV4: Sendable {
         self.service = service
     }
 
-    /// `20150830T123600Z` for a date.
+    /// `20150830T123600Z` for a date, in UTC. Formatted by hand: a `DateFormatter` costs more to
+    /// make than the whole signature, and one is needed per signed request.
     public static func amzDate(_ date: Date) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
-        return formatter.string(from: date)
+        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        return
+            "\(parts.tm_year + 1900)\(two(parts.tm_mon + 1))\(two(parts.tm_mday))T\(two(parts.tm_hour))\(two(parts.tm_min))\(two(parts.tm_sec))Z"
     }
 
     /// The headers to add to a request: `X-Amz-Date`, `X-Amz-Security-Token` with a session

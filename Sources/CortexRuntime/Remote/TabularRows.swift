@@ -122,12 +122,11 @@ package enum TabularRows {
                 throw RemoteModel.Failure(description: "the answer is neither JSON nor CSV")
             }
             let lines = text.split(whereSeparator: \.isNewline).filter { !$0.allSatisfy(\.isWhitespace) }
-            let fields =
-                lines.count == rows ? lines.flatMap { $0.split(separator: ",") } : lines.first.map { $0.split(separator: ",") } ?? []
+            // A line per row, or every row's values on one line.
             guard lines.count == rows || lines.count == 1 else {
                 throw RemoteModel.Failure(description: "the answer has \(lines.count) lines for \(rows) rows")
             }
-            for field in fields {
+            for field in lines.flatMap({ $0.split(separator: ",") }) {
                 guard let value = Double(field.trimmingCharacters(in: .whitespaces)) else {
                     throw RemoteModel.Failure(description: "the answer holds '\(field.prefix(40))', not a number")
                 }
