@@ -15,8 +15,7 @@ struct DeployFilesTests {
     static var tools: String { Repository.path(".venv-deploy/bin") }
 
     static func run(_ executable: String, _ arguments: [String]) async throws -> (status: Int32?, output: String) {
-        let (status, stdout, stderr) = try await CortexProcess.runToCompletion(executable, arguments, timeout: .seconds(300))
-        return (status, stdout + stderr)
+        try await CortexProcess.output(executable, arguments)
     }
 
     static func dockerfile() throws -> [String] {

@@ -124,8 +124,7 @@ struct ONNXServingTests {
 
     /// Runs the project's virtualenv Python (scripts/onnxruntime.sh install made it) from the repository root.
     static func python(_ arguments: [String]) async throws -> (status: Int32, output: String) {
-        let (status, stdout, stderr) = try await CortexProcess.runToCompletion(
-            Repository.path(".venv/bin/python"), arguments, timeout: .seconds(120))
-        return (status ?? -1, stdout + stderr)
+        let (status, output) = try await CortexProcess.output(Repository.path(".venv/bin/python"), arguments, timeout: .seconds(120))
+        return (status ?? -1, output)
     }
 }

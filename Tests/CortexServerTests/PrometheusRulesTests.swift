@@ -11,8 +11,7 @@ struct PrometheusRulesTests {
     static let rules = ["prometheus/recording_rules.yml", "prometheus/alert_rules.yml"]
 
     static func promtool(_ arguments: [String]) async throws -> (status: Int32?, output: String) {
-        let (status, stdout, stderr) = try await CortexProcess.runToCompletion("/usr/bin/promtool", arguments, timeout: .seconds(60))
-        return (status, stdout + stderr)
+        try await CortexProcess.output("/usr/bin/promtool", arguments, timeout: .seconds(60))
     }
 
     @Test("promtool: the rule files are valid, and every alert fires on its runbook's condition and only then")

@@ -131,6 +131,15 @@ final class CortexProcess: Sendable {
         return (status, read(outPath), read(errPath))
     }
 
+    /// ``runToCompletion(_:_:environment:timeout:)`` with standard output and error as one text,
+    /// for tools whose verdict is their status and whose message may go to either.
+    static func output(
+        _ executable: String, _ arguments: [String], environment: [String: String] = [:], timeout: Duration = .seconds(300)
+    ) async throws -> (status: Int32?, output: String) {
+        let (status, stdout, stderr) = try await runToCompletion(executable, arguments, environment: environment, timeout: timeout)
+        return (status, stdout + stderr)
+    }
+
     /// Starts `cortex serve` on a free loopback port and waits until it listens.
     static func serve(
         environment: [String: String],
