@@ -1,7 +1,7 @@
 # Cortex: the two commands are `make run` and `make test`; see README.md.
 SWIFT ?= swift
 
-.PHONY: help run install dev build release image-libraries onnxruntime test test-unit test-integration lint format docker-build docker-run docker-compose-up docker-compose-down load-test bench bench-llm bench-models bench-tracing llm-check probe models image-models clean
+.PHONY: help run install dev build release image-libraries onnxruntime test test-unit test-integration lint format docker-build docker-run docker-compose-up docker-compose-down load-test bench bench-llm bench-models bench-tracing bench-ledger bench-replicas llm-check probe models image-models clean
 
 ## List the targets, one line each.
 help:
@@ -88,6 +88,14 @@ bench-models:
 ## CPU per request with tracing off, on and sampled at 1%, against bare Hummingbird.
 bench-tracing:
 	bench/tracing.sh
+
+## What billing costs on SQLite and PostgreSQL: one tenant, 64 tenants, one connection.
+bench-ledger:
+	bench/ledger.sh
+
+## Two replicas behind nginx sharing PostgreSQL and Redis, billed over 64 tenants; checks the books.
+bench-replicas:
+	bench/replicas.sh
 
 ## Cortex against a real llama.cpp server with Gemma 3 270M (first run builds llama.cpp: ~15 min).
 llm-check:

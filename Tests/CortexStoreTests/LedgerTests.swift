@@ -36,6 +36,58 @@ struct LedgerTests {
         }
     }
 
+    /// Runs `writes` as the engine's set-based batch, in a transaction of its own.
+    static func runBatch(_ writes: [BatchedLedgerWrite], durable: Bool, on backend: Backend, _ store: StateStore) async throws
+        -> [any Sendable]
+    {
+        switch backend {
+        case .postgres: try await PostgresLedgerBatch.run(writes, durable: durable, in: store.database)
+        case .sqlite: try await store.database.transaction(durable: durable) { try await SQLiteLedgerBatch.run(writes, in: $0) }
+        }
+    }
+
+    @Test("the set-based batch gives every write of a batch the result it would get alone", arguments: Backend.allCases)
+    func batchStatement(backend: Backend) async throws {
+        try await backend.withStore { store in
+            let acme = try await store.createTenant(named: "acme")
+            let beta = try await store.createTenant(named: "beta")
+            for (tenant, balance) in [(acme, "10"), (beta, "5")] {
+                _ = try await store.ledger.grant(Grant(tenantID: tenant.id, amount: Self.credits(balance), requestID: "seed", note: nil))
+            }
+            let unknown = Tenant(id: 999, name: "nobody", createdAt: Date())
+            let first = try await Self.runBatch(
+                [
+                    .hold(Self.hold(acme, "r1", "4")), .hold(Self.hold(acme, "r2", "4")), .hold(Self.hold(acme, "r3", "4")),
+                    .hold(Self.hold(beta, "r4", "1")), .hold(Self.hold(unknown, "r5", "1")), .hold(Self.hold(acme, "r1", "1")),
+                ],
+                durable: false, on: backend, store)
+            #expect(
+                first.map { $0 as? HoldOutcome } == [
+                    .held(balance: Self.credits("6")), .held(balance: Self.credits("2")), .insufficient(balance: Self.credits("2")),
+                    .held(balance: Self.credits("4")), .unknownTenant, .duplicateRequest,
+                ])
+            // Settlements and releases go first: what they return pays for the batch's holds.
+            let second = try await Self.runBatch(
+                [
+                    .settle(tenantID: acme.id, requestID: "r1", cost: Self.credits("3")), .release(tenantID: acme.id, requestID: "r2"),
+                    .settle(tenantID: acme.id, requestID: "r9", cost: Self.credits("1")), .hold(Self.hold(acme, "r6", "6")),
+                    .hold(Self.hold(acme, "r1", "1")), .settle(tenantID: beta.id, requestID: "r4", cost: Self.credits("1")),
+                    .release(tenantID: acme.id, requestID: "r2"),
+                ],
+                durable: true, on: backend, store)
+            #expect(second.prefix(3).map { $0 as? Bool } == [true, true, false])
+            #expect(second[3] as? HoldOutcome == .held(balance: Self.credits("1")))
+            #expect(second[4] as? HoldOutcome == .duplicateRequest)
+            #expect(second[5] as? Bool == true)
+            #expect(second[6] as? Bool == false, "a second release of the same request in one batch finds nothing")
+            #expect(try await store.ledger.balance(tenantID: acme.id) == Balance(available: Self.credits("1"), held: Self.credits("6")))
+            #expect(try await store.ledger.balance(tenantID: beta.id) == Balance(available: Self.credits("4"), held: .zero))
+            let kinds = try await store.ledger.entries(tenantID: acme.id, limit: 100, before: nil).map(\.kind)
+            #expect(kinds.filter { $0 == .hold }.count == 3 && kinds.contains(.settle) && kinds.contains(.release))
+            #expect(try await store.verify().isEmpty)
+        }
+    }
+
     @Test("hold, settle and release move the balance and keep it equal to the sum of entries", arguments: Backend.allCases)
     func lifecycle(backend: Backend) async throws {
         try await Self.withTenant(backend, balance: "10") { (store, tenant) async throws in

@@ -14,6 +14,7 @@ enum MetricHelp {
         "rate_limit_backend_up": "1 while rate limits are shared through Redis, 0 in local fallback.",
         "ledger_batch_size": "Ledger writes per shared transaction.",
         "ledger_commit_seconds": "Time of each shared ledger transaction, fsync included.",
+        "ledger_batch_retries_total": "Shared ledger transactions that failed and were run again one write at a time.",
         "inference_latency_seconds": "Validation plus prediction time, by model and (for a split) variant.",
         "model_prediction_latency": "The backend's prediction time alone, by model, in seconds.",
         "model_prediction_errors": "Predictions that failed, by model.",

@@ -14,10 +14,27 @@ import Synchronization
 /// Writes are ordered by tenant inside a batch, so two replicas sharing PostgreSQL lock rows in
 /// the same order and cannot deadlock. If a batch fails, it is rolled back and each write is
 /// retried in its own transaction, so one bad write fails alone.
+///
+/// With a ``BatchStatement``, the batch's ``BatchedLedgerWrite``s run together, set-based
+/// (``PostgresLedgerBatch``: one statement, so a batch of nothing else is one round trip in all,
+/// its own transaction; ``SQLiteLedgerBatch``: a few statements for the whole batch). Each write
+/// keeps its `apply` closure for the one-by-one retry.
 final class GroupCommitter: Sendable {
+    /// How an engine runs a batch's set-based writes.
+    struct BatchStatement: Sendable {
+        /// Whether one run is a transaction by itself (a single statement): then a batch of
+        /// nothing else runs without `BEGIN` and `COMMIT`.
+        var isOwnTransaction: Bool
+        /// Runs the writes on a database (or inside a transaction) and returns their results in
+        /// order; `durable` says whether the batch must be on disk when it returns.
+        var run: @Sendable ([BatchedLedgerWrite], _ durable: Bool, any SQLDatabase) async throws -> [any Sendable]
+    }
+
     private struct Pending: Sendable {
         var tenantID: Int64
         var durable: Bool
+        /// The write in the set-based form, if it has one and the database takes it.
+        var batched: BatchedLedgerWrite?
         var apply: @Sendable (any SQLDatabase) async throws -> any Sendable
         var continuation: CheckedContinuation<any Sendable, any Error>
         /// The event loop the caller ran on, if any: its task resumes there.
@@ -40,6 +57,7 @@ final class GroupCommitter: Sendable {
     }
 
     private let database: any SQLDatabase
+    private let batchStatement: BatchStatement?
     private let state: Mutex<State>
     /// Each write's id, for its cancellation handler.
     private let nextID = Atomic<Int>(0)
@@ -47,16 +65,26 @@ final class GroupCommitter: Sendable {
     private let batchSize: Recorder
     /// `ledger_commit_seconds`: how long each shared transaction took, commit included.
     private let commitTime: Timer
+    /// `ledger_batch_retries_total`: shared transactions that failed and ran again write by write.
+    private let retries: Counter
 
     /// Where the writer runs; `nil` for the global executor.
     private let executor: (any TaskExecutor)?
 
-    init(database: any SQLDatabase, executor: (any TaskExecutor)?, metrics: any MetricsFactory, maximumBatch: Int = 256) {
+    init(
+        database: any SQLDatabase,
+        executor: (any TaskExecutor)?,
+        metrics: any MetricsFactory,
+        batchStatement: BatchStatement? = nil,
+        maximumBatch: Int = 256
+    ) {
         self.database = database
+        self.batchStatement = batchStatement
         self.executor = executor
         self.state = Mutex(State(queue: GroupCommitQueue(maximumBatch: maximumBatch)))
         self.batchSize = Recorder(label: "ledger_batch_size", aggregate: true, factory: metrics)
         self.commitTime = Timer(label: "ledger_commit_seconds", factory: metrics)
+        self.retries = Counter(label: "ledger_batch_retries_total", factory: metrics)
     }
 
     /// Runs `apply` inside the next shared transaction and returns its result once committed.
@@ -66,17 +94,20 @@ final class GroupCommitter: Sendable {
     ///
     /// - Parameter durable: Whether the write must be on disk before this returns. A batch is
     ///   committed durably if any of its writes asks for it.
+    ///   - batched: The same write in the set-based form, when it has one; used only with a
+    ///     ``BatchStatement``, which must give the result `apply` would.
     func submit<T: Sendable>(
         tenantID: Int64,
         durable: Bool,
+        batched: BatchedLedgerWrite? = nil,
         _ apply: @escaping @Sendable (any SQLDatabase) async throws -> T
     ) async throws -> T {
         let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
         let result = try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<any Sendable, any Error>) in
                 let write = Pending(
-                    tenantID: tenantID, durable: durable, apply: { try await apply($0) }, continuation: continuation,
-                    loop: Self.callersLoop())
+                    tenantID: tenantID, durable: durable, batched: batchStatement == nil ? nil : batched,
+                    apply: { try await apply($0) }, continuation: continuation, loop: Self.callersLoop())
                 switch state.withLock({ $0.queue.submit(id: id, write) }) {
                 case .queued: break
                 case .wake(let writer): writer.resume()
@@ -156,28 +187,50 @@ final class GroupCommitter: Sendable {
         }
     }
 
+    /// Runs the whole batch in one transaction: the set-based writes in one statement (first),
+    /// the rest one by one. Returns the results in the batch's order.
+    private func runTogether(_ batch: [Pending]) async throws -> [any Sendable] {
+        let durable = batch.contains(where: \.durable)
+        let batched = batch.compactMap(\.batched)
+        if let batchStatement, batchStatement.isOwnTransaction, batched.count == batch.count {
+            return try await batchStatement.run(batched, durable, database)
+        }
+        return try await database.transaction(durable: durable) { transaction in
+            var together: [any Sendable] = []
+            if let batchStatement, !batched.isEmpty {
+                together = try await batchStatement.run(batched, durable, transaction)
+            }
+            var next = together.makeIterator()
+            var results: [any Sendable] = []
+            results.reserveCapacity(batch.count)
+            for item in batch {
+                if item.batched != nil, let result = next.next() {
+                    results.append(result)
+                } else {
+                    results.append(try await item.apply(transaction))
+                }
+            }
+            return results
+        }
+    }
+
     private func run(_ batch: [Pending]) async {
         let start = DispatchTime.now().uptimeNanoseconds
         do {
-            let results = try await database.transaction(durable: batch.contains(where: \.durable)) { transaction in
-                var results: [any Sendable] = []
-                results.reserveCapacity(batch.count)
-                for item in batch {
-                    results.append(try await item.apply(transaction))
-                }
-                return results
-            }
+            let results = try await runTogether(batch)
             batchSize.record(batch.count)
             commitTime.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds &- start))
             for (item, result) in zip(batch, results) {
                 item.resume(with: .success(result))
             }
         } catch {
-            guard batch.count > 1 else {
+            // A lone write that ran as the batch statement runs again through its own statements too.
+            guard batch.count > 1 || batch[0].batched != nil else {
                 batch[0].resume(with: .failure(error))
                 return
             }
             // Find the write that failed: each alone, in its own transaction.
+            retries.increment()
             for item in batch {
                 do {
                     let result = try await database.transaction(durable: item.durable) { try await item.apply($0) }

@@ -22,7 +22,8 @@ final class SQLLedger: Ledger {
         precondition(hold.amount > .zero, "a hold must be positive")
         // Not durable: if the process dies, an unsynced hold is lost with its request, which
         // never answered 200; the settlement's durable commit makes the hold durable too.
-        return try await writer.submit(tenantID: hold.tenantID, durable: false) { database in
+        let batched = hold.idempotency == nil ? BatchedLedgerWrite.hold(hold) : nil
+        return try await writer.submit(tenantID: hold.tenantID, durable: false, batched: batched) { database in
             try await Self.hold(hold, in: database)
         }
     }
@@ -101,7 +102,8 @@ final class SQLLedger: Ledger {
 
     func settle(tenantID: Int64, requestID: String, cost: Credits, idempotentResponse: StoredResponse?) async throws -> Bool {
         precondition(cost >= .zero, "a cost cannot be negative")
-        return try await writer.submit(tenantID: tenantID, durable: true) { database in
+        let batched = idempotentResponse == nil ? BatchedLedgerWrite.settle(tenantID: tenantID, requestID: requestID, cost: cost) : nil
+        return try await writer.submit(tenantID: tenantID, durable: true, batched: batched) { database in
             let tenant = SQLValue.integer(tenantID)
             let request = SQLValue.text(requestID)
             if database.dialect == .postgres {
@@ -141,7 +143,8 @@ final class SQLLedger: Ledger {
     }
 
     func release(tenantID: Int64, requestID: String) async throws -> Bool {
-        try await writer.submit(tenantID: tenantID, durable: true) { database in
+        try await writer.submit(tenantID: tenantID, durable: true, batched: .release(tenantID: tenantID, requestID: requestID)) {
+            database in
             try await Self.release(tenantID: tenantID, requestID: requestID, in: database)
         }
     }

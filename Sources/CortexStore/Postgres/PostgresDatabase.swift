@@ -18,6 +18,10 @@ struct PostgresDatabase: SQLDatabase {
         }
     }
 
+    func prepared(_ statement: PreparedSQL) async throws -> [SQLRow] {
+        try await Self.rows(of: statement, logger: logger) { try await client.execute(statement, logger: logger) }
+    }
+
     func transaction<T: Sendable>(durable: Bool, _ body: (any SQLDatabase) async throws -> T) async throws -> T {
         try await client.withConnection { leased in
             try await TransactionConnection(connection: leased, logger: logger).inTransaction(
@@ -43,6 +47,48 @@ struct PostgresDatabase: SQLDatabase {
             // Already in one: nested work joins it.
             try await body(self)
         }
+
+        func prepared(_ statement: PreparedSQL) async throws -> [SQLRow] {
+            try await PostgresDatabase.rows(of: statement, logger: logger) { try await connection.execute(statement, logger: logger) }
+        }
+    }
+
+    static func rows(
+        of statement: PreparedSQL,
+        logger: Logger,
+        run: () async throws -> AsyncThrowingMapSequence<PostgresRowSequence, PostgresRow>
+    ) async throws -> [SQLRow] {
+        do {
+            var rows: [SQLRow] = []
+            for try await row in try await run() {
+                rows.append(try sqlRow(row))
+            }
+            return rows
+        } catch let error as PSQLError {
+            throw PostgresFailure(error)
+        }
+    }
+
+    private static func sqlRow(_ row: PostgresRow) throws -> SQLRow {
+        var values: [String: SQLValue] = [:]
+        for cell in row {
+            values[cell.columnName] = try value(of: cell)
+        }
+        return SQLRow(values: values)
+    }
+
+    static func bindings(_ binds: [SQLValue]) -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: binds.count)
+        for bind in binds {
+            switch bind {
+            case .integer(let value): bindings.append(value)
+            case .text(let value): bindings.append(value)
+            case .null: bindings.appendNull()
+            case .integers(let values): bindings.append(values)
+            case .texts(let values): bindings.append(values)
+            }
+        }
+        return bindings
     }
 
     static func query(
@@ -51,22 +97,10 @@ struct PostgresDatabase: SQLDatabase {
         logger: Logger,
         run: (PostgresQuery) async throws -> PostgresRowSequence
     ) async throws -> [SQLRow] {
-        var bindings = PostgresBindings(capacity: binds.count)
-        for bind in binds {
-            switch bind {
-            case .integer(let value): bindings.append(value)
-            case .text(let value): bindings.append(value)
-            case .null: bindings.appendNull()
-            }
-        }
         do {
             var rows: [SQLRow] = []
-            for try await row in try await run(PostgresQuery(unsafeSQL: sql, binds: bindings)) {
-                var values: [String: SQLValue] = [:]
-                for cell in row {
-                    values[cell.columnName] = try value(of: cell)
-                }
-                rows.append(SQLRow(values: values))
+            for try await row in try await run(PostgresQuery(unsafeSQL: sql, binds: bindings(binds))) {
+                rows.append(try sqlRow(row))
             }
             return rows
         } catch let error as PSQLError {
@@ -91,6 +125,26 @@ struct PostgresDatabase: SQLDatabase {
         }
     }
 }
+
+/// A statement PostgreSQL parses and plans once per connection (by name), then only binds and
+/// runs: for the ledger's batch statement, whose planning costs more than its execution.
+struct PreparedSQL: PostgresPreparedStatement {
+    typealias Row = PostgresRow
+    static let name = "cortex_ledger_batch"
+    static let sql = PostgresLedgerBatch.statement
+    var binds: [SQLValue]
+
+    func makeBindings() throws -> PostgresBindings { PostgresDatabase.bindings(binds) }
+    func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
+}
+
+/// Runs the prepared statement; the PostgreSQL databases' part beyond ``SQLDatabase``.
+protocol PreparedStatementRunner {
+    func prepared(_ statement: PreparedSQL) async throws -> [SQLRow]
+}
+
+extension PostgresDatabase: PreparedStatementRunner {}
+extension PostgresDatabase.TransactionConnection: PreparedStatementRunner {}
 
 /// A PostgreSQL error with the server's message and SQLSTATE, which `PSQLError` keeps out of its description.
 public struct PostgresFailure: Error, CustomStringConvertible {

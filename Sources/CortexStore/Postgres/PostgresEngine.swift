@@ -16,16 +16,23 @@ final class PostgresEngine: StorageEngine {
     /// The ledger's writer runs on the loop that owns the pool's sockets.
     var writerExecutor: (any TaskExecutor)? { Self.writerExecutor }
     private static let writerExecutor = EventLoopExecutor(loop: eventLoop.next())
+    /// A batch's holds, settlements and releases in one statement.
+    var batchStatement: GroupCommitter.BatchStatement? {
+        GroupCommitter.BatchStatement(isOwnTransaction: true) { writes, durable, database in
+            try await PostgresLedgerBatch.run(writes, durable: durable, in: database)
+        }
+    }
     private let client: PostgresClient
+    private let writerClient: PostgresClient
     private let logger: Logger
 
-    private init(location: String, client: PostgresClient, logger: Logger) {
+    private init(location: String, client: PostgresClient, writerClient: PostgresClient, logger: Logger) {
         self.location = location
         self.client = client
+        self.writerClient = writerClient
         self.logger = logger
-        let database = PostgresDatabase(client: client, logger: logger)
-        self.reader = database
-        self.writer = database
+        self.reader = PostgresDatabase(client: client, logger: logger)
+        self.writer = PostgresDatabase(client: writerClient, logger: logger)
     }
 
     /// One thread for every PostgreSQL connection of the process.
@@ -52,12 +59,28 @@ final class PostgresEngine: StorageEngine {
         // The pool's sockets get an event loop of their own, where the ledger's writer also runs:
         // its round trips neither queue behind HTTP work nor hop threads.
         let client = PostgresClient(configuration: configuration, eventLoopGroup: eventLoop, backgroundLogger: logger)
-        return PostgresEngine(location: target.redacted, client: client, logger: logger)
+        // The ledger's writer has connections of its own, where only its statements run:
+        // - PostgreSQL always uses the generic plan of a prepared statement: the batch statement
+        //   (``PostgresLedgerBatch``) costs more to plan than to run, and with arrays of a few
+        //   writes PostgreSQL's own choice would be to plan it afresh every time;
+        // - no sequential scans: every row a ledger write touches is found by its key, and a
+        //   plan made while the tables were small (at start-up) must not scan them once they
+        //   are large, or scan the dead rows that open holds leave between vacuums.
+        var writerConfiguration = configuration
+        writerConfiguration.options.maximumConnections = 2
+        writerConfiguration.options.additionalStartupParameters = [
+            ("plan_cache_mode", "force_generic_plan"), ("enable_seqscan", "off"),
+        ]
+        let writerClient = PostgresClient(configuration: writerConfiguration, eventLoopGroup: eventLoop, backgroundLogger: logger)
+        return PostgresEngine(location: target.redacted, client: client, writerClient: writerClient, logger: logger)
     }
 
-    /// Runs the pool until the task is cancelled; queries wait for it.
+    /// Runs the pools until the task is cancelled; queries wait for them.
     func run() async {
-        await client.run()
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.client.run() }
+            group.addTask { await self.writerClient.run() }
+        }
     }
 
     /// Applies pending migrations under an advisory lock; gives up after ``connectTimeout`` without PostgreSQL.

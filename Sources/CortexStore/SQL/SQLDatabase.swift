@@ -9,6 +9,10 @@ package enum SQLValue: Sendable, Hashable {
     case integer(Int64)
     case text(String)
     case null
+    /// A PostgreSQL `bigint[]`, for set-based statements (`unnest`); never read back.
+    case integers([Int64])
+    /// A PostgreSQL `text[]`, for set-based statements (`unnest`); never read back.
+    case texts([String])
 
     /// `.null` for `nil`.
     static func integer(_ value: Int64?) -> SQLValue { value.map { .integer($0) } ?? .null }

@@ -60,6 +60,7 @@ package final class SQLiteConnection: @unchecked Sendable {
             case .integer(let value): status = sqlite3_bind_int64(statement, position, value)
             case .text(let value): status = sqlite3_bind_text(statement, position, value, -1, Self.transient)
             case .null: status = sqlite3_bind_null(statement, position)
+            case .integers, .texts: throw StoreFailure(reason: "SQLite has no array values; set-based statements are PostgreSQL's")
             }
             guard status == SQLITE_OK else { throw failure(sql) }
         }

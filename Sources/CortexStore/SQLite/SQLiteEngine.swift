@@ -21,6 +21,12 @@ final class SQLiteEngine: StorageEngine {
     let reader: any SQLDatabase
     let writer: any SQLDatabase
     var writerExecutor: (any TaskExecutor)? { executor }
+    /// A batch's holds, settlements and releases in a few statements.
+    var batchStatement: GroupCommitter.BatchStatement? {
+        GroupCommitter.BatchStatement(isOwnTransaction: false) { writes, _, database in
+            try await SQLiteLedgerBatch.run(writes, in: database)
+        }
+    }
     private let connection: SQLiteConnection
     private let ledgerConnection: SQLiteConnection
     /// The ledger writer's thread.

@@ -23,7 +23,8 @@ public final class StateStore: Sendable {
     init(engine: any StorageEngine, metrics: any MetricsFactory) {
         self.engine = engine
         self.database = engine.reader
-        self.committer = GroupCommitter(database: engine.writer, executor: engine.writerExecutor, metrics: metrics)
+        self.committer = GroupCommitter(
+            database: engine.writer, executor: engine.writerExecutor, metrics: metrics, batchStatement: engine.batchStatement)
         self.ledger = SQLLedger(writer: committer, reader: engine.reader)
     }
 
@@ -168,6 +169,8 @@ protocol StorageEngine: Sendable {
     var writer: any SQLDatabase { get }
     /// The executor the writer must run on, if it has one.
     var writerExecutor: (any TaskExecutor)? { get }
+    /// How the engine runs a batch's plain ledger writes as one statement, if it can.
+    var batchStatement: GroupCommitter.BatchStatement? { get }
     func probeWrite() async throws
     func integrityProblems() async throws -> [String]
     func backup(to destination: String) async throws
@@ -177,6 +180,7 @@ protocol StorageEngine: Sendable {
 }
 
 extension StorageEngine {
+    var batchStatement: GroupCommitter.BatchStatement? { nil }
     func run() async {}
     func migrate() async throws {}
 }
