@@ -14,6 +14,10 @@
 # SERVER_ENV, settings both servers get, e.g. billed on SQLite:
 #   SERVER_ENV="MODEL_PRICES=lead-scoring=0.000001 DEMO_CREDITS=1000000000" bench/compare.sh OLD
 # OLD_ENV and NEW_ENV, settings for one side only: one build against itself with a setting on,
+# The LLM gateway against bench/BareHummingbird's fake upstream:
+#   PORT=18121 .build/release/BareHummingbird &
+#   SERVER_ENV="LLM_PRIMARY_URL=http://127.0.0.1:18121 LLM_PRIMARY_KIND=openai LLM_PRIMARY_MODEL=fake-model" \
+#     ROUTES=chat bench/compare.sh /tmp/old/.build/release/cortex .build/release/cortex
 # e.g. the A/B split's variant step on POST /v1/infer (ROUTES picks the routes; digit is
 # /v1/infer with a bundled 8x8 PNG, which needs ONNX Runtime, scripts/onnxruntime.sh install):
 #   NEW_ENV="AB_WEIGHT_B=1" ROUTES=digit bench/compare.sh .build/release/cortex .build/release/cortex
@@ -66,6 +70,8 @@ for route in $ROUTES; do
     scorer) path=/v2/models/scorer/infer lua=bench/infer.lua ;;
     digit) path=/v1/infer lua=$WORK/digit.lua ;;
     digit-vB) path=/v1/infer lua=$WORK/digit-vB.lua ;;
+    # A chat completion through the LLM gateway; give both builds an upstream in SERVER_ENV.
+    chat) path=/v1/chat/completions lua=bench/chat.lua ;;
   esac
   echo "== $route: $ROUNDS rounds of ${DURATION}s at $CONNECTIONS connections"
   for round in $(seq 1 "$ROUNDS"); do

@@ -10,6 +10,30 @@ if ! command -v wrk >/dev/null; then
   (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
 fi
 
+# nginx (Debian's nginx-light) for the proxy floors and the replicas' load balancer.
+ensure_nginx() {
+  command -v nginx >/dev/null && return 0
+  echo "installing nginx (Debian package)"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light) >/dev/null
+}
+
+# Starts nginx in the foreground (a background job) with the `http { ... }` block's contents
+# CONFIG, its files in $WORK; sets NGINX_PID.
+start_nginx() { # config
+  cat >"$WORK/nginx.conf" <<NGINX
+worker_processes 1;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  $1
+}
+NGINX
+  nginx -c "$WORK/nginx.conf" -g 'daemon off;' &
+  NGINX_PID=$!
+}
+
 wait_for() { # url
   for _ in $(seq 1 400); do
     if curl -fs "$1" >/dev/null 2>&1; then return 0; fi

@@ -8,7 +8,10 @@
 #    at one. Targets: <= 0.3 ms more at p50 and <= 2 ms more at p99 at 32 connections.
 #    The same through a second Cortex with prices at 0 (no ledger writes) shows what billing costs,
 #    and through bare Hummingbird forwarding with AsyncHTTPClient (no auth, limits, billing,
-#    metrics or logs) shows the floor: what any proxy on this stack adds on this machine.
+#    metrics or logs) shows the floor: what any proxy on this stack adds on this machine. nginx as
+#    a reverse proxy (keep-alive to the upstream) is the other floor: what a proxy written for
+#    proxying adds. Targets (issue 19): unbilled Cortex >= 70% of nginx's requests/s, <= 0.15 ms
+#    added at p50 at one connection; billed >= 85% of unbilled.
 # 2. What streaming adds to the time to first token: bench/ttft.py, TTFT_REQUESTS sequential
 #    streamed requests through Cortex and directly. Target: <= 1 ms more.
 #
@@ -26,15 +29,21 @@ CORTEX_PORT=${CORTEX_PORT:-18120}
 UPSTREAM_PORT=${UPSTREAM_PORT:-18121}
 FREE_PORT=${FREE_PORT:-18122}
 PROXY_PORT=${PROXY_PORT:-18123}
+NGINX_PORT=${NGINX_PORT:-18124}
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
 . bench/lib.sh
+ensure_nginx
 
 build_cortex BareHummingbird
 
 PORT=$UPSTREAM_PORT "$BIN/BareHummingbird" >"$WORK/upstream.log" 2>&1 &
 wait_for "http://127.0.0.1:$UPSTREAM_PORT/v1/models"
 PORT=$PROXY_PORT UPSTREAM="http://127.0.0.1:$UPSTREAM_PORT" "$BIN/BareHummingbird" >"$WORK/proxy.log" 2>&1 &
+start_nginx "
+  upstream llm { server 127.0.0.1:$UPSTREAM_PORT; keepalive 64; }
+  server { listen 127.0.0.1:$NGINX_PORT; location / { proxy_pass http://llm; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+wait_for "http://127.0.0.1:$NGINX_PORT/v1/models"
 wait_for "http://127.0.0.1:$PROXY_PORT/health"
 # Everything on: the demo key, a rate limit far above the load, per-token prices, access logs.
 start_cortex "$CORTEX_PORT" "" \
@@ -66,7 +75,9 @@ compare() { # connections
       run_wrk "cortex-$1" "http://127.0.0.1:$CORTEX_PORT/v1/chat/completions" bench/chat.lua
       run_wrk "unbilled-$1" "http://127.0.0.1:$FREE_PORT/v1/chat/completions" bench/chat.lua
       run_wrk "bare-proxy-$1" "http://127.0.0.1:$PROXY_PORT/proxy/v1/chat/completions" bench/chat.lua
+      run_wrk "nginx-$1" "http://127.0.0.1:$NGINX_PORT/v1/chat/completions" bench/chat.lua
     else
+      run_wrk "nginx-$1" "http://127.0.0.1:$NGINX_PORT/v1/chat/completions" bench/chat.lua
       run_wrk "bare-proxy-$1" "http://127.0.0.1:$PROXY_PORT/proxy/v1/chat/completions" bench/chat.lua
       run_wrk "unbilled-$1" "http://127.0.0.1:$FREE_PORT/v1/chat/completions" bench/chat.lua
       run_wrk "cortex-$1" "http://127.0.0.1:$CORTEX_PORT/v1/chat/completions" bench/chat.lua
@@ -103,6 +114,10 @@ for c in "$CONNECTIONS" 1; do
   awk -v c="$c" -v dr="$dr" -v pr="$pr" -v d50="$d50" -v p50="$p50" -v d99="$d99" -v p99="$p99" -v cpu="$(median "bare-proxy-$c" 4)" 'BEGIN {
     printf "   floor, bare Hummingbird + AsyncHTTPClient proxy %2d conn: %7.0f req/s p50 %.3f p99 %.3f ms | adds p50 %+.3f ms, p99 %+.3f ms; CPU %d us/req\n",
       c, pr, p50, p99, p50 - d50, p99 - d99, cpu }'
+  nr=$(median "nginx-$c" 1); n99=$(median "nginx-$c" 2); n50=$(median "nginx-$c" 3)
+  awk -v c="$c" -v nr="$nr" -v ur="$ur" -v cr="$cr" -v d50="$d50" -v n50="$n50" -v u50="$u50" -v d99="$d99" -v n99="$n99" -v cpu="$(median "nginx-$c" 4)" 'BEGIN {
+    printf "   floor, nginx reverse proxy %2d conn: %7.0f req/s p50 %.3f p99 %.3f ms | adds p50 %+.3f ms; CPU %d us/req\n", c, nr, n50, n99, n50 - d50, cpu
+    printf "   unbilled / nginx requests/s %.1f%% (target >= 70%%); billed / unbilled %.1f%% (target >= 85%%); unbilled adds p50 %+.3f ms over direct (target <= 0.15 ms at 1 conn)\n", 100 * ur / nr, 100 * cr / ur, u50 - d50 }'
 done
 read -r d50 d99 <<<"$ttft_direct"
 read -r c50 c99 <<<"$ttft_cortex"

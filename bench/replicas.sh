@@ -38,10 +38,7 @@ trap cleanup EXIT
 . bench/lib.sh
 . bench/tenants.sh
 
-if ! command -v nginx >/dev/null; then
-  echo "installing nginx (Debian package)"
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light || apt-get install -y -qq nginx) >/dev/null
-fi
+ensure_nginx
 build_cortex
 ROUTE=/v2/models/lead-scoring/infer
 eval "$(scripts/postgres.sh start)"
@@ -59,21 +56,11 @@ for port in "${FREE_PORTS[@]}"; do
   start_cortex "$port" "$FREE_DB" "${COMMON[@]}"
 done
 
-cat >"$WORK/nginx.conf" <<NGINX
-worker_processes 1;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
+start_nginx "
   upstream billed { server 127.0.0.1:${REPLICA_PORTS[0]}; server 127.0.0.1:${REPLICA_PORTS[1]}; keepalive 64; }
   upstream free { server 127.0.0.1:${FREE_PORTS[0]}; server 127.0.0.1:${FREE_PORTS[1]}; keepalive 64; }
-  server { listen 127.0.0.1:$BILLED_PORT; location / { proxy_pass http://billed; proxy_http_version 1.1; proxy_set_header Connection ""; } }
-  server { listen 127.0.0.1:$FREE_PORT; location / { proxy_pass http://free; proxy_http_version 1.1; proxy_set_header Connection ""; } }
-}
-NGINX
-nginx -c "$WORK/nginx.conf" -g 'daemon off;' &
-NGINX_PID=$!
+  server { listen 127.0.0.1:$BILLED_PORT; location / { proxy_pass http://billed; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }
+  server { listen 127.0.0.1:$FREE_PORT; location / { proxy_pass http://free; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
 wait_for "http://127.0.0.1:$BILLED_PORT/health"
 wait_for "http://127.0.0.1:$FREE_PORT/health"
 

@@ -12,6 +12,9 @@ import Synchronization
 struct ProviderHTTP: Sendable {
     let clients: LoopClients
     let baseURL: String
+    /// For a plain `http` provider: its host and port and the base URL's path, for
+    /// ``UpstreamHTTPClient``; `nil` for `https`, which goes through AsyncHTTPClient.
+    let plain: PlainUpstream?
     let headers: [(String, String)]
     let timeouts: ProviderTimeouts
     /// The headers' values (the provider's key): whatever the provider says goes through it, so
@@ -25,6 +28,7 @@ struct ProviderHTTP: Sendable {
     init(baseURL: String, headers: [(String, String)], timeouts: ProviderTimeouts) {
         self.clients = Self.clients(connect: timeouts.connect, read: timeouts.firstToken)
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.plain = Self.plainAddress(self.baseURL)
         self.headers = headers
         self.timeouts = timeouts
         self.redactor = SecretRedactor(secrets: headers.flatMap { [$0.1, String($0.1.split(separator: " ").last ?? "")] })
@@ -65,27 +69,42 @@ struct ProviderHTTP: Sendable {
         guard ContinuousClock.now <= deadline else { throw .timeout("total after \(timeouts.total)") }
     }
 
-    /// Sends `request` and waits for the answer's head: a timeout when it takes longer than
-    /// `firstToken` (the client's read timeout) or `total`.
-    private func head(_ request: HTTPClientRequest) async throws(ProviderError) -> HTTPClientResponse {
+    /// `http://host[:port][/path]` as an address and a path; `nil` for anything else.
+    static func plainAddress(_ url: String) -> PlainUpstream? {
+        guard let components = URLComponents(string: url), components.scheme?.lowercased() == "http", let host = components.host,
+            !host.isEmpty, components.query == nil, components.user == nil
+        else { return nil }
+        let path = components.percentEncodedPath
+        return PlainUpstream(
+            address: UpstreamAddress(host: host, port: components.port ?? 80), path: path.hasSuffix("/") ? String(path.dropLast()) : path)
+    }
+
+    /// Sends a request to `path` with the provider's headers (and a JSON body) and waits for the
+    /// answer's head: a timeout when it takes longer than `firstToken` (the read timeout) or `total`.
+    private func head(_ method: HTTPMethod, _ path: String, body: String?) async throws(ProviderError) -> ProviderAnswer {
+        var fields = HTTPHeaders()
+        for (name, value) in headers { fields.add(name: name, value: value) }
+        for (name, value) in TracePropagation.headers { fields.replaceOrAdd(name: name, value: value) }
+        if body != nil { fields.add(name: "Content-Type", value: "application/json") }
         do {
-            return try await clients.current.execute(request, timeout: TimeAmount(timeouts.total))
+            if let plain {
+                let request = UpstreamRequest(
+                    method: method, address: plain.address, target: plain.path + path, headers: fields,
+                    body: body.map { ByteBuffer(string: $0) })
+                let answer = try await UpstreamHTTPClient.shared.execute(
+                    request, connectTimeout: timeouts.connect, readTimeout: timeouts.firstToken,
+                    deadline: .now() + TimeAmount(timeouts.total))
+                return ProviderAnswer(status: answer.status, body: .upstream(answer.body))
+            }
+            var request = HTTPClientRequest(url: baseURL + path)
+            request.method = method
+            request.headers = fields
+            if let body { request.body = .bytes(ByteBuffer(string: body)) }
+            let response = try await clients.current.execute(request, timeout: TimeAmount(timeouts.total))
+            return ProviderAnswer(status: Int(response.status.code), body: .client(response.body))
         } catch {
             throw Self.map(error)
         }
-    }
-
-    /// A request to `path` with the provider's headers and a JSON body.
-    private func request(_ method: HTTPMethod, _ path: String, body: String?) -> HTTPClientRequest {
-        var request = HTTPClientRequest(url: baseURL + path)
-        request.method = method
-        for (name, value) in headers { request.headers.add(name: name, value: value) }
-        for (name, value) in TracePropagation.headers { request.headers.replaceOrAdd(name: name, value: value) }
-        if let body {
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(string: body))
-        }
-        return request
     }
 
     /// Throws the ``ProviderError`` of a non-2xx answer, its secrets redacted; its body is read only then.
@@ -102,10 +121,11 @@ struct ProviderHTTP: Sendable {
     /// GET or POST `path`; returns the parsed JSON object of a 2xx answer.
     func json(_ method: HTTPMethod, _ path: String, body: String? = nil) async throws(ProviderError) -> JSONValue {
         let deadline = ContinuousClock.now + timeouts.total
-        let response = try await head(request(method, path, body: body))
+        let response = try await head(method, path, body: body)
         var bytes = ByteBuffer()
         do {
-            for try await chunk in response.body {
+            var chunks = response.body.makeIterator()
+            while let chunk = try await chunks.next() {
                 try checkTotal(deadline)
                 guard bytes.readableBytes + chunk.readableBytes <= Self.maximumBody else {
                     throw ProviderError.invalidResponse("an answer over \(Self.maximumBody) bytes")
@@ -118,7 +138,7 @@ struct ProviderHTTP: Sendable {
         } catch {
             throw Self.map(error)
         }
-        try check(Int(response.status.code), body: bytes)
+        try check(response.status, body: bytes)
         guard let object = Self.parse(bytes), case .object = object else {
             throw .invalidResponse("not a JSON object: \(redactor.redact(String(String(buffer: bytes).prefix(200))))")
         }
@@ -135,13 +155,13 @@ struct ProviderHTTP: Sendable {
         decode: @escaping @Sendable () -> any ChatStreamDecoder
     ) async throws(ProviderError) -> ChatDeltaStream {
         let deadline = ContinuousClock.now + timeouts.total
-        let response = try await head(request(.POST, path, body: body))
-        let status = Int(response.status.code)
+        let response = try await head(.POST, path, body: body)
+        let status = response.status
         if !(200..<300).contains(status) {
             let bytes = (try? await response.body.collect(upTo: 1 << 20)) ?? ByteBuffer()
             try check(status, body: bytes)
         }
-        let source = ChatDeltaStream.Source(body: response.body.makeAsyncIterator(), decoder: decode(), redactor: redactor) {
+        let source = ChatDeltaStream.Source(body: response.body.makeIterator(), decoder: decode(), redactor: redactor) {
             () throws(ProviderError) in
             try checkTotal(deadline)
         }
@@ -163,6 +183,15 @@ struct ProviderHTTP: Sendable {
     }
 
     static func map(_ error: any Error) -> ProviderError {
+        if let error = error as? ProviderError { return error }
+        if let failure = error as? UpstreamFailure {
+            switch failure.kind {
+            case .connectTimeout: return .timeout("connect")
+            case .readTimeout: return .timeout("first token: nothing arrived within the first-token timeout")
+            case .deadline: return .timeout("total")
+            default: return .connection(failure.message)
+            }
+        }
         if let error = error as? HTTPClientError {
             switch error {
             case .connectTimeout: return .timeout("connect")
@@ -200,7 +229,7 @@ public struct ChatDeltaStream: AsyncSequence, Sendable {
     /// `@unchecked Sendable`: it is mutable, but a stream has one consumer, which hands it from the
     /// task that started the request to the task that writes the response, never sharing it.
     final class Source: @unchecked Sendable {
-        private var body: HTTPClientResponse.Body.AsyncIterator
+        private var body: ProviderAnswer.Chunks
         private var decoder: any ChatStreamDecoder
         private var pending: [ChatDelta] = []
         private var position = 0
@@ -211,7 +240,7 @@ public struct ChatDeltaStream: AsyncSequence, Sendable {
         private let redactor: SecretRedactor
 
         init(
-            body: HTTPClientResponse.Body.AsyncIterator, decoder: any ChatStreamDecoder, redactor: SecretRedactor,
+            body: ProviderAnswer.Chunks, decoder: any ChatStreamDecoder, redactor: SecretRedactor,
             checkChunk: @escaping () throws(ProviderError) -> Void
         ) {
             self.body = body
@@ -269,6 +298,57 @@ public struct ChatDeltaStream: AsyncSequence, Sendable {
             } catch {
                 finished = true
                 throw ProviderHTTP.map(error)
+            }
+        }
+    }
+}
+
+/// A plain `http` provider's host and port, and its base URL's path.
+struct PlainUpstream: Sendable {
+    var address: UpstreamAddress
+    var path: String
+}
+
+/// A provider's answer: its status, and its body from whichever client carried it.
+struct ProviderAnswer: Sendable {
+    var status: Int
+    var body: Body
+
+    enum Body: Sendable {
+        /// Through ``UpstreamHTTPClient`` (plain `http`).
+        case upstream(UpstreamBody)
+        /// Through AsyncHTTPClient (`https`).
+        case client(HTTPClientResponse.Body)
+
+        func makeIterator() -> Chunks {
+            switch self {
+            case .upstream(let body): .upstream(body.makeAsyncIterator())
+            case .client(let body): .client(body.makeAsyncIterator())
+            }
+        }
+
+        /// The whole body, failing past `limit` bytes.
+        func collect(upTo limit: Int) async throws -> ByteBuffer {
+            switch self {
+            case .upstream(let body): try await body.collect(upTo: limit)
+            case .client(let body): try await body.collect(upTo: limit)
+            }
+        }
+    }
+
+    /// The body's chunks as they are read.
+    enum Chunks {
+        case upstream(UpstreamBody.Iterator)
+        case client(HTTPClientResponse.Body.AsyncIterator)
+
+        mutating func next() async throws -> ByteBuffer? {
+            switch self {
+            case .upstream(var iterator):
+                defer { self = .upstream(iterator) }
+                return try await iterator.next()
+            case .client(var iterator):
+                defer { self = .client(iterator) }
+                return try await iterator.next()
             }
         }
     }

@@ -25,7 +25,14 @@ final class RawUpstream: Sendable {
 
     var url: String { "http://127.0.0.1:\(port)" }
 
-    init(answer: @escaping @Sendable (String) -> String) throws {
+    /// Connections accepted so far.
+    var connections: Int { accepted.withLock { $0 } }
+    private let accepted = Mutex(0)
+
+    /// - Parameter keepsAlive: Whether a connection serves request after request (each on a
+    ///   thread of its own) until the client closes it or an answer says `Connection: close`;
+    ///   otherwise each connection gets one answer and is closed.
+    init(keepsAlive: Bool = false, answer: @escaping @Sendable (String) -> String) throws {
         listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var reuse: Int32 = 1
         setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
@@ -49,6 +56,21 @@ final class RawUpstream: Sendable {
             while true {
                 let connection = accept(listener, nil, nil)
                 guard connection >= 0 else { return }
+                accepted.withLock { $0 += 1 }
+                if keepsAlive {
+                    Thread { [self] in
+                        while true {
+                            let request = Self.readRequest(connection)
+                            guard !request.isEmpty else { break }
+                            self.requests.withLock { $0.append(request) }
+                            let response = answer(request)
+                            Self.write(response, to: connection)
+                            if response.lowercased().contains("connection: close") { break }
+                        }
+                        _ = close(connection)
+                    }.start()
+                    continue
+                }
                 let request = Self.readRequest(connection)
                 self.requests.withLock { $0.append(request) }
                 let response =
