@@ -71,12 +71,10 @@ struct ProviderHTTP: Sendable {
 
     /// `http://host[:port][/path]` as an address and a path; `nil` for anything else.
     static func plainAddress(_ url: String) -> PlainUpstream? {
-        guard let components = URLComponents(string: url), components.scheme?.lowercased() == "http", let host = components.host,
-            !host.isEmpty, components.query == nil, components.user == nil
-        else { return nil }
-        let path = components.percentEncodedPath
-        return PlainUpstream(
-            address: UpstreamAddress(host: host, port: components.port ?? 80), path: path.hasSuffix("/") ? String(path.dropLast()) : path)
+        // A base URL's path is a prefix of each request's (no query can follow it).
+        guard var plain = plainURL(url), !plain.path.contains("?") else { return nil }
+        while plain.path.hasSuffix("/") { plain.path.removeLast() }
+        return plain
     }
 
     /// Sends a request to `path` with the provider's headers (and a JSON body) and waits for the

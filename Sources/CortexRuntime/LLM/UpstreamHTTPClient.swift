@@ -247,7 +247,9 @@ final class UpstreamConnection: @unchecked Sendable {
             finished = false
             self.timeouts = timeouts
             var head = HTTPRequestHead(version: .http1_1, method: request.method, uri: request.target, headers: request.headers)
-            if !head.headers.contains(name: "host") { head.headers.add(name: "Host", value: "\(address.host):\(address.port)") }
+            if !head.headers.contains(name: "host") {
+                head.headers.add(name: "Host", value: address.port == 80 ? address.host : "\(address.host):\(address.port)")
+            }
             if let body = request.body {
                 head.headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes))
                 channel.write(HTTPClientRequestPart.head(head), promise: nil)

@@ -1,7 +1,7 @@
-public import AsyncHTTPClient
 public import CortexCore
 public import Foundation
 import NIOCore
+import NIOHTTP1
 
 /// `MODEL_ENDPOINT_PROVIDER=sagemaker`: SageMaker's `InvokeEndpoint`, `POST
 /// /endpoints/{SAGEMAKER_ENDPOINT_NAME}/invocations` on the runtime host of `AWS_REGION`, signed
@@ -53,7 +53,7 @@ public struct SageMakerWire: RemoteWire {
         self.invocationURL = self.baseURL + "/endpoints/\(endpointName)/invocations"
     }
 
-    public func request(for inputs: [Tensor], metadata: ModelMetadata) async throws -> HTTPClientRequest {
+    public func request(for inputs: [Tensor], metadata: ModelMetadata) async throws -> RemoteRequest {
         let body: [UInt8] =
             switch contentType {
             case .csv: Array(try TabularRows.csv(inputs).utf8)
@@ -65,11 +65,7 @@ public struct SageMakerWire: RemoteWire {
         ]
         let signer = SignatureV4(credentials: try await credentials.current(), region: region, service: "sagemaker")
         let signed = signer.headers(method: "POST", path: signedPath, headers: headers, body: body, date: clock())
-        var request = HTTPClientRequest(url: invocationURL)
-        request.method = .POST
-        for (name, value) in headers + signed { request.headers.add(name: name, value: value) }
-        request.body = .bytes(ByteBuffer(bytes: body))
-        return request
+        return RemoteRequest(url: invocationURL, headers: HTTPHeaders(headers + signed), body: ByteBuffer(bytes: body))
     }
 
     public func outputs(_ body: [UInt8], inputs: [Tensor], metadata: ModelMetadata) throws -> [Tensor] {
@@ -104,14 +100,11 @@ public struct AzureMLWire: RemoteWire {
         self.deployment = deployment
     }
 
-    public func request(for inputs: [Tensor], metadata: ModelMetadata) async throws -> HTTPClientRequest {
-        var request = HTTPClientRequest(url: url)
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.headers.add(name: "Authorization", value: "Bearer \(apiKey)")
-        if let deployment { request.headers.add(name: "azureml-model-deployment", value: deployment) }
-        request.body = .bytes(ByteBuffer(string: try TabularRows.splitFrame(inputs, columns: metadata.featureNames)))
-        return request
+    public func request(for inputs: [Tensor], metadata: ModelMetadata) async throws -> RemoteRequest {
+        var headers = HTTPHeaders([("Content-Type", "application/json"), ("Authorization", "Bearer \(apiKey)")])
+        if let deployment { headers.add(name: "azureml-model-deployment", value: deployment) }
+        return RemoteRequest(
+            url: url, headers: headers, body: ByteBuffer(string: try TabularRows.splitFrame(inputs, columns: metadata.featureNames)))
     }
 
     public func outputs(_ body: [UInt8], inputs: [Tensor], metadata: ModelMetadata) throws -> [Tensor] {

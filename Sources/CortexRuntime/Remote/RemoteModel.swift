@@ -1,7 +1,8 @@
-public import AsyncHTTPClient
+import AsyncHTTPClient
 public import CortexCore
 import Foundation
-import NIOCore
+public import NIOCore
+public import NIOHTTP1
 import Synchronization
 
 /// How one kind of remote endpoint is spoken to: the request for a call and the outputs read
@@ -14,7 +15,7 @@ public protocol RemoteWire: Sendable {
     /// The model's name there, when the endpoint names models (`/status`'s `remote_model`).
     var remoteModel: String? { get }
     /// The request for one call with `inputs` (already checked against `metadata`).
-    func request(for inputs: [Tensor], metadata: ModelMetadata) async throws -> HTTPClientRequest
+    func request(for inputs: [Tensor], metadata: ModelMetadata) async throws -> RemoteRequest
     /// The outputs in a 200's body, shaped as `metadata` says.
     func outputs(_ body: [UInt8], inputs: [Tensor], metadata: ModelMetadata) throws -> [Tensor]
 }
@@ -93,6 +94,9 @@ public final class RemoteModel: InferenceModel {
         return try await local.predict(inputs)
     }
 
+    /// Largest answer read.
+    static let maximumAnswer = 64 << 20
+
     /// What went wrong with the remote, as the log and `/status` say it.
     struct Failure: Error, CustomStringConvertible {
         var description: String
@@ -103,20 +107,58 @@ public final class RemoteModel: InferenceModel {
         var request = try await wire.request(for: inputs, metadata: local.metadata)
         // Not signed (SageMaker signs the headers it lists), so added after the wire's request.
         for (name, value) in TracePropagation.headers { request.headers.replaceOrAdd(name: name, value: value) }
-        let response: HTTPClientResponse
+        let status: Int
         let body: ByteBuffer
         do {
-            response = try await clients.current.execute(request, timeout: TimeAmount(timeout))
-            body = try await response.body.collect(upTo: 64 << 20)
+            if let plain = plainURL(request.url) {
+                // Plain http (another Cortex or Triton beside this one): the lean client.
+                let answer = try await UpstreamHTTPClient.shared.execute(
+                    UpstreamRequest(
+                        method: .POST, address: plain.address, target: plain.path, headers: request.headers, body: request.body),
+                    connectTimeout: timeout, readTimeout: timeout, deadline: .now() + TimeAmount(timeout))
+                status = answer.status
+                body = try await answer.body.collect(upTo: Self.maximumAnswer)
+            } else {
+                var call = HTTPClientRequest(url: request.url)
+                call.method = .POST
+                call.headers = request.headers
+                call.body = .bytes(request.body)
+                let response = try await clients.current.execute(call, timeout: TimeAmount(timeout))
+                status = Int(response.status.code)
+                body = try await response.body.collect(upTo: Self.maximumAnswer)
+            }
         } catch {
             throw Failure(description: "\(wire.target) did not answer: \(error)")
         }
-        let status = Int(response.status.code)
         guard status == 200 else {
             throw Failure(description: "\(wire.target) answered \(status): \(String(buffer: body).prefix(200))")
         }
         return try wire.outputs(Array(buffer: body), inputs: inputs, metadata: local.metadata)
     }
+}
+
+/// One call to a remote endpoint, as its wire builds it: a POST of `body` to `url`.
+public struct RemoteRequest: Sendable {
+    public var url: String
+    public var headers: HTTPHeaders
+    public var body: ByteBuffer
+
+    public init(url: String, headers: HTTPHeaders, body: ByteBuffer) {
+        self.url = url
+        self.headers = headers
+        self.body = body
+    }
+}
+
+/// `http://host[:port]/path[?query]` as an address and the request target; `nil` for `https`.
+func plainURL(_ url: String) -> PlainUpstream? {
+    guard let components = URLComponents(string: url), components.scheme?.lowercased() == "http", let host = components.host,
+        !host.isEmpty, components.user == nil
+    else { return nil }
+    let path = components.percentEncodedPath.isEmpty ? "/" : components.percentEncodedPath
+    return PlainUpstream(
+        address: UpstreamAddress(host: host, port: components.port ?? 80),
+        path: components.percentEncodedQuery.map { path + "?" + $0 } ?? path)
 }
 
 /// `MODEL_ENDPOINT_PROVIDER=remote`: another Open Inference Protocol server (Triton, KServe,
@@ -140,13 +182,10 @@ public struct InferenceProtocolWire: RemoteWire {
         self.apiKey = apiKey
     }
 
-    public func request(for inputs: [Tensor], metadata: ModelMetadata) async throws -> HTTPClientRequest {
-        var request = HTTPClientRequest(url: "\(url)/v2/models/\(model)/infer")
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
-        if let apiKey { request.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
-        request.body = .bytes(ByteBuffer(string: Self.requestBody(inputs)))
-        return request
+    public func request(for inputs: [Tensor], metadata: ModelMetadata) async throws -> RemoteRequest {
+        var headers = HTTPHeaders([("Content-Type", "application/json")])
+        if let apiKey { headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
+        return RemoteRequest(url: "\(url)/v2/models/\(model)/infer", headers: headers, body: ByteBuffer(string: Self.requestBody(inputs)))
     }
 
     public func outputs(_ body: [UInt8], inputs: [Tensor], metadata: ModelMetadata) throws -> [Tensor] {
