@@ -55,15 +55,6 @@ port_of() { case $1 in free*) echo "$FREE_PORT" ;; sqlite*) echo "$SQLITE_PORT" 
 metric() { # port name: the sum of a metric's samples
   curl -fs "http://127.0.0.1:$1/metrics" | awk -v n="$2" '$1 == n || index($1, n "{") == 1 {s += $2} END {printf "%.0f", s}'
 }
-billed_requests() { # port
-  curl -fs "http://127.0.0.1:$1/metrics" |
-    awk '/^http_requests_total\{.*route="\/v2\/models\/\{model\}\/infer".*status="200"/ {s+=$2} END {printf "%d", s}'
-}
-postgres_ticks() { # CPU ticks of every PostgreSQL process (the backends are children of the postmaster)
-  local total=0 pid
-  for pid in $(pgrep -u postgres postgres 2>/dev/null); do total=$((total + $(cpu_ticks "$pid"))); done
-  echo "$total"
-}
 
 echo "== $TENANTS tenants with a key each on every server"
 for name in free $SERVERS; do
@@ -84,11 +75,11 @@ measure() { # suffix lua
       lua=$2
       [ "$lua" = tenants ] && lua=$WORK/$port.lua
       pg_before=$(postgres_ticks)
-      before_requests=$(billed_requests "$port")
+      before_requests=$(infer_200s "$port")
       run_wrk "$name-$1" "http://127.0.0.1:$port$ROUTE" "$lua"
       pg_after=$(postgres_ticks)
       if [ "$name" = postgres ]; then
-        awk -v t=$((pg_after - pg_before)) -v n=$(($(billed_requests "$port") - before_requests)) -v hz="$(getconf CLK_TCK)" \
+        awk -v t=$((pg_after - pg_before)) -v n=$(($(infer_200s "$port") - before_requests)) -v hz="$(getconf CLK_TCK)" \
           'BEGIN {printf "%.0f\n", (n > 0 ? t * 1e6 / hz / n : 0)}' >>"$WORK/postgres-$1.pgcpu"
       fi
     done
@@ -143,7 +134,7 @@ done
 echo "-- group commit"
 for name in $SERVERS; do
   port=$(port_of "$name")
-  requests=$(billed_requests "$port")
+  requests=$(infer_200s "$port")
   writes=$(metric "$port" ledger_batch_size_sum)
   transactions=$(metric "$port" ledger_batch_size_count)
   retried=$(metric "$port" ledger_batch_retries_total)

@@ -54,6 +54,18 @@ cpu_ticks() { # pid
   if [ -n "$1" ] && [ -r "/proc/$1/stat" ]; then awk '{print $14 + $15}' "/proc/$1/stat"; else echo 0; fi
 }
 
+# CPU ticks of every PostgreSQL process (the backends are children of the postmaster).
+postgres_ticks() {
+  local total=0 pid
+  for pid in $(pgrep -u postgres postgres 2>/dev/null); do total=$((total + $(cpu_ticks "$pid"))); done
+  echo "$total"
+}
+# The 200s a Cortex on PORT answered on POST /v2/models/{model}/infer, from its /metrics.
+infer_200s() { # port
+  curl -fs "http://127.0.0.1:$1/metrics" |
+    awk '/^http_requests_total\{.*route="\/v2\/models\/\{model\}\/infer".*status="200"/ {s+=$2} END {printf "%d", s}'
+}
+
 # wrk prints "Requests/sec: N" and, with --latency, "99% Nms"; normalise p99 to milliseconds.
 # Also measures the CPU the server on the URL's port spent per request (all its threads, user and
 # system, from /proc): steadier on a noisy machine than latency, and what a request costs.

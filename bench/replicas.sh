@@ -74,23 +74,12 @@ balances() { # the sum of the bench tenants' balances in micro-credits
   psql "$CORTEX_TEST_POSTGRES_URL" -Atc "SELECT COALESCE(SUM(balance_micros), 0) FROM tenants WHERE name LIKE 'bench-%'"
 }
 settled() { # 200s on the route, both billed replicas
-  local port total=0 n
-  for port in "${REPLICA_PORTS[@]}"; do
-    n=$(curl -fs "http://127.0.0.1:$port/metrics" |
-      awk '/^http_requests_total\{.*route="\/v2\/models\/\{model\}\/infer".*status="200"/ {s+=$2} END {printf "%d", s}')
-    total=$((total + n))
-  done
-  echo "$total"
+  echo $(($(infer_200s "${REPLICA_PORTS[0]}") + $(infer_200s "${REPLICA_PORTS[1]}")))
 }
 metric_sum() { # name: summed over the billed replicas
   local port
   for port in "${REPLICA_PORTS[@]}"; do curl -fs "http://127.0.0.1:$port/metrics"; done |
     awk -v n="$1" '$1 == n || index($1, n "{") == 1 {s += $2} END {printf "%.0f", s}'
-}
-postgres_ticks() {
-  local total=0 pid
-  for pid in $(pgrep -u postgres postgres 2>/dev/null); do total=$((total + $(cpu_ticks "$pid"))); done
-  echo "$total"
 }
 
 BEFORE_BALANCE=$(balances)

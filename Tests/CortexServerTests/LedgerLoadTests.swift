@@ -81,6 +81,14 @@ struct LedgerLoadTests {
         return try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
     }
 
+    /// Stops `processes` with SIGTERM, expects each to exit 0, then expects `cortex db verify` clean.
+    static func stopAndVerify(_ processes: [CortexProcess], database: String) async throws {
+        for process in processes { process.signal(SIGTERM) }
+        for process in processes { #expect(try await process.waitForExit() == 0) }
+        let verify = try await IdentityCLITests.run(["db", "verify"], database: database)
+        #expect(verify.status == 0, "\(verify.stdout)")
+    }
+
     static let overspendEnvironment = ["MODEL_PRICES": "lead-scoring=1", "DEMO_CREDITS": "100", "LOG_LEVEL": "notice"]
 
     /// Sends 1,000 concurrent requests, spread over `ports`, and checks that exactly the 100 the balance covers succeed.
@@ -130,12 +138,7 @@ struct LedgerLoadTests {
             try await Self.overspend(ports: [firstPort, secondPort])
             // Both replicas really billed: each logged refusals of its own.
             #expect(first.stdout.contains("BILLING_FAIL") && second.stdout.contains("BILLING_FAIL"))
-            first.signal(SIGTERM)
-            second.signal(SIGTERM)
-            #expect(try await first.waitForExit() == 0)
-            #expect(try await second.waitForExit() == 0)
-            let verify = try await IdentityCLITests.run(["db", "verify"], database: database)
-            #expect(verify.status == 0, "\(verify.stdout)")
+            try await Self.stopAndVerify([first, second], database: database)
         }
     }
 
@@ -306,12 +309,7 @@ extension LedgerLoadTests {
                 #expect(
                     sample("ledger_batch_size_sum") > 1.5 * sample("ledger_batch_size_count"), "\(port): batches of more than one write")
             }
-            first.signal(SIGTERM)
-            second.signal(SIGTERM)
-            #expect(try await first.waitForExit() == 0)
-            #expect(try await second.waitForExit() == 0)
-            let verify = try await IdentityCLITests.run(["db", "verify"], database: database)
-            #expect(verify.status == 0, "\(verify.stdout)")
+            try await Self.stopAndVerify([first, second], database: database)
         }
     }
 
@@ -380,12 +378,7 @@ extension LedgerLoadTests {
                     balance == credits * 1_000_000 - requests * 1000,
                     "\(tenant.name): balance \(balance) micro-credits, \(requests) settled")
             }
-            restarted.signal(SIGTERM)
-            survivor.signal(SIGTERM)
-            #expect(try await restarted.waitForExit() == 0)
-            #expect(try await survivor.waitForExit() == 0)
-            let verify = try await IdentityCLITests.run(["db", "verify"], database: database)
-            #expect(verify.status == 0, "\(verify.stdout)")
+            try await Self.stopAndVerify([restarted, survivor], database: database)
         }
     }
 }
