@@ -47,7 +47,8 @@ final class UpstreamHTTPClient: Sendable {
         let pool = MultiThreadedEventLoopGroup.currentEventLoop.flatMap { pools[ObjectIdentifier($0)] } ?? offLoop
         let timeouts = UpstreamTimeouts(connect: TimeAmount(connectTimeout), read: TimeAmount(readTimeout), deadline: deadline)
         for attempt in 0..<2 {
-            let connection = try await pool.lease(request.address, timeouts: timeouts)
+            // The retry opens a new connection: another idle one may be as stale as the first.
+            let connection = try await pool.lease(request.address, fresh: attempt > 0, timeouts: timeouts)
             do {
                 let head = try await connection.send(request, timeouts: timeouts)
                 return UpstreamResponse(status: Int(head.status.code), headers: head.headers, body: UpstreamBody(connection: connection))
@@ -158,10 +159,10 @@ final class UpstreamPool: @unchecked Sendable {
     }
 
     /// An open connection to `address`: an idle one that is still open, or a new one.
-    func lease(_ address: UpstreamAddress, timeouts: UpstreamTimeouts) async throws -> UpstreamConnection {
-        if loop.inEventLoop, let connection = takeIdle(address) { return connection }
+    func lease(_ address: UpstreamAddress, fresh: Bool, timeouts: UpstreamTimeouts) async throws -> UpstreamConnection {
+        if !fresh, loop.inEventLoop, let connection = takeIdle(address) { return connection }
         return try await loop.flatSubmit { [self] () -> EventLoopFuture<UpstreamConnection> in
-            if let connection = takeIdle(address) { return loop.makeSucceededFuture(connection) }
+            if !fresh, let connection = takeIdle(address) { return loop.makeSucceededFuture(connection) }
             return connect(address, timeouts: timeouts)
         }.get()
     }
@@ -209,6 +210,7 @@ final class UpstreamPool: @unchecked Sendable {
         }
         connections.append(connection)
         byAddress[connection.address] = connections
+        connection.watchWhileIdle()
     }
 }
 
@@ -289,6 +291,12 @@ final class UpstreamConnection: @unchecked Sendable {
         }
     }
 
+    /// Reads the idle connection's socket, so that the server closing it is noticed at once (it
+    /// then leaves the pool as inactive); on the loop.
+    func watchWhileIdle() {
+        handler.value.watchWhileIdle()
+    }
+
     /// Gives up on the rest of the answer: the connection closes.
     func abandon() {
         channel.eventLoop.execute { [self] in
@@ -327,10 +335,21 @@ final class UpstreamResponseHandler: ChannelInboundHandler {
     }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
+    /// Whether the connection sits in the pool, between answers: anything read then is the
+    /// server's close, or bytes no request asked for (the connection is closed either way).
+    private var idle = false
+
     /// A new request went out on this connection.
     func start() {
+        idle = false
         answered = false
         buffered.removeAll(keepingCapacity: true)
+    }
+
+    /// The connection went back to the pool: read, to notice a close.
+    func watchWhileIdle() {
+        idle = true
+        context?.read()
     }
 
     /// The next part of the answer: buffered, or read from the socket.
@@ -360,6 +379,11 @@ final class UpstreamResponseHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
+        guard !idle else {
+            fail(UpstreamFailure(.invalidAnswer, "the server sent bytes no request asked for"))
+            context.close(promise: nil)
+            return
+        }
         answered = true
         if let waiter {
             self.waiter = nil
