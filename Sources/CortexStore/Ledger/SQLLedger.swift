@@ -357,6 +357,9 @@ final class SQLLedger: Ledger {
         let stuckBefore = Int64(time.millisecondsSince1970) - Int64(slack.components.seconds * 1000)
         // Through the writer: one transaction, so every check sees the same state.
         return try await writer.submit(tenantID: 0, durable: false) { database in
+            // The writer's PostgreSQL connections plan without sequential scans (every ledger
+            // write finds its rows by key); these checks read whole tables, so they may.
+            if database.dialect == .postgres { _ = try await database.query("SET LOCAL enable_seqscan = on") }
             // A balance that is not a whole number of micro-credits (written outside Cortex, or by
             // a version that let a sum overflow into a float) cannot be read: name it and stop there.
             if database.dialect == .sqlite {
