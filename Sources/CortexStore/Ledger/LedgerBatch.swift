@@ -57,7 +57,7 @@ enum PostgresLedgerBatch {
             throw StoreFailure(reason: "the ledger's batch statement runs on PostgreSQL only")
         }
         let rows = try await database.prepared(
-            PreparedSQL(binds: [
+            PreparedLedgerBatch(binds: [
                 .integer(Int64(Date().millisecondsSince1970)), .text(durable ? "on" : "off"),
                 .integers(holds.tenants), .texts(holds.requests), .integers(holds.amounts), .texts(holds.models),
                 .integers(holds.keys), .integers(holds.expiries),
@@ -165,7 +165,6 @@ enum PostgresLedgerBatch {
         ), opened AS (
             INSERT INTO open_holds (tenant_id, request_id, amount_micros, expires_at_ms)
             SELECT tenant_id, request_id, amount, expires_at_ms FROM admitted
-            RETURNING request_id
         ), change AS (
             SELECT l.id, l.balance_micros + COALESCE(r.refund, 0) - COALESCE(a.spent, 0) AS balance,
                 COALESCE(r.refund, 0) - COALESCE(a.spent, 0) AS delta
@@ -174,7 +173,7 @@ enum PostgresLedgerBatch {
             LEFT JOIN (SELECT tenant_id, SUM(amount) AS spent FROM admitted GROUP BY tenant_id) a ON a.tenant_id = l.id
         ), updated AS (
             UPDATE tenants t SET balance_micros = t.balance_micros + change.delta FROM change
-            WHERE t.id = change.id AND change.delta <> 0 RETURNING t.id
+            WHERE t.id = change.id AND change.delta <> 0
         )
         SELECT 0 AS side, h.ord AS ord,
             CASE WHEN a.ord IS NOT NULL THEN 0 WHEN ch.id IS NULL THEN 3 WHEN r.ord IS NULL OR r.running <= r.funds THEN 2 ELSE 1 END

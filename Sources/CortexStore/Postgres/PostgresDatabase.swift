@@ -18,8 +18,8 @@ struct PostgresDatabase: SQLDatabase {
         }
     }
 
-    func prepared(_ statement: PreparedSQL) async throws -> [SQLRow] {
-        try await Self.rows(of: statement, logger: logger) { try await client.execute(statement, logger: logger) }
+    func prepared(_ statement: PreparedLedgerBatch) async throws -> [SQLRow] {
+        try await Self.rows { try await client.execute(statement, logger: logger) }
     }
 
     func transaction<T: Sendable>(durable: Bool, _ body: (any SQLDatabase) async throws -> T) async throws -> T {
@@ -48,16 +48,13 @@ struct PostgresDatabase: SQLDatabase {
             try await body(self)
         }
 
-        func prepared(_ statement: PreparedSQL) async throws -> [SQLRow] {
-            try await PostgresDatabase.rows(of: statement, logger: logger) { try await connection.execute(statement, logger: logger) }
+        func prepared(_ statement: PreparedLedgerBatch) async throws -> [SQLRow] {
+            try await PostgresDatabase.rows { try await connection.execute(statement, logger: logger) }
         }
     }
 
-    static func rows(
-        of statement: PreparedSQL,
-        logger: Logger,
-        run: () async throws -> AsyncThrowingMapSequence<PostgresRowSequence, PostgresRow>
-    ) async throws -> [SQLRow] {
+    /// Every row `run` answers, read into ``SQLRow``s; PostgreSQL's errors as ``PostgresFailure``.
+    static func rows<Rows: AsyncSequence>(_ run: () async throws -> Rows) async throws -> [SQLRow] where Rows.Element == PostgresRow {
         do {
             var rows: [SQLRow] = []
             for try await row in try await run() {
@@ -97,15 +94,7 @@ struct PostgresDatabase: SQLDatabase {
         logger: Logger,
         run: (PostgresQuery) async throws -> PostgresRowSequence
     ) async throws -> [SQLRow] {
-        do {
-            var rows: [SQLRow] = []
-            for try await row in try await run(PostgresQuery(unsafeSQL: sql, binds: bindings(binds))) {
-                rows.append(try sqlRow(row))
-            }
-            return rows
-        } catch let error as PSQLError {
-            throw PostgresFailure(error)
-        }
+        try await rows { try await run(PostgresQuery(unsafeSQL: sql, binds: bindings(binds))) }
     }
 
     private static func value(of cell: PostgresCell) throws -> SQLValue {
@@ -126,9 +115,9 @@ struct PostgresDatabase: SQLDatabase {
     }
 }
 
-/// A statement PostgreSQL parses and plans once per connection (by name), then only binds and
-/// runs: for the ledger's batch statement, whose planning costs more than its execution.
-struct PreparedSQL: PostgresPreparedStatement {
+/// The ledger's batch statement (``PostgresLedgerBatch``), which PostgreSQL parses and plans once
+/// per connection (by name), then only binds and runs: planning it costs more than running it.
+struct PreparedLedgerBatch: PostgresPreparedStatement {
     typealias Row = PostgresRow
     static let name = "cortex_ledger_batch"
     static let sql = PostgresLedgerBatch.statement
@@ -140,7 +129,7 @@ struct PreparedSQL: PostgresPreparedStatement {
 
 /// Runs the prepared statement; the PostgreSQL databases' part beyond ``SQLDatabase``.
 protocol PreparedStatementRunner {
-    func prepared(_ statement: PreparedSQL) async throws -> [SQLRow]
+    func prepared(_ statement: PreparedLedgerBatch) async throws -> [SQLRow]
 }
 
 extension PostgresDatabase: PreparedStatementRunner {}
