@@ -53,6 +53,29 @@ struct UpstreamHTTPClientTests {
         #expect(upstream.connections == 20)
     }
 
+    @Test("the provider closes every idle connection (a restart): the next requests are answered on new ones")
+    func idleConnectionsClosed() async throws {
+        // Slow enough that 4 requests at once hold 4 connections, which then wait in the pool.
+        let upstream = try RawUpstream(keepsAlive: true) { _ in
+            Thread.sleep(forTimeInterval: 0.05)
+            return Self.kept(#"{"ok":true}"#)
+        }
+        defer { upstream.stop() }
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<4 { group.addTask { try await Self.post(upstream.port).status } }
+            for try await status in group { #expect(status == 200) }
+        }
+        let opened = upstream.connections
+        #expect(opened >= 2, "concurrent requests took connections of their own")
+        upstream.closeKeptConnections()
+        for _ in 0..<8 {
+            let answer = try await Self.post(upstream.port)
+            #expect(answer.status == 200 && answer.body == #"{"ok":true}"#)
+        }
+        // Sequential requests after the close share one new connection (per loop the callers run on).
+        #expect(upstream.connections > opened && upstream.connections <= opened + 2)
+    }
+
     @Test("a chunked answer is read whole, and the connection then serves the next request")
     func chunked() async throws {
         let upstream = try RawUpstream(keepsAlive: true) { _ in

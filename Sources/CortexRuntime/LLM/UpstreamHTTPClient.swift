@@ -248,6 +248,12 @@ final class UpstreamConnection: @unchecked Sendable {
             wasReused = uses > 1
             finished = false
             self.timeouts = timeouts
+            let handler = self.handler.value
+            // Closed since it was leased (its close was read in between): nothing is sent, and
+            // the caller may retry on a new connection.
+            guard channel.isActive, handler.start() else {
+                throw UpstreamFailure(.closedBeforeAnswer, "the connection closed before the request was sent")
+            }
             var head = HTTPRequestHead(version: .http1_1, method: request.method, uri: request.target, headers: request.headers)
             if !head.headers.contains(name: "host") {
                 head.headers.add(name: "Host", value: address.port == 80 ? address.host : "\(address.host):\(address.port)")
@@ -260,8 +266,6 @@ final class UpstreamConnection: @unchecked Sendable {
                 channel.write(HTTPClientRequestPart.head(head), promise: nil)
             }
             channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
-            let handler = self.handler.value
-            handler.start()
             return handler.next(read: timeouts.read, deadline: timeouts.deadline).flatMapThrowing { part in
                 guard case .head(let head) = part else { throw UpstreamFailure(.invalidAnswer, "an answer without a head") }
                 self.keepAlive = head.isKeepAlive
@@ -339,11 +343,13 @@ final class UpstreamResponseHandler: ChannelInboundHandler {
     /// server's close, or bytes no request asked for (the connection is closed either way).
     private var idle = false
 
-    /// A new request went out on this connection.
-    func start() {
+    /// A new request goes out on this connection; `false` when the connection already failed.
+    func start() -> Bool {
+        guard failure == nil else { return false }
         idle = false
         answered = false
         buffered.removeAll(keepingCapacity: true)
+        return true
     }
 
     /// The connection went back to the pool: read, to notice a close.
@@ -401,12 +407,12 @@ final class UpstreamResponseHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        fail(UpstreamFailure(answered ? .closedDuringAnswer : .closedBeforeAnswer, "the connection failed: \(error)"))
+        fail(UpstreamFailure(answered && !idle ? .closedDuringAnswer : .closedBeforeAnswer, "the connection failed: \(error)"))
         context.close(promise: nil)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        fail(UpstreamFailure(answered ? .closedDuringAnswer : .closedBeforeAnswer, "the connection closed"))
+        fail(UpstreamFailure(answered && !idle ? .closedDuringAnswer : .closedBeforeAnswer, "the connection closed"))
         context.fireChannelInactive()
     }
 

@@ -28,6 +28,16 @@ final class RawUpstream: Sendable {
     /// Connections accepted so far.
     var connections: Int { accepted.withLock { $0 } }
     private let accepted = Mutex(0)
+    /// The kept-alive connections open now.
+    private let kept = Mutex<Set<Int32>>([])
+
+    /// Closes every kept-alive connection (as a provider restarting, or an idle timeout, would);
+    /// their threads see the end and stop.
+    func closeKeptConnections() {
+        kept.withLock { connections in
+            for connection in connections { _ = shutdown(connection, Int32(SHUT_RDWR)) }
+        }
+    }
 
     /// - Parameter keepsAlive: Whether a connection serves request after request (each on a
     ///   thread of its own) until the client closes it or an answer says `Connection: close`;
@@ -58,6 +68,7 @@ final class RawUpstream: Sendable {
                 guard connection >= 0 else { return }
                 accepted.withLock { $0 += 1 }
                 if keepsAlive {
+                    kept.withLock { _ = $0.insert(connection) }
                     Thread { [self] in
                         while true {
                             let request = Self.readRequest(connection)
@@ -67,6 +78,8 @@ final class RawUpstream: Sendable {
                             Self.write(response, to: connection)
                             if response.lowercased().contains("connection: close") { break }
                         }
+                        // Out of the set before the descriptor is freed for reuse.
+                        kept.withLock { _ = $0.remove(connection) }
                         _ = close(connection)
                     }.start()
                     continue
