@@ -87,6 +87,7 @@ struct CreditsCommand: AsyncParsableCommand {
             }
             print("balance\t\(balance.available)")
             print("held\t\(balance.held)")
+            print("leased\t\(balance.leased)")
             for model in usage {
                 print("model \(model.model)\t\(model.requests) requests\t\(model.spent) credits")
             }

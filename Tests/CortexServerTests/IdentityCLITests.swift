@@ -89,7 +89,7 @@ struct DatabaseCLITests {
         let names = try copy.execute("SELECT name FROM tenants ORDER BY name", []).compactMap { $0.text("name") }
         #expect(names == ["acme", "demo"])
         let version = try copy.execute("SELECT MAX(version) AS v FROM schema_migrations", []).first?.integer("v")
-        #expect(version == 5)
+        #expect(version == 6)
         copy.close()
 
         let again = try await IdentityCLITests.run(["db", "backup", target], database: database)
@@ -110,7 +110,7 @@ struct DatabaseVerifyTests {
         _ = try await IdentityCLITests.run(["keys", "create", "--tenant", "acme"], database: database)
         let healthy = try await IdentityCLITests.run(["db", "verify"], database: database)
         #expect(healthy.status == 0)
-        #expect(healthy.stdout.contains("database OK (schema version 5)"))
+        #expect(healthy.stdout.contains("database OK (schema version 6)"))
 
         // Delete the tenant behind Cortex's back: its key now points nowhere.
         let raw = try SQLiteConnection(path: database)

@@ -239,7 +239,7 @@ extension LedgerLoadTests {
     }
 
     /// The tenant's balance and what is held, in micro-credits, and its settled requests, through the admin API.
-    static func credits(port: Int, tenant: String) throws -> (balance: Int?, held: Int?, requests: Int?) {
+    static func credits(port: Int, tenant: String) throws -> (balance: Int?, held: Int?, requests: Int?, leased: Int?) {
         let response = try RawHTTPConnection.request(
             port: port, path: "/admin/tenants/\(tenant)/credits?limit=1", demoKey: "", headers: [("Authorization", "Bearer \(adminToken)")])
         let body = try #require(response?.body)
@@ -248,7 +248,55 @@ extension LedgerLoadTests {
             (object[field] as? NSNumber).map { Int(($0.doubleValue * 1_000_000).rounded()) }
         }
         let requests = ((object["usage"] as? [String: Any])?["requests"] as? NSNumber)?.intValue
-        return (micros("balance"), micros("held"), requests)
+        return (micros("balance"), micros("held"), requests, micros("leased"))
+    }
+
+    /// A sample of `name` (no labels) in the process's `/metrics`, or -1.
+    static func sample(_ name: String, port: Int) throws -> Double {
+        let metrics = try #require(try RawHTTPConnection.request(port: port, path: "/metrics")?.body)
+        return metrics.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) } ?? -1
+    }
+
+    @Test(
+        "credit leases through the binary: one ledger write per billed request (two with CREDIT_LEASE_HOLDS=0); SIGTERM returns the lease",
+        arguments: Backend.allCases)
+    func creditLeases(backend: Backend) async throws {
+        for holds in [100, 0] {
+            try await backend.withDatabase { database, directory in
+                let environment = [
+                    "MODEL_PRICES": "lead-scoring=0.001", "DEMO_CREDITS": "1000", "LOG_LEVEL": "notice", "ADMIN_TOKEN": Self.adminToken,
+                    "CREDIT_LEASE_HOLDS": String(holds),
+                ]
+                let (cortex, port) = try await Self.serve(database, directory, environment)
+                defer { cortex.terminate() }
+                try await Self.withClient { client in
+                    for _ in 0..<50 {
+                        let status = await Self.score(client, port: port)
+                        #expect(status == 200)
+                    }
+                }
+                // Ledger writes: the demo tenant's grant at start, then per request one settlement on
+                // the lease (and the lease itself), or a hold and a settlement without leases.
+                let writes = try Self.sample("ledger_batch_size_sum", port: port)
+                let during = try Self.credits(port: port, tenant: "demo")
+                if holds > 0 {
+                    #expect(writes >= 52 && writes <= 60, "\(writes) writes")
+                    #expect(during.leased == 100 * 1000 - 50 * 1000, "one lease of 100 holds, 50 spent: \(during)")
+                } else {
+                    #expect(writes >= 101, "\(writes) writes")
+                    #expect(during.leased == 0)
+                }
+                #expect(during.balance == 1000 * 1_000_000 - 50 * 1000 && during.requests == 50, "\(during)")
+                cortex.signal(SIGTERM)
+                #expect(try await cortex.waitForExit() == 0)
+                // After the shutdown no lease is left: the balance row holds every unspent credit.
+                let (again, againPort) = try await Self.serve(database, directory, environment)
+                defer { again.terminate() }
+                let after = try Self.credits(port: againPort, tenant: "demo")
+                #expect(after.leased == 0 && after.balance == 1000 * 1_000_000 - 50 * 1000, "\(after)")
+                try await Self.stopAndVerify([again], database: database)
+            }
+        }
     }
 
     @Test("64 tenants x 1,000 concurrent requests against two PostgreSQL replicas: exactly what each balance covers succeeds")
@@ -301,13 +349,10 @@ extension LedgerLoadTests {
             // The writes went through the batch statement, many to a transaction, and none had
             // to be run again one by one (which would give the same totals, only slower).
             for port in ports {
-                let metrics = try #require(try RawHTTPConnection.request(port: port, path: "/metrics")?.body)
-                func sample(_ name: String) -> Double {
-                    metrics.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) } ?? -1
-                }
-                #expect(sample("ledger_batch_retries_total") == 0)
+                #expect(try Self.sample("ledger_batch_retries_total", port: port) == 0)
                 #expect(
-                    sample("ledger_batch_size_sum") > 1.5 * sample("ledger_batch_size_count"), "\(port): batches of more than one write")
+                    try Self.sample("ledger_batch_size_sum", port: port) > 1.5 * Self.sample("ledger_batch_size_count", port: port),
+                    "\(port): batches of more than one write")
             }
             try await Self.stopAndVerify([first, second], database: database)
         }

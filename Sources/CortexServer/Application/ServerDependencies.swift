@@ -28,6 +28,8 @@ public struct ServerDependencies: Sendable {
     public let authenticator: Authenticator
     /// Holds, settles and releases the price of billed requests.
     public let billing: Billing
+    /// The ledger's credit leases (`CREDIT_LEASE_HOLDS` above 0), which a service keeps.
+    public let creditLeases: LeasingLedger?
     /// Decides rate limits: in this process, or shared through Redis.
     public let rateLimiter: any RateLimiting
     /// The Redis-backed limiter when `REDIS_URL` is set, for `/ready` and shutdown.
@@ -46,6 +48,8 @@ public struct ServerDependencies: Sendable {
     public var services: [any Service] {
         // The span exporter first, so that it stops last and flushes every span.
         var services: [any Service] = traceExport.map { [$0] } ?? []
+        // Stops after the HTTP server, so every lease goes back once no request can use it.
+        if let creditLeases { services.append(CreditLeaseKeeper(ledger: creditLeases)) }
         if let redis = sharedRateLimiter?.redis { services.append(CloseOnShutdown { await redis.close() }) }
         return services + trafficSyncs + [shadow, resources] + llmGateways
     }
@@ -117,6 +121,7 @@ public struct ServerDependencies: Sendable {
                 ])
         }
         let metrics = ServerMetrics(factory: factory, version: CortexVersion.current)
+        let creditLeases = configuration.billing.leasePolicy.map { store.useCreditLeases($0) }
         let schemaVersion = try await store.schemaVersion()
         logger.info("DB_OPEN", metadata: ["path": "\(store.location)", "schema_version": .stringConvertible(schemaVersion)])
         try await seedIdentities(configuration: configuration, store: store, logger: logger)
@@ -175,6 +180,7 @@ public struct ServerDependencies: Sendable {
             readiness: readiness,
             authenticator: Authenticator(store: store, configuration: authConfiguration),
             billing: Billing(ledger: store.ledger, configuration: configuration.billing, metrics: metrics),
+            creditLeases: creditLeases,
             rateLimiter: sharedLimiter ?? localLimiter,
             sharedRateLimiter: sharedLimiter,
             reloadConfiguration: reload ?? { configuration },
@@ -344,5 +350,14 @@ extension StateStore {
         case .sqlite(let path): try await withSQLite(path: path, metrics: metrics, logger: logger, body)
         case .postgres(let url): try await withPostgres(url: url, metrics: metrics, logger: logger, body)
         }
+    }
+}
+
+extension CortexConfiguration.Billing {
+    /// How replicas lease credits, or `nil` when they do not (`CREDIT_LEASE_HOLDS=0`): a lease
+    /// lives as long as a hold, at most 30 s, renewed while its replica runs.
+    var leasePolicy: CreditLeasePolicy? {
+        guard leaseHolds > 0 else { return nil }
+        return CreditLeasePolicy(holdsPerLease: leaseHolds, lifetime: .milliseconds(Int64(min(holdTTLSeconds, 30) * 1000)))
     }
 }

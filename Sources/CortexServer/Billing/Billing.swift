@@ -159,7 +159,9 @@ public struct Billing: Sendable {
             model: model,
             keyID: principal.key.id,
             expiresAt: Date().addingTimeInterval(configuration.holdTTLSeconds),
-            idempotency: idempotency
+            idempotency: idempotency,
+            // A client's own X-Request-ID must be claimed before the work; Cortex's cannot repeat.
+            requestIDIsUnique: request.headers[.xRequestID] == nil
         )
         do {
             let held = try await RequestTracing.span("hold", attributes: { $0["cortex.credits_held"] = "\(amount)" }) {

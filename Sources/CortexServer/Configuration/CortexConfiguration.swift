@@ -209,6 +209,9 @@ public struct CortexConfiguration: Sendable, Equatable {
         public var holdTTLSeconds = 300.0
         /// Seconds between sweeps that release expired holds (`HOLD_SWEEP_INTERVAL_S`).
         public var sweepIntervalSeconds = 10.0
+        /// How many holds of a tenant's request one credit lease covers (`CREDIT_LEASE_HOLDS`);
+        /// 0 holds every request in the database.
+        public var leaseHolds = 100
         /// Credits the demo tenant is given once, when it is created (`DEMO_CREDITS`).
         public var demoCredits = Credits(microcredits: 100 * Credits.scale)
 

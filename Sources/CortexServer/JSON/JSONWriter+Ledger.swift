@@ -12,6 +12,7 @@ extension JSONWriter {
     mutating func creditFields(balance: Balance, usage: [ModelUsage]) {
         member("balance", balance.available)
         member("held", balance.held)
+        member("leased", balance.leased)
         key("usage")
         beginObject()
         var requests: Int64 = 0

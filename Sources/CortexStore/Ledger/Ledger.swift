@@ -51,6 +51,10 @@ public struct Hold: Sendable, Hashable {
     public var expiresAt: Date
     /// The client's `Idempotency-Key` and a fingerprint of its request, if it sent one.
     public var idempotency: Idempotency?
+    /// Whether Cortex made the request id (the client sent none), so no earlier request can
+    /// have it: such a hold may be made on a credit lease (``LeasingLedger``), where a request id
+    /// is claimed only when it settles. A client's own id is claimed in the database before the work.
+    public var requestIDIsUnique: Bool
 
     /// Creates a hold request.
     public init(
@@ -60,8 +64,10 @@ public struct Hold: Sendable, Hashable {
         model: String,
         keyID: Int64?,
         expiresAt: Date,
-        idempotency: Idempotency? = nil
+        idempotency: Idempotency? = nil,
+        requestIDIsUnique: Bool = false
     ) {
+        self.requestIDIsUnique = requestIDIsUnique
         self.tenantID = tenantID
         self.requestID = requestID
         self.amount = amount
@@ -156,11 +162,15 @@ public struct Balance: Sendable, Hashable {
     public var available: Credits
     /// The sum of open holds.
     public var held: Credits
+    /// Of `available`, what replicas have leased (``LeasingLedger``) and not spent yet: their
+    /// own requests spend it first, and it goes back to the balance when unused.
+    public var leased: Credits
 
     /// Creates the value.
-    public init(available: Credits, held: Credits) {
+    public init(available: Credits, held: Credits, leased: Credits = .zero) {
         self.available = available
         self.held = held
+        self.leased = leased
     }
 }
 

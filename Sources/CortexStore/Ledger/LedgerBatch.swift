@@ -10,6 +10,8 @@ enum BatchedLedgerWrite: Sendable {
     case hold(Hold)
     case settle(tenantID: Int64, requestID: String, cost: Credits)
     case release(tenantID: Int64, requestID: String)
+    /// A hold made on a credit lease, settled: both its entries, its cost from the lease.
+    case leasedSettle(LeasedSettlement)
 }
 
 /// A group commit's plain holds, settlements and releases in one PostgreSQL statement: one
@@ -37,20 +39,27 @@ enum PostgresLedgerBatch {
     static func run(_ writes: [BatchedLedgerWrite], durable: Bool, in database: any SQLDatabase) async throws -> [any Sendable] {
         var holds = HoldColumns()
         var closes = CloseColumns()
-        /// Where each write's result is: its side (hold or close) and its position there.
-        var places: [(isHold: Bool, index: Int)] = []
+        var leased = LeasedColumns()
+        /// Where each write's result is: its side (0 hold, 1 close, 2 leased settlement) and its position there.
+        var places: [(side: Int, index: Int)] = []
         places.reserveCapacity(writes.count)
         for write in writes {
             switch write {
             case .hold(let hold):
-                places.append((true, holds.tenants.count))
+                places.append((0, holds.tenants.count))
                 holds.append(hold)
             case .settle(let tenantID, let requestID, let cost):
-                places.append((false, closes.tenants.count))
+                places.append((1, closes.tenants.count))
                 closes.append(tenantID: tenantID, requestID: requestID, cost: cost.microcredits)
             case .release(let tenantID, let requestID):
-                places.append((false, closes.tenants.count))
+                places.append((1, closes.tenants.count))
                 closes.append(tenantID: tenantID, requestID: requestID, cost: -1)
+            case .leasedSettle(let settlement):
+                guard leased.owner == nil || leased.owner == settlement.owner else {
+                    throw StoreFailure(reason: "one batch settles on one replica's leases")
+                }
+                places.append((2, leased.tenants.count))
+                leased.append(settlement)
             }
         }
         guard let database = database as? any PreparedStatementRunner else {
@@ -62,9 +71,12 @@ enum PostgresLedgerBatch {
                 .integers(holds.tenants), .texts(holds.requests), .integers(holds.amounts), .texts(holds.models),
                 .integers(holds.keys), .integers(holds.expiries),
                 .integers(closes.tenants), .texts(closes.requests), .integers(closes.costs),
+                .integers(leased.tenants), .texts(leased.requests), .integers(leased.held), .integers(leased.costs),
+                .texts(leased.models), .integers(leased.keys), .text(leased.owner ?? ""),
             ]))
         var holdResults = [HoldOutcome?](repeating: nil, count: holds.tenants.count)
         var closeResults = [Bool?](repeating: nil, count: closes.tenants.count)
+        var leasedResults = [Bool?](repeating: nil, count: leased.tenants.count)
         for row in rows {
             guard let side = row.integer("side"), let ordinal = row.integer("ord"), let outcome = row.integer("outcome") else {
                 throw StoreFailure(reason: "the ledger's batch statement answered a row without its columns")
@@ -81,10 +93,17 @@ enum PostgresLedgerBatch {
                     }
             } else if side == 1, closeResults.indices.contains(index) {
                 closeResults[index] = outcome == 0
+            } else if side == 2, leasedResults.indices.contains(index) {
+                leasedResults[index] = outcome == 0
             }
         }
         return try places.map { place -> any Sendable in
-            let result: (any Sendable)? = place.isHold ? holdResults[place.index] : closeResults[place.index]
+            let result: (any Sendable)? =
+                switch place.side {
+                case 0: holdResults[place.index]
+                case 1: closeResults[place.index]
+                default: leasedResults[place.index]
+                }
             guard let result else { throw StoreFailure(reason: "the ledger's batch statement left a write without its result") }
             return result
         }
@@ -123,10 +142,39 @@ enum PostgresLedgerBatch {
         }
     }
 
+    /// Settlements on credit leases: the hold's and the settlement's columns, and the replica.
+    private struct LeasedColumns {
+        var tenants: [Int64] = []
+        var requests: [String] = []
+        var held: [Int64] = []
+        var costs: [Int64] = []
+        var models: [String] = []
+        /// 0 for no key.
+        var keys: [Int64] = []
+        var owner: String?
+
+        mutating func append(_ settlement: LeasedSettlement) {
+            tenants.append(settlement.tenantID)
+            requests.append(settlement.requestID)
+            held.append(settlement.hold.amount)
+            costs.append(settlement.cost)
+            models.append(settlement.hold.model)
+            keys.append(settlement.hold.keyID ?? 0)
+            owner = settlement.owner
+        }
+    }
+
     /// `$1` now (ms), `$2` `synchronous_commit` for this transaction, `$3`...`$8` the holds'
-    /// columns, `$9`...`$11` the closes'. Answers one row per write: `side` 0 for a hold, 1 for a
-    /// close; `ord` its 1-based position on its side; `outcome` (hold: 0 held, 1 insufficient,
-    /// 2 duplicate, 3 unknown tenant; close: 0 closed, 1 no open hold); `balance` for holds.
+    /// columns, `$9`...`$11` the closes', `$12`...`$17` the leased settlements', `$18` the replica
+    /// whose leases pay for them. Answers one row per write: `side` 0 for a hold, 1 for a close,
+    /// 2 for a leased settlement; `ord` its 1-based position on its side; `outcome` (hold: 0 held,
+    /// 1 insufficient, 2 duplicate, 3 unknown tenant; close: 0 closed, 1 no open hold; leased
+    /// settlement: 0 written, 1 billed before or no lease); `balance` for holds.
+    ///
+    /// A leased settlement writes its hold entry (`ON CONFLICT DO NOTHING`: a request id billed
+    /// before writes nothing) and, for those written, its settlement entry; the replica's lease
+    /// row, locked, loses the costs (its `CHECK (amount_micros >= 0)` the last guard). Without a
+    /// lease row (returned after the replica stopped renewing it) nothing is written.
     static let statement = """
         WITH h AS (
             SELECT * FROM unnest($3::bigint[], $4::text[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[])
@@ -174,6 +222,26 @@ enum PostgresLedgerBatch {
         ), updated AS (
             UPDATE tenants t SET balance_micros = t.balance_micros + change.delta FROM change
             WHERE t.id = change.id AND change.delta <> 0
+        ), ls AS (
+            SELECT * FROM unnest($12::bigint[], $13::text[], $14::bigint[], $15::bigint[], $16::text[], $17::bigint[])
+                WITH ORDINALITY AS ls (tenant_id, request_id, held, cost, model, key_id, ord)
+        ), leases AS (
+            SELECT l.tenant_id FROM credit_leases l
+            WHERE l.owner = $18 AND l.tenant_id IN (SELECT tenant_id FROM ls) ORDER BY l.tenant_id FOR UPDATE
+        ), spent_holds AS (
+            INSERT INTO ledger_entries (tenant_id, request_id, phase, kind, amount_micros, model, key_id, created_at_ms)
+            SELECT tenant_id, request_id, 'open', 'hold', -held, model, NULLIF(key_id, 0), $1 FROM ls
+            WHERE tenant_id IN (SELECT tenant_id FROM leases) ORDER BY ord
+            ON CONFLICT DO NOTHING RETURNING tenant_id, request_id
+        ), spent AS (
+            SELECT ls.* FROM ls JOIN spent_holds s ON s.tenant_id = ls.tenant_id AND s.request_id = ls.request_id
+        ), spent_closes AS (
+            INSERT INTO ledger_entries (tenant_id, request_id, phase, kind, amount_micros, created_at_ms)
+            SELECT tenant_id, request_id, 'close', 'settle', GREATEST(held - cost, 0), $1 FROM spent ORDER BY ord
+        ), lease_change AS (
+            UPDATE credit_leases l SET amount_micros = l.amount_micros - s.total
+            FROM (SELECT tenant_id, SUM(cost) AS total FROM spent GROUP BY tenant_id) s
+            WHERE l.tenant_id = s.tenant_id AND l.owner = $18 AND s.total <> 0
         )
         SELECT 0 AS side, h.ord AS ord,
             CASE WHEN a.ord IS NOT NULL THEN 0 WHEN ch.id IS NULL THEN 3 WHEN r.ord IS NULL OR r.running <= r.funds THEN 2 ELSE 1 END
@@ -184,6 +252,9 @@ enum PostgresLedgerBatch {
         UNION ALL
         SELECT 1, c.ord, CASE WHEN t.ord IS NULL THEN 1 ELSE 0 END, NULL, set_config('synchronous_commit', $2, true)
         FROM c LEFT JOIN taken t ON t.ord = c.ord
+        UNION ALL
+        SELECT 2, ls.ord, CASE WHEN s.ord IS NULL THEN 1 ELSE 0 END, NULL, set_config('synchronous_commit', $2, true)
+        FROM ls LEFT JOIN spent s ON s.ord = ls.ord
         """
 }
 
@@ -206,8 +277,10 @@ enum SQLiteLedgerBatch {
         var results = [(any Sendable)?](repeating: nil, count: writes.count)
         var closes: [(index: Int, key: Key, cost: Int64?)] = []
         var holds: [(index: Int, hold: Hold)] = []
+        var leased: [(index: Int, settlement: LeasedSettlement)] = []
         for (index, write) in writes.enumerated() {
             switch write {
+            case .leasedSettle(let settlement): leased.append((index, settlement))
             case .hold(let hold): holds.append((index, hold))
             case .settle(let tenantID, let requestID, let cost): closes.append((index, Key(tenantID, requestID), cost.microcredits))
             case .release(let tenantID, let requestID): closes.append((index, Key(tenantID, requestID), nil))
@@ -287,16 +360,7 @@ enum SQLiteLedgerBatch {
                 }
             }
             let keys = holds.map { Key($0.hold.tenantID, $0.hold.requestID) }
-            var billed = Set<Key>()
-            for row in try await database.query(
-                """
-                SELECT e.tenant_id AS tenant_id, e.request_id AS request_id FROM json_each($1) j
-                JOIN ledger_entries e ON e.tenant_id = j.value ->> 0 AND e.request_id = j.value ->> 1 AND e.phase = 'open'
-                """,
-                [.text(json(keys))]
-            ) {
-                if let tenant = row.integer("tenant_id"), let request = row.text("request_id") { billed.insert(Key(tenant, request)) }
-            }
+            var billed = try await billedBefore(keys, in: database)
             var entries = JSONWriter()
             var opened = JSONWriter()
             entries.beginArray()
@@ -356,6 +420,10 @@ enum SQLiteLedgerBatch {
             }
         }
 
+        if !leased.isEmpty {
+            try await settleLeased(leased, results: &results, now: now, in: database)
+        }
+
         for (tenant, delta) in change.sorted(by: { $0.key < $1.key }) where delta != 0 {
             _ = try await database.query(
                 "UPDATE tenants SET balance_micros = balance_micros + $2 WHERE id = $1", [.integer(tenant), .integer(delta)])
@@ -364,6 +432,94 @@ enum SQLiteLedgerBatch {
             guard let result else { throw StoreFailure(reason: "the ledger's batch left a write without its result") }
             return result
         }
+    }
+
+    /// Settlements on this replica's credit leases: both entries of each, in one insert, and
+    /// each lease row charged once (its `CHECK (amount_micros >= 0)` the last guard). A request
+    /// id billed before, or a tenant without a lease row, writes nothing.
+    private static func settleLeased(
+        _ leased: [(index: Int, settlement: LeasedSettlement)],
+        results: inout [(any Sendable)?],
+        now: SQLValue,
+        in database: any SQLDatabase
+    ) async throws {
+        let owner = leased[0].settlement.owner
+        guard leased.allSatisfy({ $0.settlement.owner == owner }) else {
+            throw StoreFailure(reason: "one batch settles on one replica's leases")
+        }
+        let tenants = Array(Set(leased.map(\.settlement.tenantID))).sorted()
+        var leases = Set<Int64>()
+        for row in try await database.query(
+            "SELECT tenant_id FROM credit_leases WHERE owner = $1 AND tenant_id IN (SELECT value FROM json_each($2))",
+            [.text(owner), .text("[" + tenants.map(String.init).joined(separator: ",") + "]")]
+        ) {
+            if let tenant = row.integer("tenant_id") { leases.insert(tenant) }
+        }
+        var billed = try await billedBefore(leased.map { Key($0.settlement.tenantID, $0.settlement.requestID) }, in: database)
+        var spent: [Int64: Int64] = [:]
+        var written = 0
+        var entries = JSONWriter()
+        entries.beginArray()
+        for (index, settlement) in leased {
+            let key = Key(settlement.tenantID, settlement.requestID)
+            guard leases.contains(settlement.tenantID), !billed.contains(key) else {
+                results[index] = false
+                continue
+            }
+            billed.insert(key)
+            results[index] = true
+            written += 1
+            let hold = settlement.hold
+            spent[settlement.tenantID, default: 0] += settlement.cost
+            entries.beginArray()
+            entries.number(Int(settlement.tenantID))
+            entries.string(settlement.requestID)
+            entries.string("open")
+            entries.string("hold")
+            entries.number(Int(-hold.amount))
+            entries.string(hold.model)
+            if let keyID = hold.keyID { entries.number(Int(keyID)) } else { entries.null() }
+            entries.endArray()
+            entries.beginArray()
+            entries.number(Int(settlement.tenantID))
+            entries.string(settlement.requestID)
+            entries.string("close")
+            entries.string("settle")
+            entries.number(Int(max(hold.amount - settlement.cost, 0)))
+            entries.null()
+            entries.null()
+            entries.endArray()
+        }
+        entries.endArray()
+        guard written > 0 else { return }
+        _ = try await database.query(
+            """
+            INSERT INTO ledger_entries (tenant_id, request_id, phase, kind, amount_micros, model, key_id, created_at_ms)
+            SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, $2 FROM json_each($1)
+            """,
+            [.text(entries.text), now]
+        )
+        for (tenant, cost) in spent.sorted(by: { $0.key < $1.key }) where cost != 0 {
+            _ = try await database.query(
+                "UPDATE credit_leases SET amount_micros = amount_micros - $3 WHERE tenant_id = $1 AND owner = $2",
+                [.integer(tenant), .text(owner), .integer(cost)]
+            )
+        }
+    }
+
+    /// Which of `keys` have a hold entry already.
+    private static func billedBefore(_ keys: [Key], in database: any SQLDatabase) async throws -> Set<Key> {
+        var billed = Set<Key>()
+        for row in try await database.query(
+            """
+            SELECT e.tenant_id AS tenant_id, e.request_id AS request_id FROM json_each($1) j
+            JOIN ledger_entries e ON e.tenant_id = j.value ->> 0 AND e.request_id = j.value ->> 1 AND e.phase = 'open'
+            """,
+            [.text(json(keys))]
+        ) {
+            if let tenant = row.integer("tenant_id"), let request = row.text("request_id") { billed.insert(Key(tenant, request)) }
+        }
+        return billed
     }
 
     /// A tenant and request id.

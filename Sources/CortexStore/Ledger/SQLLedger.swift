@@ -10,8 +10,8 @@ import Foundation
 ///
 /// Writes go through a ``GroupCommitter``; reads go straight to the database.
 final class SQLLedger: Ledger {
-    private let writer: GroupCommitter
-    private let reader: any SQLDatabase
+    let writer: GroupCommitter
+    let reader: any SQLDatabase
 
     init(writer: GroupCommitter, reader: any SQLDatabase) {
         self.writer = writer
@@ -257,6 +257,7 @@ final class SQLLedger: Ledger {
                     UPDATE tenants SET balance_micros = balance_micros + $2
                     WHERE id = $1 AND balance_micros
                         <= $3 - (SELECT COALESCE(SUM(amount_micros), 0) FROM open_holds WHERE tenant_id = $1)
+                            - (SELECT COALESCE(SUM(amount_micros), 0) FROM credit_leases WHERE tenant_id = $1)
                     RETURNING balance_micros
                     """,
                     [tenant, amount, .integer(Credits.maximumBalance.microcredits - micros)]
@@ -285,15 +286,18 @@ final class SQLLedger: Ledger {
     func balance(tenantID: Int64) async throws -> Balance {
         let rows = try await reader.query(
             """
-            SELECT balance_micros,
+            SELECT balance_micros, (SELECT COALESCE(SUM(amount_micros), 0) FROM credit_leases WHERE tenant_id = $1) AS leased_micros,
                 (SELECT COALESCE(SUM(amount_micros), 0) FROM open_holds WHERE tenant_id = $1) AS held_micros
             FROM tenants WHERE id = $1
             """,
             [.integer(tenantID)]
         )
+        // Leased credits are the tenant's until spent: what replicas hold on them in memory is
+        // taken out by ``LeasingLedger`` (this replica's; another's shows once settled).
         return Balance(
-            available: Credits(microcredits: rows.first?.integer("balance_micros") ?? 0),
-            held: Credits(microcredits: rows.first?.integer("held_micros") ?? 0)
+            available: Credits(microcredits: (rows.first?.integer("balance_micros") ?? 0) &+ (rows.first?.integer("leased_micros") ?? 0)),
+            held: Credits(microcredits: rows.first?.integer("held_micros") ?? 0),
+            leased: Credits(microcredits: rows.first?.integer("leased_micros") ?? 0)
         )
     }
 
@@ -350,7 +354,7 @@ final class SQLLedger: Ledger {
             // Each through the writer, which re-checks that the hold is still open.
             if try await release(tenantID: tenantID, requestID: requestID) { released += 1 }
         }
-        return released
+        return released + (try await returnExpiredLeases(at: time))
     }
 
     func verify(at time: Date, slack: Duration) async throws -> [String] {
@@ -377,17 +381,21 @@ final class SQLLedger: Ledger {
             // Each tenant's entries summed in the order they were written: the running sum is the
             // balance's history, which never leaves 64 bits, where a plain SUM in any order could
             // (a grant near the limit, then a release before its hold) and SQLite would fail.
+            // Credits leased to replicas left the balance but are still the tenant's.
             for row in try await database.query(
                 """
-                SELECT t.name AS name, t.balance_micros AS balance, COALESCE(s.total, 0) AS total
-                FROM tenants t LEFT JOIN (
+                SELECT t.name AS name, t.balance_micros + COALESCE(l.leased, 0) AS balance, COALESCE(s.total, 0) AS total
+                FROM tenants t
+                LEFT JOIN (SELECT tenant_id, SUM(amount_micros) AS leased FROM credit_leases GROUP BY tenant_id) AS l
+                    ON l.tenant_id = t.id
+                LEFT JOIN (
                     SELECT tenant_id, total FROM (
                         SELECT tenant_id, SUM(amount_micros) OVER (PARTITION BY tenant_id ORDER BY id) AS total,
                             ROW_NUMBER() OVER (PARTITION BY tenant_id ORDER BY id DESC) AS newest
                         FROM ledger_entries
                     ) AS running WHERE newest = 1
                 ) AS s ON s.tenant_id = t.id
-                WHERE t.balance_micros <> COALESCE(s.total, 0)
+                WHERE t.balance_micros + COALESCE(l.leased, 0) <> COALESCE(s.total, 0)
                 ORDER BY t.name
                 """
             ) {
@@ -453,6 +461,17 @@ final class SQLLedger: Ledger {
                 problems.append(
                     "ledger: \(count) hold(s) open past their expiry (oldest expired \(oldest.ISO8601Format())); "
                         + "a running server releases them, or run `cortex credits release-expired`"
+                )
+            }
+            let stale = try await database.query(
+                "SELECT COUNT(*) AS count, MIN(expires_at_ms) AS oldest FROM credit_leases WHERE expires_at_ms < $1",
+                [.integer(stuckBefore)]
+            )
+            if let count = stale.first?.integer("count"), count > 0 {
+                let oldest = Date(millisecondsSince1970: Int(stale.first?.integer("oldest") ?? 0))
+                problems.append(
+                    "ledger: \(count) credit lease(s) past their expiry (oldest expired \(oldest.ISO8601Format())); "
+                        + "a running server returns them, or run `cortex credits release-expired`"
                 )
             }
             return problems

@@ -118,5 +118,20 @@ enum PostgresMigrations {
                 """,
             ]
         ),
+        SQLMigration(
+            version: 5,
+            name: "credit leases",
+            statements: [
+                """
+                CREATE TABLE credit_leases (
+                    tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+                    owner TEXT NOT NULL,
+                    amount_micros BIGINT NOT NULL CHECK (amount_micros >= 0),
+                    expires_at_ms BIGINT NOT NULL,
+                    PRIMARY KEY (tenant_id, owner)
+                )
+                """
+            ]
+        ),
     ]
 }

@@ -133,5 +133,20 @@ enum SQLiteMigrations {
                 """,
             ]
         ),
+        SQLMigration(
+            version: 6,
+            name: "credit leases",
+            statements: [
+                """
+                CREATE TABLE credit_leases (
+                    tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+                    owner TEXT NOT NULL,
+                    amount_micros INTEGER NOT NULL CHECK (amount_micros >= 0),
+                    expires_at_ms INTEGER NOT NULL,
+                    PRIMARY KEY (tenant_id, owner)
+                )
+                """
+            ]
+        ),
     ]
 }

@@ -1,6 +1,7 @@
 public import CoreMetrics
 public import Foundation
 public import Logging
+import Synchronization
 
 /// Everything Cortex keeps outside the process: tenants, keys and the credits ledger, on the
 /// embedded SQLite file or on PostgreSQL, with the same behaviour on both.
@@ -8,8 +9,11 @@ public import Logging
 /// The SQL is written once (see ``SQLDatabase``); what differs per engine (how to connect,
 /// migrate, probe, back up) lives in a ``StorageEngine``.
 public final class StateStore: Sendable {
-    /// The credits ledger.
-    public let ledger: any Ledger
+    /// The credits ledger: the database's own, or with credit leases after ``useCreditLeases(_:)``.
+    public var ledger: any Ledger { current.withLock { $0 } }
+    private let current: Mutex<any Ledger>
+    /// The ledger in SQL, under any leasing.
+    let sqlLedger: SQLLedger
     /// Where the data lives, for logs: a file path, or PostgreSQL's host, port and database (never a password).
     public var location: String { engine.location }
     /// The filesystem that holds the data, for the free-disk check; `nil` when the database is remote.
@@ -25,7 +29,17 @@ public final class StateStore: Sendable {
         self.database = engine.reader
         self.committer = GroupCommitter(
             database: engine.writer, executor: engine.writerExecutor, metrics: metrics, batchStatement: engine.batchStatement)
-        self.ledger = SQLLedger(writer: committer, reader: engine.reader)
+        self.sqlLedger = SQLLedger(writer: committer, reader: engine.reader)
+        self.current = Mutex(sqlLedger)
+    }
+
+    /// Makes ``ledger`` hold requests on credit leases (see ``LeasingLedger``) from now on, and
+    /// returns it: whoever serves requests runs its ``LeasingLedger/keep()`` and, after the last
+    /// request, its ``LeasingLedger/returnAll()``. Call it before handing ``ledger`` out.
+    public func useCreditLeases(_ policy: CreditLeasePolicy) -> LeasingLedger {
+        let leasing = LeasingLedger(base: sqlLedger, policy: policy)
+        current.withLock { $0 = leasing }
+        return leasing
     }
 
     /// Opens (creating if needed) the SQLite file at `path` and applies pending migrations.
