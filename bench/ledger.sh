@@ -7,11 +7,13 @@
 #   1. one tenant (the demo key) at CONNECTIONS connections;
 #   2. requests spread over TENANTS tenants (a key each, picked at random per request);
 #   3. one connection: the p50 billing adds, beside one fdatasync p50 of the same disk.
-# A billed request makes two ledger writes (hold, then settle), the settlement durable before
-# the 200; the figures show how many writes share one transaction (one commit).
+# A billed request makes one ledger write on a credit lease (its settlement, durable before the
+# 200; a lease per CREDIT_LEASE_HOLDS requests), two without (hold, then settle); the figures
+# show how many writes share one transaction (one commit).
 #
 # Environment: DURATION (s per wrk run, default 5), ROUNDS (default 3), CONNECTIONS (default 32),
-# TENANTS (default 64), SKIP_POSTGRES=1 to leave PostgreSQL out.
+# TENANTS (default 64), SKIP_POSTGRES=1 to leave PostgreSQL out, LEASE_HOLDS (the billed
+# servers' CREDIT_LEASE_HOLDS, default 100; 0 measures database holds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
@@ -40,7 +42,7 @@ build_cortex
 ROUTE=/v2/models/lead-scoring/infer
 
 # A price of one micro-credit and balances that last far longer than the run.
-BILLED=(MODEL_PRICES=lead-scoring=0.000001 DEMO_CREDITS=1000000000)
+BILLED=(MODEL_PRICES=lead-scoring=0.000001 DEMO_CREDITS=1000000000 CREDIT_LEASE_HOLDS=${LEASE_HOLDS:-100})
 start_cortex "$FREE_PORT" "" ADMIN_TOKEN=$ADMIN
 start_cortex "$SQLITE_PORT" "" ADMIN_TOKEN=$ADMIN "${BILLED[@]}"
 SERVERS="sqlite"

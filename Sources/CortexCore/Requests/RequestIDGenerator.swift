@@ -2,10 +2,15 @@ import Synchronization
 
 /// Makes request ids without a system call per request.
 ///
-/// Each id is 128 bits in the W3C trace-id form: a random 64-bit prefix chosen once per
-/// process, then a 64-bit counter passed through the SplitMix64 finaliser (a bijection, so ids
-/// never repeat within a process, and a random prefix keeps replicas apart). Ids are not secrets
-/// and need no cryptographic randomness; the system generator costs a `getrandom` call each time.
+/// Each id is 128 bits in the W3C trace-id form. The first 64 bits count up from a random start
+/// chosen once per process, so one process's ids sort in the order they were made: the ledger's
+/// unique index on request ids then grows at one end (a batch's entries share a page or two),
+/// where scattered ids dirtied a page of the index per entry, each written to the WAL on every
+/// commit (and, on PostgreSQL, in full after each checkpoint). The last 64 bits are the counter
+/// passed through the SplitMix64 finaliser (a bijection, so ids never repeat within a process),
+/// which keeps them scattered where trace samplers read their randomness (W3C: the rightmost
+/// bytes). Random starts keep replicas apart. Ids are not secrets and need no cryptographic
+/// randomness; the system generator costs a `getrandom` call each time.
 public final class RequestIDGenerator: Sendable {
     private let prefix: UInt64
     private let offset: UInt64
@@ -26,7 +31,7 @@ public final class RequestIDGenerator: Sendable {
     /// The next id: 32 lowercase hex characters.
     public func next() -> String {
         let count = counter.wrappingAdd(1, ordering: .relaxed).newValue
-        return RequestID.format(high: prefix, low: Self.mix(count &+ offset))
+        return RequestID.format(high: prefix &+ count, low: Self.mix(count &+ offset))
     }
 
     /// SplitMix64's output function: a bijection on 64-bit values that scatters consecutive inputs.
