@@ -70,8 +70,10 @@ make_tenants "${FREE_PORTS[0]}" "$TENANTS" 1000000 "$WORK/free.keys"
 tenants_lua "$WORK/billed.keys" "$WORK/billed.lua"
 tenants_lua "$WORK/free.keys" "$WORK/free.lua"
 
-balances() { # the sum of the bench tenants' balances in micro-credits
-  psql "$CORTEX_TEST_POSTGRES_URL" -Atc "SELECT COALESCE(SUM(balance_micros), 0) FROM tenants WHERE name LIKE 'bench-%'"
+balances() { # the sum of the bench tenants' balances in micro-credits, with what replicas have leased of them
+  psql "$CORTEX_TEST_POSTGRES_URL" -Atc "SELECT COALESCE(SUM(balance_micros), 0)
+    + (SELECT COALESCE(SUM(amount_micros), 0) FROM credit_leases WHERE tenant_id IN (SELECT id FROM tenants WHERE name LIKE 'bench-%'))
+    FROM tenants WHERE name LIKE 'bench-%'"
 }
 settled() { # 200s on the route, both billed replicas
   echo $(($(infer_200s "${REPLICA_PORTS[0]}") + $(infer_200s "${REPLICA_PORTS[1]}")))

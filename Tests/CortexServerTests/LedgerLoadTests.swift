@@ -400,6 +400,9 @@ extension LedgerLoadTests {
             }
             #expect(acknowledged.values.reduce(0, +) > 100, "enough requests succeeded to mean something")
             #expect(try await victim.waitForExit(timeout: .seconds(5)) == SIGKILL)
+            // Both replicas took and returned credit leases beside their batches, and no batch failed
+            // (two replicas locking tenants out of order would deadlock, and run again one by one).
+            #expect(try Self.sample("ledger_batch_retries_total", port: survivorPort) == 0)
 
             // The killed replica comes back; the holds of its dead requests expire and are released.
             let (restarted, restartedPort) = try await Self.serve(database, directory, environment)

@@ -214,7 +214,24 @@ final class GroupCommitter: Sendable {
         }
     }
 
+    /// Runs a batch. Where the batch statement is a transaction by itself (PostgreSQL), a batch
+    /// that also has writes of their own (lease takes and returns, grants, idempotent writes) runs
+    /// as two transactions, the statement's first: each then locks tenants' rows in ascending
+    /// order, as every other replica's transactions do. In one transaction, the writes of their
+    /// own would lock their tenants after the statement had locked the others, out of order, and
+    /// two replicas could deadlock (PostgreSQL breaks it after `deadlock_timeout`, 1 s).
     private func run(_ batch: [Pending]) async {
+        if let batchStatement, batchStatement.isOwnTransaction, batch.contains(where: { $0.batched != nil }),
+            batch.contains(where: { $0.batched == nil })
+        {
+            await runGroup(batch.filter { $0.batched != nil })
+            await runGroup(batch.filter { $0.batched == nil })
+            return
+        }
+        await runGroup(batch)
+    }
+
+    private func runGroup(_ batch: [Pending]) async {
         let start = DispatchTime.now().uptimeNanoseconds
         do {
             let results = try await runTogether(batch)
