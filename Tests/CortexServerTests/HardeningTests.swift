@@ -424,7 +424,7 @@ struct HardeningTests {
         if change == "truncated" { #expect(truncate(shm, 0) == 0) } else { #expect(chmod(shm, 0o444) == 0) }
         // Billed requests, and reads of the balance once the key's cache has expired, are refused.
         for _ in 0..<3 {
-            let billed = try #require(try score())
+            let billed = try #require(try score(), "no answer; the server said: \(cortex.stdout.suffix(1500))")
             #expect(billed.status == 503, "\(billed.body)")
             #expect(billed.body.contains("billing_unavailable") || billed.body.contains("database_unavailable"), "\(billed.body)")
         }

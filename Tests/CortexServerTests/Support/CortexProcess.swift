@@ -242,6 +242,7 @@ final class RawHTTPConnection {
         var offset = 0
         while offset < bytes.count {
             let written = bytes[offset...].withUnsafeBytes { Glibc.send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if written < 0, errno == EINTR { continue }
             if written <= 0 { return }
             offset += written
         }
@@ -265,6 +266,8 @@ final class RawHTTPConnection {
                 }
             }
             let count = recv(socket, &buffer, buffer.count, 0)
+            // A signal (a child process of another test exiting) interrupts the wait: wait again.
+            if count < 0, errno == EINTR { continue }
             if count <= 0 { return nil }
             received += buffer[0..<count]
         }
@@ -276,6 +279,7 @@ final class RawHTTPConnection {
         var buffer = [UInt8](repeating: 0, count: 65_536)
         while true {
             let count = recv(socket, &buffer, buffer.count, 0)
+            if count < 0, errno == EINTR { continue }
             if count <= 0 { return String(decoding: received, as: UTF8.self) }
             received += buffer[0..<count]
         }
