@@ -12,8 +12,8 @@ import NIOSSL
 /// TLS is swift-nio-ssl's, verifying the certificate against the system's roots and the host
 /// (SNI and name; an IP address is checked against the certificate's IP addresses).
 ///
-/// What it leaves out, against AsyncHTTPClient (still used for the warm-up's polls and model
-/// lists): redirects, decompression, proxies, HTTP/2. Its
+/// What it leaves out, against AsyncHTTPClient (still used for URLs with credentials in them and
+/// for fetching AWS credentials): redirects, decompression, proxies, HTTP/2. Its
 /// timeouts are the providers': connect, read (the longest silence: before the head, between
 /// chunks) and a deadline for the head.
 ///
