@@ -12,9 +12,8 @@ import Synchronization
 struct ProviderHTTP: Sendable {
     let clients: LoopClients
     let baseURL: String
-    /// For an `http` or `https` provider: its host, port and scheme and the base URL's path, for
-    /// ``UpstreamHTTPClient``; `nil` for a URL it does not take (credentials in it), which goes
-    /// through AsyncHTTPClient.
+    /// For a plain `http` provider: its host and port and the base URL's path, for
+    /// ``UpstreamHTTPClient``; `nil` for `https`, which goes through AsyncHTTPClient.
     let plain: PlainUpstream?
     let headers: [(String, String)]
     let timeouts: ProviderTimeouts
@@ -302,7 +301,7 @@ public struct ChatDeltaStream: AsyncSequence, Sendable {
     }
 }
 
-/// An `http` or `https` provider's host, port and scheme, and its base URL's path.
+/// A plain `http` provider's host and port, and its base URL's path.
 struct PlainUpstream: Sendable {
     var address: UpstreamAddress
     var path: String
@@ -314,9 +313,9 @@ struct ProviderAnswer: Sendable {
     var body: Body
 
     enum Body: Sendable {
-        /// Through ``UpstreamHTTPClient`` (`http` and `https`).
+        /// Through ``UpstreamHTTPClient`` (plain `http`).
         case upstream(UpstreamBody)
-        /// Through AsyncHTTPClient (a URL with credentials in it).
+        /// Through AsyncHTTPClient (`https`).
         case client(HTTPClientResponse.Body)
 
         func makeIterator() -> Chunks {
