@@ -187,6 +187,28 @@ struct LeasingLedgerTests {
         }
     }
 
+    @Test("an expired lease spent to the last micro-credit is returned too: its row goes, and it is counted", arguments: Backend.allCases)
+    func spentLeaseExpires(backend: Backend) async throws {
+        try await LedgerTests.withTenant(backend, balance: "1000") { store, tenant in
+            let ledger = store.sqlLedger
+            let expiry = Date().addingTimeInterval(60)
+            let left = try await ledger.takeLease(
+                tenantID: tenant.id, owner: "gone", amount: 1_000_000, minimumBalance: 0, expiresAt: expiry)
+            #expect(left == 999_000_000)
+            let settlement = LeasedSettlement(
+                tenantID: tenant.id, requestID: "all", owner: "gone",
+                hold: LocalHold(amount: 1_000_000, model: "m", keyID: nil, expiresAt: expiry), cost: 1_000_000)
+            let written = try await ledger.settleLeased(settlement)
+            #expect(written)
+            #expect(try await Self.leases(store) == ["\(tenant.id)/gone": 0])
+            #expect(try await ledger.releaseExpiredHolds(at: Date()) == 0)
+            #expect(try await ledger.releaseExpiredHolds(at: Date().addingTimeInterval(120)) == 1)
+            #expect(try await Self.leases(store).isEmpty)
+            #expect(try await Self.count(store, "SELECT balance_micros AS n FROM tenants") == 999_000_000)
+            #expect(try await store.verify(at: Date().addingTimeInterval(200)).isEmpty)
+        }
+    }
+
     /// Two stores on one database, as two replicas have.
     static func withTwoStores(_ backend: Backend, _ body: (StateStore, StateStore) async throws -> Void) async throws {
         let logger = Logger(label: "test")

@@ -1,3 +1,4 @@
+import CortexCore
 public import Logging
 public import ServiceLifecycle
 

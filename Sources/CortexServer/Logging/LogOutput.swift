@@ -1,3 +1,4 @@
+import CortexCore
 import Foundation
 import Synchronization
 

@@ -23,15 +23,15 @@ public final class LeasingLedger: Ledger {
     private let base: SQLLedger
     /// This replica's name on its lease rows: random per process.
     let owner: String
+    private let policy: CreditLeasePolicy
     private let state: Mutex<CreditLeases>
 
     init(base: SQLLedger, policy: CreditLeasePolicy, owner: String = UUID().uuidString.lowercased()) {
         self.base = base
         self.owner = owner
+        self.policy = policy
         self.state = Mutex(CreditLeases(policy: policy))
     }
-
-    private var policy: CreditLeasePolicy { state.withLock { $0.policy } }
 
     public func hold(_ hold: Hold) async throws -> HoldOutcome {
         guard hold.idempotency == nil, hold.requestIDIsUnique, hold.amount > .zero else { return try await base.hold(hold) }
@@ -43,7 +43,7 @@ public final class LeasingLedger: Ledger {
             do {
                 balance = try await base.takeLease(
                     tenantID: hold.tenantID, owner: owner, amount: amount, minimumBalance: minimum,
-                    expiresAt: Date().addingTimeInterval(Self.seconds(policy.lifetime)))
+                    expiresAt: Date().addingTimeInterval(policy.lifetime.inSeconds))
             } catch {
                 state.withLock { $0.takeFailed(tenant: hold.tenantID) }
                 throw error
@@ -124,7 +124,6 @@ public final class LeasingLedger: Ledger {
     /// At shutdown, once requests have drained, call ``returnAll()`` (not from a cancelled task:
     /// a cancelled task's ledger writes are not run).
     public func keep() async {
-        let policy = self.policy
         let tick = min(policy.idleReturn, policy.lifetime / 3)
         var lastRenewal = ContinuousClock.now
         while !Task.isCancelled {
@@ -132,7 +131,7 @@ public final class LeasingLedger: Ledger {
             for tenant in state.withLock({ $0.due(now: .now) }) { await returnLease(of: tenant) }
             if ContinuousClock.now - lastRenewal >= policy.lifetime / 3, state.withLock({ $0.hasLeases }) {
                 lastRenewal = .now
-                try? await base.renewLeases(owner: owner, expiresAt: Date().addingTimeInterval(Self.seconds(policy.lifetime)))
+                try? await base.renewLeases(owner: owner, expiresAt: Date().addingTimeInterval(policy.lifetime.inSeconds))
             }
         }
     }
@@ -151,10 +150,5 @@ public final class LeasingLedger: Ledger {
             // Kept (and renewed); the next tick tries again, and if this replica dies it expires.
             state.withLock { $0.returned(tenant: tenant, returned: false) }
         }
-    }
-
-    private static func seconds(_ duration: Duration) -> TimeInterval {
-        let (seconds, attoseconds) = duration.components
-        return TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18
     }
 }

@@ -90,18 +90,20 @@ extension SQLLedger {
     @discardableResult
     func returnLease(tenantID: Int64, owner: String) async throws -> Int64 {
         try await writer.submit(tenantID: tenantID, durable: false) { database in
-            try await Self.returnLease(tenantID: tenantID, owner: owner, expiredBy: nil, in: database)
+            try await Self.returnLease(tenantID: tenantID, owner: owner, expiredBy: nil, in: database) ?? 0
         }
     }
 
+    /// Deletes the lease row (if it expired by `time`, when given) and credits what it held;
+    /// returns that amount, or `nil` when there was no such row.
     private static func returnLease(tenantID: Int64, owner: String, expiredBy time: Int64?, in database: any SQLDatabase) async throws
-        -> Int64
+        -> Int64?
     {
         let taken = try await database.query(
             "DELETE FROM credit_leases WHERE tenant_id = $1 AND owner = $2 AND expires_at_ms <= $3 RETURNING amount_micros",
             [.integer(tenantID), .text(owner), .integer(time ?? Int64.max)]
         )
-        guard let amount = taken.first?.integer("amount_micros") else { return 0 }
+        guard let amount = taken.first?.integer("amount_micros") else { return nil }
         if amount > 0 {
             _ = try await database.query(
                 "UPDATE tenants SET balance_micros = balance_micros + $2 WHERE id = $1", [.integer(tenantID), .integer(amount)])
@@ -129,7 +131,8 @@ extension SQLLedger {
             guard let tenantID = row.integer("tenant_id"), let owner = row.text("owner") else { continue }
             // Through the writer, which re-checks the expiry: a lease renewed meanwhile stays.
             let found = try await writer.submit(tenantID: tenantID, durable: false) { database in
-                try await Self.returnLease(tenantID: tenantID, owner: owner, expiredBy: now, in: database) > 0
+                // A lease spent to nothing is returned too: its row goes.
+                try await Self.returnLease(tenantID: tenantID, owner: owner, expiredBy: now, in: database) != nil
             }
             if found { returned += 1 }
         }
