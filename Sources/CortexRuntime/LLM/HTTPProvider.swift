@@ -12,8 +12,9 @@ import Synchronization
 struct ProviderHTTP: Sendable {
     let clients: LoopClients
     let baseURL: String
-    /// For a plain `http` provider: its host and port and the base URL's path, for
-    /// ``UpstreamHTTPClient``; `nil` for `https`, which goes through AsyncHTTPClient.
+    /// For an `http` or `https` provider: its host, port and scheme and the base URL's path, for
+    /// ``UpstreamHTTPClient``; `nil` for a URL it does not take (credentials in it), which goes
+    /// through AsyncHTTPClient.
     let plain: PlainUpstream?
     let headers: [(String, String)]
     let timeouts: ProviderTimeouts
@@ -301,7 +302,7 @@ public struct ChatDeltaStream: AsyncSequence, Sendable {
     }
 }
 
-/// A plain `http` provider's host and port, and its base URL's path.
+/// An `http` or `https` provider's host, port and scheme, and its base URL's path.
 struct PlainUpstream: Sendable {
     var address: UpstreamAddress
     var path: String
@@ -313,9 +314,9 @@ struct ProviderAnswer: Sendable {
     var body: Body
 
     enum Body: Sendable {
-        /// Through ``UpstreamHTTPClient`` (plain `http`).
+        /// Through ``UpstreamHTTPClient`` (`http` and `https`).
         case upstream(UpstreamBody)
-        /// Through AsyncHTTPClient (`https`).
+        /// Through AsyncHTTPClient (a URL with credentials in it).
         case client(HTTPClientResponse.Body)
 
         func makeIterator() -> Chunks {

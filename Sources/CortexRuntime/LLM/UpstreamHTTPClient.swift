@@ -1,15 +1,19 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
-/// HTTP/1.1 over plain TCP to an LLM provider, built for proxying: a keep-alive pool per event
+/// HTTP/1.1 over TCP, or TLS for `https`, to an LLM provider, built for proxying: a keep-alive pool per event
 /// loop of NIO's shared group, so a request's upstream connection lives on the thread its task
 /// already runs on; the request head and body in one write; the answer's head and body parsed
 /// by NIO's HTTP decoder and handed to the caller chunk by chunk as they are read, with
 /// backpressure (the socket is read only when the caller asks for more).
 ///
-/// What it leaves out, against AsyncHTTPClient (still used for `https` providers, model
-/// endpoints and the warm-up's polls): redirects, decompression, proxies, HTTP/2, TLS. Its
+/// TLS is swift-nio-ssl's, verifying the certificate against the system's roots and the host
+/// (SNI and name; an IP address is checked against the certificate's IP addresses).
+///
+/// What it leaves out, against AsyncHTTPClient (still used for the warm-up's polls and model
+/// lists): redirects, decompression, proxies, HTTP/2. Its
 /// timeouts are the providers': connect, read (the longest silence: before the head, between
 /// chunks) and a deadline for the head.
 ///
@@ -25,10 +29,13 @@ final class UpstreamHTTPClient: Sendable {
     /// pool, so their connections are reused too.
     private let offLoop: UpstreamPool
 
-    private init() {
+    /// - Parameter tls: How `https` connections verify their server (tests trust their own CA).
+    init(tls: TLSConfiguration = .makeClientConfiguration()) {
+        // Made once: a context loads the trust roots. Without one, `https` requests fail alone.
+        let context = Result { try NIOSSLContext(configuration: tls) }
         var pools: [ObjectIdentifier: UpstreamPool] = [:]
         for loop in NIOSingletons.posixEventLoopGroup.makeIterator() {
-            pools[ObjectIdentifier(loop)] = UpstreamPool(loop: loop)
+            pools[ObjectIdentifier(loop)] = UpstreamPool(loop: loop, tls: context)
         }
         self.pools = pools
         // swift-format-ignore: NeverForceUnwrap
@@ -60,10 +67,11 @@ final class UpstreamHTTPClient: Sendable {
     }
 }
 
-/// Where a request goes: plain TCP to `host` and `port`.
+/// Where a request goes: `host` and `port`, over TLS when `tls` (an `https` URL).
 struct UpstreamAddress: Hashable, Sendable {
     var host: String
     var port: Int
+    var tls = false
 }
 
 /// A request to an upstream.
@@ -154,8 +162,12 @@ final class UpstreamPool: @unchecked Sendable {
     /// Idle connections kept per upstream; more are closed when their answer ends.
     static let maximumIdle = 256
 
-    init(loop: any EventLoop) {
+    /// The TLS context for `https` upstreams, or why there is none.
+    private let tls: Result<NIOSSLContext, any Error>
+
+    init(loop: any EventLoop, tls: Result<NIOSSLContext, any Error>) {
         self.loop = loop
+        self.tls = tls
     }
 
     /// An open connection to `address`: an idle one that is still open, or a new one.
@@ -181,8 +193,14 @@ final class UpstreamPool: @unchecked Sendable {
             .connectTimeout(timeouts.connect)
             .channelOption(.autoRead, value: false)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
+            .channelInitializer { [tls] channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if address.tls {
+                        let context = try tls.get()
+                        // SNI takes a name only; an IP address is verified against the certificate's.
+                        let name = address.host.isIPAddress ? nil : address.host
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: name))
+                    }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(UpstreamResponseHandler())
                 }
@@ -256,7 +274,8 @@ final class UpstreamConnection: @unchecked Sendable {
             }
             var head = HTTPRequestHead(version: .http1_1, method: request.method, uri: request.target, headers: request.headers)
             if !head.headers.contains(name: "host") {
-                head.headers.add(name: "Host", value: address.port == 80 ? address.host : "\(address.host):\(address.port)")
+                let standard = address.port == (address.tls ? 443 : 80)
+                head.headers.add(name: "Host", value: standard ? address.host : "\(address.host):\(address.port)")
             }
             if let body = request.body {
                 head.headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes))
@@ -423,5 +442,14 @@ final class UpstreamResponseHandler: ChannelInboundHandler {
         guard let waiter else { return }
         self.waiter = nil
         waiter.fail(failure)
+    }
+}
+
+extension String {
+    /// Whether this is an IPv4 or IPv6 address rather than a name.
+    fileprivate var isIPAddress: Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return inet_pton(AF_INET, self, &v4) == 1 || inet_pton(AF_INET6, self, &v6) == 1
     }
 }

@@ -111,7 +111,7 @@ public final class RemoteModel: InferenceModel {
         let body: ByteBuffer
         do {
             if let plain = plainURL(request.url) {
-                // Plain http (another Cortex or Triton beside this one): the lean client.
+                // http or https (another Cortex or Triton beside this one, a cloud endpoint): the lean client.
                 let answer = try await UpstreamHTTPClient.shared.execute(
                     UpstreamRequest(
                         method: .POST, address: plain.address, target: plain.path, headers: request.headers, body: request.body),
@@ -150,14 +150,17 @@ public struct RemoteRequest: Sendable {
     }
 }
 
-/// `http://host[:port]/path[?query]` as an address and the request target; `nil` for `https`.
+/// `http(s)://host[:port]/path[?query]` as an address and the request target; `nil` for any
+/// other URL (one with a user, say), which AsyncHTTPClient carries.
 func plainURL(_ url: String) -> PlainUpstream? {
-    guard let components = URLComponents(string: url), components.scheme?.lowercased() == "http", let host = components.host,
+    let scheme = URLComponents(string: url)?.scheme?.lowercased()
+    guard let components = URLComponents(string: url), scheme == "http" || scheme == "https", let host = components.host,
         !host.isEmpty, components.user == nil
     else { return nil }
     let path = components.percentEncodedPath.isEmpty ? "/" : components.percentEncodedPath
+    let tls = scheme == "https"
     return PlainUpstream(
-        address: UpstreamAddress(host: host, port: components.port ?? 80),
+        address: UpstreamAddress(host: host, port: components.port ?? (tls ? 443 : 80), tls: tls),
         path: components.percentEncodedQuery.map { path + "?" + $0 } ?? path)
 }
 
