@@ -177,6 +177,32 @@ struct CreditLeasesTests {
         #expect(!leases.hasLeases && leases.tenants[1] == nil)
     }
 
+    @Test("a hold that comes while an idle lease is being returned goes to the database, never onto the row on its way out")
+    func holdDuringReturn() {
+        var leases = Self.leased()
+        _ = leases.released(Self.key("a"), now: Self.start)
+        let due = leases.due(now: Self.start + .seconds(1))
+        #expect(due == [1])
+        // The return's write is under way: 50 still look leased, but the row is going.
+        let during = leases.admit(Self.hold(5), key: Self.key("late"), now: Self.start + .seconds(1))
+        #expect(during == .database)
+        #expect(leases.hold(Self.key("late")) == nil && leases.held(tenant: 1) == (0, 0))
+        leases.returned(tenant: 1)
+        // Afterwards the tenant starts over with a new lease.
+        let after = leases.admit(Self.hold(5), key: Self.key("next"), now: Self.start + .seconds(2))
+        #expect(after == .take(amount: 50, minimumBalance: 800))
+    }
+
+    @Test("a return that failed leaves the lease usable again, and it is returned on the next tick")
+    func returnFailedUsable() {
+        var leases = Self.leased()
+        _ = leases.released(Self.key("a"), now: Self.start)
+        _ = leases.due(now: Self.start, all: true)
+        leases.returned(tenant: 1, returned: false)
+        let again = leases.admit(Self.hold(5), key: Self.key("b"), now: Self.start)
+        #expect(again == .held(balance: 995))
+    }
+
     @Test("a return that failed keeps the lease, to be returned on the next tick")
     func returnFailed() {
         var leases = Self.leased()

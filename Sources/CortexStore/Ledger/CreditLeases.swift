@@ -67,6 +67,8 @@ struct CreditLeases: Sendable {
         var balance: Int64 = 0
         /// A lease is being taken or returned.
         var busy = false
+        /// The lease is being returned: its row is about to go, so nothing more is held on it.
+        var returning = false
         var suspect = false
         var refusedUntil: Instant?
         var lastUsed: Instant
@@ -113,7 +115,7 @@ struct CreditLeases: Sendable {
     mutating func admit(_ hold: LocalHold, key: Key, now: Instant) -> Admission {
         var tenant = tenants[key.tenant] ?? Tenant(lastUsed: now)
         defer { tenants[key.tenant] = tenant }
-        if !tenant.suspect, holds[key] == nil, tenant.leased - tenant.held >= hold.amount {
+        if !tenant.suspect, !tenant.returning, holds[key] == nil, tenant.leased - tenant.held >= hold.amount {
             tenant.held += hold.amount
             tenant.holds += 1
             tenant.lastUsed = now
@@ -124,6 +126,7 @@ struct CreditLeases: Sendable {
         if tenant.suspect || tenant.refusedUntil.map({ now < $0 }) == true {
             guard tenant.holds == 0, tenant.hasRow || tenant.suspect else { return .database }
             tenant.busy = true
+            tenant.returning = true
             return .returnLease
         }
         tenant.busy = true
@@ -153,6 +156,7 @@ struct CreditLeases: Sendable {
             tenant.busy = false
             return .database
         }
+        tenant.returning = true
         return .returnLease
     }
 
@@ -165,6 +169,7 @@ struct CreditLeases: Sendable {
     mutating func returned(tenant id: Int64, returned: Bool = true) {
         guard var tenant = tenants[id] else { return }
         tenant.busy = false
+        tenant.returning = false
         if returned {
             tenant.leased = 0
             tenant.hasRow = false
@@ -210,12 +215,15 @@ struct CreditLeases: Sendable {
     }
 
     /// Leases to return now: unused for ``CreditLeasePolicy/idleReturn``, suspect, or (with
-    /// `all`) every lease with nothing in flight. Each is marked busy until ``returned(tenant:returned:)``.
+    /// `all`) every lease with nothing in flight. Each is marked as returning until
+    /// ``returned(tenant:returned:)``: a hold that comes meanwhile goes to the database, since
+    /// the row it would be settled on is on its way out.
     mutating func due(now: Instant, all: Bool = false) -> [Int64] {
         var due: [Int64] = []
         for (id, tenant) in tenants where !tenant.busy && tenant.holds == 0 && (tenant.hasRow || tenant.suspect) {
             if all || tenant.suspect || now - tenant.lastUsed >= policy.idleReturn {
                 tenants[id]?.busy = true
+                tenants[id]?.returning = true
                 due.append(id)
             }
         }
