@@ -66,3 +66,30 @@ struct JSONParserTests {
         #expect(try JSONParser.parse(Array(text.utf8)) == .number(Double(text)!))
     }
 }
+
+@Suite("JSON member text")
+struct JSONMemberTextTests {
+    @Test("each top-level member's value text comes back exactly as written: big integers, spacing, escapes, nesting")
+    func memberText() throws {
+        let document = #"{ "seed" : 9007199254740993, "stop":["\n\n", "é"] ,"x":{"a": [1, {"b":null}]},"n":-0.10e1,"s":"q\"\u00e9"}"#
+        let bytes = Array(document.utf8)
+        let (value, texts) = try bytes.withUnsafeBytes { try JSONParser.parseKeepingMemberText($0) }
+        #expect(texts == ["9007199254740993", #"["\n\n", "é"]"#, #"{"a": [1, {"b":null}]}"#, "-0.10e1", #""q\"\u00e9""#])
+        // The values are parsed as usual alongside (the seed rounded, as a double must).
+        #expect(value["seed"] == .number(9_007_199_254_740_992) && value["s"] == .string("q\"é"))
+        // Only the top level is recorded; a document that is not an object has none.
+        #expect(try Array("[1,{\"a\":2}]".utf8).withUnsafeBytes { try JSONParser.parseKeepingMemberText($0) }.memberText.isEmpty)
+        #expect(throws: JSONParser.Failure.self) {
+            try Array(#"{"a":1,}"#.utf8).withUnsafeBytes { try JSONParser.parseKeepingMemberText($0) }
+        }
+    }
+
+    @Test("a parsed value written back reads as the same value")
+    func writtenBack() throws {
+        let document = #"{"a":[1,-2.5,1e-7,true,false,null,"x\n\"y"],"b":{"c":{}},"d":[]}"#
+        let value = try JSONParser.parse(Array(document.utf8))
+        let text = JSONWriter.text(of: value)
+        #expect(try JSONParser.parse(Array(text.utf8)) == value)
+        #expect(text == #"{"a":[1,-2.5,1e-07,true,false,null,"x\n\"y"],"b":{"c":{}},"d":[]}"#)
+    }
+}

@@ -103,3 +103,41 @@ struct StreamDecoderTests {
         #expect(ollama.ended, "the last line, unterminated at the end of the body, still counts")
     }
 }
+
+@Suite("LLM stream decoders: tool calls")
+struct ToolCallStreamTests {
+    @Test("OpenAI: a delta's tool calls, refusal and logprobs are kept as the provider wrote them; role and content are not repeated")
+    func openAIToolCalls() throws {
+        let event =
+            #"{"id":"c1","system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":""}}]},"logprobs":{"content":[]},"finish_reason":null}]}"#
+        let delta = try #require(try StreamChunk.openAI(event))
+        #expect(delta.text == "" && delta.carriesOutput)
+        #expect(delta.members == #""tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":""}}]"#)
+        #expect(delta.logprobs == #"{"content":[]}"# && delta.systemFingerprint == "fp_1")
+        // A plain text delta carries nothing else, so the hot path writes only its text.
+        let text = try #require(try StreamChunk.openAI(#"{"choices":[{"index":0,"delta":{"content":"hi"},"logprobs":null}]}"#))
+        #expect(text.members == nil && text.logprobs == nil && text.text == "hi")
+    }
+
+    @Test("Ollama: tool calls become OpenAI's deltas, numbered across the stream, with ids; the finish reason becomes tool_calls")
+    func ollamaToolCalls() throws {
+        var decoder = DeltaStreamDecoder.ollama
+        let lines =
+            #"{"message":{"role":"assistant","content":"","tool_calls":[{"function":{"name":"a","arguments":{"x":1}}}]},"done":false}"#
+            + "\n"
+            + #"{"message":{"role":"assistant","content":"","tool_calls":[{"function":{"name":"b","arguments":{}}}]},"done":false}"# + "\n"
+            + #"{"message":{"role":"assistant","content":""},"done":true,"done_reason":"stop","prompt_eval_count":3,"eval_count":2}"# + "\n"
+        let deltas = try decoder.feed(Array(lines.utf8))
+        try #require(deltas.count == 3)
+        let first = try #require(deltas[0].members)
+        #expect(
+            first.hasPrefix(#""tool_calls":[{"index":0,"id":"call_"#)
+                && first.hasSuffix(#","type":"function","function":{"name":"a","arguments":"{\"x\":1}"}}]"#), "\(first)")
+        #expect(deltas[1].members?.hasPrefix(#""tool_calls":[{"index":1,"#) == true, "\(deltas[1])")
+        #expect(deltas[2].finishReason == "tool_calls" && decoder.ended)
+        // Without tool calls, Ollama's `stop` stays `stop`.
+        var plain = DeltaStreamDecoder.ollama
+        let last = try plain.feed(Array((#"{"message":{"content":"x"},"done":true,"done_reason":"stop"}"# + "\n").utf8))
+        #expect(last.first?.finishReason == "stop")
+    }
+}

@@ -618,4 +618,66 @@ struct LLMServingTests {
         #expect(upstream.requests.contains { $0["stream"] as? Bool == true && $0["model"] as? String == "fake-model" })
         #expect(upstream.requests.contains { $0["prompt"] as? String == "Once upon a time" })
     }
+
+    @Test(
+        "OpenAI's client through Cortex: tool calls, tool messages, streamed tool calls, JSON mode, stop, seed reach the provider and come back",
+        arguments: ["openai", "ollama"])
+    func openAIClientTools(kind: String) async throws {
+        let upstream = try await FakeLLMServer(.tools(arguments: #"{"city":"Paris"}"#, text: "It is sunny"), models: ["fake-model"])
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let (cortex, port) = try await CortexProcess.serve(
+            environment: [
+                "LLM_PRIMARY_URL": upstream.url, "LLM_PRIMARY_KIND": kind, "LLM_PRIMARY_MODEL": "fake-model", "LLM_DEPLOYMENT": "assistant",
+                "PRIMARY_POLL_INTERVAL_S": "0.05",
+            ],
+            directory: directory
+        )
+        defer { cortex.terminate() }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try RawHTTPConnection.request(port: port, path: "/api/status/summary")?.body.contains(#""path":"primary""#) != true {
+            guard ContinuousClock.now < deadline else { throw CortexProcess.Failure.didNotStart("llm.path never became primary") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let (status, output) = try await ONNXServingTests.python([
+            "Tests/Python/openai_tools_check.py", "http://127.0.0.1:\(port)/v1", RawHTTPConnection.demoKey, "assistant", kind,
+        ])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("openai tools: all checks passed"), "\(output)")
+
+        let raw = upstream.rawRequests
+        let requests = upstream.requests
+        // OpenAI: six requests; Ollama: five (the three it cannot honour never left Cortex).
+        try #require(requests.count == (kind == "openai" ? 6 : 5), "\(raw)")
+        let tools = try #require(requests[0]["tools"] as? [[String: Any]])
+        #expect((tools.first?["function"] as? [String: Any])?["name"] as? String == "get_weather")
+        #expect(((tools.first?["function"] as? [String: Any])?["parameters"] as? [String: Any])?["required"] as? [String] == ["city"])
+        // The seed past 2^53 went on as the client wrote it: a double would have made it ...992.
+        #expect(raw[0].contains("9007199254740993"), "\(raw[0])")
+        let toolAnswer = try #require((requests[1]["messages"] as? [[String: Any]])?.last)
+        let assistant = try #require((requests[1]["messages"] as? [[String: Any]])?[1])
+        let sentCall = try #require((assistant["tool_calls"] as? [[String: Any]])?.first?["function"] as? [String: Any])
+        #expect(toolAnswer["role"] as? String == "tool" && toolAnswer["content"] as? String == #"{"sky": "sunny"}"#)
+        if kind == "openai" {
+            #expect(requests[0]["tool_choice"] as? String == "auto" && requests[0]["top_p"] as? Double == 0.5)
+            #expect(requests[0]["stop"] as? [String] == ["\n\n"] && requests[0]["max_tokens"] as? Int == 32)
+            #expect(toolAnswer["tool_call_id"] as? String == "call_fake1", "\(toolAnswer)")
+            #expect(sentCall["arguments"] as? String == #"{"city":"Paris"}"#)
+            #expect((requests[2]["stream_options"] as? [String: Any])?["include_usage"] as? Bool == true)
+            #expect((requests[3]["response_format"] as? [String: Any])?["type"] as? String == "json_object")
+            #expect(((requests[4]["response_format"] as? [String: Any])?["json_schema"] as? [String: Any])?["name"] as? String == "weather")
+            #expect(requests[5]["logprobs"] as? Bool == true && requests[5]["user"] as? String == "user-7")
+            #expect((requests[5]["logit_bias"] as? [String: Any])?["50256"] as? Int == -100)
+            #expect(requests[5]["presence_penalty"] as? Double == 0.5 && requests[5]["frequency_penalty"] as? Double == 0.25)
+        } else {
+            let options = try #require(requests[0]["options"] as? [String: Any])
+            #expect(options["stop"] as? [String] == ["\n\n"] && options["top_p"] as? Double == 0.5 && options["num_predict"] as? Int == 32)
+            #expect(requests[0]["tool_choice"] == nil, "Ollama's body has no tool_choice")
+            // Ollama takes the arguments as an object and matches a tool's answer by the tool's name.
+            #expect((sentCall["arguments"] as? [String: Any])?["city"] as? String == "Paris", "\(raw[1])")
+            #expect(toolAnswer["tool_name"] as? String == "get_weather", "\(toolAnswer)")
+            #expect(requests[3]["format"] as? String == "json")
+            #expect(((requests[4]["format"] as? [String: Any])?["properties"] as? [String: Any])?["sky"] != nil, "\(raw[4])")
+        }
+    }
 }

@@ -14,8 +14,8 @@ struct LLMStreamSettlementTests {
     @Test("a complete stream with usage: every token sent, the first marked, the usage charged, the end written")
     func completeWithUsage() {
         var settlement = LLMStreamSettlement(estimate: Self.estimate)
-        #expect(settlement.received(ChatDelta(text: "one")) == .send("one", first: true))
-        #expect(settlement.received(ChatDelta(text: " two")) == .send(" two", first: false))
+        #expect(settlement.received(ChatDelta(text: "one")) == .send(first: true))
+        #expect(settlement.received(ChatDelta(text: " two")) == .send(first: false))
         let reported = TokenUsage(promptTokens: 5, completionTokens: 2)
         #expect(settlement.received(ChatDelta(text: "", finishReason: "stop", usage: reported)) == .skip)
         settlement.ended(cancelled: false)
@@ -89,5 +89,15 @@ struct LLMStreamSettlementTests {
         let first = settlement.takeOpening()
         let second = settlement.takeOpening()
         #expect(first && !second)
+    }
+}
+
+extension LLMStreamSettlementTests {
+    @Test("a delta of tool calls alone is sent and counted as delivered; one with only a finish reason is not")
+    func toolCallDelta() {
+        var settlement = LLMStreamSettlement(estimate: Self.estimate)
+        #expect(settlement.received(ChatDelta(text: "", members: #""tool_calls":[]"#)) == .send(first: true))
+        #expect(settlement.received(ChatDelta(text: "", finishReason: "tool_calls")) == .skip)
+        #expect(settlement.delivered == 1 && settlement.finishReason == "tool_calls")
     }
 }

@@ -15,14 +15,32 @@ package struct JSONParser {
 
     /// Parses a whole document; anything but whitespace after the value is an error.
     package static func parse(_ bytes: UnsafeRawBufferPointer) throws(Failure) -> JSONValue {
+        try document(bytes, recordsMembers: false).value
+    }
+
+    /// Parses a whole document, and for an object the text of each top-level member's value, in
+    /// document order: what a proxy sends on byte for byte (a 64-bit `seed` that a `Double` would
+    /// round, numbers as the client wrote them).
+    package static func parseKeepingMemberText(_ bytes: UnsafeRawBufferPointer) throws(Failure) -> (
+        value: JSONValue, memberText: [String]
+    ) {
+        let (value, parser) = try document(bytes, recordsMembers: true)
+        return (value, parser.memberSpans.map { String(decoding: UnsafeRawBufferPointer(rebasing: bytes[$0]), as: UTF8.self) })
+    }
+
+    /// Parses a whole document; anything but whitespace after the value is an error.
+    private static func document(_ bytes: UnsafeRawBufferPointer, recordsMembers: Bool) throws(Failure) -> (
+        value: JSONValue, parser: JSONParser
+    ) {
         var parser = JSONParser(bytes: bytes)
+        parser.recordsMembers = recordsMembers
         parser.skipWhitespace()
         let value = try parser.parseValue(depth: 0)
         parser.skipWhitespace()
         guard parser.offset == bytes.count else {
             throw Failure(offset: parser.offset, reason: "unexpected data after the JSON value")
         }
-        return value
+        return (value, parser)
     }
 
     /// Parses a document held in an array or string's UTF-8.
@@ -34,6 +52,9 @@ package struct JSONParser {
 
     private let bytes: UnsafeRawBufferPointer
     private var offset = 0
+    /// Whether to record where the top-level object's member values lie (``parseKeepingMemberText(_:)``).
+    private var recordsMembers = false
+    private var memberSpans: [Range<Int>] = []
 
     private init(bytes: UnsafeRawBufferPointer) {
         self.bytes = bytes
@@ -95,7 +116,9 @@ package struct JSONParser {
             guard current == UInt8(ascii: ":") else { throw fail("expected ':' after a member name") }
             offset += 1
             skipWhitespace()
+            let start = offset
             members.append((key, try parseValue(depth: depth)))
+            if recordsMembers, depth == 1 { memberSpans.append(start..<offset) }
             skipWhitespace()
             switch current {
             case UInt8(ascii: ","): offset += 1

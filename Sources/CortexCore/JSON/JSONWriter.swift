@@ -113,6 +113,34 @@ package struct JSONWriter {
         raw(String(value))
     }
 
+    /// Writes a parsed value back as JSON text (numbers in their shortest form).
+    package mutating func value(_ value: JSONValue) {
+        switch value {
+        case .null: null()
+        case .bool(let flag): bool(flag)
+        case .number(let number): self.number(number)
+        case .string(let text): string(text)
+        case .array(let elements):
+            beginArray()
+            for element in elements { self.value(element) }
+            endArray()
+        case .object(let members):
+            beginObject()
+            for member in members {
+                key(member.key)
+                self.value(member.value)
+            }
+            endObject()
+        }
+    }
+
+    /// A parsed value as JSON text.
+    package static func text(of value: JSONValue) -> String {
+        var json = JSONWriter()
+        json.value(value)
+        return json.text
+    }
+
     /// Writes pre-formatted JSON.
     package mutating func raw(_ json: String) {
         separate()

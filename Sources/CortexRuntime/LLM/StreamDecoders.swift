@@ -2,19 +2,31 @@ import CortexCore
 import Foundation
 
 /// A piece of a streamed answer.
-public struct ChatDelta: Sendable, Hashable {
+public struct ChatDelta: Sendable, Equatable {
     /// Text generated since the last delta (may be empty).
     public var text: String
-    /// Set on the last delta: `stop`, `length`, ...
+    /// Set on the last delta: `stop`, `length`, `tool_calls`, ...
     public var finishReason: String?
     /// Token counts, when the provider sends them (usually on the last delta).
     public var usage: TokenUsage?
+    /// The delta's other members in OpenAI's shape, as JSON text to write after `content`
+    /// (`"tool_calls":[...]`, `"refusal":...`); `nil` for a delta of text alone.
+    public var members: String?
+    /// The provider's `logprobs` of the delta, as JSON.
+    public var logprobs: String?
+    public var systemFingerprint: String?
+    /// Ollama's tool calls, before the decoder numbers them into ``members``.
+    var toolCalls: [ToolCall] = []
 
-    public init(text: String, finishReason: String? = nil, usage: TokenUsage? = nil) {
+    public init(text: String, finishReason: String? = nil, usage: TokenUsage? = nil, members: String? = nil) {
         self.text = text
         self.finishReason = finishReason
         self.usage = usage
+        self.members = members
     }
+
+    /// Whether there is anything to send the client besides the finish reason and usage.
+    public var carriesOutput: Bool { !text.isEmpty || members != nil || logprobs != nil }
 }
 
 /// Splits a byte stream into lines, whatever the chunk boundaries (`\n` or `\r\n`).
@@ -96,9 +108,22 @@ enum StreamChunk {
             throw .upstream(status: 500, message: error["message"]?.stringValue ?? error.stringValue ?? "error event")
         }
         let choice = object["choices"]?.arrayValue?.first
+        let delta = choice?["delta"]
         // A chat chunk carries `delta.content`, a completion chunk `text`.
-        let text = choice?["delta"]?["content"]?.stringValue ?? choice?["text"]?.stringValue ?? ""
-        return ChatDelta(text: text, finishReason: choice?["finish_reason"]?.stringValue, usage: TokenUsage(openAI: object))
+        let text = delta?["content"]?.stringValue ?? choice?["text"]?.stringValue ?? ""
+        var chatDelta = ChatDelta(text: text, finishReason: choice?["finish_reason"]?.stringValue, usage: TokenUsage(openAI: object))
+        // What else the delta carries (tool calls, a refusal), as the provider wrote it.
+        if case .object(let members) = delta, members.contains(where: { $0.key != "role" && $0.key != "content" && $0.value != .null }) {
+            var json = JSONWriter()
+            for member in members where member.key != "role" && member.key != "content" && member.value != .null {
+                json.key(member.key)
+                json.value(member.value)
+            }
+            chatDelta.members = json.text
+        }
+        if let logprobs = choice?["logprobs"], logprobs != .null { chatDelta.logprobs = JSONWriter.text(of: logprobs) }
+        chatDelta.systemFingerprint = object["system_fingerprint"]?.stringValue
+        return chatDelta
     }
 
     /// One line of Ollama's NDJSON stream (`{"message":{"content":...},"done":false}`).
@@ -108,9 +133,12 @@ enum StreamChunk {
             throw .invalidResponse("a stream line that is not JSON: \(line.prefix(200))")
         }
         if let error = object["error"]?.stringValue { throw .upstream(status: 500, message: error) }
-        let text = ollamaText(object) ?? ""
-        guard object["done"]?.boolValue == true else { return ChatDelta(text: text) }
-        return ChatDelta(text: text, finishReason: object["done_reason"]?.stringValue ?? "stop", usage: TokenUsage(ollama: object))
+        var delta = ChatDelta(text: ollamaText(object) ?? "")
+        delta.toolCalls = ToolCall.ollama(object["message"]?["tool_calls"])
+        guard object["done"]?.boolValue == true else { return delta }
+        delta.finishReason = object["done_reason"]?.stringValue ?? "stop"
+        delta.usage = TokenUsage(ollama: object)
+        return delta
     }
 
     /// The text of an Ollama answer or stream line: a chat's `message.content`, a generation's `response`.
@@ -173,6 +201,8 @@ struct DeltaStreamDecoder<Units: StreamUnits>: ChatStreamDecoder {
     let endUnit: String?
     let endMarker: String
     private(set) var ended = false
+    /// Tool calls seen so far (only Ollama's are counted: OpenAI's come numbered).
+    private var toolCalls = 0
 
     init(units: Units, parse: @escaping @Sendable (String) throws(ProviderError) -> ChatDelta?, endUnit: String?, endMarker: String) {
         self.units = units
@@ -196,8 +226,19 @@ struct DeltaStreamDecoder<Units: StreamUnits>: ChatStreamDecoder {
 
     private mutating func take(_ unit: String) throws(ProviderError) -> ChatDelta? {
         if unit == endUnit { ended = true }
-        let delta = try parse(unit)
-        if delta?.finishReason != nil { ended = true }
+        guard var delta = try parse(unit) else { return nil }
+        if !delta.toolCalls.isEmpty {
+            // Ollama's calls, numbered across the stream as OpenAI's deltas are.
+            var json = JSONWriter()
+            json.key("tool_calls")
+            ToolCall.write(delta.toolCalls, to: &json, streamed: true, index: toolCalls)
+            delta.members = json.text
+            toolCalls += delta.toolCalls.count
+            delta.toolCalls = []
+        }
+        // Ollama says `stop` after calling tools; OpenAI's clients look for `tool_calls`.
+        if toolCalls > 0, delta.finishReason == "stop" { delta.finishReason = "tool_calls" }
+        if delta.finishReason != nil { ended = true }
         return delta
     }
 }

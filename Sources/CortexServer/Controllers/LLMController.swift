@@ -94,17 +94,17 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
     /// key's tokens, the hold of the most the call can cost, the call, the settlement of its usage.
     private func answer(_ route: LLMRoute, _ request: Request, _ context: Context) async throws -> Response {
         let buffer = try await request.collectBody(limit: maxBodyBytes)
-        let body = try JSONValue.parse(buffer)
+        let (body, memberText) = try JSONValue.parseKeepingMemberText(buffer)
         _ = try body.object(at: "")
         let gateway = try gateway(for: body, route: route)
         let deployment = gateway.configuration.deployment
-        let call = try LLMCall(route: route, body: body, configuration: gateway.configuration)
+        let call = try LLMCall(route: route, body: body, memberText: memberText, configuration: gateway.configuration)
         if call.stream, request.headers[.idempotencyKey] != nil {
             throw APIError(
                 status: 400, code: "invalid_idempotency_key",
                 message: "Idempotency-Key cannot be replayed for a stream; send it with \"stream\": false, or retry the stream without it")
         }
-        let estimate = TokenUsage(promptTokens: LLMGateway.promptTokenBound(call.request.input), completionTokens: call.maxTokens)
+        let estimate = TokenUsage(promptTokens: LLMGateway.promptTokenBound(call.request), completionTokens: call.maxTokens)
         let answer = LLMAnswer(route: route, requestID: context.requestID, created: Int(Date().timeIntervalSince1970), model: deployment)
         let spend = tokenLimits.spender(context: context)
         let checkTokens = { try await tokenLimits.check(context: context) }
@@ -128,7 +128,7 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
                 provider: response.provider, path: path)
             let cost = gateway.cost(summary.tokens)
             summary.charged = held.map { min(cost, $0) }
-            return (cost, ResponseContent(json: answer.whole(text: response.text, summary: summary)))
+            return (cost, ResponseContent(json: answer.whole(response, summary: summary)))
         }
         return try await pipeline.charge(cost, model: deployment, request: request, body: buffer, context: context, limits: checkTokens) {
             let response = try await RequestTracing.span(
@@ -185,13 +185,13 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
                         break
                     }
                     guard let delta = next else { break }
-                    guard case .send(let text, let first) = settlement.received(delta) else { continue }
+                    guard case .send(let first) = settlement.received(delta) else { continue }
                     if first {
                         let elapsed = started.duration(to: .now).components
                         gateway.metrics.timeToFirstToken.recordNanoseconds(
                             elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000)
                     }
-                    do { try await writer.write(withOpening(answer.delta(text))) } catch { settlement.clientLeft() }
+                    do { try await writer.write(withOpening(answer.delta(delta))) } catch { settlement.clientLeft() }
                 }
                 // A stream ends early, without an error, when the server cuts the task (drain timeout).
                 settlement.ended(cancelled: Task.isCancelled)

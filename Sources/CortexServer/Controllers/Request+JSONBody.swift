@@ -54,11 +54,25 @@ extension JSONValue {
     ///
     /// - Throws: ``APIError`` 400 for an empty or malformed body, naming the byte where it broke.
     static func parse(_ buffer: ByteBuffer) throws(APIError) -> JSONValue {
+        try parse(buffer) { bytes throws(JSONParser.Failure) in try JSONParser.parse(bytes) }
+    }
+
+    /// Parses a whole body, keeping the text of each top-level member's value (a proxy sends
+    /// them on unchanged).
+    ///
+    /// - Throws: ``APIError`` 400 as ``parse(_:)``.
+    static func parseKeepingMemberText(_ buffer: ByteBuffer) throws(APIError) -> (value: JSONValue, memberText: [String]) {
+        try parse(buffer) { bytes throws(JSONParser.Failure) in try JSONParser.parseKeepingMemberText(bytes) }
+    }
+
+    private static func parse<T>(
+        _ buffer: ByteBuffer, with parser: (UnsafeRawBufferPointer) throws(JSONParser.Failure) -> T
+    ) throws(APIError) -> T {
         guard buffer.readableBytes > 0 else {
             throw APIError.invalidJSON("request body is empty; expected a JSON object")
         }
         let parsed = buffer.withUnsafeReadableBytes { bytes in
-            Result { () throws(JSONParser.Failure) in try JSONParser.parse(bytes) }
+            Result { () throws(JSONParser.Failure) in try parser(bytes) }
         }
         switch parsed {
         case .success(let value):

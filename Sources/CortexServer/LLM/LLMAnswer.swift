@@ -34,28 +34,42 @@ struct LLMAnswer: Sendable {
         var charged: Credits?
     }
 
-    /// A whole answer's JSON.
-    func whole(text: String, summary: Summary) -> String {
-        var json = JSONWriter(capacity: 256 + text.utf8.count)
+    /// A whole answer's JSON. OpenAI's routes carry what the provider said besides the text: an
+    /// OpenAI-compatible provider's whole `message` (tool calls, refusal), Ollama's tool calls,
+    /// `logprobs` and `system_fingerprint`.
+    func whole(_ response: ChatResponse, summary: Summary) -> String {
+        let text = response.text
+        var json = JSONWriter(capacity: 256 + text.utf8.count + (response.message?.utf8.count ?? 0))
         json.beginObject()
         switch route {
         case .chatCompletions, .completions:
             header(&json, object: route == .completions ? "text_completion" : "chat.completion")
+            if let fingerprint = response.systemFingerprint { json.member("system_fingerprint", fingerprint) }
             json.key("choices")
             json.beginArray()
             json.beginObject()
             json.member("index", 0)
             if route == .completions {
                 json.member("text", text)
+            } else if let message = response.message {
+                json.key("message")
+                json.raw(message)
             } else {
                 json.key("message")
                 json.beginObject()
                 json.member("role", "assistant")
-                json.member("content", text)
+                if response.toolCalls.isEmpty {
+                    json.member("content", text)
+                } else {
+                    json.key("content")
+                    if text.isEmpty { json.null() } else { json.string(text) }
+                    json.key("tool_calls")
+                    ToolCall.write(response.toolCalls, to: &json, streamed: false)
+                }
                 json.endObject()
             }
             json.key("logprobs")
-            json.null()
+            if let logprobs = response.logprobs { json.raw(logprobs) } else { json.null() }
             finishReason(&json, summary.finishReason ?? "stop")
             json.endObject()
             json.endArray()
@@ -85,19 +99,28 @@ struct LLMAnswer: Sendable {
         }
     }
 
-    /// One piece of generated text.
-    func delta(_ text: String) -> ByteBuffer {
-        event { json in
+    /// One piece of the answer: its text and, on OpenAI's chat route, what else the provider's
+    /// delta carried (tool calls), its `logprobs` and `system_fingerprint`.
+    func delta(_ delta: ChatDelta) -> ByteBuffer {
+        let text = delta.text
+        return event { json in
             switch route {
             case .chatCompletions:
-                chunk(&json) { json in
+                chunk(&json, fingerprint: delta.systemFingerprint, logprobs: delta.logprobs) { json in
                     json.key("delta")
                     json.beginObject()
-                    json.member("content", text)
+                    if let members = delta.members {
+                        // A delta of tool calls has no content.
+                        json.key("content")
+                        if text.isEmpty { json.null() } else { json.string(text) }
+                        json.raw(members)
+                    } else {
+                        json.member("content", text)
+                    }
                     json.endObject()
                 }
             case .completions:
-                chunk(&json) { json in json.member("text", text) }
+                chunk(&json, fingerprint: delta.systemFingerprint, logprobs: delta.logprobs) { json in json.member("text", text) }
             case .generate, .chat:
                 json.beginObject()
                 json.member("text", text)
@@ -183,16 +206,20 @@ struct LLMAnswer: Sendable {
     }
 
     /// An OpenAI chunk with one choice; `body` writes the choice's `delta` or `text`.
-    private func chunk(_ json: inout JSONWriter, finishReason reason: String? = nil, _ body: (inout JSONWriter) -> Void) {
+    private func chunk(
+        _ json: inout JSONWriter, finishReason reason: String? = nil, fingerprint: String? = nil, logprobs: String? = nil,
+        _ body: (inout JSONWriter) -> Void
+    ) {
         json.beginObject()
         header(&json, object: route == .completions ? "text_completion" : "chat.completion.chunk")
+        if let fingerprint { json.member("system_fingerprint", fingerprint) }
         json.key("choices")
         json.beginArray()
         json.beginObject()
         json.member("index", 0)
         body(&json)
         json.key("logprobs")
-        json.null()
+        if let logprobs { json.raw(logprobs) } else { json.null() }
         finishReason(&json, reason)
         json.endObject()
         json.endArray()

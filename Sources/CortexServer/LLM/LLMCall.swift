@@ -31,16 +31,33 @@ struct LLMCall: Sendable {
     /// The tokens generated at most.
     var maxTokens: Int { request.maxTokens ?? 0 }
 
-    /// Reads a body, a JSON object already, for the deployment `configuration` (chosen by
-    /// ``LLMController`` from `model`).
+    /// Members of an OpenAI request that Cortex reads itself; every other member is the client's
+    /// option, sent on to the provider (``ChatRequest/options``).
+    static let ownMembers: Set<String> = [
+        "model", "messages", "prompt", "stream", "stream_options", "max_tokens", "max_completion_tokens", "temperature", "n", "best_of",
+    ]
+
+    /// Members of a message that Cortex reads.
+    static let messageMembers: Set<String> = ["role", "content", "tool_calls", "tool_call_id"]
+
+    /// Reads a body, a JSON object already (`memberText`: the text of each of its members'
+    /// values, in order), for the deployment `configuration` (chosen by ``LLMController`` from
+    /// `model`).
     ///
-    /// - Throws: ``APIError`` 400 naming the field.
-    init(route: LLMRoute, body: JSONValue, configuration: CortexConfiguration.LLM) throws(APIError) {
+    /// - Throws: ``APIError`` 400 naming the field: one that is malformed, or one that a
+    ///   provider of the deployment (Ollama) cannot honour.
+    init(route: LLMRoute, body: JSONValue, memberText: [String], configuration: CortexConfiguration.LLM) throws(APIError) {
         self.route = route
-        if route.isOpenAI, let count = body["n"], count != .number(1) {
-            throw APIError.invalidInput("'n' must be 1: one choice per request")
+        if route.isOpenAI {
+            // Each would multiply the tokens generated past what is held.
+            for name in ["n", "best_of"] {
+                if let count = body[name], count != .null, count != .number(1) {
+                    throw APIError.invalidInput("'\(name)' must be 1: one choice per request")
+                }
+            }
         }
         let input: ChatRequest.Input
+        var messagesJSON: String?
         switch route {
         case .generate, .completions:
             input = .prompt(try Self.prompt(body["prompt"], route: route))
@@ -48,7 +65,7 @@ struct LLMCall: Sendable {
             if route == .chat, body["messages"] == nil, let message = body["message"] {
                 input = .messages([ChatMessage(role: "user", content: try message.string(at: "message"))])
             } else {
-                input = .messages(try Self.messages(body.required("messages", in: "")))
+                input = .messages(try Self.messages(body.required("messages", in: ""), route: route))
             }
         }
         let maxTokens = try Self.maxTokens(body, configuration: configuration)
@@ -61,7 +78,29 @@ struct LLMCall: Sendable {
         }
         stream = try Self.bool(body["stream"], at: "stream") ?? false
         includeUsage = try Self.bool(body["stream_options"]?["include_usage"], at: "stream_options.include_usage") ?? false
-        request = ChatRequest(input: input, maxTokens: maxTokens, temperature: temperature)
+        var request = ChatRequest(input: input, maxTokens: maxTokens.count, temperature: temperature)
+        request.maxTokensName = maxTokens.name
+        if route.isOpenAI, case .object(let members) = body, members.count == memberText.count {
+            for (member, text) in zip(members, memberText) {
+                if member.key == "messages" { messagesJSON = text }
+                guard !Self.ownMembers.contains(member.key) else { continue }
+                request.options.append(ChatOption(name: member.key, value: member.value, json: text))
+            }
+            request.messagesJSON = messagesJSON
+        }
+        // A member a provider of the chain cannot carry is refused now, not dropped on a fallback.
+        if configuration.providers.contains(where: { $0.kind == .ollama }) {
+            do throws(OllamaProvider.Unsupported) {
+                try OllamaProvider.check(request)
+            } catch {
+                throw APIError(
+                    status: 400, code: "unsupported_parameter",
+                    message:
+                        "'\(error.field)' cannot be sent to deployment '\(configuration.deployment)', which has an Ollama provider: \(error.reason)"
+                )
+            }
+        }
+        self.request = request
     }
 
     private static func prompt(_ value: JSONValue?, route: LLMRoute) throws(APIError) -> String {
@@ -74,7 +113,7 @@ struct LLMCall: Sendable {
         return try nonEmpty(value.string(at: "prompt"), at: "prompt")
     }
 
-    private static func messages(_ value: JSONValue) throws(APIError) -> [ChatMessage] {
+    private static func messages(_ value: JSONValue, route: LLMRoute) throws(APIError) -> [ChatMessage] {
         let items = try value.array(at: "messages")
         guard !items.isEmpty, items.count <= maximumMessages else {
             throw APIError.invalidInput("'messages' must hold 1 to \(maximumMessages) messages; got \(items.count)")
@@ -87,10 +126,44 @@ struct LLMCall: Sendable {
             guard roles.contains(role) else {
                 throw APIError.invalidInput("'\(path).role' must be one of \(roles.sorted().joined(separator: ", ")); got '\(role)'")
             }
-            let content = try item.required("content", in: path)
-            messages.append(ChatMessage(role: role, content: try text(of: content, at: path + ".content")))
+            var message = ChatMessage(role: role, content: "")
+            message.otherMembers = try item.object(at: path).compactMap { member in
+                Self.messageMembers.contains(member.key) || member.value == .null ? nil : member.key
+            }
+            if role == "assistant", route == .chatCompletions, let calls = item["tool_calls"], calls != .null {
+                message.toolCalls = try toolCalls(calls, at: path + ".tool_calls")
+            }
+            if role == "tool", route == .chatCompletions {
+                message.toolCallID = try item.required("tool_call_id", in: path).string(at: path + ".tool_call_id")
+            }
+            // An assistant's message that only calls tools may have no content.
+            let content = item["content"] ?? .null
+            if content == .null, !message.toolCalls.isEmpty {
+                message.content = ""
+            } else {
+                message.content = try text(of: item.required("content", in: path), at: path + ".content")
+            }
+            messages.append(message)
         }
         return messages
+    }
+
+    /// An assistant's `tool_calls`: `{"id", "type": "function", "function": {"name", "arguments"}}`.
+    private static func toolCalls(_ value: JSONValue, at path: String) throws(APIError) -> [ToolCall] {
+        var calls: [ToolCall] = []
+        for (index, call) in try value.array(at: path).enumerated() {
+            let callPath = "\(path)[\(index)]"
+            _ = try call.object(at: callPath)
+            let type = try call["type"]?.string(at: callPath + ".type") ?? "function"
+            guard type == "function" else { throw APIError.invalidInput("'\(callPath).type' must be 'function'; got '\(type)'") }
+            let function = try call.required("function", in: callPath)
+            calls.append(
+                ToolCall(
+                    id: try call.required("id", in: callPath).string(at: callPath + ".id"),
+                    name: try function.required("name", in: callPath + ".function").string(at: callPath + ".function.name"),
+                    arguments: try function.required("arguments", in: callPath + ".function").string(at: callPath + ".function.arguments")))
+        }
+        return calls
     }
 
     /// A message's content: a string, or OpenAI's list of parts of which only `text` parts are taken.
@@ -108,16 +181,19 @@ struct LLMCall: Sendable {
         return text
     }
 
-    private static func maxTokens(_ body: JSONValue, configuration: CortexConfiguration.LLM) throws(APIError) -> Int {
+    /// The tokens to generate at most, and the name the client gave them.
+    private static func maxTokens(_ body: JSONValue, configuration: CortexConfiguration.LLM) throws(APIError) -> (
+        count: Int, name: String
+    ) {
         for name in ["max_completion_tokens", "max_tokens"] {
             guard let value = body[name], value != .null else { continue }
             guard case .number(let number) = value, let count = Int(exactly: number), (1...configuration.maxTokensLimit).contains(count)
             else {
                 throw APIError.invalidInput("'\(name)' must be an integer from 1 to \(configuration.maxTokensLimit)")
             }
-            return count
+            return (count, name)
         }
-        return configuration.defaultMaxTokens
+        return (configuration.defaultMaxTokens, "max_tokens")
     }
 
     private static func bool(_ value: JSONValue?, at path: String) throws(APIError) -> Bool? {

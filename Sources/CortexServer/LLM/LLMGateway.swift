@@ -201,13 +201,11 @@ public final class LLMGateway: Service {
         }
     }
 
-    /// Tokens of a request's prompt, at most: one per byte of text (no tokenizer makes more) and
-    /// a few per message for the chat template, so a hold always covers the real count.
-    static func promptTokenBound(_ input: ChatRequest.Input) -> Int {
-        switch input {
-        case .messages(let messages): messages.reduce(8) { $0 + $1.content.utf8.count + $1.role.utf8.count + 8 }
-        case .prompt(let prompt): prompt.utf8.count + 8
-        }
+    /// Tokens of a request's prompt, at most: one per byte of what reaches the model (no
+    /// tokenizer makes more) and a few per message for the chat template, so a hold always covers
+    /// the real count (``ChatRequest/promptBytes``).
+    static func promptTokenBound(_ request: ChatRequest) -> Int {
+        request.promptBytes
     }
 
     /// Credits for `tokens` at the deployment's prices per 1,000, rounded up to the microcredit.

@@ -12,7 +12,7 @@ import CortexRuntime
 struct LLMStreamSettlement {
     /// What was held: the prompt's bound and `max_tokens`.
     let estimate: TokenUsage
-    /// Text deltas sent to the client.
+    /// Deltas sent to the client (text, tool calls).
     private(set) var delivered = 0
     /// The provider's token counts, when it sent them.
     private(set) var usage: TokenUsage?
@@ -34,16 +34,17 @@ struct LLMStreamSettlement {
     enum DeltaAction: Equatable {
         /// Nothing to send (a delta with only a finish reason or usage).
         case skip
-        /// Send this text; `first` is the first token (time to first token is measured then).
-        case send(String, first: Bool)
+        /// Send the delta (its text, tool calls, ...); `first` is the first token (time to first
+        /// token is measured then).
+        case send(first: Bool)
     }
 
     mutating func received(_ delta: ChatDelta) -> DeltaAction {
         if let reported = delta.usage { usage = reported }
         if let reason = delta.finishReason { finishReason = reason }
-        guard !delta.text.isEmpty else { return .skip }
+        guard delta.carriesOutput else { return .skip }
         delivered += 1
-        return .send(delta.text, first: delivered == 1)
+        return .send(first: delivered == 1)
     }
 
     /// The opening chunk goes with this write: `true` once, for the first write.

@@ -29,6 +29,11 @@ final class FakeLLMServer: Sendable {
         case trickle(words: Int, every: Duration)
         /// Sends the stream's head at once, then nothing for this long.
         case silent(Duration)
+        /// As a model with tools does: a request with `tools` whose last message is not a tool's
+        /// answer gets a call of the first tool with `arguments` (a JSON object's text); any other
+        /// request is answered `text`. OpenAI's answers carry `system_fingerprint`, and `logprobs`
+        /// when asked for.
+        case tools(arguments: String, text: String)
     }
 
     /// What the routes read and write while the server runs.
@@ -100,6 +105,9 @@ final class FakeLLMServer: Sendable {
                 try await Task.sleep(for: delay)
                 current = .answer(text, usage: (1, 1))
             }
+            if case .tools(let arguments, let text) = current {
+                return Self.tools(json, wire, arguments: arguments, text: text, model: model)
+            }
             if json["stream"] as? Bool == true {
                 return Self.stream(current, wire, model: model, state: state)
             }
@@ -123,7 +131,7 @@ final class FakeLLMServer: Sendable {
                         }
                         try await writer.finish(nil)
                     })
-            case .slow, .cut, .broken, .silent:
+            case .slow, .cut, .broken, .silent, .tools:
                 return Self.json(.internalServerError, [:])
             }
         }
@@ -206,11 +214,93 @@ final class FakeLLMServer: Sendable {
                 case .silent(let delay):
                     try await Task.sleep(for: delay)
                     try await writer.finish(nil)
-                case .fail, .slow:
+                case .fail, .slow, .tools:
                     try await writer.finish(nil)
                 }
             }
         )
+    }
+
+    /// The answer of `.tools`: a call of the request's first tool, or `text` after a tool's answer.
+    static func tools(_ request: [String: Any], _ wire: Wire, arguments: String, text: String, model: String) -> Response {
+        let messages = request["messages"] as? [[String: Any]] ?? []
+        let tool = ((request["tools"] as? [[String: Any]])?.first?["function"] as? [String: Any])?["name"] as? String
+        let stream = request["stream"] as? Bool == true
+        guard let tool, messages.last?["role"] as? String != "tool" else {
+            if stream {
+                var buffer = wire.token(text, model: model)
+                var last = wire.last(usage: (3, 2), model: model)
+                buffer.writeBuffer(&last)
+                return Response(status: .ok, headers: [.contentType: "text/event-stream"], body: .init(byteBuffer: buffer))
+            }
+            var object = wire.whole(text, usage: (3, 2), model: model)
+            if !wire.ollama {
+                object["system_fingerprint"] = "fp_fake"
+                if request["logprobs"] as? Bool == true, var choices = object["choices"] as? [[String: Any]] {
+                    choices[0]["logprobs"] = [
+                        "content": [["token": text, "logprob": -0.25, "bytes": Array(text.utf8).map(Int.init), "top_logprobs": []]]
+                    ]
+                    object["choices"] = choices
+                }
+            }
+            return json(.ok, object)
+        }
+        let argumentsObject = (try? JSONSerialization.jsonObject(with: Data(arguments.utf8))) ?? [:]
+        if wire.ollama {
+            let message: [String: Any] = [
+                "role": "assistant", "content": "", "tool_calls": [["function": ["name": tool, "arguments": argumentsObject]]],
+            ]
+            if stream {
+                var buffer = wire.event(["model": model, "message": message, "done": false])
+                var last = wire.last(usage: (3, 2), model: model)
+                buffer.writeBuffer(&last)
+                return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: .init(byteBuffer: buffer))
+            }
+            return json(
+                .ok, ["model": model, "message": message, "done": true, "done_reason": "stop", "prompt_eval_count": 3, "eval_count": 2])
+        }
+        let call: [String: Any] = ["id": "call_fake1", "type": "function", "function": ["name": tool, "arguments": arguments]]
+        if stream {
+            // The call in two deltas, as OpenAI streams it: the name, then the arguments.
+            let opening: [String: Any] = [
+                "index": 0, "id": "call_fake1", "type": "function", "function": ["name": tool, "arguments": ""],
+            ]
+            var buffer = ByteBuffer()
+            for delta: [String: Any] in [
+                ["role": "assistant", "content": NSNull(), "tool_calls": [opening]],
+                ["tool_calls": [["index": 0, "function": ["arguments": arguments]]]],
+            ] {
+                var event = wire.event([
+                    "id": "fake-1", "object": "chat.completion.chunk", "model": model, "system_fingerprint": "fp_fake",
+                    "choices": [["index": 0, "delta": delta]],
+                ])
+                buffer.writeBuffer(&event)
+            }
+            var last = wire.event([
+                "id": "fake-1", "choices": [["index": 0, "delta": [String: Any](), "finish_reason": "tool_calls"]],
+                "usage": Wire.usage((3, 2)),
+            ])
+            buffer.writeBuffer(&last)
+            buffer.writeString("data: [DONE]\n\n")
+            return Response(status: .ok, headers: [.contentType: "text/event-stream"], body: .init(byteBuffer: buffer))
+        }
+        return json(
+            .ok,
+            [
+                "id": "fake-1", "object": "chat.completion", "created": 1_700_000_000, "model": model, "system_fingerprint": "fp_fake",
+                "choices": [
+                    [
+                        "index": 0, "message": ["role": "assistant", "content": NSNull(), "tool_calls": [call]],
+                        "finish_reason": "tool_calls",
+                    ]
+                ],
+                "usage": Wire.usage((3, 2)),
+            ])
+    }
+
+    /// The body of each chat request received, as text.
+    var rawRequests: [String] {
+        state.received.withLock { $0 }.map { String(decoding: $0, as: UTF8.self) }
     }
 
     static func json(_ status: HTTPResponse.Status, _ object: [String: Any]) -> Response {
