@@ -79,4 +79,74 @@ struct EmbeddingTests {
         let second = vectors[1]
         #expect(zip(first, second).reduce(0.0) { $0 + Double($1.0) * Double($1.1) } < 0.9)
     }
+
+    @Test("POST /v1/embeddings through a real cortex process with the openai client: vectors as Hugging Face's, usage and credits exact")
+    func route() async throws {
+        let texts = ["The café's crème brûlée.", "北京欢迎你", "I 💖 emoji", (0..<300).map { "w\($0)" }.joined(separator: " ")]
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let (cortex, port) = try await CortexProcess.serve(
+            environment: [
+                "EMBEDDING_MODEL_DIR": Self.directory, "EMBEDDING_MODEL_NAME": "minilm", "EMBEDDING_PRICE_PER_1K": "1",
+                "EMBEDDING_MAX_BATCH": "4",
+            ],
+            directory: directory
+        )
+        defer { cortex.terminate() }
+        let file = directory.file("texts.json")
+        try JSONSerialization.data(withJSONObject: texts).write(to: URL(fileURLWithPath: file))
+        let (status, output) = try await ONNXServingTests.python([
+            "Tests/Python/openai_embeddings_check.py", "http://127.0.0.1:\(port)/v1", RawHTTPConnection.demoKey, "minilm", file,
+        ])
+        try #require(status == 0 && output.contains("openai embeddings: all checks passed"), "\(output)")
+        let line = try #require(output.split(separator: "\n").first(where: { $0.hasPrefix("{") }))
+        let answer = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let vectors = try #require(answer["vectors"] as? [[Double]])
+        let reference = try await Self.reference(texts)
+        for (index, vector) in vectors.enumerated() {
+            let dot = zip(vector, reference.vectors[index]).reduce(0.0) { $0 + $1.0 * $1.1 }
+            #expect(1 - dot < 1e-5, "text \(index): cosine \(dot)")
+        }
+        // Usage is the tokens embedded (the long text cut to 256), and each 1,000 cost one credit.
+        let tokens = reference.ids.reduce(0) { $0 + $1.count }
+        #expect(answer["prompt_tokens"] as? Int == tokens)
+        let charged = try #require(answer["charged"] as? [String])
+        let firstToken = reference.ids[0].count
+        #expect(
+            charged
+                == [
+                    Credits(microcredits: Int64(tokens) * 1000), Credits(microcredits: Int64(tokens) * 1000),
+                    Credits(microcredits: Int64(firstToken) * 1000),
+                ].map(\.description))
+        // The refused requests cost nothing: the balance lost exactly what was charged.
+        let spent = charged.compactMap { Credits(decimal: $0)?.microcredits }.reduce(0, +)
+        let me = try #require(try RawHTTPConnection.request(port: port, path: "/me"))
+        let balance = try #require((try JSONSerialization.jsonObject(with: Data(me.body.utf8)) as? [String: Any])?["balance"])
+        #expect(Credits(decimal: "\(balance)") == Credits(microcredits: 100 * Credits.scale - spent), "\(me.body)")
+        // The model's runs are counted like any model's.
+        let metrics = try #require(try RawHTTPConnection.request(port: port, path: "/metrics")).body
+        #expect(metrics.contains(#"model_batch_size_count{model="minilm"}"#), "\(metrics.prefix(300))")
+    }
+
+    @Test("EMBEDDING_MODEL_DIR that cannot be served stops start-up naming the setting; without it the route says what to set")
+    func notServed() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let (cortex, port) = try await CortexProcess.serve(environment: [:], directory: directory)
+        defer { cortex.terminate() }
+        let answer = try #require(
+            try RawHTTPConnection.request(port: port, method: "POST", path: "/v1/embeddings", body: #"{"model":"m","input":"x"}"#))
+        #expect(answer.status == 404 && answer.body.contains("embeddings_not_configured") && answer.body.contains("EMBEDDING_MODEL_DIR"))
+        // A directory without the model's files: the server does not start, and says why.
+        let run = try await CortexProcess.runToCompletion(
+            CortexProcess.binary, ["serve"],
+            environment: [
+                "EMBEDDING_MODEL_DIR": directory.path, "HOST": "127.0.0.1", "PORT": "0",
+                "DATABASE_URL": "sqlite:" + directory.file("other.db"),
+            ],
+            timeout: .seconds(60))
+        #expect(run.status != nil && run.status != 0, "\(run.stdout)")
+        let said = run.stdout + run.stderr
+        #expect(said.contains("EMBEDDING_MODEL_DIR") && said.contains("onnx/model.onnx"), "\(said)")
+    }
 }

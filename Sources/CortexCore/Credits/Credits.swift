@@ -83,6 +83,13 @@ public struct Credits: Sendable, Hashable, Comparable, CustomStringConvertible {
         return overflow ? nil : Credits(microcredits: product)
     }
 
+    /// A thousandth of this amount, rounded up to the micro-credit: what a price per 1,000 units
+    /// (tokens) comes to once multiplied by the count.
+    public var thousandthRoundedUp: Credits {
+        let (thousandths, remainder) = microcredits.quotientAndRemainder(dividingBy: 1000)
+        return Credits(microcredits: thousandths + (remainder > 0 ? 1 : 0))
+    }
+
     /// Canonical decimal text with no trailing zeros: `1.5`, `2`, `-0.000001`.
     public var description: String {
         let magnitude = microcredits.magnitude

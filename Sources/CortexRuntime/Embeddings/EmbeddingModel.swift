@@ -36,7 +36,11 @@ public struct EmbeddingModel: Sendable {
     /// Loads `directory`.
     ///
     /// - Throws: ``ModelLoadError`` naming the file and what is wrong with it.
-    public init(name: String, directory: String, library: ONNXRuntimeLibrary, batching: BatchingOptions) throws {
+    /// - Parameter onExecution: Told of each run of the model (its requests and rows), for the metrics.
+    public init(
+        name: String, directory: String, library: ONNXRuntimeLibrary, batching: BatchingOptions,
+        onExecution: @escaping @Sendable (DynamicBatcher.Execution) -> Void = { _ in }
+    ) throws {
         let file = { (name: String) in (directory as NSString).appendingPathComponent(name) }
         let manager = FileManager.default
         guard let onnx = [file("onnx/model.onnx"), file("model.onnx")].first(where: manager.fileExists(atPath:)) else {
@@ -85,7 +89,7 @@ public struct EmbeddingModel: Sendable {
         normalizes =
             Self.json(file("modules.json"))?.arrayValue?.contains { $0["type"]?.stringValue?.hasSuffix("Normalize") == true } ?? false
         self.name = name
-        self.model = try BatchedModel(base: base, options: batching, path: onnx, onExecution: { _ in })
+        self.model = try BatchedModel(base: base, options: batching, path: onnx, onExecution: onExecution)
     }
 
     private static func json(_ path: String) -> JSONValue? {

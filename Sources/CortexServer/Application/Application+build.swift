@@ -76,6 +76,20 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
         maxBodyBytes: configuration.server.maxBodyBytes
     ).addRoutes(to: inferring)
     addLLMRoutes(to: router, inferring: inferring, pipeline: pipeline, dependencies)
+    if let embeddings = dependencies.embeddings {
+        EmbeddingsController(
+            model: embeddings, pipeline: pipeline, pricePer1K: configuration.embeddings.pricePer1K,
+            maxBodyBytes: configuration.server.maxBodyBytes
+        ).addRoutes(to: inferring)
+    } else {
+        router.post("/v1/embeddings") { _, context -> Response in
+            LLMController<CortexRequestContext>.openAIError(
+                APIError(
+                    status: 404, code: "embeddings_not_configured",
+                    message: "no embedding model is configured here; set EMBEDDING_MODEL_DIR (docs/configuration.md)"),
+                requestID: context.requestID)
+        }
+    }
     let admin = router.group().add(
         middleware: AdminAuthMiddleware(adminToken: configuration.auth.adminToken, authenticator: dependencies.authenticator))
     AdminController(dependencies: dependencies).addRoutes(to: admin)

@@ -70,6 +70,8 @@ public struct ServerDependencies: Sendable {
     public let tracer: (any Tracer)?
     /// Exports the tracer's spans.
     let traceExport: (any Service)?
+    /// The sentence-embedding model of `POST /v1/embeddings` (`EMBEDDING_MODEL_DIR`), if one is configured.
+    public let embeddings: EmbeddingModel?
     /// When the server was opened, for `/status`.
     public let startedAt = Date()
     /// Request ids, for the routes and for the answers the connection guard writes itself.
@@ -148,6 +150,9 @@ public struct ServerDependencies: Sendable {
                 logger: logger
             )
         }
+        let embeddings = try loadEmbeddings(configuration, loader: loader, logger: logger) { model, execution in
+            InferenceRunner.recordExecution(execution, model: model, metrics: metrics, statistics: statistics)
+        }
         let drain = DrainState()
         let llmGateways = configuration.llmDeployments.map {
             LLMGateway(configuration: $0, metricsFactory: factory, logger: logger, now: clock)
@@ -192,8 +197,36 @@ public struct ServerDependencies: Sendable {
             resources: ResourceMonitor(diskPath: ReadinessChecks.diskPath(of: store)),
             remoteModel: remote,
             tracer: tracing?.tracer,
-            traceExport: tracing?.service
+            traceExport: tracing?.service,
+            embeddings: embeddings
         )
+    }
+
+    /// Loads the embedding model `EMBEDDING_MODEL_DIR` names, if any.
+    ///
+    /// - Throws: ``ConfigurationError`` when it is set but cannot be served (no ONNX Runtime, a
+    ///   file missing or not understood): a setting that cannot be honoured stops start-up.
+    static func loadEmbeddings(
+        _ configuration: CortexConfiguration, loader: ModelLoader, logger: Logger,
+        onExecution: @escaping @Sendable (String, DynamicBatcher.Execution) -> Void
+    ) throws -> EmbeddingModel? {
+        let settings = configuration.embeddings
+        guard let directory = settings.directory, let name = settings.servedName else { return nil }
+        do {
+            let model = try EmbeddingModel(
+                name: name, directory: directory, library: loader.onnxRuntime.get(),
+                batching: BatchingOptions(maxBatchSize: settings.maxBatchSize), onExecution: { onExecution(name, $0) })
+            logger.notice(
+                "EMBEDDING_MODEL_LOADED",
+                metadata: [
+                    "model": "\(name)", "path": "\(directory)", "dimensions": .stringConvertible(model.dimensions),
+                    "max_tokens": .stringConvertible(model.maximumTokens),
+                ])
+            return model
+        } catch {
+            throw ConfigurationError(
+                key: "EMBEDDING_MODEL_DIR", value: directory, expected: "a sentence-embedding model Cortex can serve: \(error)")
+        }
     }
 
     /// With `MODEL_ENDPOINT_PROVIDER` other than `local`, puts a ``RemoteModel`` in the scoring

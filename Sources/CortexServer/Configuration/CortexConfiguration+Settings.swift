@@ -179,6 +179,19 @@ extension CortexConfiguration {
             "onnx.library", "ORT_LIBRARY_PATH", \.onnx.library, accepted: "the path of libonnxruntime.so",
             show: { $0 ?? "(found: ORT_DYLIB_PATH, .venv, then the system's python3)" }
         ) { text in text.isEmpty ? nil : text },
+        .optional(
+            "embeddings.model_dir", "EMBEDDING_MODEL_DIR", \.embeddings.directory,
+            accepted: "a sentence-transformers directory with onnx/model.onnx and tokenizer.json",
+            show: { $0 ?? "not set (no /v1/embeddings)" }
+        ) { text in text.isEmpty ? nil : text },
+        .optional(
+            "embeddings.model_name", "EMBEDDING_MODEL_NAME", \.embeddings.name,
+            accepted: "1-128 letters, digits and . _ - : /", show: { $0 ?? "the directory's name" }
+        ) { text in
+            (1...128).contains(text.count) && text.allSatisfy({ $0.isLetter || $0.isNumber || "._-:/".contains($0) }) ? text : nil
+        },
+        .credits("embeddings.price_per_1k", "EMBEDDING_PRICE_PER_1K", \.embeddings.pricePer1K, what: "credits per 1,000 input tokens"),
+        .integer("embeddings.max_batch_size", "EMBEDDING_MAX_BATCH", \.embeddings.maxBatchSize, 1...1024),
         .modelName("image.model", "IMAGE_MODEL", \.imageModel),
         .word("repository.directory", "MODEL_REPOSITORY", \.modelRepository, accepted: "the directory models are loaded from", limit: 4096),
         .integer("image.max_pixels", "IMAGE_MAX_PIXELS", \.imageMaxPixels, 1...(1 << 28)),

@@ -382,6 +382,26 @@ public struct CortexConfiguration: Sendable, Equatable {
     /// The model behind `/api/v1/score` (`SCORING_MODEL`); `nil` picks the first tabular model.
     public var scoringModel: String?
 
+    /// The sentence-embedding model behind `POST /v1/embeddings`, when one is configured.
+    public var embeddings = Embeddings()
+
+    /// A sentence-embedding model served locally through ONNX Runtime.
+    public struct Embeddings: Sendable, Equatable {
+        /// A sentence-transformers directory with an ONNX export (`EMBEDDING_MODEL_DIR`); `nil`: none.
+        public var directory: String?
+        /// The name clients give as `model` (`EMBEDDING_MODEL_NAME`); `nil`: the directory's name.
+        public var name: String?
+        /// Credits per 1,000 input tokens (`EMBEDDING_PRICE_PER_1K`).
+        public var pricePer1K = Credits.zero
+        /// Texts run together at most (`EMBEDDING_MAX_BATCH`).
+        public var maxBatchSize = 32
+
+        /// The name served.
+        public var servedName: String? {
+            directory.map { name ?? ($0 as NSString).lastPathComponent }
+        }
+    }
+
     /// The LLM deployment behind `/generate`, `/chat` and the OpenAI-compatible routes.
     public var llm = LLM()
 

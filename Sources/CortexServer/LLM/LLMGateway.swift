@@ -216,7 +216,6 @@ public final class LLMGateway: Service {
         guard let total = prompt.flatMap({ prompt in completion.flatMap(prompt.adding) }) else {
             return Credits(microcredits: .max / 1000)
         }
-        let (thousandths, remainder) = total.microcredits.quotientAndRemainder(dividingBy: 1000)
-        return Credits(microcredits: thousandths + (remainder > 0 ? 1 : 0))
+        return total.thousandthRoundedUp
     }
 }
