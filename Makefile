@@ -1,7 +1,7 @@
 # Cortex: the two commands are `make run` and `make test`; see README.md.
 SWIFT ?= swift
 
-.PHONY: help run install dev build release image-libraries onnxruntime test test-unit test-integration lint format docker-build docker-run docker-compose-up docker-compose-down load-test bench bench-llm bench-models bench-tracing bench-ledger bench-replicas llm-check probe models image-models clean
+.PHONY: help run install dev build release image-libraries onnxruntime test test-unit test-integration lint format docker-build docker-run docker-compose-up docker-compose-down load-test bench bench-llm bench-models bench-tracing bench-ledger bench-replicas bench-embeddings llm-check probe models image-models clean
 
 ## List the targets, one line each.
 help:
@@ -96,6 +96,10 @@ bench-ledger:
 ## Two replicas behind nginx sharing PostgreSQL and Redis, billed over 64 tenants; checks the books.
 bench-replicas:
 	bench/replicas.sh
+
+## POST /v1/embeddings against FastAPI + tokenizers + ONNX Runtime on the same model (bench/embeddings.sh).
+bench-embeddings:
+	bench/embeddings.sh
 
 ## Cortex against a real llama.cpp server with Gemma 3 270M (first run builds llama.cpp: ~15 min).
 llm-check:

@@ -149,4 +149,54 @@ struct EmbeddingTests {
         let said = run.stdout + run.stderr
         #expect(said.contains("EMBEDDING_MODEL_DIR") && said.contains("onnx/model.onnx"), "\(said)")
     }
+
+    @Test(
+        "an LLM deployment's model: embeddings from its provider (OpenAI's /v1/embeddings, Ollama's /api/embed), billed at its input price",
+        arguments: ["openai", "ollama"])
+    func proxied(kind: String) async throws {
+        let upstream = try await FakeLLMServer(.answer("unused", usage: nil), models: ["fake-model"])
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let (cortex, port) = try await CortexProcess.serve(
+            environment: [
+                "LLM_PRIMARY_URL": upstream.url, "LLM_PRIMARY_KIND": kind, "LLM_PRIMARY_MODEL": "fake-model", "LLM_DEPLOYMENT": "assistant",
+                "PRIMARY_POLL_INTERVAL_S": "0.05", "LLM_PRICE_INPUT_PER_1K": "1",
+            ],
+            directory: directory
+        )
+        defer { cortex.terminate() }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try RawHTTPConnection.request(port: port, path: "/api/status/summary")?.body.contains(#""path":"primary""#) != true {
+            guard ContinuousClock.now < deadline else { throw CortexProcess.Failure.didNotStart("llm.path never became primary") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let dimensions = kind == "openai" ? #","dimensions":3,"user":"u-7""# : #","dimensions":3"#
+        let answer = try #require(
+            try RawHTTPConnection.request(
+                port: port, method: "POST", path: "/v1/embeddings", body: #"{"model":"assistant","input":["ab","cde"]"# + dimensions + "}"))
+        try #require(answer.status == 200, "\(answer.body)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [String: Any])
+        let data = try #require(object["data"] as? [[String: Any]])
+        #expect(data.map { $0["embedding"] as? [Double] ?? [] } == [[2, 0.5, -0.25], [3, 0.5, -0.25]], "in the texts' order")
+        #expect((object["usage"] as? [String: Any])?["prompt_tokens"] as? Int == 5 && object["model"] as? String == "assistant")
+        let sent = try #require(upstream.requests.last)
+        #expect(sent["model"] as? String == "fake-model" && sent["input"] as? [String] == ["ab", "cde"] && sent["dimensions"] as? Int == 3)
+        if kind == "openai" {
+            #expect(sent["encoding_format"] as? String == "float" && sent["user"] as? String == "u-7", "\(sent)")
+        } else {
+            // What Ollama's /api/embed cannot carry is refused, naming it, and never sent.
+            let sentBefore = upstream.requests.count
+            let refused = try #require(
+                try RawHTTPConnection.request(
+                    port: port, method: "POST", path: "/v1/embeddings", body: #"{"model":"assistant","input":"x","user":"u"}"#))
+            #expect(
+                refused.status == 400 && refused.body.contains("unsupported_parameter") && refused.body.contains("'user'"),
+                "\(refused.body)")
+            #expect(upstream.requests.count == sentBefore)
+        }
+        // The provider's 5 tokens at 1 credit per 1,000.
+        let me = try #require(try RawHTTPConnection.request(port: port, path: "/me"))
+        let balance = try #require((try JSONSerialization.jsonObject(with: Data(me.body.utf8)) as? [String: Any])?["balance"])
+        #expect(Credits(decimal: "\(balance)") == Credits(decimal: "99.995"), "\(me.body)")
+    }
 }

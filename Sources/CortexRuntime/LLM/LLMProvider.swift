@@ -250,6 +250,8 @@ public protocol LLMProvider: Sendable {
     func streamChat(_ request: ChatRequest) async throws(ProviderError) -> ChatDeltaStream
     /// The models the server has (to see whether `model` is present).
     func listModels() async throws(ProviderError) -> [String]
+    /// Embeds texts with the provider's embedding route.
+    func embed(_ request: EmbeddingRequest) async throws(ProviderError) -> EmbeddingResponse
 }
 
 extension ToolCall {

@@ -95,7 +95,7 @@ public final class ProviderChain: Sendable {
     }
 
     /// `call` on each provider in turn until one succeeds.
-    private func first<Result>(
+    func first<Result>(
         from start: Int,
         _ call: (any LLMProvider) async throws(ProviderError) -> Result
     ) async throws -> (Result, String, [Attempt]) {

@@ -76,9 +76,12 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
         maxBodyBytes: configuration.server.maxBodyBytes
     ).addRoutes(to: inferring)
     addLLMRoutes(to: router, inferring: inferring, pipeline: pipeline, dependencies)
-    if let embeddings = dependencies.embeddings {
+    if dependencies.embeddings != nil || !dependencies.llmGateways.isEmpty {
         EmbeddingsController(
-            model: embeddings, pipeline: pipeline, pricePer1K: configuration.embeddings.pricePer1K,
+            model: dependencies.embeddings, gateways: dependencies.llmGateways, pipeline: pipeline,
+            pricePer1K: configuration.embeddings.pricePer1K,
+            tokenLimits: TokenRateLimits(
+                limiter: dependencies.rateLimiter, limit: configuration.llm.tokenLimit, metrics: dependencies.metrics),
             maxBodyBytes: configuration.server.maxBodyBytes
         ).addRoutes(to: inferring)
     } else {
@@ -86,7 +89,9 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<CortexRequ
             LLMController<CortexRequestContext>.openAIError(
                 APIError(
                     status: 404, code: "embeddings_not_configured",
-                    message: "no embedding model is configured here; set EMBEDDING_MODEL_DIR (docs/configuration.md)"),
+                    message:
+                        "no embedding model or LLM deployment is configured here; set EMBEDDING_MODEL_DIR or LLM_PRIMARY_URL (docs/configuration.md)"
+                ),
                 requestID: context.requestID)
         }
     }

@@ -34,16 +34,22 @@ public struct LLMController<Context: AuthenticatedContext>: Sendable {
     ) {
         precondition(!gateways.isEmpty, "the LLM routes need a deployment")
         self.gateways = gateways
+        self.byName = Self.names(gateways)
+        self.pipeline = pipeline
+        self.tokenLimits = tokenLimits
+        self.maxBodyBytes = maxBodyBytes
+        self.created = Int(created.timeIntervalSince1970)
+    }
+
+    /// Deployments by the names `model` may take: each deployment's name, then its providers'
+    /// model names (the first deployment to use a name keeps it).
+    static func names(_ gateways: [LLMGateway]) -> [String: LLMGateway] {
         var byName: [String: LLMGateway] = [:]
         for gateway in gateways { byName[gateway.configuration.deployment] = gateway }
         for gateway in gateways {
             for provider in gateway.configuration.providers where byName[provider.model] == nil { byName[provider.model] = gateway }
         }
-        self.byName = byName
-        self.pipeline = pipeline
-        self.tokenLimits = tokenLimits
-        self.maxBodyBytes = maxBodyBytes
-        self.created = Int(created.timeIntervalSince1970)
+        return byName
     }
 
     /// The deployment a body asks for: `model` (required on `/v1/*`), else the default.

@@ -143,6 +143,19 @@ public final class LLMGateway: Service {
         }
     }
 
+    /// Embeds texts with the deployment's providers, in the chain's order, as ``complete(_:logger:)`` chats.
+    func embed(_ request: EmbeddingRequest, logger: Logger) async throws -> EmbeddingResponse {
+        let start = try firstProvider()
+        do {
+            let (response, failed) = try await chain.embed(request, from: start)
+            record(failed, answeredBy: response.provider, logger: logger)
+            metrics.record(provider: response.provider, .success)
+            return response
+        } catch {
+            throw failure(error, logger: logger)
+        }
+    }
+
     /// Sends a request and returns its stream once a provider has produced the first token.
     func stream(_ request: ChatRequest, logger: Logger) async throws -> (
         deltas: ChatDeltaStream, provider: String

@@ -139,6 +139,26 @@ final class FakeLLMServer: Sendable {
         router.post("/v1/completions") { request, _ in try await answer(request, Wire(ollama: false, completion: true)) }
         router.post("/api/chat") { request, _ in try await answer(request, Wire(ollama: true, completion: false)) }
         router.post("/api/generate") { request, _ in try await answer(request, Wire(ollama: true, completion: true)) }
+        // Embeddings: each text's vector is [its length in characters, 0.5, -0.25]; usage counts the characters.
+        @Sendable func embed(_ request: Request, ollama: Bool) async throws -> Response {
+            let body = try await request.body.collect(upTo: 1 << 20)
+            state.received.withLock { $0.append(Data(buffer: body)) }
+            let json = (try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any] ?? [:]
+            let texts = json["input"] as? [String] ?? (json["input"] as? String).map { [$0] } ?? []
+            let vectors = texts.map { [Double($0.count), 0.5, -0.25] }
+            let characters = texts.reduce(0) { $0 + $1.count }
+            if ollama { return Self.json(.ok, ["model": json["model"] ?? "", "embeddings": vectors, "prompt_eval_count": characters]) }
+            return Self.json(
+                .ok,
+                [
+                    "object": "list", "model": json["model"] ?? "",
+                    // Listed last to first: the index, not the order, says which text each is.
+                    "data": vectors.enumerated().reversed().map { ["object": "embedding", "index": $0.offset, "embedding": $0.element] },
+                    "usage": ["prompt_tokens": characters, "total_tokens": characters],
+                ])
+        }
+        router.post("/v1/embeddings") { request, _ in try await embed(request, ollama: false) }
+        router.post("/api/embed") { request, _ in try await embed(request, ollama: true) }
         router.get("/v1/models") { _, _ in
             let models = state.models.withLock { $0 }
             return Self.json(.ok, ["object": "list", "data": models.map { ["id": $0, "object": "model", "owned_by": "fake"] }])
