@@ -3,6 +3,7 @@ import CortexStore
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import Synchronization
 import Testing
 
 @testable import CortexServer
@@ -171,5 +172,64 @@ struct AuthenticationTests {
             try CortexConfiguration.load(file: nil, environment: ["API_KEYS": "ok-key-123,bad key"])
         }
         #expect(throws: ConfigurationError.self) { try CortexConfiguration.load(file: nil, environment: ["REQUIRE_API_KEY": "maybe"]) }
+    }
+
+    /// The real store, counting the key look-ups that reach the database, by key.
+    final class CountingStore: IdentityStore {
+        let base: any IdentityStore
+        let lookups = Mutex<[String: Int]>([:])
+        init(_ base: any IdentityStore) { self.base = base }
+        func reads(_ key: String) -> Int { lookups.withLock { $0[key, default: 0] } }
+        func createTenant(named name: String) async throws -> Tenant { try await base.createTenant(named: name) }
+        func tenant(named name: String) async throws -> Tenant? { try await base.tenant(named: name) }
+        func tenant(id: Int64) async throws -> Tenant? { try await base.tenant(id: id) }
+        func tenants() async throws -> [Tenant] { try await base.tenants() }
+        func issueKey(tenantID: Int64, scopes: Set<Scope>, expiresAt: Date?) async throws -> IssuedAPIKey {
+            try await base.issueKey(tenantID: tenantID, scopes: scopes, expiresAt: expiresAt)
+        }
+        func importKey(_ key: String, tenantID: Int64, scopes: Set<Scope>) async throws -> APIKeyRecord {
+            try await base.importKey(key, tenantID: tenantID, scopes: scopes)
+        }
+        func retireEnvironmentKeys(tenantID: Int64, keeping keys: [String], at time: Date) async throws -> Int {
+            try await base.retireEnvironmentKeys(tenantID: tenantID, keeping: keys, at: time)
+        }
+        func record(forKey key: String) async throws -> APIKeyRecord? {
+            lookups.withLock { $0[key, default: 0] += 1 }
+            return try await base.record(forKey: key)
+        }
+        func keys(tenantID: Int64) async throws -> [APIKeyRecord] { try await base.keys(tenantID: tenantID) }
+        func revokeKey(id: Int64, at time: Date) async throws -> Bool { try await base.revokeKey(id: id, at: time) }
+    }
+
+    @Test(
+        "unknown keys are remembered for the cache's TTL: a wrong key retried costs one database read; random keys never push real ones out"
+    )
+    func negativeCache() async throws {
+        let server = try await Self.server()
+        let store = CountingStore(server.dependencies.store)
+        var configuration = Authenticator.Configuration()
+        configuration.cacheTTL = .seconds(300)
+        let authenticator = Authenticator(store: store, configuration: configuration)
+        var none = Authenticator.Configuration()
+        none.cacheTTL = .zero
+        let uncached = Authenticator(store: store, configuration: none)
+        try await server.test { _ in
+            let wrong = "wrong-key-0000000001"
+            for _ in 0..<100 { #expect(try await authenticator.principal(forKey: wrong) == nil) }
+            #expect(store.reads(wrong) == 1, "one read for 100 tries")
+            // A flood of distinct random keys: each read once, and the demo key stays cached.
+            #expect(try await authenticator.principal(forKey: Self.demoKey)?.tenant.name == "demo")
+            for index in 0..<12_000 { _ = try await authenticator.principal(forKey: "random-key-\(index)-\(UUID().uuidString)") }
+            #expect(try await authenticator.principal(forKey: Self.demoKey)?.tenant.name == "demo")
+            #expect(store.reads(Self.demoKey) == 1, "the demo key was never read again")
+            // A key made valid after it was refused (API_KEYS reloaded, which invalidates) works at once.
+            let tenant = try #require(try await store.tenant(named: "demo"))
+            _ = try await store.importKey(wrong, tenantID: tenant.id, scopes: [.infer])
+            authenticator.invalidate()
+            #expect(try await authenticator.principal(forKey: wrong)?.tenant.name == "demo")
+            // With no TTL nothing is remembered: every try is read.
+            for _ in 0..<3 { _ = try await uncached.principal(forKey: "other-wrong-key-01") }
+            #expect(store.reads("other-wrong-key-01") == 3)
+        }
     }
 }

@@ -8,6 +8,10 @@ import Synchronization
 ///
 /// Cached entries expire after ``Configuration/cacheTTL``; keys revoked or rotated through this
 /// process are dropped from the cache at once, and other replicas see it within the TTL.
+///
+/// Keys that are not found are remembered as well, for the same time, so a client retrying a
+/// wrong key in a loop costs no database read per request. They are kept apart (and capped on
+/// their own), so a flood of random keys never pushes real keys out of the cache.
 public final class Authenticator: Sendable {
     /// How keys are required and cached.
     public struct Configuration: Sendable, Equatable {
@@ -28,8 +32,12 @@ public final class Authenticator: Sendable {
     let configuration: Configuration
     private let store: any IdentityStore
     private let cache = Mutex<[String: Entry]>([:])
+    /// Hashes of keys that were not found, until when.
+    private let misses = Mutex<[String: ContinuousClock.Instant]>([:])
     /// Most entries kept; past it the cache is cleared rather than grown.
     private static let maximumEntries = 100_000
+    /// Most unknown keys remembered; past it they are forgotten rather than grown.
+    private static let maximumMisses = 10_000
 
     /// Creates an authenticator over an identity store.
     public init(store: any IdentityStore, configuration: Configuration) {
@@ -47,7 +55,14 @@ public final class Authenticator: Sendable {
         if let cached = cache.withLock({ $0[hash] }), cached.expires > now {
             return cached.principal.key.isActive(at: Date()) ? cached.principal : nil
         }
+        if let until = misses.withLock({ $0[hash] }), until > now { return nil }
         guard let record = try await store.record(forKey: key), let tenant = try await store.tenant(id: record.tenantID) else {
+            if configuration.cacheTTL > .zero {
+                misses.withLock { misses in
+                    if misses.count >= Self.maximumMisses { misses.removeAll(keepingCapacity: true) }
+                    misses[hash] = now + configuration.cacheTTL
+                }
+            }
             return nil
         }
         let principal = Principal(tenant: tenant, key: record)
@@ -61,5 +76,6 @@ public final class Authenticator: Sendable {
     /// Forgets every cached key, after keys were revoked, rotated or reloaded.
     public func invalidate() {
         cache.withLock { $0.removeAll() }
+        misses.withLock { $0.removeAll() }
     }
 }
