@@ -165,14 +165,11 @@ struct EmbeddingTests {
             directory: directory
         )
         defer { cortex.terminate() }
-        let deadline = ContinuousClock.now + .seconds(30)
-        while try RawHTTPConnection.request(port: port, path: "/api/status/summary")?.body.contains(#""path":"primary""#) != true {
-            guard ContinuousClock.now < deadline else { throw CortexProcess.Failure.didNotStart("llm.path never became primary") }
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        try await CortexProcess.waitForPrimaryLLM(port: port)
         let dimensions = kind == "openai" ? #","dimensions":3,"user":"u-7""# : #","dimensions":3"#
+        // On a thread of its own: the fake provider answering it runs in this process.
         let answer = try #require(
-            try RawHTTPConnection.request(
+            try await RawHTTPConnection.requestOnThread(
                 port: port, method: "POST", path: "/v1/embeddings", body: #"{"model":"assistant","input":["ab","cde"]"# + dimensions + "}"))
         try #require(answer.status == 200, "\(answer.body)")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [String: Any])

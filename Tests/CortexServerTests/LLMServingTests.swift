@@ -604,11 +604,7 @@ struct LLMServingTests {
             directory: directory
         )
         defer { cortex.terminate() }
-        let deadline = ContinuousClock.now + .seconds(30)
-        while try RawHTTPConnection.request(port: port, path: "/api/status/summary")?.body.contains(#""path":"primary""#) != true {
-            guard ContinuousClock.now < deadline else { throw CortexProcess.Failure.didNotStart("llm.path never became primary") }
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        try await CortexProcess.waitForPrimaryLLM(port: port)
         let (status, output) = try await ONNXServingTests.python([
             "Tests/Python/openai_check.py", "http://127.0.0.1:\(port)/v1", RawHTTPConnection.demoKey, "assistant", "Hello from upstream",
         ])
@@ -634,11 +630,7 @@ struct LLMServingTests {
             directory: directory
         )
         defer { cortex.terminate() }
-        let deadline = ContinuousClock.now + .seconds(30)
-        while try RawHTTPConnection.request(port: port, path: "/api/status/summary")?.body.contains(#""path":"primary""#) != true {
-            guard ContinuousClock.now < deadline else { throw CortexProcess.Failure.didNotStart("llm.path never became primary") }
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        try await CortexProcess.waitForPrimaryLLM(port: port)
         let (status, output) = try await ONNXServingTests.python([
             "Tests/Python/openai_tools_check.py", "http://127.0.0.1:\(port)/v1", RawHTTPConnection.demoKey, "assistant", kind,
         ])

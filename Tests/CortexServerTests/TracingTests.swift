@@ -140,12 +140,9 @@ struct TracingTests {
             ])
         defer { cortex.terminate() }
         // The primary serves once its model list shows the model.
-        let deadline = ContinuousClock.now + .seconds(30)
-        while try RawHTTPConnection.request(port: port, path: "/api/status/summary")?.body.contains(#""path":"primary""#) != true {
-            guard ContinuousClock.now < deadline else { throw CortexProcess.Failure.didNotStart("llm.path never became primary") }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        let answer = try RawHTTPConnection.request(
+        try await CortexProcess.waitForPrimaryLLM(port: port)
+        // On a thread of its own: the fake provider answering it runs in this process.
+        let answer = try await RawHTTPConnection.requestOnThread(
             port: port, method: "POST", path: "/v1/chat/completions",
             body: #"{"model":"fake-model","messages":[{"role":"user","content":"hi"}]}"#, headers: [("traceparent", Self.traceparent)])
         #expect(answer?.status == 200, "\(answer?.body ?? "")")

@@ -36,9 +36,11 @@ public struct EmbeddingModel: Sendable {
     /// Loads `directory`.
     ///
     /// - Throws: ``ModelLoadError`` naming the file and what is wrong with it.
-    /// - Parameter onExecution: Told of each run of the model (its requests and rows), for the metrics.
+    /// - Parameters:
+    ///   - threads: ONNX Runtime's threads inside one run: the batcher runs one batch at a time.
+    ///   - onExecution: Told of each run of the model (its requests and rows), for the metrics.
     public init(
-        name: String, directory: String, library: ONNXRuntimeLibrary, batching: BatchingOptions,
+        name: String, directory: String, library: ONNXRuntimeLibrary, batching: BatchingOptions, threads: Int = 1,
         onExecution: @escaping @Sendable (DynamicBatcher.Execution) -> Void = { _ in }
     ) throws {
         let file = { (name: String) in (directory as NSString).appendingPathComponent(name) }
@@ -51,7 +53,9 @@ public struct EmbeddingModel: Sendable {
         } catch {
             throw ModelLoadError(path: file("tokenizer.json"), reason: "\(error)")
         }
-        let base = try ONNXModel(name: name, version: "1", path: onnx, library: library)
+        var options = ONNXSessionOptions()
+        options.intraOpThreads = max(threads, 1)
+        let base = try ONNXModel(name: name, version: "1", path: onnx, library: library, options: options)
         var order: [Input] = []
         for spec in base.metadata.inputs {
             switch spec.name {

@@ -215,12 +215,13 @@ public struct ServerDependencies: Sendable {
         do {
             let model = try EmbeddingModel(
                 name: name, directory: directory, library: loader.onnxRuntime.get(),
-                batching: BatchingOptions(maxBatchSize: settings.maxBatchSize), onExecution: { onExecution(name, $0) })
+                batching: BatchingOptions(maxBatchSize: settings.maxBatchSize), threads: settings.runThreads,
+                onExecution: { onExecution(name, $0) })
             logger.notice(
                 "EMBEDDING_MODEL_LOADED",
                 metadata: [
                     "model": "\(name)", "path": "\(directory)", "dimensions": .stringConvertible(model.dimensions),
-                    "max_tokens": .stringConvertible(model.maximumTokens),
+                    "max_tokens": .stringConvertible(model.maximumTokens), "threads": .stringConvertible(settings.runThreads),
                 ])
             return model
         } catch {

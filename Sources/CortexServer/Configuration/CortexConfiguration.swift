@@ -395,6 +395,13 @@ public struct CortexConfiguration: Sendable, Equatable {
         public var pricePer1K = Credits.zero
         /// Texts run together at most (`EMBEDDING_MAX_BATCH`).
         public var maxBatchSize = 32
+        /// ONNX Runtime's threads inside one run of the model (`EMBEDDING_THREADS`); 0: one per core.
+        public var threads = 0
+
+        /// The threads a run uses: the batcher runs one batch at a time, so by default it may use every core.
+        public var runThreads: Int {
+            threads > 0 ? threads : max(ProcessInfo.processInfo.activeProcessorCount, 1)
+        }
 
         /// The name served.
         public var servedName: String? {

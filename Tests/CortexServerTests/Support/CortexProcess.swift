@@ -172,6 +172,16 @@ final class CortexProcess: Sendable {
         throw Failure.didNotStart(cortex.stdout + cortex.stderr)
     }
 
+    /// Waits (up to 30 s: a bound on a hang, not on speed) until the server on `port` reports
+    /// `llm.path` `primary`: its warm-up found the primary's model.
+    static func waitForPrimaryLLM(port: Int) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try RawHTTPConnection.request(port: port, path: "/api/status/summary")?.body.contains(#""path":"primary""#) != true {
+            guard ContinuousClock.now < deadline else { throw CortexProcess.Failure.didNotStart("llm.path never became primary") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
     /// The port from the `SERVER_STARTED` log line, once it is printed.
     var listeningPort: Int? {
         for line in stdout.split(separator: "\n") where line.contains("\"SERVER_STARTED\"") {
@@ -294,6 +304,20 @@ final class RawHTTPConnection {
 
     /// The documented demo key, which a loopback server accepts by default.
     static let demoKey = "demo-api-key-123"
+
+    /// ``request(port:method:path:body:demoKey:headers:host:)`` on a thread of its own, for a
+    /// request the server answers only after something in this test process runs (a fake
+    /// upstream): the blocking read would otherwise hold one of the few threads that fake needs.
+    static func requestOnThread(
+        port: Int, method: String = "GET", path: String, body: String = "", headers: [(String, String)] = []
+    ) async throws -> (status: Int, body: String)? {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread {
+                continuation.resume(with: Result { try request(port: port, method: method, path: path, body: body, headers: headers) })
+            }
+            .start()
+        }
+    }
 
     /// One request on a fresh connection, with the demo key.
     static func request(
