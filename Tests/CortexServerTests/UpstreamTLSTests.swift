@@ -23,8 +23,18 @@ struct UpstreamTLSTests {
         static func make() async throws -> Certificates {
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
+            let files = try await Self.files(in: directory)
+            return Certificates(
+                ca: try NIOSSLCertificate(file: files.ca, format: .pem),
+                server: try NIOSSLCertificate(file: files.certificate, format: .pem),
+                key: try NIOSSLPrivateKey(file: files.key, format: .pem))
+        }
+
+        /// The same as PEM files in `directory`: the CA, and a certificate for `localhost` (server
+        /// and client use) with its key.
+        static func files(in directory: TemporaryDirectory) async throws -> (ca: String, certificate: String, key: String) {
             let file = directory.file
-            try "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n".write(
+            try "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n".write(
                 toFile: file("server.ext"), atomically: true, encoding: .utf8)
             let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
             for arguments in [
@@ -41,10 +51,7 @@ struct UpstreamTLSTests {
                 let run = try await CortexProcess.runToCompletion("/usr/bin/openssl", arguments, timeout: .seconds(60))
                 try #require(run.status == 0, "openssl \(arguments.prefix(2)): \(run.stderr)")
             }
-            return Certificates(
-                ca: try NIOSSLCertificate(file: file("ca.pem"), format: .pem),
-                server: try NIOSSLCertificate(file: file("server.pem"), format: .pem),
-                key: try NIOSSLPrivateKey(file: file("server.key"), format: .pem))
+            return (file("ca.pem"), file("server.pem"), file("server.key"))
         }
     }
 

@@ -8,13 +8,32 @@ public final class RedisTestServer: @unchecked Sendable {
     public let port: Int
     private let directory: String
     private let password: String?
+    private let tls: TLS?
     private var process: ChildProcess?
 
-    /// Starts a server; with a `password`, clients must authenticate (`requirepass`).
-    public init(password: String? = nil) throws {
+    /// TLS on the server's port (its only port then): PEM files, and whether clients must show a
+    /// certificate the CA signed.
+    public struct TLS: Sendable {
+        public var certificate: String
+        public var key: String
+        public var ca: String
+        public var clientsNeedCertificates: Bool
+
+        public init(certificate: String, key: String, ca: String, clientsNeedCertificates: Bool) {
+            self.certificate = certificate
+            self.key = key
+            self.ca = ca
+            self.clientsNeedCertificates = clientsNeedCertificates
+        }
+    }
+
+    /// Starts a server; with a `password`, clients must authenticate (`requirepass`); with `tls`,
+    /// it speaks TLS only, and ``url`` is `rediss://localhost:PORT` (its certificate's name).
+    public init(password: String? = nil, tls: TLS? = nil) throws {
         port = try LoopbackPort.free()
         self.password = password
-        url = "redis://127.0.0.1:\(port)"
+        self.tls = tls
+        url = tls == nil ? "redis://127.0.0.1:\(port)" : "rediss://localhost:\(port)"
         directory = NSTemporaryDirectory() + "cortex-redis-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try start()
@@ -35,7 +54,11 @@ public final class RedisTestServer: @unchecked Sendable {
         defer { close(null) }
         process = try ChildProcess(
             executable: binary,
-            arguments: ["--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", directory]
+            arguments: (tls.map { tls in
+                ["--port", "0", "--tls-port", "\(port)", "--tls-cert-file", tls.certificate, "--tls-key-file", tls.key]
+                    + ["--tls-ca-cert-file", tls.ca, "--tls-auth-clients", tls.clientsNeedCertificates ? "yes" : "no"]
+            } ?? ["--port", "\(port)"])
+                + ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", directory]
                 + (password.map { ["--requirepass", $0] } ?? []),
             environment: ProcessInfo.processInfo.environment,
             standardOutput: null,

@@ -8,9 +8,12 @@ import Foundation
 /// (mean of the token vectors, or the `[CLS]` vector) and `modules.json` (a `Normalize` module:
 /// unit length).
 ///
-/// Texts run through the dynamic batcher, padded to the next of a few lengths so texts of
-/// similar length share a run; the pooling reads only each text's own tokens, so the padding
-/// changes nothing but the work.
+/// Texts run through dynamic batchers, padded to the next of a few lengths so texts of similar
+/// length share a run; the pooling reads only each text's own tokens, so the padding changes
+/// nothing but the work. One batcher runs one batch at a time on `threads` ONNX Runtime threads
+/// that do not spin between operators (they would take the cores from the HTTP server's): larger
+/// batches and one run measured faster than several batchers of one thread each (571 against 361
+/// texts/s on 2 cores), since a run's cost grows less than its texts.
 public struct EmbeddingModel: Sendable {
     /// The name clients give as `model`.
     public let name: String
@@ -37,7 +40,7 @@ public struct EmbeddingModel: Sendable {
     ///
     /// - Throws: ``ModelLoadError`` naming the file and what is wrong with it.
     /// - Parameters:
-    ///   - threads: ONNX Runtime's threads inside one run: the batcher runs one batch at a time.
+    ///   - threads: ONNX Runtime's threads inside one run (the batcher runs one batch at a time).
     ///   - onExecution: Told of each run of the model (its requests and rows), for the metrics.
     public init(
         name: String, directory: String, library: ONNXRuntimeLibrary, batching: BatchingOptions, threads: Int = 1,
@@ -55,6 +58,7 @@ public struct EmbeddingModel: Sendable {
         }
         var options = ONNXSessionOptions()
         options.intraOpThreads = max(threads, 1)
+        options.allowSpinning = false
         let base = try ONNXModel(name: name, version: "1", path: onnx, library: library, options: options)
         var order: [Input] = []
         for spec in base.metadata.inputs {

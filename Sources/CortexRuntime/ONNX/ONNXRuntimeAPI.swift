@@ -18,6 +18,7 @@ struct ONNXRuntimeAPI: @unchecked Sendable {
     let setSessionGraphOptimizationLevel: @convention(c) (Pointer, Int32) -> Status
     let setIntraOpNumThreads: @convention(c) (Pointer, Int32) -> Status
     let setInterOpNumThreads: @convention(c) (Pointer, Int32) -> Status
+    let addSessionConfigEntry: @convention(c) (Pointer, UnsafePointer<CChar>, UnsafePointer<CChar>) -> Status
     let sessionGetInputCount: @convention(c) (Pointer, UnsafeMutablePointer<Int>) -> Status
     let sessionGetOutputCount: @convention(c) (Pointer, UnsafeMutablePointer<Int>) -> Status
     let sessionGetInputTypeInfo: @convention(c) (Pointer, Int, UnsafeMutablePointer<Pointer>) -> Status
@@ -93,6 +94,9 @@ struct ONNXRuntimeAPI: @unchecked Sendable {
         releaseTypeInfo = slot(98)
         releaseTensorTypeAndShapeInfo = slot(99)
         releaseSessionOptions = slot(100)
+        // Counted in onnxruntime_c_api.h (FillStringTensorElement is 129) and checked on the
+        // library: a second call with the same key logs ONNX Runtime's "overriding" warning.
+        addSessionConfigEntry = slot(130)
     }
 
     /// Turns a non-NULL status into an error (copying its message) and releases it.

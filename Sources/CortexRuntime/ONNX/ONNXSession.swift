@@ -15,6 +15,9 @@ public struct ONNXSessionOptions: Sendable, Hashable {
     public var interOpThreads = 1
     /// `disable`, `basic`, `extended` or `all`.
     public var optimization = Optimization.all
+    /// Whether the threads inside a run spin while they wait for work (ONNX Runtime's default).
+    /// Spinning threads take the cores from the server's own threads between a run's operators.
+    public var allowSpinning = true
 
     /// ONNX Runtime's graph optimisation levels.
     public enum Optimization: String, Sendable, Hashable, CaseIterable {
@@ -59,6 +62,9 @@ final class ONNXSession: @unchecked Sendable {
         try api.check(api.setIntraOpNumThreads(sessionOptions, Int32(options.intraOpThreads)))
         try api.check(api.setInterOpNumThreads(sessionOptions, Int32(options.interOpThreads)))
         try api.check(api.setSessionGraphOptimizationLevel(sessionOptions, options.optimization.level))
+        if !options.allowSpinning {
+            try api.check(api.addSessionConfigEntry(sessionOptions, "session.intra_op.allow_spinning", "0"))
+        }
         var session: OpaquePointer?
         try api.check(api.createSession(library.environment, path, sessionOptions, &session))
         guard let session else { throw ONNXRuntimeError(code: 1, message: "ONNX Runtime returned no session") }

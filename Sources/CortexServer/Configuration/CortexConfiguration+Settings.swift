@@ -193,7 +193,8 @@ extension CortexConfiguration {
         .credits("embeddings.price_per_1k", "EMBEDDING_PRICE_PER_1K", \.embeddings.pricePer1K, what: "credits per 1,000 input tokens"),
         .integer("embeddings.max_batch_size", "EMBEDDING_MAX_BATCH", \.embeddings.maxBatchSize, 1...1024),
         .integer(
-            "embeddings.threads", "EMBEDDING_THREADS", \.embeddings.threads, 0...256, what: "threads per run of the model (0: one per core)"
+            "embeddings.threads", "EMBEDDING_THREADS", \.embeddings.threads, 0...256,
+            what: "threads per run of the model (0: one per core)"
         ),
         .modelName("image.model", "IMAGE_MODEL", \.imageModel),
         .word("repository.directory", "MODEL_REPOSITORY", \.modelRepository, accepted: "the directory models are loaded from", limit: 4096),
