@@ -123,7 +123,7 @@ struct RedisClientTests {
         await zero.close()
 
         for bad in [
-            "redis://:hunter2@127.0.0.1:6379/x", "redis://:hunter2@127.0.0.1:6379/-1", "rediss://:hunter2@127.0.0.1:6379",
+            "redis://:hunter2@127.0.0.1:6379/x", "redis://:hunter2@127.0.0.1:6379/-1", "rediss://:hunter2@127.0.0.1:6379/x",
             "http://:hunter2@h:1",
         ] {
             do {

@@ -142,7 +142,9 @@ public struct ServerDependencies: Sendable {
         let sharedLimiter = try configuration.rateLimit.redisURL.map { url in
             SharedRateLimiter(
                 redis: RedisRateLimit(
-                    client: try RedisClient(url: url, timeout: .milliseconds(configuration.rateLimit.redisTimeoutMilliseconds))
+                    client: try RedisClient(
+                        url: url, timeout: .milliseconds(configuration.rateLimit.redisTimeoutMilliseconds),
+                        tls: configuration.rateLimit.redisTLS)
                 ),
                 local: localLimiter,
                 location: RedactedURL.redacting(url),

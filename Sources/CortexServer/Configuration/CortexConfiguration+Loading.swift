@@ -291,6 +291,18 @@ extension CortexConfiguration {
                 key: "llm.deployments[\(index - (llm.isEnabled ? 1 : 0))].name", value: deployment.deployment,
                 expected: "a name no other LLM deployment uses")
         }
+        // The Redis TLS files are read now, so a path that cannot be used stops start-up (and `config check`).
+        if let url = rateLimit.redisURL {
+            do {
+                _ = try RedisClient(url: url, tls: rateLimit.redisTLS)
+            } catch {
+                let key = rateLimit.redisTLS.certificate != nil ? "REDIS_TLS_CERT_FILE" : "REDIS_TLS_CA_FILE"
+                throw ConfigurationError(key: key, value: nil, expected: "\(error)")
+            }
+        } else if !rateLimit.redisTLS.isEmpty {
+            throw ConfigurationError(
+                key: "REDIS_TLS_CA_FILE", value: nil, expected: "a rediss:// REDIS_URL to use the Redis TLS files with")
+        }
         if !llmDeployments.isEmpty, billing.holdTTLSeconds < llm.totalTimeoutSeconds {
             throw ConfigurationError(
                 key: "HOLD_TTL_S", value: String(billing.holdTTLSeconds),

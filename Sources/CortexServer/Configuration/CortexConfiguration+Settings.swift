@@ -174,6 +174,20 @@ extension CortexConfiguration {
             "rate_limit.redis_url", "REDIS_URL", \.rateLimit.redisURL, accepted: "redis://[[user]:password@]host[:port][/database]",
             secrecy: .password, show: { $0 ?? "not set (limits per process)" }
         ) { text in (try? RedisClient(url: text)) != nil ? text : nil },
+        .optional(
+            "rate_limit.redis_tls_ca_file", "REDIS_TLS_CA_FILE", \.rateLimit.redisTLS.ca,
+            accepted: "the path of a PEM file of CA certificates",
+            show: { $0 ?? "not set (the system's roots)" }
+        ) { text in text.isEmpty ? nil : text },
+        .optional(
+            "rate_limit.redis_tls_cert_file", "REDIS_TLS_CERT_FILE", \.rateLimit.redisTLS.certificate,
+            accepted: "the path of a PEM client certificate", show: { $0 ?? "not set" }
+        ) { text in text.isEmpty ? nil : text },
+        .optional(
+            "rate_limit.redis_tls_key_file", "REDIS_TLS_KEY_FILE", \.rateLimit.redisTLS.key,
+            accepted: "the path of the client certificate's PEM key",
+            show: { $0 ?? "not set" }
+        ) { text in text.isEmpty ? nil : text },
         .integer("rate_limit.redis_timeout_ms", "REDIS_TIMEOUT_MS", \.rateLimit.redisTimeoutMilliseconds, 1...10_000, what: "milliseconds"),
         .optional(
             "onnx.library", "ORT_LIBRARY_PATH", \.onnx.library, accepted: "the path of libonnxruntime.so",

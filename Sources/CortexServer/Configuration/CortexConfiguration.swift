@@ -1,5 +1,6 @@
 public import CortexCore
 public import CortexRuntime
+public import CortexStore
 public import Foundation
 public import Logging
 
@@ -162,6 +163,8 @@ public struct CortexConfiguration: Sendable, Equatable {
         public var redisURL: String?
         /// Milliseconds a Redis decision may take before the request is decided locally (`REDIS_TIMEOUT_MS`).
         public var redisTimeoutMilliseconds = 50
+        /// TLS files for a `rediss://` Redis (`REDIS_TLS_CA_FILE`, `REDIS_TLS_CERT_FILE`, `REDIS_TLS_KEY_FILE`).
+        public var redisTLS = RedisTLSFiles()
         /// Limits per tenant and model (`RATE_LIMIT_OVERRIDES`), shared by all of a tenant's keys,
         /// on top of the per-key limit.
         public var overrides: [Override] = []

@@ -1,7 +1,26 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Synchronization
+
+/// The files a `rediss://` connection verifies its server with, and shows as its own
+/// certificate when Redis asks for one (`tls-auth-clients`): PEM, all optional (without a CA,
+/// the system's roots).
+public struct RedisTLSFiles: Sendable, Equatable {
+    public var ca: String?
+    public var certificate: String?
+    public var key: String?
+
+    public init(ca: String? = nil, certificate: String? = nil, key: String? = nil) {
+        self.ca = ca
+        self.certificate = certificate
+        self.key = key
+    }
+
+    /// Whether any file is given.
+    public var isEmpty: Bool { ca == nil && certificate == nil && key == nil }
+}
 
 /// A small Redis client: one pipelined connection per event loop, opened on first use and again
 /// after a failure.
@@ -19,6 +38,8 @@ public final class RedisClient: Sendable {
     public let timeout: Duration
     /// Commands every new connection sends before any other: `AUTH`, `SELECT`.
     private let handshake: [[String]]
+    /// TLS for `rediss://`, made once: a context reads the trust roots and certificates.
+    private let tls: NIOSSLContext?
     private let group: any EventLoopGroup
     private struct Slot {
         /// The connection being opened by the first caller that needed it; later callers wait for it.
@@ -29,15 +50,29 @@ public final class RedisClient: Sendable {
     /// One slot per event loop.
     private let slots = Mutex([ObjectIdentifier: Slot]())
 
-    /// A client for `redis://[[user]:password@]host[:port][/database]`.
+    /// A client for `redis://[[user]:password@]host[:port][/database]`, or `rediss://` for TLS.
     ///
     /// With a password, each new connection authenticates first (`AUTH`, with the user for Redis
     /// 6 ACLs); with a database number other than 0 it selects it (`SELECT`). A refusal fails
     /// that connection with ``RedisError/handshake(_:)``, which the rate limiter reports as its
-    /// reason for falling back.
-    public init(url: String, timeout: Duration = .milliseconds(50)) throws {
-        guard let components = URLComponents(string: url), components.scheme == "redis", let host = components.host, !host.isEmpty
+    /// reason for falling back. Over TLS (swift-nio-ssl) the server's certificate is checked
+    /// against `tls.ca` (else the system's roots) and the host name; `tls.certificate` and
+    /// `tls.key` are shown when Redis asks for a client certificate.
+    ///
+    /// - Throws: ``RedisError/invalidURL(_:)``; ``RedisError/tls(_:)`` for TLS files that cannot
+    ///   be used, or given with a `redis://` URL.
+    public init(url: String, timeout: Duration = .milliseconds(50), tls files: RedisTLSFiles = RedisTLSFiles()) throws {
+        guard let components = URLComponents(string: url), components.scheme == "redis" || components.scheme == "rediss",
+            let host = components.host, !host.isEmpty
         else { throw RedisError.invalidURL(url) }
+        if components.scheme == "rediss" {
+            self.tls = try Self.context(files)
+        } else {
+            guard files.isEmpty else {
+                throw RedisError.tls("REDIS_TLS_CA_FILE, REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE need a rediss:// REDIS_URL")
+            }
+            self.tls = nil
+        }
         var handshake: [[String]] = []
         if let password = components.password {
             if let user = components.user, !user.isEmpty {
@@ -112,7 +147,8 @@ public final class RedisClient: Sendable {
             // This caller connects, in its own task; the others wait on the promise.
             let connecting = promise.futureResult
             do {
-                let open = try await RedisConnection.connect(host: host, port: port, timeout: timeout, handshake: handshake, loop: loop)
+                let open = try await RedisConnection.connect(
+                    host: host, port: port, timeout: timeout, handshake: handshake, tls: tls, loop: loop)
                 let kept = slots.withLock { slots in
                     guard slots[id]?.connecting === connecting else { return false }
                     slots[id] = Slot(connecting: nil, open: open)
@@ -133,6 +169,36 @@ public final class RedisClient: Sendable {
                 throw error
             }
         }
+    }
+
+    /// The TLS context of `files`.
+    private static func context(_ files: RedisTLSFiles) throws -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        do {
+            if let ca = files.ca { configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ca)) }
+            switch (files.certificate, files.key) {
+            case (nil, nil): break
+            case (let certificate?, let key?):
+                configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) }
+                configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
+            default:
+                throw RedisError.tls("a client certificate needs its key: set both REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE")
+            }
+            return try NIOSSLContext(configuration: configuration)
+        } catch let error as RedisError {
+            throw error
+        } catch {
+            throw RedisError.tls(
+                "cannot use the TLS files (\([files.ca, files.certificate, files.key].compactMap { $0 }.joined(separator: ", "))): \(error)"
+            )
+        }
+    }
+
+    /// Whether `host` is an IPv4 or IPv6 address rather than a name.
+    static func isIPAddress(_ host: String) -> Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
     }
 
     private func forget(_ failed: RedisConnection, on loop: any EventLoop) {

@@ -2,6 +2,7 @@ import CortexCore
 import Foundation
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// One connection to Redis: commands are pipelined and answered in order.
 ///
@@ -24,11 +25,11 @@ final class RedisConnection: Sendable {
     ///   that does not accept), ``RedisError/handshake(_:)`` when Redis refuses a handshake
     ///   command (a wrong password), another error when the connection is refused.
     static func connect(
-        host: String, port: Int, timeout: Duration, handshake: [[String]] = [], loop: any EventLoop
+        host: String, port: Int, timeout: Duration, handshake: [[String]] = [], tls: NIOSSLContext? = nil, loop: any EventLoop
     ) async throws -> RedisConnection {
         let connection: RedisConnection
         do {
-            connection = try await open(host: host, port: port, timeout: timeout, loop: loop)
+            connection = try await open(host: host, port: port, timeout: timeout, tls: tls, loop: loop)
         } catch ChannelError.connectTimeout {
             throw RedisError.timeout
         }
@@ -48,12 +49,19 @@ final class RedisConnection: Sendable {
         return connection
     }
 
-    private static func open(host: String, port: Int, timeout: Duration, loop: any EventLoop) async throws -> RedisConnection {
+    private static func open(
+        host: String, port: Int, timeout: Duration, tls: NIOSSLContext?, loop: any EventLoop
+    ) async throws -> RedisConnection {
         let channel = try await ClientBootstrap(group: loop)
             .connectTimeout(TimeAmount(timeout))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        // SNI takes a name only; an address is checked against the certificate's addresses.
+                        let name = RedisClient.isIPAddress(host) ? nil : host
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: name))
+                    }
                     try channel.pipeline.syncOperations.addHandler(RedisPipelineHandler(timeout: TimeAmount(timeout)))
                 }
             }
@@ -204,18 +212,22 @@ public enum RedisError: Error, Equatable, CustomStringConvertible {
     case timeout
     /// The connection closed before the reply.
     case connectionClosed
-    /// The URL is not `redis://[[user]:password@]host[:port][/database]`.
+    /// The URL is not `redis[s]://[[user]:password@]host[:port][/database]`.
     case invalidURL(String)
     /// Redis refused a command a new connection starts with (`AUTH`, `SELECT`): its error reply.
     case handshake(String)
+    /// The TLS settings cannot be used (a file that cannot be read, a certificate without its
+    /// key), or TLS files were given for a `redis://` URL.
+    case tls(String)
 
     public var description: String {
         switch self {
         case .timeout: "Redis did not answer in time"
         case .connectionClosed: "the Redis connection closed"
         case .invalidURL(let url):
-            "REDIS_URL must look like redis://[[user]:password@]host[:port][/database], e.g. redis://:secret@redis:6379/0 (got \(RedactedURL.redacting(url)))"
+            "REDIS_URL must look like redis://[[user]:password@]host[:port][/database] (rediss:// for TLS), e.g. redis://:secret@redis:6379/0 (got \(RedactedURL.redacting(url)))"
         case .handshake(let message): "Redis refused the connection's set-up: \(message)"
+        case .tls(let reason): "Redis TLS: \(reason)"
         }
     }
 
