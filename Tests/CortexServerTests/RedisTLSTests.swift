@@ -48,11 +48,12 @@ struct RedisTLSTests {
         let (cortex, port) = try await CortexProcess.serve(
             environment: [
                 "REDIS_URL": redis.url, "REDIS_TLS_CA_FILE": files.ca, "REDIS_TLS_CERT_FILE": files.certificate,
-                "REDIS_TLS_KEY_FILE": files.key, "RATE_LIMIT_RPS": "2", "RATE_LIMIT_BURST": "2", "REDIS_TIMEOUT_MS": "2000",
+                "REDIS_TLS_KEY_FILE": files.key, "RATE_LIMIT_RPS": "0.1", "RATE_LIMIT_BURST": "2", "REDIS_TIMEOUT_MS": "2000",
             ],
             directory: directory)
         defer { cortex.terminate() }
         var statuses: [Int] = []
+        // A burst of 2 refilled once every 10 s: whatever the machine's speed, some of the 6 are refused.
         for _ in 0..<6 {
             statuses.append(
                 try RawHTTPConnection.request(port: port, method: "POST", path: "/api/v1/score", body: LedgerLoadTests.lead)?.status ?? 0)
