@@ -309,11 +309,13 @@ final class RawHTTPConnection {
     /// request the server answers only after something in this test process runs (a fake
     /// upstream): the blocking read would otherwise hold one of the few threads that fake needs.
     static func requestOnThread(
-        port: Int, method: String = "GET", path: String, body: String = "", headers: [(String, String)] = []
+        port: Int, method: String = "GET", path: String, body: String = "", demoKey: String = RawHTTPConnection.demoKey,
+        headers: [(String, String)] = []
     ) async throws -> (status: Int, body: String)? {
         try await withCheckedThrowingContinuation { continuation in
             Thread {
-                continuation.resume(with: Result { try request(port: port, method: method, path: path, body: body, headers: headers) })
+                continuation.resume(
+                    with: Result { try request(port: port, method: method, path: path, body: body, demoKey: demoKey, headers: headers) })
             }
             .start()
         }
