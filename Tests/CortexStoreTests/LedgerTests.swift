@@ -190,6 +190,36 @@ struct LedgerTests {
         }
     }
 
+    @Test(
+        "Idempotency-Key records of finished requests expire after IDEMPOTENCY_TTL_S: swept, or forgotten when the key comes back; a running request keeps its key",
+        arguments: Backend.allCases)
+    func idempotencyExpiry(backend: Backend) async throws {
+        try await Self.withTenant(backend, balance: "10") { (store, tenant) async throws in
+            let ledger = store.ledger
+            let response = StoredResponse(status: 200, body: #"{"score":0.5}"#)
+            let done = Idempotency(key: "done", fingerprint: "f")
+            let running = Idempotency(key: "running", fingerprint: "f")
+            #expect(try await ledger.hold(Self.hold(tenant, "r1", "1", key: done)) == .held(balance: Self.credits("9")))
+            #expect(try await ledger.settle(tenantID: tenant.id, requestID: "r1", cost: Self.credits("1"), idempotentResponse: response))
+            #expect(try await ledger.hold(Self.hold(tenant, "r2", "1", key: running)) == .held(balance: Self.credits("8")))
+            // Within the TTL the sweep keeps both.
+            #expect(try await ledger.forgetIdempotencyKeys(olderThan: .seconds(86_400), at: Date()) == 0)
+            // A day later: the finished request's key goes; the running one's stays (its hold decides).
+            #expect(try await ledger.forgetIdempotencyKeys(olderThan: .seconds(86_400), at: Date().addingTimeInterval(86_401)) == 1)
+            #expect(try await ledger.hold(Self.hold(tenant, "r3", "1", key: done)) == .held(balance: Self.credits("7")), "a new request")
+            #expect(try await ledger.hold(Self.hold(tenant, "r4", "1", key: running)) == .idempotentReplay(nil, fingerprintMatches: true))
+            #expect(try await ledger.release(tenantID: tenant.id, requestID: "r3"))
+            // Forgotten when the key comes back past the TTL, before any sweep.
+            #expect(try await ledger.settle(tenantID: tenant.id, requestID: "r2", cost: Self.credits("1"), idempotentResponse: response))
+            #expect(
+                try await ledger.hold(Self.hold(tenant, "r5", "1", key: running)) == .idempotentReplay(response, fingerprintMatches: true))
+            store.setIdempotencyTTL(.milliseconds(1))
+            try await Task.sleep(for: .milliseconds(20))
+            #expect(try await ledger.hold(Self.hold(tenant, "r6", "1", key: running)) == .held(balance: Self.credits("7")), "a new request")
+            #expect(try await store.verify().isEmpty)
+        }
+    }
+
     @Test("expired holds are released, and verify names holds left open past their expiry", arguments: Backend.allCases)
     func expiry(backend: Backend) async throws {
         try await Self.withTenant(backend, balance: "5") { (store, tenant) async throws in

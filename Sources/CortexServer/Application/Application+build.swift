@@ -185,6 +185,7 @@ public func runServer(_ dependencies: ServerDependencies, first: [any Service] =
                 service: HoldSweeper(
                     ledger: dependencies.store.ledger,
                     interval: .seconds(configuration.billing.sweepIntervalSeconds),
+                    idempotencyTTL: .seconds(configuration.billing.idempotencyTTLSeconds),
                     logger: logger
                 )
             ),

@@ -124,6 +124,7 @@ public struct ServerDependencies: Sendable {
         }
         let metrics = ServerMetrics(factory: factory, version: CortexVersion.current)
         let creditLeases = configuration.billing.leasePolicy.map { store.useCreditLeases($0) }
+        store.setIdempotencyTTL(.seconds(configuration.billing.idempotencyTTLSeconds))
         let schemaVersion = try await store.schemaVersion()
         logger.info("DB_OPEN", metadata: ["path": "\(store.location)", "schema_version": .stringConvertible(schemaVersion)])
         try await seedIdentities(configuration: configuration, store: store, logger: logger)

@@ -159,6 +159,7 @@ extension CortexConfiguration {
         .credits("billing.default_price", "DEFAULT_PRICE", \.billing.defaultPrice, what: "credits per request"),
         .number("billing.hold_ttl_s", "HOLD_TTL_S", \.billing.holdTTLSeconds, 1...86_400),
         .number("billing.sweep_interval_s", "HOLD_SWEEP_INTERVAL_S", \.billing.sweepIntervalSeconds, 0.1...3600),
+        .number("billing.idempotency_ttl_s", "IDEMPOTENCY_TTL_S", \.billing.idempotencyTTLSeconds, 1...31_536_000),
         .integer("billing.lease_holds", "CREDIT_LEASE_HOLDS", \.billing.leaseHolds, 0...1_000_000),
         .credits("billing.demo_credits", "DEMO_CREDITS", \.billing.demoCredits),
         .number("rate_limit.rps", "RATE_LIMIT_RPS", \.rateLimit.requestsPerSecond, 0...1_000_000, what: "requests per second (0 is off)"),

@@ -212,6 +212,8 @@ public struct CortexConfiguration: Sendable, Equatable {
         public var holdTTLSeconds = 300.0
         /// Seconds between sweeps that release expired holds (`HOLD_SWEEP_INTERVAL_S`).
         public var sweepIntervalSeconds = 10.0
+        /// Seconds a finished request's `Idempotency-Key` is remembered (`IDEMPOTENCY_TTL_S`).
+        public var idempotencyTTLSeconds = 86_400.0
         /// How many holds of a tenant's request one credit lease covers (`CREDIT_LEASE_HOLDS`);
         /// 0 holds every request in the database.
         public var leaseHolds = 100

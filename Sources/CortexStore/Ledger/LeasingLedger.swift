@@ -115,6 +115,10 @@ public final class LeasingLedger: Ledger {
         try await base.releaseExpiredHolds(at: time)
     }
 
+    public func forgetIdempotencyKeys(olderThan ttl: Duration, at time: Date) async throws -> Int {
+        try await base.forgetIdempotencyKeys(olderThan: ttl, at: time)
+    }
+
     public func verify(at time: Date, slack: Duration) async throws -> [String] {
         try await base.verify(at: time, slack: slack)
     }

@@ -29,6 +29,9 @@ public protocol Ledger: Sendable {
     func usage(tenantID: Int64) async throws -> [ModelUsage]
     /// Releases every hold whose expiry is at or before `time` (their requests died); returns how many.
     func releaseExpiredHolds(at time: Date) async throws -> Int
+    /// Forgets the `Idempotency-Key` records of finished requests older than `ttl` at `time`
+    /// (a retry after that is a new request); returns how many.
+    func forgetIdempotencyKeys(olderThan ttl: Duration, at time: Date) async throws -> Int
     /// Every ledger invariant that does not hold, named; empty when the ledger is consistent.
     ///
     /// Holds count as stuck once they are `slack` past their expiry.

@@ -1,5 +1,6 @@
 import CortexCore
 import Foundation
+import Synchronization
 
 /// The ledger in SQL, the same statements on SQLite and PostgreSQL.
 ///
@@ -13,9 +14,18 @@ final class SQLLedger: Ledger {
     let writer: GroupCommitter
     let reader: any SQLDatabase
 
+    /// How long a finished request's `Idempotency-Key` is remembered (`IDEMPOTENCY_TTL_S`), in milliseconds.
+    private let idempotencyTTL = Atomic<Int64>(86_400_000)
+
     init(writer: GroupCommitter, reader: any SQLDatabase) {
         self.writer = writer
         self.reader = reader
+    }
+
+    /// Sets how long a finished request's `Idempotency-Key` is remembered: a key older than this
+    /// is a new request, even before the sweep forgets it.
+    func setIdempotencyTTL(_ ttl: Duration) {
+        idempotencyTTL.store(Int64(ttl.inSeconds * 1000), ordering: .relaxed)
     }
 
     func hold(_ hold: Hold) async throws -> HoldOutcome {
@@ -23,12 +33,13 @@ final class SQLLedger: Ledger {
         // Not durable: if the process dies, an unsynced hold is lost with its request, which
         // never answered 200; the settlement's durable commit makes the hold durable too.
         let batched = hold.idempotency == nil ? BatchedLedgerWrite.hold(hold) : nil
+        let ttl = idempotencyTTL.load(ordering: .relaxed)
         return try await writer.submit(tenantID: hold.tenantID, durable: false, batched: batched) { database in
-            try await Self.hold(hold, in: database)
+            try await Self.hold(hold, idempotencyTTL: ttl, in: database)
         }
     }
 
-    private static func hold(_ hold: Hold, in database: any SQLDatabase) async throws -> HoldOutcome {
+    private static func hold(_ hold: Hold, idempotencyTTL: Int64, in database: any SQLDatabase) async throws -> HoldOutcome {
         if database.dialect == .postgres, hold.idempotency == nil {
             return try await postgresHold(hold, in: database)
         }
@@ -37,6 +48,15 @@ final class SQLLedger: Ledger {
         let request = SQLValue.text(hold.requestID)
         let now = Date().millisecondsSince1970
         if let idempotency = hold.idempotency {
+            // A finished request's key past IDEMPOTENCY_TTL_S is forgotten now, whether or not
+            // the sweep has come by: this request is a new one.
+            _ = try await database.query(
+                """
+                DELETE FROM idempotency_keys
+                WHERE tenant_id = $1 AND idempotency_key = $2 AND created_at_ms <= $3 AND response_status IS NOT NULL
+                """,
+                [tenant, .text(idempotency.key), .integer(Int64(now) - idempotencyTTL)]
+            )
             // Claimed first, so two requests racing with one key cannot both be held.
             let claimed = try await database.query(
                 """
@@ -355,6 +375,17 @@ final class SQLLedger: Ledger {
             if try await release(tenantID: tenantID, requestID: requestID) { released += 1 }
         }
         return released + (try await returnExpiredLeases(at: time))
+    }
+
+    func forgetIdempotencyKeys(olderThan ttl: Duration, at time: Date) async throws -> Int {
+        let cutoff = Int64(time.millisecondsSince1970) - Int64(ttl.inSeconds * 1000)
+        // Through the writer; a request still running (no response stored) keeps its key.
+        return try await writer.submit(tenantID: 0, durable: false) { database in
+            try await database.query(
+                "DELETE FROM idempotency_keys WHERE created_at_ms <= $1 AND response_status IS NOT NULL RETURNING tenant_id",
+                [.integer(cutoff)]
+            ).count
+        }
     }
 
     func verify(at time: Date, slack: Duration) async throws -> [String] {

@@ -133,5 +133,10 @@ enum PostgresMigrations {
                 """
             ]
         ),
+        SQLMigration(
+            version: 6,
+            name: "Idempotency-Key records by age",
+            statements: ["CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at_ms)"]
+        ),
     ]
 }

@@ -148,5 +148,10 @@ enum SQLiteMigrations {
                 """
             ]
         ),
+        SQLMigration(
+            version: 7,
+            name: "Idempotency-Key records by age",
+            statements: ["CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at_ms)"]
+        ),
     ]
 }

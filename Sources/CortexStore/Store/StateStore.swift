@@ -36,6 +36,12 @@ public final class StateStore: Sendable {
     /// Makes ``ledger`` hold requests on credit leases (see ``LeasingLedger``) from now on, and
     /// returns it: whoever serves requests runs its ``LeasingLedger/keep()`` and, after the last
     /// request, its ``LeasingLedger/returnAll()``. Call it before handing ``ledger`` out.
+    /// How long a finished request's `Idempotency-Key` is remembered (`IDEMPOTENCY_TTL_S`): past
+    /// it, a request with the same key is a new one.
+    public func setIdempotencyTTL(_ ttl: Duration) {
+        sqlLedger.setIdempotencyTTL(ttl)
+    }
+
     public func useCreditLeases(_ policy: CreditLeasePolicy) -> LeasingLedger {
         let leasing = LeasingLedger(base: sqlLedger, policy: policy)
         current.withLock { $0 = leasing }
