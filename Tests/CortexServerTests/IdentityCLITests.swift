@@ -1,6 +1,7 @@
-import CortexStore
 import Foundation
 import Testing
+
+@testable import CortexStore
 
 /// `cortex tenants` and `cortex keys` against a real database file, as an operator runs them.
 @Suite("Identity CLI", .serialized)
@@ -89,7 +90,7 @@ struct DatabaseCLITests {
         let names = try copy.execute("SELECT name FROM tenants ORDER BY name", []).compactMap { $0.text("name") }
         #expect(names == ["acme", "demo"])
         let version = try copy.execute("SELECT MAX(version) AS v FROM schema_migrations", []).first?.integer("v")
-        #expect(version == 6)
+        #expect(version == Int64(SQLiteMigrations.all.last?.version ?? 0))
         copy.close()
 
         let again = try await IdentityCLITests.run(["db", "backup", target], database: database)
@@ -110,7 +111,7 @@ struct DatabaseVerifyTests {
         _ = try await IdentityCLITests.run(["keys", "create", "--tenant", "acme"], database: database)
         let healthy = try await IdentityCLITests.run(["db", "verify"], database: database)
         #expect(healthy.status == 0)
-        #expect(healthy.stdout.contains("database OK (schema version 6)"))
+        #expect(healthy.stdout.contains("database OK (schema version \(SQLiteMigrations.all.last?.version ?? 0))"), "\(healthy.stdout)")
 
         // Delete the tenant behind Cortex's back: its key now points nowhere.
         let raw = try SQLiteConnection(path: database)

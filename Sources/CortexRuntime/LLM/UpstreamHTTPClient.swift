@@ -1,3 +1,4 @@
+import CortexCore
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -198,7 +199,7 @@ final class UpstreamPool: @unchecked Sendable {
                     if address.tls {
                         let context = try tls.get()
                         // SNI takes a name only; an IP address is verified against the certificate's.
-                        let name = address.host.isIPAddress ? nil : address.host
+                        let name = IPAddress.isLiteral(address.host) ? nil : address.host
                         try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: name))
                     }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
@@ -442,14 +443,5 @@ final class UpstreamResponseHandler: ChannelInboundHandler {
         guard let waiter else { return }
         self.waiter = nil
         waiter.fail(failure)
-    }
-}
-
-extension String {
-    /// Whether this is an IPv4 or IPv6 address rather than a name.
-    fileprivate var isIPAddress: Bool {
-        var v4 = in_addr()
-        var v6 = in6_addr()
-        return inet_pton(AF_INET, self, &v4) == 1 || inet_pton(AF_INET6, self, &v6) == 1
     }
 }

@@ -132,25 +132,26 @@ public final class LLMGateway: Service {
 
     /// Sends a request and waits for the whole answer.
     func complete(_ request: ChatRequest, logger: Logger) async throws -> ChatResponse {
-        let start = try firstProvider()
-        do {
-            let (response, failed) = try await chain.chat(request, from: start)
-            record(failed, answeredBy: response.provider, logger: logger)
-            metrics.record(provider: response.provider, .success)
-            return response
-        } catch {
-            throw failure(error, logger: logger)
-        }
+        try await first(logger: logger, answeredBy: \.provider) { start in try await chain.chat(request, from: start) }
     }
 
     /// Embeds texts with the deployment's providers, in the chain's order, as ``complete(_:logger:)`` chats.
     func embed(_ request: EmbeddingRequest, logger: Logger) async throws -> EmbeddingResponse {
+        try await first(logger: logger, answeredBy: \.provider) { start in try await chain.embed(request, from: start) }
+    }
+
+    /// `call` down the chain from the first provider to try: the fallbacks it took recorded and
+    /// logged, the answering provider counted, a failure turned into the client's error.
+    private func first<Answer>(
+        logger: Logger, answeredBy provider: (Answer) -> String,
+        _ call: (Int) async throws -> (Answer, [ProviderChain.Attempt])
+    ) async throws -> Answer {
         let start = try firstProvider()
         do {
-            let (response, failed) = try await chain.embed(request, from: start)
-            record(failed, answeredBy: response.provider, logger: logger)
-            metrics.record(provider: response.provider, .success)
-            return response
+            let (answer, failed) = try await call(start)
+            record(failed, answeredBy: provider(answer), logger: logger)
+            metrics.record(provider: provider(answer), .success)
+            return answer
         } catch {
             throw failure(error, logger: logger)
         }

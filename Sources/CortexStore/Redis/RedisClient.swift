@@ -1,3 +1,4 @@
+import CortexCore
 import Foundation
 import NIOCore
 import NIOPosix
@@ -192,13 +193,6 @@ public final class RedisClient: Sendable {
                 "cannot use the TLS files (\([files.ca, files.certificate, files.key].compactMap { $0 }.joined(separator: ", "))): \(error)"
             )
         }
-    }
-
-    /// Whether `host` is an IPv4 or IPv6 address rather than a name.
-    static func isIPAddress(_ host: String) -> Bool {
-        var v4 = in_addr()
-        var v6 = in6_addr()
-        return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
     }
 
     private func forget(_ failed: RedisConnection, on loop: any EventLoop) {

@@ -59,7 +59,7 @@ final class RedisConnection: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     if let tls {
                         // SNI takes a name only; an address is checked against the certificate's addresses.
-                        let name = RedisClient.isIPAddress(host) ? nil : host
+                        let name = IPAddress.isLiteral(host) ? nil : host
                         try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: name))
                     }
                     try channel.pipeline.syncOperations.addHandler(RedisPipelineHandler(timeout: TimeAmount(timeout)))
