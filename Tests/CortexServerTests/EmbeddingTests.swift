@@ -123,6 +123,13 @@ struct EmbeddingTests {
         let me = try #require(try RawHTTPConnection.request(port: port, path: "/me"))
         let balance = try #require((try JSONSerialization.jsonObject(with: Data(me.body.utf8)) as? [String: Any])?["balance"])
         #expect(Credits(decimal: "\(balance)") == Credits(microcredits: 100 * Credits.scale - spent), "\(me.body)")
+        // The most texts a request may carry (2,048) are all embedded, in order.
+        let many = "[" + (0..<2048).map { #""text \#($0)""# }.joined(separator: ",") + "]"
+        let full = try #require(
+            try RawHTTPConnection.request(
+                port: port, method: "POST", path: "/v1/embeddings", body: #"{"model":"minilm","input":"# + many + "}"))
+        let fullData = (try JSONSerialization.jsonObject(with: Data(full.body.utf8)) as? [String: Any])?["data"] as? [[String: Any]]
+        #expect(full.status == 200 && fullData?.count == 2048 && fullData?.last?["index"] as? Int == 2047, "\(full.body.prefix(300))")
         // The model's runs are counted like any model's.
         let metrics = try #require(try RawHTTPConnection.request(port: port, path: "/metrics")).body
         #expect(metrics.contains(#"model_batch_size_count{model="minilm"}"#), "\(metrics.prefix(300))")

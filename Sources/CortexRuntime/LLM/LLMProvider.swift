@@ -90,11 +90,6 @@ public struct ChatRequest: Sendable, Equatable {
         self.temperature = temperature
     }
 
-    /// The client's option of that name, unless it is absent or `null`.
-    public func option(_ name: String) -> ChatOption? {
-        options.first { $0.name == name && $0.value != .null }
-    }
-
     /// Writes what every provider's body starts with: the model and whether to stream.
     func writeHead(to json: inout JSONWriter, model: String, stream: Bool) {
         json.member("model", model)

@@ -205,6 +205,10 @@ public struct ServerDependencies: Sendable {
         )
     }
 
+    /// Texts that may wait for the embedding model: each text of a request waits on its own, and
+    /// one request may carry 2,048 of them, so a few full requests fit.
+    static let embeddingQueue = 16_384
+
     /// Loads the embedding model `EMBEDDING_MODEL_DIR` names, if any.
     ///
     /// - Throws: ``ConfigurationError`` when it is set but cannot be served (no ONNX Runtime, a
@@ -218,7 +222,7 @@ public struct ServerDependencies: Sendable {
         do {
             let model = try EmbeddingModel(
                 name: name, directory: directory, library: loader.onnxRuntime.get(),
-                batching: BatchingOptions(maxBatchSize: settings.maxBatchSize), threads: settings.runThreads,
+                batching: BatchingOptions(maxBatchSize: settings.maxBatchSize, maxQueue: Self.embeddingQueue), threads: settings.runThreads,
                 onExecution: { onExecution(name, $0) })
             logger.notice(
                 "EMBEDDING_MODEL_LOADED",
