@@ -107,6 +107,9 @@ struct LLMRequestMembersTests {
         } catch {
             #expect(error.message.hasPrefix("'messages[0].tool_calls[0].function.arguments'"), "\(error.message)")
         }
+        // The LLM assistant's /chat takes role and content, as it always has: other members are not refused.
+        let chat = try Self.call(#"{"messages":[{"role":"user","content":"x","name":"ann","id":7}]}"#, [.ollama], route: .chat)
+        #expect(chat.request.options.isEmpty)
         // OpenAI-compatible providers get both as the client wrote them.
         #expect(try Self.call(badArguments, [.openai]).request.messagesJSON?.contains(#""arguments":"[1]""#) == true)
     }

@@ -127,8 +127,12 @@ struct LLMCall: Sendable {
                 throw APIError.invalidInput("'\(path).role' must be one of \(roles.sorted().joined(separator: ", ")); got '\(role)'")
             }
             var message = ChatMessage(role: role, content: "")
-            message.otherMembers = try item.object(at: path).compactMap { member in
-                Self.messageMembers.contains(member.key) || member.value == .null ? nil : member.key
+            // OpenAI's route sends the client's messages on whole; the LLM assistant's `/chat`
+            // takes a message's role and content only, as it always has.
+            if route == .chatCompletions {
+                message.otherMembers = try item.object(at: path).compactMap { member in
+                    Self.messageMembers.contains(member.key) || member.value == .null ? nil : member.key
+                }
             }
             if role == "assistant", route == .chatCompletions, let calls = item["tool_calls"], calls != .null {
                 message.toolCalls = try toolCalls(calls, at: path + ".tool_calls")
