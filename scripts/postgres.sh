@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A throw-away PostgreSQL cluster for the tests, on a loopback port, in a temporary folder.
 #
-#   scripts/postgres.sh start   # prints: export CORTEX_TEST_POSTGRES_URL=postgres://...
+#   scripts/postgres.sh start        # prints: export CORTEX_TEST_POSTGRES_URL=postgres://...
+#   scripts/postgres.sh restart DIR  # a fast restart (clients disconnected), same port, for fault tests
 #   scripts/postgres.sh stop DIR
 #
 # Installs PostgreSQL from Debian when no server binaries are found. The cluster runs as the
@@ -39,6 +40,12 @@ start)
     echo "export CORTEX_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:$PORT/postgres?sslmode=disable"
     echo "export CORTEX_TEST_POSTGRES_DIR=$DIR"
     ;;
+restart)
+    DIR=${2:?usage: scripts/postgres.sh restart DIR}
+    BIN=$(find_bin)
+    # pg_ctl restart keeps the options the cluster was started with (postmaster.opts).
+    run_as "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/log" -m fast -w restart >/dev/null
+    ;;
 stop)
     DIR=${2:?usage: scripts/postgres.sh stop DIR}
     BIN=$(find_bin)
@@ -46,7 +53,7 @@ stop)
     rm -rf "$DIR"
     ;;
 *)
-    echo "usage: scripts/postgres.sh start | stop DIR" >&2
+    echo "usage: scripts/postgres.sh start | restart DIR | stop DIR" >&2
     exit 2
     ;;
 esac
