@@ -118,3 +118,126 @@ final class Progress: Sendable {
     let afterRestart = Atomic<Int>(0)
     let restartStatus = Atomic<Int32>(-2)
 }
+
+/// The database's disk fills up under a real process: a small tmpfs the test mounts.
+@Suite("Faults: the database's disk full (real processes, a tmpfs)")
+struct DiskFullTests {
+    /// Runs `mount` or `umount` (the tests run as root); `false` when it is not allowed here.
+    static func mount(_ arguments: [String]) async throws -> Bool {
+        let binary = arguments.first == "-t" ? "/usr/bin/mount" : "/usr/bin/umount"
+        return try await CortexProcess.runToCompletion(binary, arguments, timeout: .seconds(30)).status == 0
+    }
+
+    @Test("disk full: /ready turns 503 first, billed requests then answer 503 uncharged, and everything recovers when space returns")
+    func diskFull() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let disk = directory.file("disk")
+        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
+        try #require(try await Self.mount(["-t", "tmpfs", "-o", "size=16m", "tmpfs", disk]), "mounting a tmpfs (the tests run as root)")
+        do {
+            try await Self.fill(disk: disk, directory: directory)
+        } catch {
+            _ = try? await Self.mount([disk])
+            throw error
+        }
+        _ = try await Self.mount([disk])
+    }
+
+    /// Free bytes on the filesystem holding `path`.
+    static func free(_ path: String) -> Int64 {
+        var stats = statvfs()
+        guard statvfs(path, &stats) == 0 else { return -1 }
+        return Int64(stats.f_bavail) * Int64(stats.f_frsize)
+    }
+
+    /// Writes `bytes` of zeros to `path` (appending), stopping early when the disk is full.
+    static func write(_ path: String, bytes: Int) {
+        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        guard let handle = FileHandle(forWritingAtPath: path) else { return }
+        defer { try? handle.close() }
+        _ = try? handle.seekToEnd()
+        let chunk = Data(count: 64 << 10)
+        var left = bytes
+        while left > 0 {
+            do { try handle.write(contentsOf: chunk.prefix(min(left, chunk.count))) } catch { return }
+            left -= chunk.count
+        }
+    }
+
+    static func fill(disk: String, directory: TemporaryDirectory) async throws {
+        let database = disk + "/cortex.db"
+        let (cortex, port) = try await CortexProcess.serve(
+            environment: [
+                "DATABASE_URL": "sqlite:" + database, "MIN_FREE_DISK_MB": "4", "READINESS_INTERVAL_S": "0.1",
+                "MODEL_PRICES": "lead-scoring=0.001", "DEMO_CREDITS": "1000", "CREDIT_LEASE_HOLDS": "0",
+            ],
+            directory: directory)
+        defer { cortex.terminate() }
+        let score = { () throws -> Int in
+            try RawHTTPConnection.request(port: port, method: "POST", path: "/api/v1/score", body: LedgerLoadTests.lead)?.status ?? 0
+        }
+        let ready = { () throws -> Int in try RawHTTPConnection.request(port: port, path: "/ready")?.status ?? 0 }
+        #expect(try score() == 200 && ready() == 200)
+        var charged = 1
+
+        // Below MIN_FREE_DISK_MB: /ready says so while billed requests still succeed.
+        let filler = disk + "/filler"
+        Self.write(filler, bytes: Int(Self.free(disk)) - (2 << 20))
+        #expect(Self.free(disk) < 4 << 20)
+        var readyStatus = 0
+        for _ in 0..<100 {
+            readyStatus = try ready()
+            if readyStatus == 503 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(readyStatus == 503, "the disk check fails below MIN_FREE_DISK_MB")
+        let readyBody = try #require(try RawHTTPConnection.request(port: port, path: "/ready")).body
+        #expect(readyBody.contains(#""disk":{"ok":false"#), "\(readyBody)")
+        #expect(try score() == 200, "billed requests still succeed while there is space")
+        charged += 1
+
+        // No space at all: billed requests answer 503 and are not charged.
+        Self.write(filler, bytes: Int(Self.free(disk)) + (1 << 20))
+        #expect(Self.free(disk) < 64 << 10)
+        var statuses: [Int] = []
+        for _ in 0..<40 { statuses.append(try score()) }
+        #expect(statuses.allSatisfy { $0 == 200 || $0 == 503 }, "\(statuses)")
+        #expect(statuses.contains(503), "a full disk refuses billed requests: \(statuses)")
+        charged += statuses.filter { $0 == 200 }.count
+
+        // Space back: everything recovers by itself.
+        try FileManager.default.removeItem(atPath: filler)
+        var recovered = 0
+        for _ in 0..<100 {
+            recovered = try ready()
+            if recovered == 200 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(recovered == 200)
+        var after = 0
+        for _ in 0..<100 {
+            after = try score()
+            if after == 200 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(after == 200, "billed requests succeed again")
+        charged += 1
+        for _ in 0..<5 {
+            #expect(try score() == 200)
+            charged += 1
+        }
+        // Exactly the 200s were charged, and the books are whole.
+        var me: [String: Any] = [:]
+        for _ in 0..<100 {
+            me = try LedgerLoadTests.me(port: port)
+            if (me["held"] as? NSNumber)?.intValue == 0 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(((me["usage"] as? [String: Any])?["requests"] as? NSNumber)?.intValue == charged, "\(me)")
+        cortex.signal(SIGTERM)
+        #expect(try await cortex.waitForExit() == 0)
+        let verify = try await IdentityCLITests.run(["db", "verify"], database: database)
+        #expect(verify.status == 0, "\(verify.stdout)")
+    }
+}
