@@ -174,7 +174,7 @@ extension CortexConfiguration {
         .optional(
             "rate_limit.redis_url", "REDIS_URL", \.rateLimit.redisURL, accepted: "redis://[[user]:password@]host[:port][/database]",
             secrecy: .password, show: { $0 ?? "not set (limits per process)" }
-        ) { text in (try? RedisClient(url: text)) != nil ? text : nil },
+        ) { text in (try? RedisClient.location(of: text)) != nil ? text : nil },
         .optional(
             "rate_limit.redis_tls_ca_file", "REDIS_TLS_CA_FILE", \.rateLimit.redisTLS.ca,
             accepted: "the path of a PEM file of CA certificates",

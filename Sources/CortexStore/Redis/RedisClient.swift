@@ -63,10 +63,8 @@ public final class RedisClient: Sendable {
     /// - Throws: ``RedisError/invalidURL(_:)``; ``RedisError/tls(_:)`` for TLS files that cannot
     ///   be used, or given with a `redis://` URL.
     public init(url: String, timeout: Duration = .milliseconds(50), tls files: RedisTLSFiles = RedisTLSFiles()) throws {
-        guard let components = URLComponents(string: url), components.scheme == "redis" || components.scheme == "rediss",
-            let host = components.host, !host.isEmpty
-        else { throw RedisError.invalidURL(url) }
-        if components.scheme == "rediss" {
+        let location = try Self.location(of: url)
+        if location.usesTLS {
             self.tls = try Self.context(files)
         } else {
             guard files.isEmpty else {
@@ -74,23 +72,10 @@ public final class RedisClient: Sendable {
             }
             self.tls = nil
         }
-        var handshake: [[String]] = []
-        if let password = components.password {
-            if let user = components.user, !user.isEmpty {
-                handshake.append(["AUTH", user, password])
-            } else {
-                handshake.append(["AUTH", password])
-            }
-        }
-        let path = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
-        if !path.isEmpty {
-            guard let database = Int(path), database >= 0 else { throw RedisError.invalidURL(url) }
-            if database > 0 { handshake.append(["SELECT", String(database)]) }
-        }
-        self.host = host
-        self.port = components.port ?? 6379
+        self.host = location.host
+        self.port = location.port
         self.timeout = timeout
-        self.handshake = handshake
+        self.handshake = location.handshake
         // The shared loops, a connection on each: a loop of Redis's own measured slower (46% of
         // the local limiter's requests/s, every decision paying two thread hops) and one connection
         // for all loops 62%; a connection per loop measured 77%.
@@ -170,6 +155,30 @@ public final class RedisClient: Sendable {
                 throw error
             }
         }
+    }
+
+    /// What a Redis URL names: the host and port, whether it speaks TLS, and the commands a new connection
+    /// starts with (`AUTH`, `SELECT`). Reads the URL only: no file, no connection.
+    ///
+    /// - Throws: ``RedisError/invalidURL(_:)``.
+    public static func location(of url: String) throws -> (host: String, port: Int, usesTLS: Bool, handshake: [[String]]) {
+        guard let components = URLComponents(string: url), components.scheme == "redis" || components.scheme == "rediss",
+            let host = components.host, !host.isEmpty
+        else { throw RedisError.invalidURL(url) }
+        var handshake: [[String]] = []
+        if let password = components.password {
+            if let user = components.user, !user.isEmpty {
+                handshake.append(["AUTH", user, password])
+            } else {
+                handshake.append(["AUTH", password])
+            }
+        }
+        let path = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
+        if !path.isEmpty {
+            guard let database = Int(path), database >= 0 else { throw RedisError.invalidURL(url) }
+            if database > 0 { handshake.append(["SELECT", String(database)]) }
+        }
+        return (host, components.port ?? 6379, components.scheme == "rediss", handshake)
     }
 
     /// The TLS context of `files`.
