@@ -88,13 +88,7 @@ struct FaultInjectionTests {
         )
         #expect(progress.afterRestart.load(ordering: .relaxed) >= 100, "the pool reconnected: requests succeed after the restart")
         // Holds of requests that failed go back (HOLD_TTL_S); then stop and read the books.
-        var held: Int? = nil
-        for _ in 0..<100 {
-            held = (try LedgerLoadTests.me(port: port)["held"] as? NSNumber)?.intValue
-            if held == 0 { break }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        #expect(held == 0)
+        #expect((try await LedgerLoadTests.settledMe(port: port)["held"] as? NSNumber)?.intValue == 0)
         // It stops when told. Once in CI its graceful shutdown after the restart waited out the
         // drain timeout (some part still waiting on a connection PostgreSQL had dropped): here
         // the timeout is 5 s and the process must be gone within it and the cancellation after.
@@ -234,12 +228,8 @@ struct DiskFullTests {
             charged += 1
         }
         // Exactly the 200s were charged, and the books are whole.
-        var me: [String: Any] = [:]
-        for _ in 0..<100 {
-            me = try LedgerLoadTests.me(port: port)
-            if (me["held"] as? NSNumber)?.intValue == 0 { break }
-            try await Task.sleep(for: .milliseconds(100))
-        }
+        let me = try await LedgerLoadTests.settledMe(port: port)
+        #expect((me["held"] as? NSNumber)?.intValue == 0, "\(me)")
         #expect(((me["usage"] as? [String: Any])?["requests"] as? NSNumber)?.intValue == charged, "\(me)")
         cortex.signal(SIGTERM)
         #expect(try await cortex.waitForExit() == 0)

@@ -76,6 +76,17 @@ struct LedgerLoadTests {
         }
     }
 
+    /// `/me` once nothing is held any more (the sweeper has released what died), or after 10 s.
+    static func settledMe(port: Int) async throws -> [String: Any] {
+        var me: [String: Any] = [:]
+        for _ in 0..<100 {
+            me = try Self.me(port: port)
+            if (me["held"] as? NSNumber)?.intValue == 0 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return me
+    }
+
     static func me(port: Int) throws -> [String: Any] {
         let body = try #require(try RawHTTPConnection.request(port: port, path: "/me")?.body)
         return try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
@@ -184,13 +195,7 @@ struct LedgerLoadTests {
         // Restart: the sweeper releases the holds of requests that died with the process.
         let (restarted, newPort) = try await Self.serve(database, directory, environment)
         defer { restarted.terminate() }
-        var held: Int? = nil
-        for _ in 0..<100 {
-            held = (try Self.me(port: newPort)["held"] as? NSNumber)?.intValue
-            if held == 0 { break }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        #expect(held == 0)
+        #expect((try await Self.settledMe(port: newPort)["held"] as? NSNumber)?.intValue == 0)
         restarted.signal(SIGTERM)
         #expect(try await restarted.waitForExit() == 0)
 
